@@ -113,6 +113,7 @@ class [[nodiscard]] Result {
   } while (false)
 
 // `GPUSLICE_ASSIGN_OR_RETURN(auto x, Compute());` declares x from a Result or returns its error.
+// It expands to several statements: use it only directly inside a braced block.
 #define GPUSLICE_ASSIGN_OR_RETURN(lhs, expr) \
   GPUSLICE_ASSIGN_OR_RETURN_IMPL_(GPUSLICE_CONCAT_(gpuslice_result_, __LINE__), lhs, expr)
 #define GPUSLICE_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \

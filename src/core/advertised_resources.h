@@ -1,0 +1,60 @@
+// What a node advertises: a pure function of the node's GPUs and the sharing configuration.
+//
+// It decides the kubelet resources (with their device IDs) the node agent serves and the node
+// labels GPU Feature Discovery would set, so that a cluster moving from NVIDIA's device plugin
+// sees the same resources and labels.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/gpu.h"
+#include "core/sharing_config.h"
+#include "core/status.h"
+
+namespace gpuslice {
+
+// One device ID the kubelet sees.
+struct AdvertisedDevice {
+  std::string id;              // UUID, MIG UUID, or "<UUID>::<replica>"
+  std::string device_uuid;     // the GPU or MIG device the ID stands for
+  std::string gpu_uuid;        // the physical GPU it lives on
+  int gpu_index = 0;
+  int mig_index = -1;          // ordinal among the GPU's MIG devices; -1 for a whole GPU
+  int replica = -1;            // replica number; -1 when not replicated
+  int numa_node = -1;
+  bool healthy = true;
+
+  bool operator==(const AdvertisedDevice&) const = default;
+};
+
+struct AdvertisedResource {
+  std::string name;            // e.g. "nvidia.com/gpu", "nvidia.com/mig-1g.5gb.shared"
+  SharingStrategy sharing = SharingStrategy::kNone;
+  bool fractional = false;     // gpuslice.io/gpu slots
+  bool fail_requests_greater_than_one = false;
+  std::vector<AdvertisedDevice> devices;  // ordered by GPU index, MIG index, replica
+};
+
+struct NodeAdvertisement {
+  std::vector<AdvertisedResource> resources;  // sorted by name; none with zero devices
+  std::map<std::string, std::string> labels;
+  // Things an operator should know that do not stop the node from advertising, e.g. an invalid
+  // MIG layout under `single`, a sharing entry that matched no device.
+  std::vector<std::string> warnings;
+
+  const AdvertisedResource* Find(std::string_view resource_name) const;
+};
+
+// Computes the advertisement. Fails (InvalidArgument) when the configuration cannot be applied to
+// these GPUs: a device selector names a GPU that does not exist, two sharing entries select the
+// same device, a GPU is both replicated and fractional.
+Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& gpus,
+                                        const SharingConfig& config,
+                                        const DriverInfo& driver = {});
+
+// "GPU-abc::3" -> "GPU-abc"; IDs without a replica suffix are returned unchanged.
+std::string StripReplicaSuffix(std::string_view device_id);
+
+}  // namespace gpuslice

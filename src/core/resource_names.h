@@ -1,0 +1,47 @@
+// Every Kubernetes resource name, label key and annotation gpuslice uses, in one place.
+#pragma once
+
+#include <string_view>
+
+namespace gpuslice::names {
+
+// Resources, as NVIDIA's device plugin advertises them.
+inline constexpr std::string_view kNvidiaPrefix = "nvidia.com/";
+inline constexpr std::string_view kNvidiaGpu = "nvidia.com/gpu";
+inline constexpr std::string_view kNvidiaMigPrefix = "nvidia.com/mig-";  // + profile
+inline constexpr std::string_view kSharedSuffix = ".shared";  // renameByDefault
+
+// gpuslice's fractional resources.
+inline constexpr std::string_view kGpusliceGpu = "gpuslice.io/gpu";
+inline constexpr std::string_view kGpusliceGpuMemory = "gpuslice.io/gpu-memory";
+inline constexpr std::string_view kGpusliceGpuCompute = "gpuslice.io/gpu-compute";
+
+// Separator between a device ID and its replica number: "<uuid>::<n>".
+inline constexpr std::string_view kReplicaSeparator = "::";
+
+// Label keys (GPU Feature Discovery compatible). Resource-scoped labels are
+// "<resource name>.<suffix>", e.g. "nvidia.com/gpu.product", "nvidia.com/mig-1g.5gb.count".
+inline constexpr std::string_view kLabelSuffixProduct = "product";
+inline constexpr std::string_view kLabelSuffixCount = "count";
+inline constexpr std::string_view kLabelSuffixMemory = "memory";
+inline constexpr std::string_view kLabelSuffixReplicas = "replicas";
+inline constexpr std::string_view kLabelSuffixSharingStrategy = "sharing-strategy";
+inline constexpr std::string_view kLabelSuffixFamily = "family";
+inline constexpr std::string_view kLabelSuffixComputeMajor = "compute.major";
+inline constexpr std::string_view kLabelSuffixComputeMinor = "compute.minor";
+inline constexpr std::string_view kLabelMigCapable = "nvidia.com/mig.capable";
+inline constexpr std::string_view kLabelMigStrategy = "nvidia.com/mig.strategy";
+inline constexpr std::string_view kLabelMpsCapable = "nvidia.com/mps.capable";
+inline constexpr std::string_view kLabelCudaDriverMajor = "nvidia.com/cuda.driver.major";
+inline constexpr std::string_view kLabelCudaDriverMinor = "nvidia.com/cuda.driver.minor";
+inline constexpr std::string_view kLabelCudaDriverRev = "nvidia.com/cuda.driver.rev";
+inline constexpr std::string_view kLabelCudaDriverVersionPrefix = "nvidia.com/cuda.driver-version.";
+inline constexpr std::string_view kLabelCudaRuntimeMajor = "nvidia.com/cuda.runtime.major";
+inline constexpr std::string_view kLabelCudaRuntimeMinor = "nvidia.com/cuda.runtime.minor";
+inline constexpr std::string_view kLabelCudaRuntimeVersionPrefix =
+    "nvidia.com/cuda.runtime-version.";
+inline constexpr std::string_view kLabelGpusliceFractionalCount = "gpuslice.io/gpu.count";
+inline constexpr std::string_view kLabelGpusliceFractionalSlots = "gpuslice.io/gpu.slots";
+inline constexpr std::string_view kLabelGpusliceFractionalMemory = "gpuslice.io/gpu.memory";
+
+}  // namespace gpuslice::names
