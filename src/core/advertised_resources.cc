@@ -444,15 +444,16 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
     out.warnings.push_back("several GPU models on one node (" + products +
                            "); nvidia.com/gpu.* labels describe the most numerous");
   }
-  const std::vector<const GpuInfo*>* main_group = nullptr;
-  for (const auto& [name, list] : by_product) {
-    if (main_group == nullptr || list.size() > main_group->size()) main_group = &list;
-  }
-  const GpuInfo& first = *main_group->front();
-  const bool has_full_gpu = std::any_of(main_group->begin(), main_group->end(),
+  // max_element keeps the first of equals: ties go to the first product name.
+  const std::vector<const GpuInfo*>& main_group =
+      std::max_element(by_product.begin(), by_product.end(), [](const auto& a, const auto& b) {
+        return a.second.size() < b.second.size();
+      })->second;
+  const GpuInfo& first = *main_group.front();
+  const bool has_full_gpu = std::any_of(main_group.begin(), main_group.end(),
                                         [](const GpuInfo* g) { return !g->mig_enabled; });
   LabelWriter gpu_labels(labels, std::string(names::kNvidiaGpu));
-  gpu_labels.Base(Dashed(first.product_name), static_cast<int>(main_group->size()), has_full_gpu,
+  gpu_labels.Base(Dashed(first.product_name), static_cast<int>(main_group.size()), has_full_gpu,
                   ReplicationFor(config, names::kNvidiaGpu));
   if (first.memory_bytes > 0) gpu_labels.Set(names::kLabelSuffixMemory, first.memory_bytes / kMiB);
   if (first.compute_major > 0) {

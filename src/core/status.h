@@ -116,7 +116,9 @@ class [[nodiscard]] Result {
 // It expands to several statements: use it only directly inside a braced block.
 #define GPUSLICE_ASSIGN_OR_RETURN(lhs, expr) \
   GPUSLICE_ASSIGN_OR_RETURN_IMPL_(GPUSLICE_CONCAT_(gpuslice_result_, __LINE__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` may be a declaration, which cannot be wrapped.
 #define GPUSLICE_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
   auto result = (expr);                                    \
   if (!result.ok()) return result.status();                \
   lhs = std::move(result).value()
+// NOLINTEND(bugprone-macro-parentheses)

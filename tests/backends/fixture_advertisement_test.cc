@@ -167,7 +167,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"MixedNodeFractional", "mixed", "fractional",
              {{"gpuslice.io/gpu", 4 * 16}, {"nvidia.com/gpu", 1}},
              {{"gpuslice.io/gpu.count", "4"}}}),
-    [](const testing::TestParamInfo<Case>& info) { return info.param.name; });
+    [](const testing::TestParamInfo<Case>& p) { return p.param.name; });
 
 }  // namespace
 }  // namespace gpuslice

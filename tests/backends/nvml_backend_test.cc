@@ -65,8 +65,8 @@ TEST_P(NvmlOverFakeTest, ListsTheSameGpusAsTheSimulatedNode) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, NvmlOverFakeTest,
                          testing::Values("a100-40gb-8x.yaml", "h100-80gb-8x.yaml", "a30-4x.yaml",
                                          "h200-8x.yaml", "mixed.yaml"),
-                         [](const testing::TestParamInfo<std::string>& info) {
-                           std::string name = info.param.substr(0, info.param.find('.'));
+                         [](const testing::TestParamInfo<std::string>& p) {
+                           std::string name = p.param.substr(0, p.param.find('.'));
                            for (char& c : name) {
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            }

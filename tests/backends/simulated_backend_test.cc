@@ -170,7 +170,7 @@ INSTANTIATE_TEST_SUITE_P(
                     "healthEvents[0].xid: missing"},
         BadNodeCase{"BadBool", "gpus: [{model: T4, healthy: maybe}]",
                     "gpus[0].healthy: must be true or false, got \"maybe\""}),
-    [](const testing::TestParamInfo<BadNodeCase>& info) { return info.param.name; });
+    [](const testing::TestParamInfo<BadNodeCase>& p) { return p.param.name; });
 
 TEST(SimulatedNodeTest, EveryBundledFixtureLoads) {
   int loaded = 0;

@@ -252,7 +252,7 @@ INSTANTIATE_TEST_SUITE_P(
                           {MigGpu(0, {"1g.5gb"}), Gpu(1, "NVIDIA A100-SXM4-40GB")},
                           "MIG enabled and MIG disabled"},
         InvalidSingleCase{"EmptyMigGpu", {MigGpu(0, {})}, "has no MIG devices"}),
-    [](const testing::TestParamInfo<InvalidSingleCase>& info) { return info.param.name; });
+    [](const testing::TestParamInfo<InvalidSingleCase>& p) { return p.param.name; });
 
 TEST(AdvertiseTest, NoneStrategyWarnsAboutMigEnabledGpus) {
   NodeAdvertisement ad = MustAdvertise({MigGpu(0, {"1g.5gb"})}, DefaultSharingConfig());
