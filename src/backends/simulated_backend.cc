@@ -83,10 +83,17 @@ std::uint64_t Fnv1a(std::string_view text, std::uint64_t seed) {
   return h;
 }
 
+// splitmix64's finaliser: spreads FNV's similar outputs for similar keys over all bits.
+std::uint64_t Mix(std::uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 // A UUID-shaped identifier derived from `key`: same key, same UUID, on every machine.
 std::string DerivedUuid(std::string_view prefix, std::string_view key) {
-  const std::uint64_t hi = Fnv1a(key, 0x9e3779b97f4a7c15ULL);
-  const std::uint64_t lo = Fnv1a(key, 0xc2b2ae3d27d4eb4fULL);
+  const std::uint64_t hi = Mix(Fnv1a(key, 0x9e3779b97f4a7c15ULL));
+  const std::uint64_t lo = Mix(Fnv1a(key, 0xc2b2ae3d27d4eb4fULL));
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%08" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%04" PRIx64
                                   "-%012" PRIx64,
