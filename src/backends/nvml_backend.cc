@@ -27,11 +27,10 @@ int NumaNodeOf(const std::string& nvml_bus_id) {
 }  // namespace
 
 std::vector<std::string> NvmlFunctionNames() {
-  std::vector<std::string> names;
-#define GPUSLICE_NVML_NAME(name, ret, params) names.emplace_back(#name);
-  GPUSLICE_NVML_FUNCTIONS(GPUSLICE_NVML_NAME)
+#define GPUSLICE_NVML_NAME(name, ret, params) #name,
+  static constexpr const char* kNames[] = {GPUSLICE_NVML_FUNCTIONS(GPUSLICE_NVML_NAME)};
 #undef GPUSLICE_NVML_NAME
-  return names;
+  return {std::begin(kNames), std::end(kNames)};
 }
 
 Result<std::unique_ptr<NvmlBackend>> NvmlBackend::Create(const std::string& library) {
