@@ -20,22 +20,25 @@ enum class DeviceListStrategy { kEnvvar, kVolumeMounts, kCdiAnnotations, kCdiCri
 enum class DeviceIdStrategy { kUuid, kIndex };
 enum class SharingStrategy { kNone, kTimeSlicing, kMps };
 
-std::string_view MigStrategyName(MigStrategy s);             // "none" | "single" | "mixed"
+std::string_view MigStrategyName(MigStrategy s);                // "none" | "single" | "mixed"
 std::string_view DeviceListStrategyName(DeviceListStrategy s);  // "envvar", "volume-mounts", ...
-std::string_view DeviceIdStrategyName(DeviceIdStrategy s);   // "uuid" | "index"
-std::string_view SharingStrategyName(SharingStrategy s);     // "none" | "time-slicing" | "mps"
+std::string_view DeviceIdStrategyName(DeviceIdStrategy s);      // "uuid" | "index"
+std::string_view SharingStrategyName(SharingStrategy s);        // "none" | "time-slicing" | "mps"
 
 // Which devices a setting applies to: `all`, a count (the first N), or a list of GPU indices
 // ("0"), MIG indices ("0:1" = GPU 0, MIG device 1), GPU UUIDs or MIG UUIDs.
 struct DeviceSelector {
   enum class Kind { kAll, kCount, kList };
   Kind kind = Kind::kAll;
-  int count = 0;                  // kCount
-  std::vector<std::string> ids;   // kList, as written
+  int count = 0;                 // kCount
+  std::vector<std::string> ids;  // kList, as written; indices canonical ("007" -> "7")
 
   static DeviceSelector All() { return {}; }
   bool operator==(const DeviceSelector&) const = default;
 };
+
+// True when the selector names a device on a MIG index ("0:1") or MIG UUID ("MIG-...").
+bool SelectsMigDevices(const DeviceSelector& selector);
 
 // One entry of sharing.timeSlicing.resources / sharing.mps.resources.
 struct ReplicatedResource {
@@ -44,12 +47,18 @@ struct ReplicatedResource {
   DeviceSelector devices;  // which devices of `name` are replicated
   int replicas = 0;        // >= 2 for time-slicing; >= 2 for MPS
   int source_line = 0;     // 1-based line in the config file, for messages
+
+  bool operator==(const ReplicatedResource&) const = default;
 };
 
 struct ReplicatedResources {
-  bool rename_by_default = false;          // append ".shared" to every shared resource name
+  bool rename_by_default = false;  // append ".shared" to every shared resource name
+  // Reject requests for more than one replica. Parsing sets it to true for MPS when the file
+  // leaves it out, as NVIDIA's plugin does.
   bool fail_requests_greater_than_one = false;
   std::vector<ReplicatedResource> resources;
+
+  bool operator==(const ReplicatedResources&) const = default;
 };
 
 struct PluginFlags {
@@ -59,6 +68,10 @@ struct PluginFlags {
   std::string container_driver_root = "/driver-root";
   std::string cdi_annotation_prefix = "cdi.k8s.io/";
   std::string nvidia_ctk_path = "/usr/bin/nvidia-ctk";
+  std::string kubelet_socket;                  // empty = the kubelet's default socket
+  std::vector<std::string> cdi_feature_flags;  // passed through to CDI spec generation
+
+  bool operator==(const PluginFlags&) const = default;
 };
 
 struct GfdFlags {
@@ -67,6 +80,8 @@ struct GfdFlags {
   std::string output_file = "/etc/kubernetes/node-feature-discovery/features.d/gfd";
   std::string sleep_interval = "60s";
   std::string machine_type_file = "/sys/class/dmi/id/product_name";
+
+  bool operator==(const GfdFlags&) const = default;
 };
 
 struct Flags {
@@ -75,25 +90,48 @@ struct Flags {
   std::string nvidia_driver_root = "/";
   bool gds_enabled = false;
   bool mofed_enabled = false;
+  // Accepted for compatibility with newer NVIDIA plugin releases.
+  bool restart_on_device_unhealthy = false;
+  bool gdrcopy_enabled = false;
+  bool use_node_feature_api = false;
+  std::string nvidia_dev_root;                     // empty = nvidia_driver_root
+  std::string mps_root;                            // host folder for MPS pipes; empty = unset
+  std::string device_discovery_strategy = "auto";  // "auto" | "nvml" | "tegra"
   PluginFlags plugin;
   GfdFlags gfd;
+
+  bool operator==(const Flags&) const = default;
 };
 
-// `resources.gpus` / `resources.migs`: renames a device class by product-name pattern.
+// `imex:` (fabric-attached devices): channel IDs to inject, [] or [0].
+struct ImexSettings {
+  std::vector<int> channel_ids;
+  bool required = false;
+
+  bool operator==(const ImexSettings&) const = default;
+};
+
+// `resources.gpus` / `resources.mig`: renames a device class by product-name pattern.
 struct ResourcePattern {
   std::string pattern;  // glob on the product name ("*", "*A100*") or MIG profile ("1g.5gb")
   std::string name;     // resource name without the "nvidia.com/" prefix, e.g. "gpu"
+
+  bool operator==(const ResourcePattern&) const = default;
 };
 
 // gpuslice's own settings (`gpuslice:` section), absent from NVIDIA's format.
 struct FractionalSharing {
-  bool enabled = false;              // advertise gpuslice.io/gpu slots on the selected GPUs
-  DeviceSelector devices;            // which GPUs take fractional requests
-  int slots_per_gpu = 16;            // most containers one GPU may be shared by
+  bool enabled = false;    // advertise gpuslice.io/gpu slots on the selected GPUs
+  DeviceSelector devices;  // which GPUs take fractional requests
+  int slots_per_gpu = 16;  // most containers one GPU may be shared by, 1..1024
+
+  bool operator==(const FractionalSharing&) const = default;
 };
 
 struct GpusliceSettings {
   FractionalSharing fractional;
+
+  bool operator==(const GpusliceSettings&) const = default;
 };
 
 struct SharingConfig {
@@ -102,8 +140,11 @@ struct SharingConfig {
   std::optional<ReplicatedResources> time_slicing;
   std::optional<ReplicatedResources> mps;
   std::vector<ResourcePattern> gpu_resources;  // resources.gpus
-  std::vector<ResourcePattern> mig_resources;  // resources.migs
+  std::vector<ResourcePattern> mig_resources;  // resources.mig (NVIDIA's key; "migs" accepted)
+  ImexSettings imex;
   GpusliceSettings gpuslice;
+
+  bool operator==(const SharingConfig&) const = default;
 
   // Which sharing strategy is configured (time-slicing and MPS together are rejected at parse).
   SharingStrategy sharing_strategy() const;
@@ -111,14 +152,20 @@ struct SharingConfig {
   const ReplicatedResources* replicated() const;
 };
 
-// Parses a config from YAML text. `source_name` (usually the file path) prefixes every error
-// message, with the line and field: "config.yaml:7: sharing.timeSlicing.resources[0].replicas:
-// must be an integer >= 2 (got "two")".
+// Parses and validates a config from YAML text. Never throws. `source_name` (usually the file
+// path) prefixes every error message, with the 1-based line and the field path:
+// "config.yaml:7: sharing.timeSlicing.resources[0].replicas: must be an integer >= 2, got "two"".
+// Unknown fields are errors at every level. See docs/configuration.md.
 Result<SharingConfig> ParseSharingConfig(std::string_view yaml_text,
                                          std::string_view source_name = "<config>");
 
-// Reads and parses a config file.
+// Reads and parses a config file. A file that cannot be read is Unavailable; bad content is
+// InvalidArgument, as from ParseSharingConfig.
 Result<SharingConfig> LoadSharingConfigFile(const std::string& path);
+
+// Writes `config` back as YAML in the same format (every field, defaults included), such that
+// ParseSharingConfig(FormatSharingConfig(c)) gives back `c` except for source lines.
+std::string FormatSharingConfig(const SharingConfig& config);
 
 // The built-in default: version v1, migStrategy none, no sharing.
 SharingConfig DefaultSharingConfig();
