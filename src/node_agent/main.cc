@@ -1,0 +1,132 @@
+// gpuslice-node-agent: the composition root. Builds the real backend and MPS control, hands them
+// to NodeAgent, and turns signals into reloads (SIGHUP) and a clean stop (SIGTERM, SIGINT).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "backends/gpu_backend.h"
+#include "backends/mps_control.h"
+#include "node_agent/node_agent.h"
+
+namespace {
+
+// The MPS control command: the real daemon on a GPU node; with a simulated backend, the helper
+// built beside this binary, so MPS supervision runs end to end without a GPU.
+std::vector<std::string> DefaultMpsCommand(const std::string& backend) {
+  if (backend.rfind("sim:", 0) == 0) {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+      const auto helper = self.parent_path() / "gpuslice-fake-mps-control";
+      if (std::filesystem::exists(helper)) return {helper.string()};
+    }
+  }
+  return gpuslice::ProcessMpsControl::NvidiaCommand();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "gpuslice node agent: kubelet device plugin for whole GPUs, time-slicing, MPS and MIG"};
+  std::string backend_spec = "nvml";
+  std::string ignored_xids = "13,31,43,45,68,109";
+  std::string log_level = "info";
+  std::string replica_policy = "distributed";
+  std::string mps_command;
+  gpuslice::NodeAgentOptions options;
+  app.add_option("--backend", backend_spec, "GPU backend: nvml, or sim:<node YAML>")
+      ->capture_default_str();
+  app.add_option(
+      "--config", options.config_path,
+      "sharing config file (NVIDIA's device-plugin format); reloaded on change or SIGHUP");
+  app.add_option("--device-plugin-dir", options.device_plugin_dir,
+                 "kubelet device-plugin directory (holds kubelet.sock)")
+      ->capture_default_str();
+  app.add_option("--features-file", options.features_file,
+                 "Node Feature Discovery local feature file for the GPU labels")
+      ->capture_default_str();
+  app.add_option("--cdi-dir", options.cdi_dir, "directory for the CDI spec")->capture_default_str();
+  app.add_option("--mps-root", options.mps_root, "host directory for MPS pipes and logs")
+      ->capture_default_str();
+  app.add_option("--mps-control-command", mps_command,
+                 "MPS control daemon command (default: nvidia-cuda-mps-control -f)");
+  app.add_option("--mig-minors-file", options.mig_minors_file,
+                 "MIG capability minors (for passDeviceSpecs and CDI)")
+      ->capture_default_str();
+  app.add_option("--ignored-xids", ignored_xids,
+                 "comma-separated Xids that do not make a device unhealthy")
+      ->capture_default_str();
+  app.add_option("--replica-policy", replica_policy,
+                 "preferred allocation for replicas and MIG devices: distributed or packed")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  auto xids = gpuslice::HealthTracker::ParseXidList(ignored_xids);
+  if (!xids.ok()) {
+    spdlog::critical("--ignored-xids: {}", xids.status().message());
+    return 2;
+  }
+  options.ignored_xids = *xids;
+  auto policy = gpuslice::ParseReplicaPolicy(replica_policy);
+  if (!policy.ok()) {
+    spdlog::critical("--replica-policy: {}", policy.status().message());
+    return 2;
+  }
+  options.replica_policy = *policy;
+
+  // Signals are taken synchronously by one thread; every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto backend = gpuslice::CreateGpuBackend(backend_spec);
+  if (!backend.ok()) {
+    spdlog::critical("{}", backend.status().message());
+    return 1;
+  }
+  std::vector<std::string> command;
+  if (mps_command.empty()) {
+    command = DefaultMpsCommand(backend_spec);
+  } else {
+    std::istringstream words(mps_command);
+    for (std::string w; words >> w;) command.push_back(w);
+  }
+  gpuslice::ProcessMpsControl mps_control(command);
+  gpuslice::NodeAgent agent(options, **backend, mps_control);
+  if (gpuslice::Status s = agent.Start(); !s.ok()) {
+    spdlog::critical("cannot start: {}", s.message());
+    return 1;
+  }
+
+  std::atomic<bool> stop{false};
+  std::thread signal_thread([&] {
+    const timespec wait{0, 100'000'000};
+    while (!stop) {
+      const int sig = sigtimedwait(&signals, nullptr, &wait);
+      if (sig == SIGHUP) {
+        spdlog::info("SIGHUP: reloading the config");
+        agent.RequestReload();
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        stop = true;
+      }
+    }
+  });
+  while (!stop) agent.RunOnce();
+  agent.Stop();
+  signal_thread.join();
+  spdlog::info("stopped");
+  return 0;
+}

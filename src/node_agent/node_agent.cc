@@ -1,0 +1,202 @@
+#include "node_agent/node_agent.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "node_agent/atomic_file.h"
+
+namespace gpuslice {
+
+NodeAgent::NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& mps_control)
+    : options_(std::move(options)),
+      backend_(backend),
+      mps_(mps_control, options_.mps_root),
+      plugins_(options_.device_plugin_dir, kubelet_socket()),
+      features_(options_.features_file),
+      cdi_(options_.cdi_dir),
+      health_(options_.ignored_xids) {}
+
+NodeAgent::~NodeAgent() { Stop(); }
+
+std::string NodeAgent::kubelet_socket() const {
+  return (std::filesystem::path(options_.device_plugin_dir) / options_.kubelet_socket_name)
+      .string();
+}
+
+NodeAgent::KubeletSocketId NodeAgent::KubeletSocketNow() const {
+  struct stat st {};
+  if (stat(kubelet_socket().c_str(), &st) != 0) return {};
+  return {true, static_cast<std::uint64_t>(st.st_ino),
+          static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec};
+}
+
+Result<SharingConfig> NodeAgent::LoadConfig() const {
+  if (options_.config_path.empty()) return DefaultSharingConfig();
+  return ParseSharingConfig(config_text_, options_.config_path);
+}
+
+Status NodeAgent::Start() {
+  spdlog::info("gpuslice-node-agent starting: backend {}, device-plugin dir {}", backend_.Name(),
+               options_.device_plugin_dir);
+  if (!options_.config_path.empty()) {
+    if (!std::filesystem::exists(options_.config_path)) {
+      return NotFound("config file " + options_.config_path + " does not exist");
+    }
+    config_text_ = ReadFileOrEmpty(options_.config_path);
+  }
+  mig_cap_minors_ = ParseMigMinors(ReadFileOrEmpty(options_.mig_minors_file));
+  GPUSLICE_ASSIGN_OR_RETURN(SharingConfig config, LoadConfig());
+  kubelet_id_ = KubeletSocketNow();
+  return Apply(config);
+}
+
+Status NodeAgent::Apply(const SharingConfig& config) {
+  GPUSLICE_ASSIGN_OR_RETURN(std::vector<GpuInfo> gpus, backend_.ListGpus());
+  GPUSLICE_ASSIGN_OR_RETURN(DriverInfo driver, backend_.GetDriverInfo());
+  Result<NodeAdvertisement> advertised = AdvertiseNode(gpus, config, driver);
+  if (!advertised.ok()) return advertised.status();
+  for (const std::string& warning : advertised->warnings) spdlog::warn("{}", warning);
+
+  if (!health_seeded_) {
+    // Devices the driver reports unhealthy at start stay so until a recovery event.
+    for (const GpuInfo& gpu : gpus) {
+      if (!gpu.healthy) health_.MarkUnhealthy(gpu.uuid, "unhealthy at start");
+      for (const MigDeviceInfo& mig : gpu.mig_devices) {
+        if (!mig.healthy) health_.MarkUnhealthy(mig.uuid, "unhealthy at start");
+      }
+    }
+    health_seeded_ = true;
+  }
+  config_ = config;
+  gpus_ = std::move(gpus);
+  driver_ = driver;
+  advertisement_ = std::move(advertised).value();
+
+  std::string summary;
+  for (const AdvertisedResource& r : advertisement_.resources) {
+    summary += (summary.empty() ? "" : ", ") + r.name + " x" + std::to_string(r.devices.size());
+  }
+  if (advertisement_.resources.empty()) {
+    spdlog::warn(
+        "no devices to advertise on this node ({} GPUs found by {}); no device-plugin "
+        "server is started",
+        gpus_.size(), backend_.Name());
+  } else {
+    spdlog::info("advertising {}", summary);
+  }
+
+  Result<bool> wrote = features_.Write(advertisement_.labels);
+  if (!wrote.ok()) {
+    spdlog::error("cannot write the node feature file: {}", wrote.status().message());
+  } else if (*wrote) {
+    spdlog::info("wrote {} labels to {}", advertisement_.labels.size(), features_.path());
+  }
+  Result<bool> cdi = cdi_.Write(gpus_, mig_cap_minors_);
+  if (!cdi.ok()) spdlog::error("cannot write the CDI spec: {}", cdi.status().message());
+
+  std::set<std::string> mps_devices;
+  for (const AdvertisedResource& r : advertisement_.resources) {
+    if (r.sharing != SharingStrategy::kMps) continue;
+    for (const AdvertisedDevice& d : r.devices) mps_devices.insert(d.device_uuid);
+  }
+  (void)mps_.Reconcile(mps_devices);
+  // Last, so that the CDI spec and the MPS daemons exist before the kubelet can allocate.
+  return Publish();
+}
+
+Status NodeAgent::Publish() {
+  AllocationSettings settings;
+  settings.plugin = config_->flags.plugin;
+  settings.mps_root = options_.mps_root;
+  settings.mig_cap_minors = mig_cap_minors_;
+  std::map<std::string, std::shared_ptr<const ResourceState>> states;
+  for (const AdvertisedResource& advertised : advertisement_.resources) {
+    AdvertisedResource r = advertised;
+    auto state = std::make_shared<ResourceState>();
+    for (AdvertisedDevice& d : r.devices) {
+      d.healthy = health_.IsHealthy(d);
+      v1beta1::Device* out = state->devices.add_devices();
+      out->set_id(d.id);
+      out->set_health(std::string(d.healthy ? kHealthy : kUnhealthy));
+      if (d.numa_node >= 0) out->mutable_topology()->add_nodes()->set_id(d.numa_node);
+    }
+    state->allocator = std::make_shared<ContainerAllocator>(r, gpus_, settings);
+    state->preferred = std::make_shared<PreferredAllocator>(r, options_.replica_policy);
+    states[r.name] = std::move(state);
+  }
+  return plugins_.Reconcile(states);
+}
+
+void NodeAgent::HandleHealthEvents(const std::vector<HealthEvent>& events) {
+  bool changed = false;
+  for (const HealthEvent& e : events) {
+    const bool ignored = e.kind == HealthEvent::Kind::kXid && health_.ignored_xids().count(e.xid);
+    if (e.kind == HealthEvent::Kind::kXid) {
+      spdlog::log(ignored ? spdlog::level::info : spdlog::level::warn, "Xid {} on {}{}{}", e.xid,
+                  e.device_uuid, e.detail.empty() ? "" : ": " + e.detail,
+                  ignored ? " (application error; ignored)" : "; marking it unhealthy");
+    } else {
+      spdlog::info("{} recovered{}", e.device_uuid, e.detail.empty() ? "" : ": " + e.detail);
+    }
+    changed = health_.Apply(e) || changed;
+  }
+  if (!changed || !config_) return;
+  Status s = Publish();
+  if (!s.ok()) spdlog::error("cannot publish health change: {}", s.message());
+}
+
+void NodeAgent::CheckConfig() {
+  if (options_.config_path.empty()) return;
+  const bool requested = reload_requested_.exchange(false);
+  const std::string text = ReadFileOrEmpty(options_.config_path);
+  if (!requested && text == config_text_) return;
+  config_text_ = text;
+  spdlog::info("reloading config {} ({})", options_.config_path,
+               requested ? "SIGHUP" : "file changed");
+  Result<SharingConfig> config = LoadConfig();
+  Status s = config.ok() ? Apply(*config) : config.status();
+  if (!s.ok()) {
+    spdlog::error("new config {} rejected, keeping the previous one: {}", options_.config_path,
+                  s.message());
+  }
+}
+
+void NodeAgent::CheckKubelet() {
+  const KubeletSocketId now = KubeletSocketNow();
+  if (now == kubelet_id_) return;
+  kubelet_id_ = now;
+  if (!now.exists) {
+    spdlog::warn("kubelet socket {} is gone; waiting for the kubelet", kubelet_socket());
+    return;
+  }
+  spdlog::info("kubelet socket {} was (re)created; restarting servers and registering again",
+               kubelet_socket());
+  Status s = plugins_.RestartAll();
+  if (!s.ok()) spdlog::error("{}", s.message());
+}
+
+void NodeAgent::RunOnce() {
+  Result<std::vector<HealthEvent>> events = backend_.WaitForHealthEvents(options_.poll_interval);
+  if (!events.ok()) {
+    spdlog::error("health events: {}", events.status().message());
+  } else if (!events->empty()) {
+    HandleHealthEvents(*events);
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (reload_requested_ || now - last_config_poll_ >= options_.poll_interval) {
+    last_config_poll_ = now;
+    CheckConfig();
+    CheckKubelet();
+    plugins_.RegisterPending(std::chrono::milliseconds(1000));
+    (void)mps_.RestartDead();
+  }
+}
+
+void NodeAgent::Stop() {
+  plugins_.StopAll();
+  mps_.StopAll();
+}
+
+}  // namespace gpuslice

@@ -1,0 +1,105 @@
+// NodeAgent: the composition of the node agent's parts, driven by a control loop.
+//
+// Start() loads the configuration (which must be valid), asks the backend for the GPUs, computes
+// the advertisement (AdvertiseNode: the agent serves exactly what it returns), serves one
+// device-plugin server per resource, writes the NFD feature file and the CDI spec, and starts
+// MPS daemons. RunOnce() is one turn of the loop: health events, config changes, kubelet
+// restarts, dead MPS daemons. A broken new config keeps the old one running and logs why.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backends/gpu_backend.h"
+#include "backends/mps_control.h"
+#include "core/advertised_resources.h"
+#include "core/sharing_config.h"
+#include "node_agent/cdi_spec_writer.h"
+#include "node_agent/feature_file_writer.h"
+#include "node_agent/health_tracker.h"
+#include "node_agent/mps_daemon_supervisor.h"
+#include "node_agent/plugin_manager.h"
+#include "node_agent/preferred_allocator.h"
+
+namespace gpuslice {
+
+struct NodeAgentOptions {
+  std::string config_path;  // "" = the built-in default configuration
+  std::string device_plugin_dir = "/var/lib/kubelet/device-plugins/";
+  std::string kubelet_socket_name = "kubelet.sock";
+  std::string features_file = "/etc/kubernetes/node-feature-discovery/features.d/gpuslice";
+  std::string cdi_dir = "/var/run/cdi";
+  std::string mps_root = "/run/nvidia/mps";
+  std::string mig_minors_file = "/proc/driver/nvidia-caps/mig-minors";
+  std::set<std::uint64_t> ignored_xids = HealthTracker::DefaultIgnoredXids();
+  ReplicaPolicy replica_policy = ReplicaPolicy::kDistributed;
+  // Longest a RunOnce waits for health events; also how often files are polled.
+  std::chrono::milliseconds poll_interval{100};
+};
+
+class NodeAgent {
+ public:
+  // `backend` and `mps_control` must outlive the agent.
+  NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& mps_control);
+  ~NodeAgent();
+
+  Status Start();
+  void RunOnce();
+  // Asks the next RunOnce to reload the configuration (SIGHUP). Thread-safe.
+  void RequestReload() { reload_requested_ = true; }
+  // Stops the servers (removing their sockets) and the MPS daemons.
+  void Stop();
+
+  // For tests and benchmarks.
+  const NodeAdvertisement& advertisement() const { return advertisement_; }
+  PluginManager& plugins() { return plugins_; }
+  std::string kubelet_socket() const;
+
+ private:
+  // Loads the config file; error when it cannot be read or parsed.
+  Result<SharingConfig> LoadConfig() const;
+  // Re-lists the GPUs and re-advertises under `config`; on error nothing changes.
+  Status Apply(const SharingConfig& config);
+  // Pushes the current advertisement with current health to the servers.
+  Status Publish();
+  void HandleHealthEvents(const std::vector<HealthEvent>& events);
+  void CheckConfig();
+  void CheckKubelet();
+
+  NodeAgentOptions options_;
+  GpuBackend& backend_;
+  MpsDaemonSupervisor mps_;
+  PluginManager plugins_;
+  FeatureFileWriter features_;
+  CdiSpecWriter cdi_;
+  HealthTracker health_;
+
+  std::optional<SharingConfig> config_;
+  std::string config_text_;  // what the config file held when last looked at
+  std::vector<GpuInfo> gpus_;
+  DriverInfo driver_;
+  NodeAdvertisement advertisement_;
+  std::map<std::string, int> mig_cap_minors_;
+  bool health_seeded_ = false;
+  bool logged_no_devices_ = false;
+
+  struct KubeletSocketId {
+    bool exists = false;
+    std::uint64_t inode = 0;
+    std::int64_t change_ns = 0;
+    bool operator==(const KubeletSocketId&) const = default;
+  };
+  KubeletSocketId KubeletSocketNow() const;
+  KubeletSocketId kubelet_id_;
+
+  std::atomic<bool> reload_requested_{false};
+  std::chrono::steady_clock::time_point last_config_poll_{};
+};
+
+}  // namespace gpuslice

@@ -1,0 +1,52 @@
+// The configs shipped under deploy/ (NVIDIA's ConfigMaps unchanged, and gpuslice's examples) must
+// load and apply to a simulated node: a cluster switching from NVIDIA's plugin keeps its file.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+
+#include "core/advertised_resources.h"
+#include "core/sharing_config.h"
+#include "node_agent/atomic_file.h"
+#include "test_nodes.h"
+
+namespace gpuslice {
+namespace {
+
+// Every sharing config under deploy/: ConfigMap data entries and plain config.yaml files.
+std::vector<std::pair<std::string, std::string>> DeployConfigs() {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::filesystem::path root = std::filesystem::path(GPUSLICE_SOURCE_DIR) / "deploy";
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    if (entry.path().extension() != ".yaml") continue;
+    const std::string path = entry.path().string();
+    if (entry.path().filename() == "config.yaml") {
+      out.emplace_back(path, ReadFileOrEmpty(path));
+      continue;
+    }
+    for (const YAML::Node& doc : YAML::LoadAllFromFile(path)) {
+      if (!doc["kind"] || doc["kind"].as<std::string>() != "ConfigMap" || !doc["data"]) continue;
+      for (const auto& item : doc["data"]) {
+        out.emplace_back(path + ":" + item.first.as<std::string>(), item.second.as<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+TEST(DeployExamplesTest, EveryShippedConfigLoadsAndApplies) {
+  const auto configs = DeployConfigs();
+  ASSERT_GE(configs.size(), 6u);  // base, NVIDIA's all + fine (2 keys), mig-mixed, mps
+  const std::vector<GpuInfo> gpus = testing::GpusOf(
+      ReadFileOrEmpty(std::string(GPUSLICE_SOURCE_DIR) + "/fixtures/nodes/a100-40gb-8x.yaml"));
+  for (const auto& [name, text] : configs) {
+    Result<SharingConfig> config = ParseSharingConfig(text, name);
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    Result<NodeAdvertisement> adv = AdvertiseNode(gpus, *config);
+    ASSERT_TRUE(adv.ok()) << name << ": " << adv.status().ToString();
+    EXPECT_FALSE(adv->resources.empty()) << name;
+  }
+}
+
+}  // namespace
+}  // namespace gpuslice
