@@ -45,11 +45,14 @@ Result<std::unique_ptr<NvmlBackend>> NvmlBackend::Create(const std::string& libr
   }
   Api api;
   std::string missing;
+// `ret` and `params` form a function pointer type and cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define GPUSLICE_NVML_RESOLVE(name, ret, params)                                  \
   api.name = reinterpret_cast<ret(*) params>(dlsym(handle, #name));               \
-  if (api.name == nullptr) missing += (missing.empty() ? "" : ", ") + std::string(#name);
+  if (api.name == nullptr) missing.append(missing.empty() ? "" : ", ").append(#name);
   GPUSLICE_NVML_FUNCTIONS(GPUSLICE_NVML_RESOLVE)
 #undef GPUSLICE_NVML_RESOLVE
+  // NOLINTEND(bugprone-macro-parentheses)
   if (!missing.empty()) {
     dlclose(handle);
     return Unavailable("NVML library " + library + " lacks " + missing +

@@ -28,6 +28,7 @@ class NvmlBackend final : public GpuBackend {
 
   // The resolved NVML entry points, one member per GPUSLICE_NVML_FUNCTIONS entry.
   struct Api {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): `ret` and `params` form a function pointer type.
 #define GPUSLICE_NVML_MEMBER(name, ret, params) ret(*name) params = nullptr;
     GPUSLICE_NVML_FUNCTIONS(GPUSLICE_NVML_MEMBER)
 #undef GPUSLICE_NVML_MEMBER

@@ -33,7 +33,7 @@ class NodeReader {
       const std::string key = kv.first.as<std::string>();
       if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
       std::string accepted;
-      for (std::string_view a : allowed) accepted += (accepted.empty() ? "" : ", ") + std::string(a);
+      for (std::string_view a : allowed) accepted.append(accepted.empty() ? "" : ", ").append(a);
       return Error(kv.first, path.empty() ? key : path + "." + key,
                    "unknown field; accepted: " + accepted);
     }
@@ -143,7 +143,7 @@ Status ParseMig(const NodeReader& r, const YAML::Node& mig, const std::string& p
     GPUSLICE_ASSIGN_OR_RETURN(req.profile, r.String(d["profile"], dpath + ".profile"));
     if (model.FindProfile(req.profile) == nullptr) {
       std::string accepted;
-      for (const MigProfile& p : model.mig_profiles) accepted += (accepted.empty() ? "" : ", ") + p.name;
+      for (const MigProfile& p : model.mig_profiles) accepted.append(accepted.empty() ? "" : ", ").append(p.name);
       return r.Error(d["profile"], dpath + ".profile",
                      "unknown profile \"" + req.profile + "\" for " + model.product_name +
                          "; accepted: " + accepted);
@@ -240,7 +240,7 @@ Result<std::vector<GpuInfo>> ParseGpus(const NodeReader& r, const YAML::Node& li
     const GpuModel* model = FindGpuModel(model_name);
     if (model == nullptr) {
       std::string accepted;
-      for (const GpuModel& m : AllGpuModels()) accepted += (accepted.empty() ? "" : ", ") + m.name;
+      for (const GpuModel& m : AllGpuModels()) accepted.append(accepted.empty() ? "" : ", ").append(m.name);
       return r.Error(entry["model"], path + ".model",
                      "unknown GPU model \"" + model_name + "\"; accepted: " + accepted);
     }

@@ -2,6 +2,8 @@
 // node would advertise. Expected values are worked out by hand from the fixtures' contents.
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <map>
 #include <set>
 
@@ -50,6 +52,8 @@ struct Case {
   std::string config;
   std::map<std::string, std::size_t> resources;  // every advertised resource -> device count
   std::map<std::string, std::string> labels;     // a subset of the labels
+  // CTest shows the row name rather than the struct's bytes.
+  friend void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 };
 
 class FixtureAdvertisementTest : public testing::TestWithParam<Case> {};

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -109,6 +111,8 @@ struct BadNodeCase {
   std::string name;
   std::string yaml;
   std::string expected_message;  // substring
+  // CTest shows the row name rather than the struct's bytes.
+  friend void PrintTo(const BadNodeCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class BadNodeTest : public testing::TestWithParam<BadNodeCase> {};

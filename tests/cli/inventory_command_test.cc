@@ -1,5 +1,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+
+#include <ostream>
 #include <yaml-cpp/yaml.h>
 
 #include <nlohmann/json.hpp>
@@ -77,6 +79,8 @@ struct BadInvocation {
   std::string name;
   std::vector<std::string> args;
   std::string expected_stderr;
+  // CTest shows the row name rather than the struct's bytes.
+  friend void PrintTo(const BadInvocation& c, std::ostream* os) { *os << c.name; }
 };
 
 class InventoryBadInputTest : public testing::TestWithParam<BadInvocation> {};

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 namespace gpuslice {
 namespace {
 
@@ -227,6 +229,8 @@ struct InvalidSingleCase {
   std::string name;
   std::vector<GpuInfo> gpus;
   std::string reason;
+  // CTest shows the row name rather than the struct's bytes.
+  friend void PrintTo(const InvalidSingleCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class InvalidSingleTest : public testing::TestWithParam<InvalidSingleCase> {};
