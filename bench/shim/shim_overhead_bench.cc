@@ -1,0 +1,124 @@
+// The shim's added cost per intercepted call, against the fake driver: each call is measured
+// through libgpuslice-cuda.so (enforcing a limit, with a shared accounting region) and straight
+// into the fake driver, in the same process. Results: docs/benchmarks.md ("libcuda shim").
+#include <benchmark/benchmark.h>
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "shim/accounting_region.h"
+#include "shim/container_limits.h"
+#include "shim/cuda_driver_types.h"
+
+namespace {
+
+using MemAllocFn = CUresult (*)(CUdeviceptr*, size_t);
+using MemFreeFn = CUresult (*)(CUdeviceptr);
+using LaunchFn = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              unsigned, unsigned, CUstream, void**, void**);
+using MemGetInfoFn = CUresult (*)(size_t*, size_t*);
+
+struct Driver {
+  MemAllocFn mem_alloc = nullptr;
+  MemFreeFn mem_free = nullptr;
+  LaunchFn launch = nullptr;
+  MemGetInfoFn mem_get_info = nullptr;
+};
+
+Driver g_direct;
+Driver g_shimmed;
+
+template <typename Fn>
+Fn Symbol(void* handle, const char* name) {
+  auto* fn = reinterpret_cast<Fn>(dlsym(handle, name));
+  if (fn == nullptr) {
+    std::fprintf(stderr, "missing %s\n", name);
+    std::exit(1);
+  }
+  return fn;
+}
+
+Driver Bind(void* handle) {
+  return {Symbol<MemAllocFn>(handle, "cuMemAlloc_v2"), Symbol<MemFreeFn>(handle, "cuMemFree_v2"),
+          Symbol<LaunchFn>(handle, "cuLaunchKernel"),
+          Symbol<MemGetInfoFn>(handle, "cuMemGetInfo_v2")};
+}
+
+void MemAllocFree(benchmark::State& state, const Driver& driver) {
+  for (auto _ : state) {
+    CUdeviceptr p = 0;
+    if (driver.mem_alloc(&p, 1 << 20) != CUDA_SUCCESS) state.SkipWithError("cuMemAlloc failed");
+    driver.mem_free(p);
+  }
+}
+
+void LaunchKernel(benchmark::State& state, const Driver& driver) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr));
+  }
+}
+
+void MemGetInfo(benchmark::State& state, const Driver& driver) {
+  for (auto _ : state) {
+    size_t free_bytes = 0, total = 0;
+    benchmark::DoNotOptimize(driver.mem_get_info(&free_bytes, &total));
+  }
+}
+
+BENCHMARK_CAPTURE(MemAllocFree, unshimmed, g_direct);
+BENCHMARK_CAPTURE(MemAllocFree, shimmed, g_shimmed);
+BENCHMARK_CAPTURE(LaunchKernel, unshimmed, g_direct);
+BENCHMARK_CAPTURE(LaunchKernel, shimmed, g_shimmed);
+BENCHMARK_CAPTURE(MemGetInfo, unshimmed, g_direct);
+BENCHMARK_CAPTURE(MemGetInfo, shimmed, g_shimmed);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A container with one 8 GiB GPU, as `gpuslice run` would set it up.
+  char pattern[] = "/tmp/gpuslice-shim-bench-XXXXXX";
+  const std::filesystem::path dir = mkdtemp(pattern);
+  gpuslice::shim::ContainerLimits limits;
+  std::snprintf(limits.region_path, sizeof(limits.region_path), "%s/accounting", dir.c_str());
+  std::snprintf(limits.cuda_driver_path, sizeof(limits.cuda_driver_path), "%s",
+                GPUSLICE_FAKE_CUDA_PATH);
+  limits.device_count = 1;
+  limits.devices[0].nvml_index = 0;
+  limits.devices[0].memory_bytes = 8ULL << 30;
+  const std::string limits_path = (dir / "limits").string();
+  if (!gpuslice::shim::WriteContainerLimitsFile(limits_path, limits).ok()) return 1;
+  gpuslice::shim::AccountingRegion region;
+  if (region.Open(limits.region_path, true) != 0) return 1;
+  setenv("GPUSLICE_LIMITS_FILE", limits_path.c_str(), 1);
+  setenv("GPUSLICE_FAKE_GPUS", "count=1,memory=16Gi", 1);
+
+  void* fake = dlopen(GPUSLICE_FAKE_CUDA_PATH, RTLD_NOW | RTLD_LOCAL);
+  void* shim = dlopen(GPUSLICE_CUDA_SHIM_PATH, RTLD_NOW | RTLD_LOCAL);
+  if (fake == nullptr || shim == nullptr) {
+    std::fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 1;
+  }
+  g_direct = Bind(fake);
+  g_shimmed = Bind(shim);
+  // Initialise through the shim (so it resolves devices) and make the primary context current.
+  auto init = Symbol<CUresult (*)(unsigned)>(shim, "cuInit");
+  auto retain = Symbol<CUresult (*)(CUcontext*, CUdevice)>(shim, "cuDevicePrimaryCtxRetain");
+  auto set_current = Symbol<CUresult (*)(CUcontext)>(shim, "cuCtxSetCurrent");
+  CUcontext context = nullptr;
+  if (init(0) != CUDA_SUCCESS || retain(&context, 0) != CUDA_SUCCESS ||
+      set_current(context) != CUDA_SUCCESS) {
+    std::fprintf(stderr, "cannot set up the fake driver through the shim\n");
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::filesystem::remove_all(dir);
+  return 0;
+}

@@ -1,0 +1,1152 @@
+// libgpuslice-cuda.so: the CUDA driver API as the container sees it. SONAME libcuda.so.1, so a
+// process that has it loaded (LD_PRELOAD or /etc/ld.so.preload) resolves direct links and
+// dlopen("libcuda.so.1") to it; it loads the real driver by absolute path and forwards every
+// symbol it does not intercept. See docs/shim.md.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+
+#include "shim/accounting_region.h"
+#include "shim/allocation_table.h"
+#include "shim/container_limits.h"
+#include "shim/cuda_driver_types.h"
+#include "shim/forwarding_trampoline.h"
+#include "shim/launch_gate.h"
+#include "shim/limits_loader.h"
+#include "shim/shim_config.h"
+
+// ---- Generated from cuda_entry_points.def --------------------------------------------------
+
+// The exported wrappers' prototypes: a definition below that disagrees with the list fails to
+// compile.
+extern "C" {
+#define GPUSLICE_CUDA_INTERCEPT(name, family, since, params) \
+  __attribute__((visibility("default"))) CUresult name params noexcept;
+#define GPUSLICE_CUDA_FORWARD(name)
+#include "shim/cuda_entry_points.def"
+#undef GPUSLICE_CUDA_INTERCEPT
+#undef GPUSLICE_CUDA_FORWARD
+
+// Returned by forwarded symbols the real driver does not have.
+__attribute__((visibility("hidden"))) CUresult gpuslice_cuda_missing_symbol() {
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+// Loads the real driver and fills every pointer below (once; later calls return at once).
+__attribute__((visibility("hidden"))) void gpuslice_cuda_load_driver() noexcept;
+
+// One pointer per forwarded symbol, and its trampoline. Before the driver is loaded the pointer
+// leads to a lazy stub (x86-64) or to the missing-symbol stub (loaded in the constructor).
+#if GPUSLICE_HAS_LAZY_LOADING
+GPUSLICE_LAZY_COMMON(gpuslice_cuda_lazy_common, gpuslice_cuda_load_driver)
+#define GPUSLICE_CUDA_FORWARD(name)                                       \
+  __attribute__((visibility("hidden"))) void gpuslice_cuda_lazy_##name(); \
+  GPUSLICE_LAZY_STUB(gpuslice_cuda_lazy_##name, gpuslice_cuda_fwd_##name, \
+                     gpuslice_cuda_lazy_common)                           \
+  __attribute__((visibility("hidden"))) void* gpuslice_cuda_fwd_##name =  \
+      reinterpret_cast<void*>(&gpuslice_cuda_lazy_##name);                \
+  GPUSLICE_FORWARDING_TRAMPOLINE(name, gpuslice_cuda_fwd_##name)
+#else
+#define GPUSLICE_CUDA_FORWARD(name)                                      \
+  __attribute__((visibility("hidden"))) void* gpuslice_cuda_fwd_##name = \
+      reinterpret_cast<void*>(&gpuslice_cuda_missing_symbol);            \
+  GPUSLICE_FORWARDING_TRAMPOLINE(name, gpuslice_cuda_fwd_##name)
+#endif
+#define GPUSLICE_CUDA_INTERCEPT(name, family, since, params)
+#include "shim/cuda_entry_points.def"
+#undef GPUSLICE_CUDA_INTERCEPT
+#undef GPUSLICE_CUDA_FORWARD
+}  // extern "C"
+
+namespace gpuslice::shim {
+namespace {
+
+// The real driver's implementations of the intercepted symbols (null when it lacks one).
+struct RealDriver {
+#define GPUSLICE_CUDA_INTERCEPT(name, family, since, params) CUresult(*name) params = nullptr;
+#define GPUSLICE_CUDA_FORWARD(name)
+#include "shim/cuda_entry_points.def"
+#undef GPUSLICE_CUDA_INTERCEPT
+#undef GPUSLICE_CUDA_FORWARD
+  // Forwarded symbols the shim itself calls.
+  CUresult (*cuCtxGetDevice)(CUdevice*) = nullptr;
+  CUresult (*cuCtxGetCurrent)(CUcontext*) = nullptr;
+  CUresult (*cuDeviceGetCount)(int*) = nullptr;
+  CUresult (*cuDeviceGetUuid)(CUuuid*, CUdevice) = nullptr;
+};
+
+// cuGetProcAddress substitution: an intercepted symbol's real pointer -> its wrapper.
+struct ProcEntry {
+  const char* name;
+  const char* family;
+  int since_version;
+  bool per_thread;
+  void* wrapper;
+  void* real;
+};
+
+constexpr bool EndsWithPtsz(const char* name) {
+  std::size_t n = 0;
+  while (name[n] != '\0') ++n;
+  return n > 5 && name[n - 5] == '_' && name[n - 4] == 'p' && name[n - 3] == 't' &&
+         name[n - 2] == 's' && name[n - 1] == 'z';
+}
+
+ProcEntry g_proc_entries[] = {
+#define GPUSLICE_CUDA_INTERCEPT(name, family, since, params) \
+  {#name, #family, since, EndsWithPtsz(#name), reinterpret_cast<void*>(&::name), nullptr},
+#define GPUSLICE_CUDA_FORWARD(name)
+#include "shim/cuda_entry_points.def"
+#undef GPUSLICE_CUDA_INTERCEPT
+#undef GPUSLICE_CUDA_FORWARD
+};
+
+constexpr int kMaxCudaDevices = 64;
+constexpr int kUnlisted = -1;
+
+struct ContextInfo {
+  std::uint32_t entry;
+  std::uint64_t overhead_bytes;
+};
+
+struct PoolInfo {
+  bool device_pool;
+  int device;
+};
+
+// Everything the shim knows. Created once at load and never destroyed, so calls made while
+// the process exits still find it.
+struct ShimState {
+  RealDriver real;
+  void* driver_handle = nullptr;
+
+  bool enforcing = false;  // a limits file applies to this process
+  bool broken = false;     // ... but it or the region is unusable: fail closed
+  ContainerLimits limits;
+  std::uint64_t limit_bytes[kMaxLimitedDevices] = {};  // min(file, environment)
+  AccountingRegion region;
+  ProcfsLiveness liveness;
+  std::atomic<int> slot{-1};
+  std::mutex slot_mutex;
+
+  // CUDA ordinal -> limits entry (kUnlisted when the file does not list that GPU).
+  int device_entry[kMaxCudaDevices] = {};
+  std::atomic<bool> devices_resolved{false};
+  std::mutex resolve_mutex;
+
+  AllocationTable allocations;
+
+  std::mutex context_mutex;
+  int primary_refs[kMaxCudaDevices] = {};
+  std::uint64_t primary_overhead[kMaxCudaDevices] = {};
+  CUcontext primary_context[kMaxCudaDevices] = {};
+  std::unordered_map<const void*, ContextInfo> contexts;
+  std::unordered_map<const void*, PoolInfo> pools;
+};
+
+ShimState* g_state = nullptr;
+
+// ---- Loading --------------------------------------------------------------------------------
+
+void Complain(const char* what, const char* detail) { ShimComplain(what, detail); }
+
+void LoadLimits(ShimState& s) {
+  LoadedLimits loaded;
+  LoadLimitsForProcess(&loaded);
+  s.enforcing = loaded.enforcing;
+  s.broken = loaded.broken;
+  s.limits = loaded.limits;
+  for (std::size_t i = 0; i < kMaxLimitedDevices; ++i) s.limit_bytes[i] = loaded.limit_bytes[i];
+  if (s.enforcing && !s.broken) {
+    if (const int rc = s.region.Open(s.limits.region_path, false); rc != 0) {
+      Complain("cannot open the accounting region; GPU memory allocations will fail",
+               std::strerror(rc));
+      s.broken = true;
+    }
+  }
+}
+
+bool LoadDriver(ShimState& s) {
+  const char* candidates[4] = {nullptr, kDefaultCudaDriverPaths[0], kDefaultCudaDriverPaths[1],
+                               kDefaultCudaDriverPaths[2]};
+  if (s.enforcing && s.limits.cuda_driver_path[0] != '\0') {
+    candidates[0] = s.limits.cuda_driver_path;
+  } else if (!s.enforcing) {
+    // Unmanaged process (no limits file): honour an explicit driver location.
+    candidates[0] = std::getenv("GPUSLICE_CUDA_DRIVER");
+  }
+  for (const char* path : candidates) {
+    if (path == nullptr || path[0] != '/') continue;
+    // RTLD_DEEPBIND: the driver's calls to its own exported functions stay inside it.
+    void* handle = ::dlopen(path, RTLD_NOW | RTLD_LOCAL | kDeepBind);
+    if (handle == nullptr) continue;
+    if (::dlsym(handle, "cuInit") == reinterpret_cast<void*>(&::cuInit)) {
+      ::dlclose(handle);  // that path is this shim itself
+      continue;
+    }
+    s.driver_handle = handle;
+    return true;
+  }
+  // Only a managed process says so: an unmanaged one without a driver is not our business.
+  if (s.enforcing) {
+    Complain("cannot load the real CUDA driver", candidates[0] != nullptr ? candidates[0] : "");
+  }
+  return false;
+}
+
+template <typename Fn>
+void Resolve(void* handle, const char* name, Fn* fn) {
+  *fn = reinterpret_cast<Fn>(::dlsym(handle, name));
+}
+
+// Points every forwarded symbol at the real driver's function, or at the missing-symbol stub
+// when there is no driver or it lacks the symbol — never back at its lazy stub.
+void BindForwards(void* h) {
+  void* const missing = reinterpret_cast<void*>(&gpuslice_cuda_missing_symbol);
+#define GPUSLICE_CUDA_INTERCEPT(name, family, since, params)
+#define GPUSLICE_CUDA_FORWARD(name)                                                            \
+  {                                                                                            \
+    void* p = h != nullptr ? ::dlsym(h, #name) : nullptr;                                      \
+    __atomic_store_n(&gpuslice_cuda_fwd_##name, p != nullptr ? p : missing, __ATOMIC_RELEASE); \
+  }
+#include "shim/cuda_entry_points.def"
+#undef GPUSLICE_CUDA_INTERCEPT
+#undef GPUSLICE_CUDA_FORWARD
+}
+
+// Fills the pointer tables from `s.driver_handle` (which may be null).
+void BindDriver(ShimState& s) {
+  void* h = s.driver_handle;
+  BindForwards(h);
+  if (h == nullptr) return;
+#define GPUSLICE_CUDA_INTERCEPT(name, family, since, params) Resolve(h, #name, &s.real.name);
+#define GPUSLICE_CUDA_FORWARD(name)
+#include "shim/cuda_entry_points.def"
+#undef GPUSLICE_CUDA_INTERCEPT
+#undef GPUSLICE_CUDA_FORWARD
+  Resolve(h, "cuCtxGetDevice", &s.real.cuCtxGetDevice);
+  Resolve(h, "cuCtxGetCurrent", &s.real.cuCtxGetCurrent);
+  Resolve(h, "cuDeviceGetCount", &s.real.cuDeviceGetCount);
+  Resolve(h, "cuDeviceGetUuid", &s.real.cuDeviceGetUuid);
+  for (ProcEntry& e : g_proc_entries) e.real = ::dlsym(h, e.name);
+}
+
+void ClaimSlot(ShimState& s) {
+  std::lock_guard<std::mutex> lock(s.slot_mutex);
+  if (s.slot.load(std::memory_order_relaxed) >= 0) return;
+  s.slot.store(s.region.ClaimSlot(CurrentProcessIdentity(), s.liveness), std::memory_order_release);
+}
+
+void AfterForkInChild() {
+  // The child is a new process: it must not spend or free its parent's slot.
+  if (g_state != nullptr) g_state->slot.store(-1, std::memory_order_relaxed);
+}
+
+std::atomic<bool> g_driver_loaded{false};
+pthread_once_t g_driver_once = PTHREAD_ONCE_INIT;
+
+void LoadDriverOnce() {
+  ShimState* s = g_state;
+  if (s == nullptr) {
+    BindForwards(nullptr);
+  } else {
+    LoadDriver(*s);
+    BindDriver(*s);
+  }
+  g_driver_loaded.store(true, std::memory_order_release);
+}
+
+// The state, with the real driver loaded: the first call of any wrapper loads it.
+inline ShimState* LoadedState() noexcept {
+  if (!g_driver_loaded.load(std::memory_order_acquire)) gpuslice_cuda_load_driver();
+  return g_state;
+}
+
+// Reads the limits, maps the region and claims this process's slot. The real driver is loaded
+// on the first CUDA call (x86-64), so processes that never use CUDA never load it.
+__attribute__((constructor)) void LoadShim() {
+  auto* s = new (std::nothrow) ShimState;
+  if (s == nullptr) return;
+  for (int& e : s->device_entry) e = kUnlisted;
+  LoadLimits(*s);
+  if (s->enforcing && !s->broken) {
+    ClaimSlot(*s);
+    if (s->slot.load() < 0) {
+      Complain("the accounting region has no free process slot", "");
+      s->broken = true;
+    }
+  }
+  ::pthread_atfork(nullptr, nullptr, &AfterForkInChild);
+  g_state = s;
+#if !GPUSLICE_HAS_LAZY_LOADING
+  gpuslice_cuda_load_driver();
+#endif
+}
+
+__attribute__((destructor)) void UnloadShim() {
+  // Normal exit: the driver frees this process's memory, so its usage stops counting now.
+  if (g_state != nullptr && g_state->enforcing) {
+    g_state->region.ReleaseSlot(g_state->slot.exchange(-1));
+  }
+}
+
+// ---- Accounting helpers ---------------------------------------------------------------------
+
+void FormatUuid(const CUuuid& uuid, char* out, std::size_t size) {
+  const auto* b = reinterpret_cast<const unsigned char*>(uuid.bytes);
+  std::snprintf(out, size,
+                "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                b[14], b[15]);
+}
+
+// Maps CUDA ordinals to limits entries: by UUID when the entry names one, else by position.
+void ResolveDevices(ShimState& s) {
+  if (s.devices_resolved.load(std::memory_order_acquire)) return;
+  std::lock_guard<std::mutex> lock(s.resolve_mutex);
+  if (s.devices_resolved.load(std::memory_order_relaxed)) return;
+  int count = 0;
+  if (s.real.cuDeviceGetCount == nullptr || s.real.cuDeviceGetCount(&count) != CUDA_SUCCESS) {
+    return;  // not initialised yet; retried on the next call
+  }
+  for (int ordinal = 0; ordinal < count && ordinal < kMaxCudaDevices; ++ordinal) {
+    char uuid_text[kMaxUuid] = {};
+    CUuuid uuid{};
+    if (s.real.cuDeviceGetUuid != nullptr &&
+        s.real.cuDeviceGetUuid(&uuid, ordinal) == CUDA_SUCCESS) {
+      FormatUuid(uuid, uuid_text, sizeof(uuid_text));
+    }
+    int entry = kUnlisted;
+    for (std::uint32_t i = 0; i < s.limits.device_count && entry == kUnlisted; ++i) {
+      if (s.limits.devices[i].uuid[0] != '\0' &&
+          strcasecmp(s.limits.devices[i].uuid, uuid_text) == 0) {
+        entry = static_cast<int>(i);
+      }
+    }
+    if (entry == kUnlisted && static_cast<std::uint32_t>(ordinal) < s.limits.device_count &&
+        s.limits.devices[ordinal].uuid[0] == '\0') {
+      entry = ordinal;
+    }
+    s.device_entry[ordinal] = entry;
+  }
+  s.devices_resolved.store(true, std::memory_order_release);
+}
+
+// The limits entry of CUDA device `device`, or false when the container has no limit for it
+// (then it gets no memory).
+bool EntryOf(ShimState& s, CUdevice device, std::uint32_t* entry) {
+  if (!s.devices_resolved.load(std::memory_order_acquire)) ResolveDevices(s);
+  if (device < 0 || device >= kMaxCudaDevices || s.device_entry[device] == kUnlisted) return false;
+  *entry = static_cast<std::uint32_t>(s.device_entry[device]);
+  return true;
+}
+
+int Slot(ShimState& s) {
+  int slot = s.slot.load(std::memory_order_acquire);
+  if (slot < 0) {
+    ClaimSlot(s);  // first allocation after fork()
+    slot = s.slot.load(std::memory_order_acquire);
+  }
+  return slot;
+}
+
+bool Reserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {
+  return s.region.Reserve(Slot(s), entry, bytes, s.limit_bytes[entry], s.liveness);
+}
+
+void Unreserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {
+  s.region.Release(Slot(s), entry, bytes);
+}
+
+const void* CurrentContext(ShimState& s) {
+  CUcontext context = nullptr;
+  if (s.real.cuCtxGetCurrent != nullptr) s.real.cuCtxGetCurrent(&context);
+  return context;
+}
+
+// Where the current context's allocations count, or the CUresult to fail with.
+CUresult CurrentEntry(ShimState& s, std::uint32_t* entry, bool* listed) {
+  CUdevice device = 0;
+  if (s.real.cuCtxGetDevice == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  if (const CUresult r = s.real.cuCtxGetDevice(&device); r != CUDA_SUCCESS) return r;
+  *listed = EntryOf(s, device, entry);
+  return CUDA_SUCCESS;
+}
+
+// Reserve, allocate, record; on any failure nothing stays allocated or counted.
+// `allocate` performs the real call; `key` returns the new allocation's key; `undo` frees it.
+template <typename Allocate, typename Key, typename Undo>
+CUresult CountedAllocation(ShimState& s, AllocationKind kind, std::uint32_t entry,
+                           std::uint64_t bytes, const void* context, Allocate&& allocate, Key&& key,
+                           Undo&& undo) {
+  if (!Reserve(s, entry, bytes)) return CUDA_ERROR_OUT_OF_MEMORY;
+  const CUresult r = allocate();
+  if (r != CUDA_SUCCESS) {
+    Unreserve(s, entry, bytes);
+    return r;
+  }
+  if (!s.allocations.Insert(kind, key(), {entry, bytes, context})) {
+    undo();
+    Unreserve(s, entry, bytes);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return CUDA_SUCCESS;
+}
+
+void ForgetAllocation(ShimState& s, AllocationKind kind, std::uint64_t key) {
+  AllocationRecord record;
+  if (s.allocations.Remove(kind, key, &record)) Unreserve(s, record.device_entry, record.bytes);
+}
+
+// Bytes of one array level; saturates so an absurd descriptor fails the limit check.
+std::uint64_t ArrayBytes(std::uint64_t width, std::uint64_t height, std::uint64_t depth,
+                         CUarray_format format, unsigned channels) {
+  std::uint64_t element = 4;
+  switch (format) {
+    case CU_AD_FORMAT_UNSIGNED_INT8:
+    case CU_AD_FORMAT_SIGNED_INT8:
+      element = 1;
+      break;
+    case CU_AD_FORMAT_UNSIGNED_INT16:
+    case CU_AD_FORMAT_SIGNED_INT16:
+    case CU_AD_FORMAT_HALF:
+      element = 2;
+      break;
+    default:
+      element = 4;  // 32-bit formats; other formats are counted as 4 bytes per channel
+      break;
+  }
+  const std::uint64_t factors[] = {width == 0 ? 1 : width, height == 0 ? 1 : height,
+                                   depth == 0 ? 1 : depth, element, channels == 0 ? 1 : channels};
+  std::uint64_t bytes = 1;
+  for (std::uint64_t f : factors) {
+    if (bytes > UINT64_MAX / f) return UINT64_MAX;
+    bytes *= f;
+  }
+  return bytes;
+}
+
+std::uint64_t MipmappedBytes(const CUDA_ARRAY3D_DESCRIPTOR& d, unsigned levels) {
+  std::uint64_t total = 0;
+  std::uint64_t w = d.Width, h = d.Height, depth = d.Depth;
+  for (unsigned level = 0; level < (levels == 0 ? 1 : levels); ++level) {
+    const std::uint64_t bytes = ArrayBytes(w, h, depth, d.Format, d.NumChannels);
+    if (total > UINT64_MAX - bytes) return UINT64_MAX;
+    total += bytes;
+    w = w > 1 ? w / 2 : 1;
+    h = h > 1 ? h / 2 : (h == 0 ? 0 : 1);
+    depth = depth > 1 ? depth / 2 : (depth == 0 ? 0 : 1);
+  }
+  return total;
+}
+
+bool Active(const ShimState* s) { return s != nullptr && s->enforcing; }
+
+// Frees an allocation the shim could not record, bypassing accounting.
+void FreeUncounted(CUdeviceptr dptr) {
+  if (g_state != nullptr && g_state->real.cuMemFree_v2 != nullptr) g_state->real.cuMemFree_v2(dptr);
+}
+
+// Pools created with a host location allocate host memory: not counted.
+bool IsHostPool(ShimState& s, CUmemoryPool pool) {
+  std::lock_guard<std::mutex> lock(s.context_mutex);
+  auto it = s.pools.find(pool);
+  return it != s.pools.end() && !it->second.device_pool;
+}
+
+// Counts an array on the current context's device.
+template <typename Create, typename Key, typename Undo>
+CUresult CountedArray(ShimState& s, AllocationKind kind, std::uint64_t bytes, Create&& create,
+                      Key&& key, Undo&& undo) {
+  std::uint32_t entry = 0;
+  bool listed = false;
+  if (const CUresult rc = CurrentEntry(s, &entry, &listed); rc != CUDA_SUCCESS) return rc;
+  if (!listed) return CUDA_ERROR_OUT_OF_MEMORY;
+  return CountedAllocation(s, kind, entry, bytes, CurrentContext(s), create, key, undo);
+}
+
+std::uint64_t Key(const void* handle) {
+  return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(handle));
+}
+
+// ---- Context overhead -------------------------------------------------------------------------
+
+template <typename Create>
+CUresult CreateContext(CUcontext* context, CUdevice device, Create&& create) {
+  ShimState* s = g_state;
+  if (!Active(s)) return create();
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  std::uint32_t entry = 0;
+  if (!EntryOf(*s, device, &entry)) {
+    // An unlisted GPU gets no memory; let the driver report a bad ordinal first.
+    return device < 0 ? CUDA_ERROR_INVALID_DEVICE : CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  const std::uint64_t overhead = s->limits.context_overhead_bytes;
+  if (!Reserve(*s, entry, overhead)) return CUDA_ERROR_OUT_OF_MEMORY;
+  const CUresult r = create();
+  if (r != CUDA_SUCCESS) {
+    Unreserve(*s, entry, overhead);
+    return r;
+  }
+  try {
+    std::lock_guard<std::mutex> lock(s->context_mutex);
+    s->contexts[*context] = {entry, overhead};
+  } catch (...) {
+    // Keep the context; its overhead stays counted until the process exits.
+  }
+  return CUDA_SUCCESS;
+}
+
+template <typename Destroy>
+CUresult DestroyContext(CUcontext context, Destroy&& destroy) {
+  ShimState* s = g_state;
+  const CUresult r = destroy();
+  if (r != CUDA_SUCCESS || !Active(s) || s->broken) return r;
+  ContextInfo info{};
+  bool known = false;
+  {
+    std::lock_guard<std::mutex> lock(s->context_mutex);
+    if (auto it = s->contexts.find(context); it != s->contexts.end()) {
+      info = it->second;
+      known = true;
+      s->contexts.erase(it);
+    }
+  }
+  if (known) Unreserve(*s, info.entry, info.overhead_bytes);
+  // The driver freed everything the context owned.
+  s->allocations.RemoveContext(context, [s](const AllocationRecord& record) {
+    Unreserve(*s, record.device_entry, record.bytes);
+  });
+  return r;
+}
+
+template <typename Release>
+CUresult ReleasePrimary(CUdevice device, bool reset, Release&& release) {
+  ShimState* s = g_state;
+  const CUresult r = release();
+  if (r != CUDA_SUCCESS || !Active(s) || s->broken || device < 0 || device >= kMaxCudaDevices) {
+    return r;
+  }
+  std::uint32_t entry = 0;
+  if (!EntryOf(*s, device, &entry)) return r;
+  CUcontext primary = nullptr;
+  std::uint64_t overhead = 0;
+  {
+    std::lock_guard<std::mutex> lock(s->context_mutex);
+    if (s->primary_refs[device] == 0) return r;
+    primary = s->primary_context[device];
+    if (reset) {
+      s->primary_refs[device] = 0;
+    } else {
+      --s->primary_refs[device];
+    }
+    if (s->primary_refs[device] == 0) {
+      overhead = s->primary_overhead[device];
+      s->primary_overhead[device] = 0;
+    }
+  }
+  if (overhead > 0) Unreserve(*s, entry, overhead);
+  if (reset || overhead > 0) {
+    s->allocations.RemoveContext(primary, [s](const AllocationRecord& record) {
+      Unreserve(*s, record.device_entry, record.bytes);
+    });
+  }
+  return r;
+}
+
+// ---- cuGetProcAddress ----------------------------------------------------------------------
+
+// The wrapper to hand out instead of `real`, or `real` when the symbol is not intercepted.
+void* Substitute(const char* symbol, void* real, int cuda_version, cuuint64_t flags) {
+  if (real == nullptr) return real;
+  for (const ProcEntry& e : g_proc_entries) {
+    if (e.real == real) return e.wrapper;
+  }
+  // A driver may hand out an internal pointer rather than its exported one: pick by name the
+  // variant the driver would choose for this cudaVersion and stream mode.
+  const bool per_thread = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0;
+  const ProcEntry* best = nullptr;
+  for (const ProcEntry& e : g_proc_entries) {
+    if (std::strcmp(e.family, symbol) != 0 || e.since_version > cuda_version) continue;
+    if (e.per_thread && !per_thread) continue;
+    if (best == nullptr || e.per_thread > best->per_thread ||
+        (e.per_thread == best->per_thread && e.since_version > best->since_version)) {
+      best = &e;
+    }
+  }
+  return best != nullptr ? best->wrapper : real;
+}
+
+}  // namespace
+}  // namespace gpuslice::shim
+
+extern "C" void gpuslice_cuda_load_driver() noexcept {
+  ::pthread_once(&gpuslice::shim::g_driver_once, &gpuslice::shim::LoadDriverOnce);
+}
+
+// ---- The exported wrappers ---------------------------------------------------------------------
+
+using gpuslice::shim::Active;
+using gpuslice::shim::AllocationKind;
+using gpuslice::shim::g_state;
+using gpuslice::shim::ShimState;
+
+extern "C" {
+
+CUresult cuInit(unsigned int flags) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuInit == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  if (s->enforcing && s->broken) return CUDA_ERROR_OPERATING_SYSTEM;
+  const CUresult r = s->real.cuInit(flags);
+  if (r == CUDA_SUCCESS && s->enforcing) gpuslice::shim::ResolveDevices(*s);
+  return r;
+}
+
+CUresult cuGetProcAddress(const char* symbol, void** pfn, int cuda_version,
+                          cuuint64_t flags) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuGetProcAddress == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuGetProcAddress(symbol, pfn, cuda_version, flags);
+  if (r == CUDA_SUCCESS && pfn != nullptr && symbol != nullptr) {
+    *pfn = gpuslice::shim::Substitute(symbol, *pfn, cuda_version, flags);
+  }
+  return r;
+}
+
+CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cuda_version, cuuint64_t flags,
+                             CUdriverProcAddressQueryResult* symbol_status) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuGetProcAddress_v2 == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuGetProcAddress_v2(symbol, pfn, cuda_version, flags, symbol_status);
+  if (r == CUDA_SUCCESS && pfn != nullptr && symbol != nullptr) {
+    *pfn = gpuslice::shim::Substitute(symbol, *pfn, cuda_version, flags);
+  }
+  return r;
+}
+
+// Linear device memory ---------------------------------------------------------------------------
+
+// Calls `real` when the shim does not enforce; otherwise counts `bytes` on the current device.
+#define GPUSLICE_COUNTED_DEVICE_ALLOCATION(real_fn, dptr, bytes, call)                        \
+  ShimState* s = gpuslice::shim::LoadedState();                                               \
+  if (s == nullptr || s->real.real_fn == nullptr) return CUDA_ERROR_NOT_SUPPORTED;            \
+  if (!Active(s)) return (call);                                                              \
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;                                             \
+  if ((dptr) == nullptr) return CUDA_ERROR_INVALID_VALUE;                                     \
+  std::uint32_t entry = 0;                                                                    \
+  bool listed = false;                                                                        \
+  if (const CUresult rc = gpuslice::shim::CurrentEntry(*s, &entry, &listed); rc != 0) {       \
+    return rc;                                                                                \
+  }                                                                                           \
+  if (!listed) return CUDA_ERROR_OUT_OF_MEMORY;                                               \
+  return gpuslice::shim::CountedAllocation(                                                   \
+      *s, AllocationKind::kDevicePointer, entry, (bytes), gpuslice::shim::CurrentContext(*s), \
+      [&] { return (call); }, [&] { return static_cast<std::uint64_t>(*(dptr)); },            \
+      [&] { gpuslice::shim::FreeUncounted(*(dptr)); })
+
+CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytes) noexcept {
+  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAlloc_v2, dptr, bytes,
+                                     s->real.cuMemAlloc_v2(dptr, bytes));
+}
+
+CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned int flags) noexcept {
+  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAllocManaged, dptr, bytes,
+                                     s->real.cuMemAllocManaged(dptr, bytes, flags));
+}
+
+CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, CUstream stream) noexcept {
+  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAllocAsync, dptr, bytes,
+                                     s->real.cuMemAllocAsync(dptr, bytes, stream));
+}
+
+CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytes, CUstream stream) noexcept {
+  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAllocAsync_ptsz, dptr, bytes,
+                                     s->real.cuMemAllocAsync_ptsz(dptr, bytes, stream));
+}
+
+CUresult cuMemAllocFromPoolAsync(CUdeviceptr* dptr, size_t bytes, CUmemoryPool pool,
+                                 CUstream stream) noexcept {
+  ShimState* s0 = gpuslice::shim::LoadedState();
+  if (s0 != nullptr && Active(s0) && !s0->broken && gpuslice::shim::IsHostPool(*s0, pool) &&
+      s0->real.cuMemAllocFromPoolAsync != nullptr) {
+    return s0->real.cuMemAllocFromPoolAsync(dptr, bytes, pool, stream);
+  }
+  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAllocFromPoolAsync, dptr, bytes,
+                                     s->real.cuMemAllocFromPoolAsync(dptr, bytes, pool, stream));
+}
+
+CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* dptr, size_t bytes, CUmemoryPool pool,
+                                      CUstream stream) noexcept {
+  ShimState* s0 = gpuslice::shim::LoadedState();
+  if (s0 != nullptr && Active(s0) && !s0->broken && gpuslice::shim::IsHostPool(*s0, pool) &&
+      s0->real.cuMemAllocFromPoolAsync_ptsz != nullptr) {
+    return s0->real.cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, stream);
+  }
+  GPUSLICE_COUNTED_DEVICE_ALLOCATION(
+      cuMemAllocFromPoolAsync_ptsz, dptr, bytes,
+      s->real.cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, stream));
+}
+
+CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pitch, size_t width_bytes, size_t height,
+                            unsigned int element_bytes) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemAllocPitch_v2 == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  if (!Active(s))
+    return s->real.cuMemAllocPitch_v2(dptr, pitch, width_bytes, height, element_bytes);
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (dptr == nullptr || pitch == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  std::uint32_t entry = 0;
+  bool listed = false;
+  if (const CUresult rc = gpuslice::shim::CurrentEntry(*s, &entry, &listed); rc != 0) return rc;
+  if (!listed) return CUDA_ERROR_OUT_OF_MEMORY;
+  // Reserve with the pitch rounded to 512 bytes, then settle on what the driver chose.
+  constexpr std::uint64_t kPitchAlignment = 512;
+  const std::uint64_t rounded =
+      (width_bytes + kPitchAlignment - 1) / kPitchAlignment * kPitchAlignment;
+  const std::uint64_t estimate =
+      height != 0 && rounded > UINT64_MAX / height ? UINT64_MAX : rounded * height;
+  const CUresult r = gpuslice::shim::CountedAllocation(
+      *s, AllocationKind::kDevicePointer, entry, estimate, gpuslice::shim::CurrentContext(*s),
+      [&] { return s->real.cuMemAllocPitch_v2(dptr, pitch, width_bytes, height, element_bytes); },
+      [&] { return static_cast<std::uint64_t>(*dptr); },
+      [&] { gpuslice::shim::FreeUncounted(*dptr); });
+  if (r == CUDA_SUCCESS) {
+    const std::uint64_t actual = static_cast<std::uint64_t>(*pitch) * height;
+    gpuslice::shim::AllocationRecord record;
+    if (actual != estimate &&
+        s->allocations.Remove(AllocationKind::kDevicePointer, *dptr, &record)) {
+      if (actual > estimate) {
+        s->region.ForceAdd(gpuslice::shim::Slot(*s), entry, actual - estimate);
+      } else {
+        gpuslice::shim::Unreserve(*s, entry, estimate - actual);
+      }
+      record.bytes = actual;
+      s->allocations.Insert(AllocationKind::kDevicePointer, *dptr, record);
+    }
+  }
+  return r;
+}
+
+// Legacy 32-bit entry points (before CUDA 3.2): refused under a limit rather than uncounted.
+CUresult cuMemAlloc(unsigned int* dptr, unsigned int bytes) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemAlloc == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  return Active(s) ? CUDA_ERROR_NOT_SUPPORTED : s->real.cuMemAlloc(dptr, bytes);
+}
+
+CUresult cuMemAllocPitch(unsigned int* dptr, unsigned int* pitch, unsigned int width_bytes,
+                         unsigned int height, unsigned int element_bytes) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemAllocPitch == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  return Active(s) ? CUDA_ERROR_NOT_SUPPORTED
+                   : s->real.cuMemAllocPitch(dptr, pitch, width_bytes, height, element_bytes);
+}
+
+CUresult cuArrayCreate(CUarray* array, const void* legacy_descriptor) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuArrayCreate == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  return Active(s) ? CUDA_ERROR_NOT_SUPPORTED : s->real.cuArrayCreate(array, legacy_descriptor);
+}
+
+CUresult cuArray3DCreate(CUarray* array, const void* legacy_descriptor) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuArray3DCreate == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  return Active(s) ? CUDA_ERROR_NOT_SUPPORTED : s->real.cuArray3DCreate(array, legacy_descriptor);
+}
+
+CUresult cuMemFree_v2(CUdeviceptr dptr) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemFree_v2 == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuMemFree_v2(dptr);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kDevicePointer, dptr);
+  }
+  return r;
+}
+
+// Stream-ordered frees stop counting when enqueued (the pool may keep the memory cached).
+CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemFreeAsync == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuMemFreeAsync(dptr, stream);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kDevicePointer, dptr);
+  }
+  return r;
+}
+
+CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemFreeAsync_ptsz == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuMemFreeAsync_ptsz(dptr, stream);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kDevicePointer, dptr);
+  }
+  return r;
+}
+
+CUresult cuMemPoolCreate(CUmemoryPool* pool, const CUmemPoolProps* props) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemPoolCreate == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuMemPoolCreate(pool, props);
+  if (r == CUDA_SUCCESS && Active(s) && pool != nullptr && props != nullptr) {
+    try {
+      std::lock_guard<std::mutex> lock(s->context_mutex);
+      s->pools[*pool] = {props->location.type == CU_MEM_LOCATION_TYPE_DEVICE, props->location.id};
+    } catch (...) {
+      // Unrecorded pools count against the current device: stricter, never looser.
+    }
+  }
+  return r;
+}
+
+CUresult cuMemPoolDestroy(CUmemoryPool pool) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemPoolDestroy == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuMemPoolDestroy(pool);
+  if (r == CUDA_SUCCESS && Active(s)) {
+    std::lock_guard<std::mutex> lock(s->context_mutex);
+    s->pools.erase(pool);
+  }
+  return r;
+}
+
+// Virtual memory management --------------------------------------------------------------------
+
+CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t bytes,
+                     const CUmemAllocationProp* prop, unsigned long long flags) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemCreate == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  // Only device-located physical memory counts; host (NUMA) locations pass through.
+  if (!Active(s) || prop == nullptr || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE) {
+    return s->real.cuMemCreate(handle, bytes, prop, flags);
+  }
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (handle == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  std::uint32_t entry = 0;
+  if (!gpuslice::shim::EntryOf(*s, prop->location.id, &entry)) return CUDA_ERROR_OUT_OF_MEMORY;
+  return gpuslice::shim::CountedAllocation(
+      *s, AllocationKind::kVmmHandle, entry, bytes, nullptr,
+      [&] { return s->real.cuMemCreate(handle, bytes, prop, flags); },
+      [&] { return static_cast<std::uint64_t>(*handle); },
+      [&] {
+        if (s->real.cuMemRelease != nullptr) s->real.cuMemRelease(*handle);
+      });
+}
+
+CUresult cuMemRelease(CUmemGenericAllocationHandle handle) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemRelease == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuMemRelease(handle);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kVmmHandle, handle);
+  }
+  return r;
+}
+
+// Arrays ------------------------------------------------------------------------------------------
+
+CUresult cuArrayCreate_v2(CUarray* array, const CUDA_ARRAY_DESCRIPTOR* descriptor) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuArrayCreate_v2 == nullptr || s->real.cuArrayDestroy == nullptr) {
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  if (!Active(s)) return s->real.cuArrayCreate_v2(array, descriptor);
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (array == nullptr || descriptor == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  const std::uint64_t bytes = gpuslice::shim::ArrayBytes(
+      descriptor->Width, descriptor->Height, 1, descriptor->Format, descriptor->NumChannels);
+  return gpuslice::shim::CountedArray(
+      *s, AllocationKind::kArray, bytes,
+      [&] { return s->real.cuArrayCreate_v2(array, descriptor); },
+      [&] { return gpuslice::shim::Key(*array); }, [&] { s->real.cuArrayDestroy(*array); });
+}
+
+CUresult cuArray3DCreate_v2(CUarray* array, const CUDA_ARRAY3D_DESCRIPTOR* descriptor) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuArray3DCreate_v2 == nullptr || s->real.cuArrayDestroy == nullptr) {
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  if (!Active(s)) return s->real.cuArray3DCreate_v2(array, descriptor);
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (array == nullptr || descriptor == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  const std::uint64_t bytes =
+      gpuslice::shim::ArrayBytes(descriptor->Width, descriptor->Height, descriptor->Depth,
+                                 descriptor->Format, descriptor->NumChannels);
+  return gpuslice::shim::CountedArray(
+      *s, AllocationKind::kArray, bytes,
+      [&] { return s->real.cuArray3DCreate_v2(array, descriptor); },
+      [&] { return gpuslice::shim::Key(*array); }, [&] { s->real.cuArrayDestroy(*array); });
+}
+
+CUresult cuArrayDestroy(CUarray array) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuArrayDestroy == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuArrayDestroy(array);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kArray, gpuslice::shim::Key(array));
+  }
+  return r;
+}
+
+CUresult cuMipmappedArrayCreate(CUmipmappedArray* array, const CUDA_ARRAY3D_DESCRIPTOR* descriptor,
+                                unsigned int levels) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMipmappedArrayCreate == nullptr ||
+      s->real.cuMipmappedArrayDestroy == nullptr) {
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  if (!Active(s)) return s->real.cuMipmappedArrayCreate(array, descriptor, levels);
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (array == nullptr || descriptor == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  return gpuslice::shim::CountedArray(
+      *s, AllocationKind::kMipmappedArray, gpuslice::shim::MipmappedBytes(*descriptor, levels),
+      [&] { return s->real.cuMipmappedArrayCreate(array, descriptor, levels); },
+      [&] { return gpuslice::shim::Key(*array); },
+      [&] { s->real.cuMipmappedArrayDestroy(*array); });
+}
+
+CUresult cuMipmappedArrayDestroy(CUmipmappedArray array) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMipmappedArrayDestroy == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuMipmappedArrayDestroy(array);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kMipmappedArray,
+                                     gpuslice::shim::Key(array));
+  }
+  return r;
+}
+
+// What the container sees ------------------------------------------------------------------------
+
+CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuMemGetInfo_v2 == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  size_t real_free = 0;
+  size_t real_total = 0;
+  const CUresult r = s->real.cuMemGetInfo_v2(&real_free, &real_total);
+  if (r != CUDA_SUCCESS || !Active(s)) {
+    if (free_bytes != nullptr) *free_bytes = real_free;
+    if (total_bytes != nullptr) *total_bytes = real_total;
+    return r;
+  }
+  std::uint64_t limit = 0;
+  std::uint64_t used = 0;
+  std::uint32_t entry = 0;
+  bool listed = false;
+  if (!s->broken && gpuslice::shim::CurrentEntry(*s, &entry, &listed) == CUDA_SUCCESS && listed) {
+    limit = s->limit_bytes[entry];
+    s->region.ReclaimDead(s->liveness, gpuslice::shim::Slot(*s));
+    used = s->region.Usage(entry);
+  }
+  const std::uint64_t available = used < limit ? limit - used : 0;
+  if (free_bytes != nullptr) *free_bytes = available < real_free ? available : real_free;
+  if (total_bytes != nullptr) *total_bytes = limit;
+  return r;
+}
+
+CUresult cuMemGetInfo(unsigned int* free_bytes, unsigned int* total_bytes) noexcept {
+  size_t free64 = 0;
+  size_t total64 = 0;
+  const CUresult r = cuMemGetInfo_v2(&free64, &total64);
+  if (r == CUDA_SUCCESS) {
+    if (free_bytes != nullptr)
+      *free_bytes = free64 > UINT_MAX ? UINT_MAX : static_cast<unsigned>(free64);
+    if (total_bytes != nullptr)
+      *total_bytes = total64 > UINT_MAX ? UINT_MAX : static_cast<unsigned>(total64);
+  }
+  return r;
+}
+
+CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice device) noexcept {
+  ShimState* s = gpuslice::shim::LoadedState();
+  if (s == nullptr || s->real.cuDeviceTotalMem_v2 == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const CUresult r = s->real.cuDeviceTotalMem_v2(bytes, device);
+  if (r != CUDA_SUCCESS || !Active(s) || bytes == nullptr) return r;
+  std::uint32_t entry = 0;
+  *bytes = !s->broken && gpuslice::shim::EntryOf(*s, device, &entry) ? s->limit_bytes[entry] : 0;
+  return r;
+}
+
+CUresult cuDeviceTotalMem(unsigned int* bytes, CUdevice device) noexcept {
+  size_t bytes64 = 0;
+  const CUresult r = cuDeviceTotalMem_v2(&bytes64, device);
+  if (r == CUDA_SUCCESS && bytes != nullptr) {
+    *bytes = bytes64 > UINT_MAX ? UINT_MAX : static_cast<unsigned>(bytes64);
+  }
+  return r;
+}
+
+// Contexts ----------------------------------------------------------------------------------------
+
+#define GPUSLICE_REAL_OR_UNSUPPORTED(fn)        \
+  ShimState* s = gpuslice::shim::LoadedState(); \
+  if (s == nullptr || s->real.fn == nullptr) return CUDA_ERROR_NOT_SUPPORTED
+
+CUresult cuCtxCreate(CUcontext* context, unsigned int flags, CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxCreate);
+  return gpuslice::shim::CreateContext(context, device,
+                                       [&] { return s->real.cuCtxCreate(context, flags, device); });
+}
+
+CUresult cuCtxCreate_v2(CUcontext* context, unsigned int flags, CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxCreate_v2);
+  return gpuslice::shim::CreateContext(
+      context, device, [&] { return s->real.cuCtxCreate_v2(context, flags, device); });
+}
+
+CUresult cuCtxCreate_v3(CUcontext* context, CUexecAffinityParam* affinity, int affinity_count,
+                        unsigned int flags, CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxCreate_v3);
+  return gpuslice::shim::CreateContext(context, device, [&] {
+    return s->real.cuCtxCreate_v3(context, affinity, affinity_count, flags, device);
+  });
+}
+
+CUresult cuCtxCreate_v4(CUcontext* context, CUctxCreateParams* params, unsigned int flags,
+                        CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxCreate_v4);
+  return gpuslice::shim::CreateContext(
+      context, device, [&] { return s->real.cuCtxCreate_v4(context, params, flags, device); });
+}
+
+CUresult cuCtxDestroy(CUcontext context) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxDestroy);
+  return gpuslice::shim::DestroyContext(context, [&] { return s->real.cuCtxDestroy(context); });
+}
+
+CUresult cuCtxDestroy_v2(CUcontext context) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxDestroy_v2);
+  return gpuslice::shim::DestroyContext(context, [&] { return s->real.cuCtxDestroy_v2(context); });
+}
+
+CUresult cuDevicePrimaryCtxRetain(CUcontext* context, CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuDevicePrimaryCtxRetain);
+  if (!Active(s)) return s->real.cuDevicePrimaryCtxRetain(context, device);
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  std::uint32_t entry = 0;
+  if (device < 0 || device >= gpuslice::shim::kMaxCudaDevices ||
+      !gpuslice::shim::EntryOf(*s, device, &entry)) {
+    return device < 0 ? CUDA_ERROR_INVALID_DEVICE : CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  // The overhead counts once per device per process, from the first retain to the last release.
+  std::lock_guard<std::mutex> lock(s->context_mutex);
+  const std::uint64_t overhead = s->limits.context_overhead_bytes;
+  const bool first = s->primary_refs[device] == 0;
+  if (first && !gpuslice::shim::Reserve(*s, entry, overhead)) return CUDA_ERROR_OUT_OF_MEMORY;
+  const CUresult r = s->real.cuDevicePrimaryCtxRetain(context, device);
+  if (r != CUDA_SUCCESS) {
+    if (first) gpuslice::shim::Unreserve(*s, entry, overhead);
+    return r;
+  }
+  if (first) {
+    s->primary_overhead[device] = overhead;
+    s->primary_context[device] = context != nullptr ? *context : nullptr;
+  }
+  ++s->primary_refs[device];
+  return r;
+}
+
+CUresult cuDevicePrimaryCtxRelease(CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuDevicePrimaryCtxRelease);
+  return gpuslice::shim::ReleasePrimary(device, false,
+                                        [&] { return s->real.cuDevicePrimaryCtxRelease(device); });
+}
+
+CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuDevicePrimaryCtxRelease_v2);
+  return gpuslice::shim::ReleasePrimary(
+      device, false, [&] { return s->real.cuDevicePrimaryCtxRelease_v2(device); });
+}
+
+CUresult cuDevicePrimaryCtxReset(CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuDevicePrimaryCtxReset);
+  return gpuslice::shim::ReleasePrimary(device, true,
+                                        [&] { return s->real.cuDevicePrimaryCtxReset(device); });
+}
+
+CUresult cuDevicePrimaryCtxReset_v2(CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuDevicePrimaryCtxReset_v2);
+  return gpuslice::shim::ReleasePrimary(device, true,
+                                        [&] { return s->real.cuDevicePrimaryCtxReset_v2(device); });
+}
+
+// Launches: every one passes AdmitLaunch (launch_gate.h) --------------------------------------
+
+#define GPUSLICE_GATED_LAUNCH(fn, stream, call)                                 \
+  GPUSLICE_REAL_OR_UNSUPPORTED(fn);                                             \
+  if (const CUresult admit = gpuslice::shim::AdmitLaunch(stream); admit != 0) { \
+    return admit;                                                               \
+  }                                                                             \
+  return (call)
+
+CUresult cuLaunchKernel(CUfunction f, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,
+                        unsigned int block_x, unsigned int block_y, unsigned int block_z,
+                        unsigned int shared_bytes, CUstream stream, void** params,
+                        void** extra) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuLaunchKernel, stream,
+                        s->real.cuLaunchKernel(f, grid_x, grid_y, grid_z, block_x, block_y, block_z,
+                                               shared_bytes, stream, params, extra));
+}
+
+CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int grid_x, unsigned int grid_y,
+                             unsigned int grid_z, unsigned int block_x, unsigned int block_y,
+                             unsigned int block_z, unsigned int shared_bytes, CUstream stream,
+                             void** params, void** extra) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuLaunchKernel_ptsz, stream,
+                        s->real.cuLaunchKernel_ptsz(f, grid_x, grid_y, grid_z, block_x, block_y,
+                                                    block_z, shared_bytes, stream, params, extra));
+}
+
+CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** params,
+                          void** extra) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuLaunchKernelEx, config != nullptr ? config->hStream : nullptr,
+                        s->real.cuLaunchKernelEx(config, f, params, extra));
+}
+
+CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f, void** params,
+                               void** extra) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuLaunchKernelEx_ptsz, config != nullptr ? config->hStream : nullptr,
+                        s->real.cuLaunchKernelEx_ptsz(config, f, params, extra));
+}
+
+CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int grid_x, unsigned int grid_y,
+                                   unsigned int grid_z, unsigned int block_x, unsigned int block_y,
+                                   unsigned int block_z, unsigned int shared_bytes, CUstream stream,
+                                   void** params) noexcept {
+  GPUSLICE_GATED_LAUNCH(
+      cuLaunchCooperativeKernel, stream,
+      s->real.cuLaunchCooperativeKernel(f, grid_x, grid_y, grid_z, block_x, block_y, block_z,
+                                        shared_bytes, stream, params));
+}
+
+CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid_x, unsigned int grid_y,
+                                        unsigned int grid_z, unsigned int block_x,
+                                        unsigned int block_y, unsigned int block_z,
+                                        unsigned int shared_bytes, CUstream stream,
+                                        void** params) noexcept {
+  GPUSLICE_GATED_LAUNCH(
+      cuLaunchCooperativeKernel_ptsz, stream,
+      s->real.cuLaunchCooperativeKernel_ptsz(f, grid_x, grid_y, grid_z, block_x, block_y, block_z,
+                                             shared_bytes, stream, params));
+}
+
+CUresult cuGraphLaunch(CUgraphExec graph, CUstream stream) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuGraphLaunch, stream, s->real.cuGraphLaunch(graph, stream));
+}
+
+CUresult cuGraphLaunch_ptsz(CUgraphExec graph, CUstream stream) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuGraphLaunch_ptsz, stream, s->real.cuGraphLaunch_ptsz(graph, stream));
+}
+
+}  // extern "C"

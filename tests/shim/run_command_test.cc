@@ -1,0 +1,108 @@
+// `gpuslice run` end to end: the built CLI runs the probe under the shims with the fake driver.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "probe_process.h"
+#include "shim_test_env.h"
+
+namespace gpuslice::shim::testing {
+namespace {
+
+class RunCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (ManagedNode()) {
+      GTEST_SKIP() << kDefaultLimitsPath << " exists: this is a managed node";
+    }
+    char pattern[] = "/tmp/gpuslice-run-test-XXXXXX";
+    state_dir_ = ::mkdtemp(pattern);
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    if (!state_dir_.empty()) std::filesystem::remove_all(state_dir_, ignored);
+  }
+
+  // Runs `gpuslice run ARGS` with the fakes on the library path.
+  ProbeProcess Run(std::vector<std::string> args, const std::string& gpus = "count=1,memory=16Gi",
+                   const std::vector<std::string>& extra_env = {}) {
+    args.insert(args.begin(), {GPUSLICE_CLI_PATH, "run", "--state-dir", state_dir_});
+    std::vector<std::string> env = {
+        std::string("LD_LIBRARY_PATH=") + GPUSLICE_FAKE_CUDA_DIR + ":" + GPUSLICE_FAKE_NVML_DIR,
+        std::string("GPUSLICE_TEST_FAKE_CUDA=") + GPUSLICE_FAKE_CUDA_PATH,
+        "GPUSLICE_FAKE_GPUS=" + gpus, "PATH=/usr/bin:/bin",
+        "ASAN_OPTIONS=verify_asan_link_order=0"};
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    return ProbeProcess(args, env);
+  }
+
+  std::string state_dir_;
+};
+
+TEST_F(RunCommandTest, TheCommandSeesTheLimitAsTheGpu) {
+  ProbeProcess run =
+      Run({"--gpu", "0", "--memory", "4Gi", "--", GPUSLICE_PROBE_DLOPEN_PATH, "info"});
+  ASSERT_EQ(run.Finish(), 0) << run.output();
+  EXPECT_EQ(run.Value("cuda_total"), std::to_string(4 * kGiB));
+  EXPECT_EQ(run.Value("nvml_total"), std::to_string(4 * kGiB));
+}
+
+TEST_F(RunCommandTest, AllocationsPastTheLimitFail) {
+  ProbeProcess run =
+      Run({"--memory", "1Gi", "--", GPUSLICE_PROBE_DIRECT_PATH, "alloc", std::to_string(2 * kGiB)});
+  ASSERT_EQ(run.Finish(), 0) << run.output();
+  EXPECT_EQ(run.Value("result"), "2");
+  EXPECT_EQ(run.Value("fake"), "0");
+}
+
+TEST_F(RunCommandTest, TheEnvironmentCannotRaiseTheLimit) {
+  ProbeProcess run =
+      Run({"--memory", "1Gi", "--", GPUSLICE_PROBE_DIRECT_PATH, "alloc", std::to_string(2 * kGiB)},
+          "count=1,memory=16Gi", {"GPUSLICE_MEMORY_LIMIT=8Gi"});
+  ASSERT_EQ(run.Finish(), 0) << run.output();
+  EXPECT_EQ(run.Value("result"), "2");
+}
+
+TEST_F(RunCommandTest, AGpuNotGivenToTheRunHasNoMemory) {
+  // The fake driver ignores CUDA_VISIBLE_DEVICES, so ordinal 0 is GPU 0, which the run was not
+  // given: the shims match GPUs by UUID and refuse it even a context.
+  ProbeProcess refused =
+      Run({"--gpu", "1", "--memory", "4Gi", "--", GPUSLICE_PROBE_DIRECT_PATH, "info"},
+          "count=2,memory=16Gi");
+  EXPECT_EQ(refused.Finish(), 2);
+  EXPECT_NE(refused.output().find("error=cuDevicePrimaryCtxRetain code=2"), std::string::npos)
+      << refused.output();
+  // The same run given GPU 0 works.
+  ProbeProcess allowed =
+      Run({"--gpu", "0", "--memory", "4Gi", "--", GPUSLICE_PROBE_DIRECT_PATH, "info"},
+          "count=2,memory=16Gi");
+  ASSERT_EQ(allowed.Finish(), 0) << allowed.output();
+  EXPECT_EQ(allowed.Value("cuda_total"), std::to_string(4 * kGiB));
+}
+
+TEST_F(RunCommandTest, ReturnsTheCommandsExitCodeAndCleansUp) {
+  ProbeProcess run = Run({"--memory", "1Gi", "--", "/bin/sh", "-c", "exit 7"});
+  EXPECT_EQ(run.Finish(), 7);
+  EXPECT_TRUE(std::filesystem::is_empty(state_dir_)) << "the run directory is removed";
+}
+
+TEST_F(RunCommandTest, RejectsBadFlagsWithAMessage) {
+  struct Row {
+    std::vector<std::string> args;
+    const char* message;
+  };
+  const Row rows[] = {
+      {{"--memory", "lots", "--", "true"}, "not a memory size"},
+      {{"--memory", "1Gi", "--gpu", "a", "--", "true"}, "not a GPU index"},
+      {{"--memory", "1Gi", "--compute", "0", "--", "true"}, "1-100"},
+      {{"--memory", "1Gi", "--shim-dir", "/nonexistent", "--", "true"}, "--shim-dir"},
+  };
+  for (const Row& row : rows) {
+    ProbeProcess run = Run(row.args);
+    EXPECT_NE(run.Finish(), 0);
+  }
+}
+
+}  // namespace
+}  // namespace gpuslice::shim::testing
