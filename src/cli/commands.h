@@ -7,5 +7,6 @@
 namespace gpuslice::cli {
 
 void AddInventoryCommand(CLI::App& app, int* exit_code);
+void AddRunCommand(CLI::App& app, int* exit_code);
 
 }  // namespace gpuslice::cli

@@ -1,0 +1,326 @@
+// `gpuslice run`: GPU sharing without Kubernetes. Runs a command with the libcuda/NVML shims
+// preloaded and a per-run limits file, so several jobs can share a workstation's GPUs, each held
+// to its own memory limit. Also how the GPU test suite drives the shim.
+//
+// Where the shims are found, first match wins: --shim-dir; <binary dir>/../lib/gpuslice (an
+// installed tree); the build tree's src/shim (compiled in as GPUSLICE_SHIM_BUILD_DIR).
+#include <dlfcn.h>
+#include <link.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/status.h"
+#include "shim/accounting_region.h"
+#include "shim/container_limits.h"
+
+extern char** environ;
+
+namespace gpuslice::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kCudaShimName = "libgpuslice-cuda.so";
+constexpr const char* kNvmlShimName = "libgpuslice-nvml.so";
+
+struct RunOptions {
+  std::string gpus = "0";
+  std::string memory;
+  int compute_percent = 100;
+  std::string context_overhead = "0";
+  std::string shim_dir;
+  std::string cuda_driver;
+  std::string nvml_driver;
+  std::string state_dir;
+  std::vector<std::string> command;
+};
+
+Result<std::vector<int>> ParseGpuList(const std::string& text) {
+  std::vector<int> gpus;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    char* end = nullptr;
+    const long value = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || value < 0 || value > 1023) {
+      return InvalidArgument("--gpu: '" + item + "' is not a GPU index (e.g. --gpu 0 or 0,1)");
+    }
+    gpus.push_back(static_cast<int>(value));
+  }
+  if (gpus.empty()) return InvalidArgument("--gpu: give at least one GPU index");
+  if (gpus.size() > shim::kMaxLimitedDevices) {
+    return InvalidArgument("--gpu: at most 16 GPUs per run");
+  }
+  return gpus;
+}
+
+Result<fs::path> FindShimDir(const std::string& flag) {
+  std::vector<fs::path> candidates;
+  if (!flag.empty()) {
+    candidates.push_back(flag);
+  } else {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) candidates.push_back(exe.parent_path() / ".." / "lib" / "gpuslice");
+#ifdef GPUSLICE_SHIM_BUILD_DIR
+    candidates.push_back(GPUSLICE_SHIM_BUILD_DIR);
+#endif
+  }
+  for (const fs::path& dir : candidates) {
+    std::error_code ec;
+    if (fs::exists(dir / kCudaShimName, ec) && fs::exists(dir / kNvmlShimName, ec)) {
+      return fs::weakly_canonical(dir, ec);
+    }
+  }
+  std::string tried;
+  for (const fs::path& dir : candidates) tried += " " + dir.string();
+  return NotFound(std::string("cannot find ") + kCudaShimName + " and " + kNvmlShimName +
+                  " (looked in:" + tried + "); pass --shim-dir");
+}
+
+// The absolute path the dynamic linker would load for `soname`, or an error.
+Result<std::string> ResolveLibrary(const std::string& flag, const char* soname,
+                                   const char* flag_name) {
+  if (!flag.empty()) {
+    if (flag.front() != '/') return InvalidArgument(std::string(flag_name) + " must be absolute");
+    return flag;
+  }
+  void* handle = ::dlopen(soname, RTLD_LAZY | RTLD_LOCAL);
+  if (handle == nullptr) {
+    return NotFound(std::string("cannot find the real ") + soname + " (" + ::dlerror() +
+                    "); pass " + flag_name);
+  }
+  link_map* map = nullptr;
+  std::string path;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr) {
+    path = map->l_name;
+  }
+  ::dlclose(handle);
+  if (path.empty() || path.front() != '/') {
+    return NotFound(std::string("cannot locate ") + soname + " on disk; pass " + flag_name);
+  }
+  if (path.find("libgpuslice-") != std::string::npos) {
+    return FailedPrecondition(std::string(soname) + " resolves to a gpuslice shim (" + path +
+                              "); pass " + flag_name);
+  }
+  return path;
+}
+
+// UUIDs of `gpus` from NVML, so the shims match GPUs by identity; empty strings when NVML is
+// unavailable (then they match by index).
+std::vector<std::string> GpuUuids(const std::string& nvml_path, const std::vector<int>& gpus) {
+  std::vector<std::string> uuids(gpus.size());
+  void* nvml = ::dlopen(nvml_path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (nvml == nullptr) return uuids;
+  using InitFn = int (*)();
+  using HandleFn = int (*)(unsigned, void**);
+  using UuidFn = int (*)(void*, char*, unsigned);
+  auto init = reinterpret_cast<InitFn>(::dlsym(nvml, "nvmlInit_v2"));
+  auto handle_of = reinterpret_cast<HandleFn>(::dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2"));
+  auto uuid_of = reinterpret_cast<UuidFn>(::dlsym(nvml, "nvmlDeviceGetUUID"));
+  if (init != nullptr && handle_of != nullptr && uuid_of != nullptr && init() == 0) {
+    for (std::size_t i = 0; i < gpus.size(); ++i) {
+      void* device = nullptr;
+      char uuid[96] = {};
+      if (handle_of(static_cast<unsigned>(gpus[i]), &device) == 0 &&
+          uuid_of(device, uuid, sizeof(uuid)) == 0) {
+        uuids[i] = uuid;
+      }
+    }
+  }
+  // NVML stays loaded: nvmlShutdown is not worth a dlsym here and the process execs soon.
+  return uuids;
+}
+
+template <std::size_t N>
+Status CopyPath(const std::string& from, char (&to)[N], const char* what) {
+  if (from.size() >= N) return InvalidArgument(std::string(what) + " path is too long: " + from);
+  from.copy(to, N - 1);
+  to[from.size()] = '\0';
+  return Status::Ok();
+}
+
+volatile sig_atomic_t g_child = 0;
+
+void ForwardSignal(int signal) {
+  if (g_child > 0) ::kill(g_child, signal);
+}
+
+Result<int> Run(const RunOptions& options) {
+  if (options.command.empty()) return InvalidArgument("give the command to run after --");
+  GPUSLICE_ASSIGN_OR_RETURN(std::vector<int> gpus, ParseGpuList(options.gpus));
+  std::uint64_t memory_bytes = 0;
+  if (!shim::ParseByteQuantity(options.memory, &memory_bytes) || memory_bytes == 0) {
+    return InvalidArgument("--memory: '" + options.memory +
+                           "' is not a memory size (e.g. 4Gi, 512Mi, 4294967296)");
+  }
+  std::uint64_t overhead_bytes = 0;
+  if (!shim::ParseByteQuantity(options.context_overhead, &overhead_bytes)) {
+    return InvalidArgument("--context-overhead: '" + options.context_overhead +
+                           "' is not a memory size");
+  }
+  if (options.compute_percent < 1 || options.compute_percent > 100) {
+    return InvalidArgument("--compute must be 1-100");
+  }
+  GPUSLICE_ASSIGN_OR_RETURN(fs::path shim_dir, FindShimDir(options.shim_dir));
+  GPUSLICE_ASSIGN_OR_RETURN(std::string cuda_driver,
+                            ResolveLibrary(options.cuda_driver, "libcuda.so.1", "--cuda-driver"));
+  Result<std::string> nvml_driver =
+      ResolveLibrary(options.nvml_driver, "libnvidia-ml.so.1", "--nvml-driver");
+  const std::vector<std::string> uuids =
+      nvml_driver.ok() ? GpuUuids(*nvml_driver, gpus) : std::vector<std::string>(gpus.size());
+
+  // A private directory for this run's limits file and accounting region.
+  fs::path base = options.state_dir;
+  if (base.empty()) {
+    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+    base = runtime != nullptr && runtime[0] == '/'
+               ? fs::path(runtime) / "gpuslice"
+               : fs::path("/tmp") / ("gpuslice-" + std::to_string(::getuid()));
+  }
+  std::error_code ec;
+  fs::create_directories(base, ec);
+  std::string pattern = (base / "run-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return Unavailable("cannot create a run directory under " + base.string() + ": " +
+                       std::strerror(errno));
+  }
+  const fs::path run_dir = pattern;
+  const fs::path limits_path = run_dir / "limits";
+  const fs::path region_path = run_dir / "accounting";
+
+  shim::ContainerLimits limits;
+  GPUSLICE_RETURN_IF_ERROR(CopyPath(region_path.string(), limits.region_path, "region"));
+  GPUSLICE_RETURN_IF_ERROR(CopyPath(cuda_driver, limits.cuda_driver_path, "--cuda-driver"));
+  if (nvml_driver.ok()) {
+    GPUSLICE_RETURN_IF_ERROR(CopyPath(*nvml_driver, limits.nvml_driver_path, "--nvml-driver"));
+  }
+  limits.context_overhead_bytes = overhead_bytes;
+  limits.device_count = static_cast<std::uint32_t>(gpus.size());
+  for (std::size_t i = 0; i < gpus.size(); ++i) {
+    shim::DeviceLimit& d = limits.devices[i];
+    d.nvml_index = gpus[i];
+    GPUSLICE_RETURN_IF_ERROR(CopyPath(uuids[i], d.uuid, "uuid"));
+    d.memory_bytes = memory_bytes;
+    d.compute_percent = static_cast<std::uint32_t>(options.compute_percent);
+  }
+  GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(limits_path.string(), limits));
+  {
+    shim::AccountingRegion region;
+    if (const int rc = region.Open(region_path.c_str(), true); rc != 0) {
+      return Unavailable("cannot create the accounting region " + region_path.string() + ": " +
+                         std::strerror(rc));
+    }
+  }
+
+  // The child's environment: ours, plus the shims and the limits.
+  std::vector<std::string> env;
+  std::string preload =
+      (shim_dir / kCudaShimName).string() + " " + (shim_dir / kNvmlShimName).string();
+  std::string visible;
+  bool all_uuids = true;
+  for (std::size_t i = 0; i < gpus.size(); ++i) {
+    all_uuids = all_uuids && !uuids[i].empty();
+  }
+  for (std::size_t i = 0; i < gpus.size(); ++i) {
+    if (i > 0) visible += ",";
+    visible += all_uuids ? uuids[i] : std::to_string(gpus[i]);
+  }
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    if (entry.rfind("LD_PRELOAD=", 0) == 0) {
+      preload += " " + entry.substr(11);
+    } else if (entry.rfind("GPUSLICE_LIMITS_FILE=", 0) != 0 &&
+               entry.rfind("CUDA_VISIBLE_DEVICES=", 0) != 0 &&
+               entry.rfind("CUDA_DEVICE_ORDER=", 0) != 0) {
+      env.push_back(entry);
+    }
+  }
+  env.push_back("LD_PRELOAD=" + preload);
+  env.push_back("GPUSLICE_LIMITS_FILE=" + limits_path.string());
+  env.push_back("CUDA_VISIBLE_DEVICES=" + visible);
+  env.push_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");  // indices as nvidia-smi numbers them
+
+  std::vector<char*> argv;
+  for (const std::string& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  pid_t child = 0;
+  const int spawn_rc = ::posix_spawnp(&child, argv[0], nullptr, nullptr, argv.data(), envp.data());
+  if (spawn_rc != 0) {
+    fs::remove_all(run_dir, ec);
+    return NotFound("cannot run '" + options.command[0] + "': " + std::strerror(spawn_rc));
+  }
+  g_child = child;
+  struct sigaction forward {};
+  forward.sa_handler = &ForwardSignal;
+  ::sigaction(SIGINT, &forward, nullptr);
+  ::sigaction(SIGTERM, &forward, nullptr);
+  ::sigaction(SIGHUP, &forward, nullptr);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_child = 0;
+  fs::remove_all(run_dir, ec);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+}  // namespace
+
+void AddRunCommand(CLI::App& app, int* exit_code) {
+  auto options = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "run",
+      "Run a command with a hard GPU-memory limit (shared among its processes): the libcuda and "
+      "NVML shims are preloaded and the GPUs report the limit as their memory.");
+  cmd->add_option("--gpu", options->gpus, "GPU index or comma-separated indices (NVML numbering)")
+      ->capture_default_str();
+  cmd->add_option("--memory", options->memory, "Memory limit per GPU, e.g. 4Gi")->required();
+  cmd->add_option("--compute", options->compute_percent,
+                  "Share of GPU time in percent, 1-100 (recorded for the compute-share limiter; "
+                  "not enforced yet)")
+      ->capture_default_str();
+  cmd->add_option("--context-overhead", options->context_overhead,
+                  "Memory charged per CUDA context, e.g. 300Mi")
+      ->capture_default_str();
+  cmd->add_option("--shim-dir", options->shim_dir,
+                  "Directory holding libgpuslice-cuda.so and libgpuslice-nvml.so");
+  cmd->add_option(
+      "--cuda-driver", options->cuda_driver,
+      "Absolute path of the real libcuda.so.1 (default: as the dynamic linker finds it)");
+  cmd->add_option("--nvml-driver", options->nvml_driver,
+                  "Absolute path of the real libnvidia-ml.so.1");
+  cmd->add_option("--state-dir", options->state_dir,
+                  "Where this run's limits file and accounting region live "
+                  "(default $XDG_RUNTIME_DIR/gpuslice or /tmp/gpuslice-<uid>)");
+  cmd->add_option("command", options->command, "The command, after --")->required();
+  cmd->callback([options, exit_code] {
+    Result<int> result = Run(*options);
+    if (!result.ok()) {
+      std::cerr << "gpuslice run: " << result.status().message() << "\n";
+      *exit_code = 2;
+      return;
+    }
+    *exit_code = *result;
+  });
+}
+
+}  // namespace gpuslice::cli
