@@ -170,11 +170,11 @@ Status ConfigParser::OptionalEnum(const StrictMap& map, std::string_view key,
 Result<SharingConfig> ConfigParser::Parse(const YAML::Node& document) {
   GPUSLICE_ASSIGN_OR_RETURN(StrictMap top, StrictMap::Read(errors_, document, "", TopFields()));
   SharingConfig config;
-  if (!top.Has("version")) {
-    return errors_.At(top.Key("version"), "version", "missing; expected \"v1\"");
+  // As NVIDIA's parser: a file without `version` is v1, so files it accepts load here too.
+  if (top.Has("version")) {
+    GPUSLICE_ASSIGN_OR_RETURN(config.version, sharing_config_internal::ReadEnum(
+                                                  errors_, top.Get("version"), "version", {"v1"}));
   }
-  GPUSLICE_ASSIGN_OR_RETURN(config.version, sharing_config_internal::ReadEnum(
-                                                errors_, top.Get("version"), "version", {"v1"}));
   if (top.Has("flags")) GPUSLICE_RETURN_IF_ERROR(ParseFlags(top.Get("flags"), &config.flags));
   if (top.Has("resources")) GPUSLICE_RETURN_IF_ERROR(ParseResources(top.Get("resources"), &config));
   if (top.Has("sharing")) GPUSLICE_RETURN_IF_ERROR(ParseSharing(top.Get("sharing"), &config));

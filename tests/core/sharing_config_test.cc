@@ -92,6 +92,11 @@ INSTANTIATE_TEST_SUITE_P(
                     EXPECT_EQ(c.flags.plugin.device_list_strategies,
                               std::vector<DeviceListStrategy>{DeviceListStrategy::kEnvvar});
                   }},
+        ValidCase{"VersionOmittedIsV1LikeNvidia", "flags:\n  migStrategy: mixed\n",
+                  [](const SharingConfig& c) {
+                    EXPECT_EQ(c.version, "v1");
+                    EXPECT_EQ(c.flags.mig_strategy, MigStrategy::kMixed);
+                  }},
         ValidCase{"NvidiaTimeSlicing4Replicas",
                   R"(version: v1
 sharing:
@@ -530,7 +535,6 @@ INSTANTIATE_TEST_SUITE_P(
             "x.yaml:1: YAML syntax error: unexpected text after the document, at column 14"},
         InvalidCase{"StrayCommaInSecondDocument", "version: v1\n---\n,\n",
                     "x.yaml:3: YAML syntax error: unexpected text after the document, at column 1"},
-        InvalidCase{"VersionMissing", "flags: {}\n", "x.yaml: version: missing; expected \"v1\""},
         InvalidCase{"VersionWrong", "version: v2\n",
                     "x.yaml:1: version: unknown value \"v2\"; accepted: v1"},
         InvalidCase{"VersionNotAString", "version: [v1]\n",
@@ -906,7 +910,6 @@ INSTANTIATE_TEST_SUITE_P(
                        ":7: sharing.timeSlicing.resources[0].name: \"nvidia.com/mig-1g.5gb\" "
                        "exists only with flags.migStrategy mixed, and this file has \"single\"; "
                        "with single, MIG devices are advertised as nvidia.com/gpu"},
-        InvalidFixture{"missing-version.yaml", ": version: missing; expected \"v1\""},
         InvalidFixture{"not-a-map.yaml",
                        ":1: the configuration must be a map of fields (version, flags, resources, "
                        "sharing, imex, gpuslice), got a list"},
@@ -931,7 +934,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(InvalidFixtureListTest, EveryInvalidFixtureIsInTheTable) {
   // A new file under fixtures/configs/invalid must get a row above with its message.
-  EXPECT_EQ(FixtureNames(kConfigDir + "/invalid").size(), 14u);
+  EXPECT_EQ(FixtureNames(kConfigDir + "/invalid").size(), 13u);
 }
 
 // --- Hostile input never throws or crashes ---
