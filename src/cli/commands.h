@@ -7,6 +7,7 @@
 namespace gpuslice::cli {
 
 void AddInventoryCommand(CLI::App& app, int* exit_code);
+void AddSimulateCommand(CLI::App& app, int* exit_code);
 void AddRunCommand(CLI::App& app, int* exit_code);
 
 }  // namespace gpuslice::cli

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   gpuslice::cli::AddInventoryCommand(app, &exit_code);
+  gpuslice::cli::AddSimulateCommand(app, &exit_code);
   gpuslice::cli::AddRunCommand(app, &exit_code);
   try {
     app.parse(argc, argv);

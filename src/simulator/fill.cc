@@ -1,0 +1,124 @@
+// Fill mode: the FGD paper's evaluation protocol.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "placement/placement_engine.h"
+#include "placement/rng.h"
+#include "simulator/decision_timer.h"
+#include "simulator/simulator.h"
+
+namespace gpuslice::simulator {
+
+using placement::ClusterState;
+using placement::PodRequest;
+
+Result<std::vector<PodRequest>> ResolvePods(const ClusterState& cluster,
+                                            const std::vector<TracePod>& pods) {
+  std::vector<PodRequest> requests;
+  requests.reserve(pods.size());
+  for (const TracePod& pod : pods) {
+    GPUSLICE_ASSIGN_OR_RETURN(PodRequest request, cluster.Resolve(pod.spec));
+    requests.push_back(request);
+  }
+  return requests;
+}
+
+Result<std::vector<PodRequest>> SampleFillSequence(const ClusterState& cluster,
+                                                   const std::vector<PodRequest>& workload,
+                                                   double target_ratio, std::uint64_t seed) {
+  if (workload.empty()) return InvalidArgument("the workload has no pods");
+  if (cluster.gpu_milli_capacity() <= 0) return InvalidArgument("the cluster has no GPUs");
+  std::int64_t demand = 0;
+  for (const PodRequest& pod : workload) demand += pod.total_gpu_milli();
+  if (demand <= 0) return InvalidArgument("the workload asks for no GPUs");
+  const double target = target_ratio * static_cast<double>(cluster.gpu_milli_capacity());
+  placement::Rng rng(seed);
+  std::vector<PodRequest> pods = workload;
+  // Add copies of random pods while they fit under the target; or drop random pods until the
+  // demand is under it.
+  while (static_cast<double>(demand) < target) {
+    const PodRequest& pick = workload[rng.Below(workload.size())];
+    if (static_cast<double>(demand + pick.total_gpu_milli()) > target) break;
+    demand += pick.total_gpu_milli();
+    pods.push_back(pick);
+  }
+  while (static_cast<double>(demand) > target && !pods.empty()) {
+    const std::size_t index = rng.Below(pods.size());
+    demand -= pods[index].total_gpu_milli();
+    pods.erase(pods.begin() + static_cast<std::ptrdiff_t>(index));
+  }
+  // Fisher-Yates with our own draws, so the order is the same on every standard library.
+  for (std::size_t i = pods.size(); i > 1; --i) {
+    std::swap(pods[i - 1], pods[rng.Below(i)]);
+  }
+  return pods;
+}
+
+Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
+                           const std::vector<TracePod>& workload, std::string_view policy_name,
+                           const FillOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  GPUSLICE_ASSIGN_OR_RETURN(ClusterState cluster, ClusterState::Create(nodes));
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<PodRequest> requests, ResolvePods(cluster, workload));
+  GPUSLICE_ASSIGN_OR_RETURN(
+      const std::vector<PodRequest> sequence,
+      SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
+
+  placement::PolicyOptions policy_options;
+  policy_options.seed = options.seed;
+  policy_options.task_types = placement::TypicalTaskTypes(requests, options.task_types);
+  GPUSLICE_ASSIGN_OR_RETURN(auto policy, placement::MakePolicy(policy_name, policy_options));
+  placement::PlacementEngine engine(std::move(cluster), std::move(policy));
+
+  FillResult result;
+  result.policy = std::string(policy_name);
+  result.seed = options.seed;
+  const double capacity = static_cast<double>(engine.state().gpu_milli_capacity());
+  std::int64_t arrived = 0;
+  int next_percent = 1;
+  bool seen_100 = false;
+  DecisionTimer timer;
+  placement::PodId id = 0;
+  for (const PodRequest& pod : sequence) {
+    arrived += pod.total_gpu_milli();
+    ++result.pods_arrived;
+    const auto start = std::chrono::steady_clock::now();
+    std::optional<placement::Placement> choice = engine.policy().Choose(engine.state(), pod);
+    timer.Record(std::chrono::steady_clock::now() - start);
+    if (choice) {
+      GPUSLICE_RETURN_IF_ERROR(engine.Place(++id, pod, *choice));
+      ++result.pods_placed;
+    } else {
+      ++result.pods_failed;
+      if (!seen_100) {
+        const std::string kind = !pod.wants_gpu() ? "cpu"
+                                 : pod.is_share() ? "share"
+                                                  : std::to_string(pod.num_gpu) + "-gpu";
+        ++result.failed_by_kind_at_100[kind];
+      }
+    }
+    const double arrived_percent = 100.0 * static_cast<double>(arrived) / capacity;
+    const double allocated_percent =
+        100.0 * static_cast<double>(engine.state().gpu_milli_allocated()) / capacity;
+    while (arrived_percent >= next_percent) {
+      result.curve.push_back({static_cast<double>(next_percent), allocated_percent});
+      if (next_percent == 100) {
+        result.unallocated_at_100 = 100.0 - allocated_percent;
+        seen_100 = true;
+      }
+      ++next_percent;
+    }
+  }
+  const double allocated_end =
+      100.0 * static_cast<double>(engine.state().gpu_milli_allocated()) / capacity;
+  const double arrived_end = 100.0 * static_cast<double>(arrived) / capacity;
+  if (!seen_100) result.unallocated_at_100 = std::max(0.0, arrived_end - allocated_end);
+  result.unallocated_at_end = arrived_end - allocated_end;
+  result.decisions = timer.Stats();
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return result;
+}
+
+}  // namespace gpuslice::simulator

@@ -1,0 +1,43 @@
+// Output of simulation results: aligned text tables, CSV and an SVG allocation chart.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "simulator/simulator.h"
+
+namespace gpuslice::simulator {
+
+// Fill results of one policy over several seeds.
+struct PolicySummary {
+  std::string policy;
+  std::size_t runs = 0;
+  double unallocated_at_100_mean = 0;
+  double unallocated_at_100_sd = 0;  // sample standard deviation; 0 for one run
+  double unallocated_at_end_mean = 0;
+  double unallocated_at_end_sd = 0;
+  double decision_mean_us = 0;  // over all decisions of all runs
+  double decision_p99_us = 0;   // the largest per-run p99
+  double wall_seconds_mean = 0;
+  std::vector<CurvePoint> curve;  // mean over runs, per whole percent arrived
+};
+
+// Groups by policy, keeping the order in which policies first appear.
+std::vector<PolicySummary> Summarize(const std::vector<FillResult>& results);
+
+std::string FillTable(const std::vector<PolicySummary>& summaries, double target_ratio);
+// One row per (policy, seed, arrived percent).
+std::string FillCurveCsv(const std::vector<FillResult>& results);
+// One row per (policy, seed) with the headline numbers.
+std::string FillRunsCsv(const std::vector<FillResult>& results);
+// Allocation ratio against arrived demand, one line per policy (mean over seeds).
+std::string AllocationSvg(const std::vector<PolicySummary>& summaries, std::string_view title);
+
+std::string ReplayTable(const std::vector<ReplayResult>& results);
+std::string ReplayCsv(const std::vector<ReplayResult>& results);
+
+std::string CompareTable(const std::vector<StrategyRow>& rows);
+std::string CompareCsv(const std::vector<StrategyRow>& rows);
+
+}  // namespace gpuslice::simulator

@@ -1,0 +1,116 @@
+// The cluster simulator: runs the placement engine over a workload.
+//
+//  - Fill (the FGD paper's protocol): re-sample the workload's pods with a seed until their GPU
+//    demand is `target_ratio` x the cluster's GPU capacity, shuffle, place one by one with no
+//    departures, skipping pods that fit nowhere; record the GPU allocation ratio against the
+//    arrived demand.
+//  - Replay: arrivals and departures at the trace's creation/deletion times; pods that do not fit
+//    wait in a FIFO queue and are retried whenever a pod leaves.
+//  - Strategy comparison: how many GPUs one workload needs with whole GPUs only, time-slicing
+//    replicas, MIG profiles, and gpuslice fractions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "placement/cluster_state.h"
+#include "placement/fragmentation.h"
+#include "simulator/trace_csv.h"
+
+namespace gpuslice::simulator {
+
+struct DecisionStats {
+  std::size_t decisions = 0;
+  double mean_us = 0;
+  double p99_us = 0;
+  double max_us = 0;
+};
+
+struct CurvePoint {
+  double arrived_percent = 0;    // arrived GPU demand, % of cluster GPU capacity
+  double allocated_percent = 0;  // allocated GPU, % of capacity
+};
+
+struct FillOptions {
+  double target_ratio = 1.3;
+  std::uint64_t seed = 42;
+  placement::TaskTypeOptions task_types;
+};
+
+struct FillResult {
+  std::string policy;
+  std::uint64_t seed = 0;
+  std::vector<CurvePoint> curve;  // one point per whole percent of arrived demand
+  double unallocated_at_100 = 0;  // arrived % minus allocated %, at 100 % arrived
+  double unallocated_at_end = 0;  // the same at the end of the run (target_ratio x 100 %)
+  std::size_t pods_arrived = 0;
+  std::size_t pods_placed = 0;
+  std::size_t pods_failed = 0;
+  // Pods that fit nowhere, by kind ("cpu", "share", "1-gpu", "2-gpu", ...), counted until 100 %
+  // of capacity had arrived.
+  std::map<std::string, std::size_t> failed_by_kind_at_100;
+  DecisionStats decisions;
+  double wall_seconds = 0;
+};
+
+// The pod sequence Fill runs for `seed`; identical for every policy. Errors name bad pods.
+Result<std::vector<placement::PodRequest>> SampleFillSequence(
+    const placement::ClusterState& cluster, const std::vector<placement::PodRequest>& workload,
+    double target_ratio, std::uint64_t seed);
+
+// Resolves every pod against the cluster (model names to ids, validation).
+Result<std::vector<placement::PodRequest>> ResolvePods(const placement::ClusterState& cluster,
+                                                       const std::vector<TracePod>& pods);
+
+Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
+                           const std::vector<TracePod>& workload, std::string_view policy,
+                           const FillOptions& options);
+
+struct ReplayOptions {
+  std::uint64_t seed = 42;
+  placement::TaskTypeOptions task_types;
+};
+
+struct ReplayResult {
+  std::string policy;
+  double time_weighted_allocation_percent = 0;  // mean allocated GPU, first to last arrival
+  double peak_allocation_percent = 0;
+  double time_weighted_pending = 0;  // mean number of waiting pods, same window
+  std::size_t max_pending = 0;
+  std::size_t pods = 0;
+  std::size_t pods_waited = 0;        // pods that did not fit on arrival
+  std::size_t pods_never_placed = 0;  // left before they could be placed, or still waiting
+  double mean_wait_seconds = 0;       // over pods that waited and were placed
+  DecisionStats decisions;
+  double wall_seconds = 0;
+};
+
+// Needs creation and deletion times on every pod.
+Result<ReplayResult> RunReplay(const std::vector<placement::NodeSpec>& nodes,
+                               const std::vector<TracePod>& workload, std::string_view policy,
+                               const ReplayOptions& options);
+
+struct StrategyRow {
+  std::string strategy;
+  std::int64_t gpus_needed = 0;
+  std::string note;
+};
+
+struct CompareOptions {
+  int time_slicing_replicas = 4;
+  std::uint64_t seed = 42;
+};
+
+// GPUs needed by the GPU pods of `workload` (GPU is the only constraint; models ignored).
+Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& workload,
+                                                   const CompareOptions& options);
+
+// MIG compute slices (of 7) a share of `gpu_milli` rounds up to: 1, 2, 3, 4 or 7 — the
+// 1g/2g/3g/4g/7g profiles of an A100/H100-class GPU.
+int MigSlicesForShare(int gpu_milli);
+
+}  // namespace gpuslice::simulator

@@ -1,0 +1,291 @@
+// Tests of the simulator: trace CSV parsing, the synthetic generator, fill/replay/compare runs and
+// their reports, and a short fill run on the real trace when it is present.
+#include "simulator/simulator.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "placement/cluster_state.h"
+#include "simulator/report.h"
+#include "simulator/synthetic_workload.h"
+#include "simulator/trace_csv.h"
+
+namespace gpuslice::simulator {
+namespace {
+
+TEST(TraceCsvTest, ParsesNodesAndPodsByHeaderName) {
+  const std::string nodes =
+      "sn,cpu_milli,memory_mib,gpu,model\n"
+      "n0,64000,262144,2,P100\r\n"
+      "n1,32000,131072,0,\n";
+  auto parsed = ParseNodeCsv(nodes, "nodes.csv");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_EQ(parsed->size(), 2U);
+  EXPECT_EQ((*parsed)[0].gpu_model, "P100");
+  EXPECT_EQ((*parsed)[0].gpu_count, 2);
+  EXPECT_EQ((*parsed)[1].gpu_count, 0);
+
+  const std::string pods =
+      "gpu_milli,name,cpu_milli,memory_mib,num_gpu,gpu_spec,creation_time,deletion_time\n"
+      "460,p0,6000,12288,1,,10,20\n"
+      "1000,p1,88000,327680,8,V100M16|V100M32,5,50\n"
+      "0,p2,1000,2048,0,,0,1\n";
+  auto pod_list = ParsePodCsv(pods, "pods.csv");
+  ASSERT_TRUE(pod_list.ok()) << pod_list.status().ToString();
+  ASSERT_EQ(pod_list->size(), 3U);
+  EXPECT_EQ((*pod_list)[0].spec.gpu_milli, 460);
+  EXPECT_EQ((*pod_list)[1].spec.gpu_models, (std::vector<std::string>{"V100M16", "V100M32"}));
+  EXPECT_EQ((*pod_list)[1].creation_time, 5);
+  EXPECT_EQ((*pod_list)[2].deletion_time, 1);
+}
+
+TEST(TraceCsvTest, MalformedRowsNameFileLineAndColumn) {
+  struct Case {
+    const char* name;
+    std::string text;
+    const char* want;
+  };
+  const std::string header = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\n";
+  const std::vector<Case> cases = {
+      {"too few fields", header + "p0,1000,1024,1,500\np1,1000,1024\n", "pods.csv:3: expected 5"},
+      {"not a number", header + "p0,lots,1024,1,500\n", "pods.csv:2: column 'cpu_milli'"},
+      {"share above a GPU", header + "p0,1000,1024,1,1500\n", "pods.csv:2: gpu_milli"},
+      {"multi-GPU share", header + "p0,1000,1024,2,500\n", "pods.csv:2: a pod with num_gpu > 1"},
+      {"milli without GPU", header + "p0,1000,1024,0,500\n", "pods.csv:2: num_gpu and gpu_milli"},
+      {"missing column", "name,cpu_milli,memory_mib,num_gpu\np0,1,1,0\n",
+       "pods.csv:1: missing column 'gpu_milli'"},
+      {"empty", "", "empty file"},
+  };
+  for (const Case& c : cases) {
+    auto parsed = ParsePodCsv(c.text, "pods.csv");
+    ASSERT_FALSE(parsed.ok()) << c.name;
+    EXPECT_NE(parsed.status().message().find(c.want), std::string::npos)
+        << c.name << ": " << parsed.status().message();
+  }
+  auto nodes = ParseNodeCsv("sn,cpu_milli,memory_mib,gpu,model\nn0,1000,1024,2,\n", "nodes.csv");
+  ASSERT_FALSE(nodes.ok());
+  EXPECT_NE(nodes.status().message().find("nodes.csv:2:"), std::string::npos);
+  EXPECT_FALSE(ReadPodCsv("/nonexistent/pods.csv").ok());
+}
+
+TEST(SyntheticTest, SameSeedSameWorkloadDifferentSeedDifferent) {
+  SyntheticOptions a;
+  a.node_count = 64;
+  const auto nodes1 = SyntheticCluster(a);
+  const auto nodes2 = SyntheticCluster(a);
+  const auto pods1 = SyntheticPods(nodes1, a);
+  const auto pods2 = SyntheticPods(nodes2, a);
+  ASSERT_EQ(pods1.size(), pods2.size());
+  for (std::size_t i = 0; i < pods1.size(); ++i) {
+    EXPECT_EQ(pods1[i].spec.cpu_milli, pods2[i].spec.cpu_milli);
+    EXPECT_EQ(pods1[i].spec.gpu_milli, pods2[i].spec.gpu_milli);
+    EXPECT_EQ(pods1[i].spec.num_gpu, pods2[i].spec.num_gpu);
+    EXPECT_EQ(pods1[i].creation_time, pods2[i].creation_time);
+  }
+  SyntheticOptions b = a;
+  b.seed = 8;
+  const auto pods3 = SyntheticPods(SyntheticCluster(b), b);
+  bool differs = pods3.size() != pods1.size();
+  for (std::size_t i = 0; !differs && i < pods1.size(); ++i) {
+    differs = pods1[i].spec.cpu_milli != pods3[i].spec.cpu_milli ||
+              pods1[i].spec.gpu_milli != pods3[i].spec.gpu_milli;
+  }
+  EXPECT_TRUE(differs);
+}
+
+TEST(SyntheticTest, ShapedLikeTheTrace) {
+  SyntheticOptions options;
+  const auto nodes = SyntheticCluster(options);
+  const auto pods = SyntheticPods(nodes, options);
+  std::int64_t capacity = 0, demand = 0;
+  for (const auto& n : nodes) capacity += n.gpu_count * 1000;
+  std::size_t cpu_only = 0, shares = 0, whole = 0;
+  for (const auto& p : pods) {
+    demand += static_cast<std::int64_t>(p.spec.num_gpu) * p.spec.gpu_milli;
+    if (p.spec.num_gpu == 0)
+      ++cpu_only;
+    else if (p.spec.gpu_milli < 1000)
+      ++shares;
+    else
+      ++whole;
+    EXPECT_GT(p.deletion_time, p.creation_time);
+  }
+  const double n = static_cast<double>(pods.size());
+  EXPECT_NEAR(static_cast<double>(demand) / static_cast<double>(capacity), 0.98, 0.02);
+  EXPECT_NEAR(static_cast<double>(cpu_only) / n, 0.133, 0.04);
+  EXPECT_NEAR(static_cast<double>(shares) / n, 0.378, 0.05);
+  EXPECT_NEAR(static_cast<double>(whole) / n, 0.489, 0.05);
+  auto cluster = placement::ClusterState::Create(nodes);
+  ASSERT_TRUE(cluster.ok());
+  EXPECT_TRUE(ResolvePods(*cluster, pods).ok());
+}
+
+class FillTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.node_count = 48;
+    nodes_ = SyntheticCluster(options_);
+    pods_ = SyntheticPods(nodes_, options_);
+  }
+  SyntheticOptions options_;
+  std::vector<placement::NodeSpec> nodes_;
+  std::vector<TracePod> pods_;
+};
+
+TEST_F(FillTest, SampleReachesTheTargetAndIsTheSameForEverySeedUse) {
+  auto cluster = placement::ClusterState::Create(nodes_);
+  ASSERT_TRUE(cluster.ok());
+  auto requests = ResolvePods(*cluster, pods_);
+  ASSERT_TRUE(requests.ok());
+  auto a = SampleFillSequence(*cluster, *requests, 1.3, 42);
+  auto b = SampleFillSequence(*cluster, *requests, 1.3, 42);
+  auto c = SampleFillSequence(*cluster, *requests, 1.3, 43);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  std::int64_t demand = 0;
+  for (const auto& p : *a) demand += p.total_gpu_milli();
+  const double target = 1.3 * static_cast<double>(cluster->gpu_milli_capacity());
+  EXPECT_LE(static_cast<double>(demand), target);
+  EXPECT_GT(static_cast<double>(demand), target - 8000.0);
+  ASSERT_EQ(a->size(), b->size());
+  bool same = true, differs = a->size() != c->size();
+  for (std::size_t i = 0; i < a->size(); ++i) {
+    same = same && (*a)[i].cpu_milli == (*b)[i].cpu_milli && (*a)[i].gpu_milli == (*b)[i].gpu_milli;
+    if (!differs && i < c->size()) differs = (*a)[i].cpu_milli != (*c)[i].cpu_milli;
+  }
+  EXPECT_TRUE(same);
+  EXPECT_TRUE(differs);
+}
+
+TEST_F(FillTest, CurveIsConsistentForEveryPolicy) {
+  for (const std::string_view policy : {"random", "best-fit", "fgd", "gpuslice"}) {
+    auto result = RunFill(nodes_, pods_, policy, {});
+    ASSERT_TRUE(result.ok()) << policy << ": " << result.status().ToString();
+    ASSERT_GE(result->curve.size(), 129U) << policy;
+    double capacity = 0;
+    for (const auto& n : nodes_) capacity += n.gpu_count * 1000.0;
+    // A point is taken when arrived demand first reaches it; the pod that got it there may
+    // overshoot by up to one 8-GPU pod.
+    const double overshoot = 100.0 * 8000.0 / capacity;
+    double last = 0;
+    for (const CurvePoint& p : result->curve) {
+      EXPECT_LE(p.allocated_percent, std::min(p.arrived_percent + overshoot, 100.0) + 1e-9)
+          << policy;
+      EXPECT_GE(p.allocated_percent, last - 1e-9) << policy << ": no departures in fill";
+      last = p.allocated_percent;
+    }
+    EXPECT_GE(result->unallocated_at_100, 0) << policy;
+    EXPECT_EQ(result->pods_placed + result->pods_failed, result->pods_arrived);
+    EXPECT_EQ(result->decisions.decisions, result->pods_arrived);
+    // Same seed, same numbers.
+    auto again = RunFill(nodes_, pods_, policy, {});
+    ASSERT_TRUE(again.ok());
+    EXPECT_DOUBLE_EQ(again->unallocated_at_100, result->unallocated_at_100) << policy;
+  }
+}
+
+TEST_F(FillTest, ReportsRenderEveryPolicy) {
+  std::vector<FillResult> results;
+  for (const std::string_view policy : {"best-fit", "gpuslice"}) {
+    for (const std::uint64_t seed : {std::uint64_t{42}, std::uint64_t{43}}) {
+      FillOptions options;
+      options.seed = seed;
+      auto r = RunFill(nodes_, pods_, policy, options);
+      ASSERT_TRUE(r.ok());
+      results.push_back(*r);
+    }
+  }
+  const auto summaries = Summarize(results);
+  ASSERT_EQ(summaries.size(), 2U);
+  EXPECT_EQ(summaries[0].runs, 2U);
+  const std::string table = FillTable(summaries, 1.3);
+  EXPECT_NE(table.find("gpuslice"), std::string::npos);
+  EXPECT_NE(table.find("@130%"), std::string::npos);
+  const std::string svg = AllocationSvg(summaries, "t <&>");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0U);
+  EXPECT_NE(svg.find("t &lt;&amp;&gt;"), std::string::npos);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  const std::string curve = FillCurveCsv(results);
+  EXPECT_EQ(curve.rfind("policy,seed,arrived_percent,allocated_percent\n", 0), 0U);
+  EXPECT_NE(FillRunsCsv(results).find("best-fit,43,"), std::string::npos);
+}
+
+TEST_F(FillTest, ReplayAccountsForEveryPod) {
+  auto result = RunReplay(nodes_, pods_, "gpuslice", {});
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->pods, pods_.size());
+  EXPECT_GT(result->time_weighted_allocation_percent, 0);
+  EXPECT_LE(result->time_weighted_allocation_percent, result->peak_allocation_percent + 1e-9);
+  EXPECT_LE(result->peak_allocation_percent, 100.0 + 1e-9);
+  EXPECT_LE(result->pods_never_placed, result->pods_waited);
+  std::vector<TracePod> untimed = pods_;
+  untimed[3].creation_time = -1;
+  auto error = RunReplay(nodes_, untimed, "gpuslice", {});
+  ASSERT_FALSE(error.ok());
+  EXPECT_NE(error.status().message().find("creation_time"), std::string::npos);
+}
+
+TEST(CompareTest, StrategiesNeedNoFewerGpusThanTheDemand) {
+  std::vector<TracePod> pods;
+  auto add = [&](int count, int num_gpu, int milli) {
+    for (int i = 0; i < count; ++i) {
+      TracePod p;
+      p.spec.name = "p";
+      p.spec.cpu_milli = 1000;
+      p.spec.num_gpu = num_gpu;
+      p.spec.gpu_milli = milli;
+      pods.push_back(p);
+    }
+  };
+  add(10, 1, 250);  // four to a GPU by milli; one 2g MIG slice (2/7 >= 0.25) each
+  add(4, 1, 1000);
+  add(1, 8, 1000);
+  auto rows = CompareStrategies(pods, {});
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  std::map<std::string, std::int64_t> gpus;
+  for (const StrategyRow& r : *rows) gpus[r.strategy] = r.gpus_needed;
+  EXPECT_EQ(gpus["whole GPUs only"], 22);
+  EXPECT_EQ(gpus["time-slicing x4"], 12 + 3);
+  EXPECT_EQ(gpus["MIG 1g/2g/3g/4g/7g"], 12 + 4);  // three 2-slice profiles per 7-slice GPU
+  EXPECT_EQ(gpus["gpuslice fractions (offline)"], 12 + 3);
+  EXPECT_EQ(gpus["lower bound"], 15);
+  EXPECT_GE(gpus["gpuslice fractions (online)"], gpus["lower bound"]);
+  EXPECT_LE(gpus["gpuslice fractions (online)"], gpus["whole GPUs only"]);
+}
+
+TEST(CompareTest, MigRoundingFollowsTheProfiles) {
+  struct Case {
+    int milli;
+    int slices;
+  };
+  for (const Case c : {Case{100, 1}, Case{142, 1}, Case{143, 2}, Case{400, 3}, Case{500, 4},
+                       Case{571, 4}, Case{572, 7}, Case{1000, 7}}) {
+    EXPECT_EQ(MigSlicesForShare(c.milli), c.slices) << c.milli;
+  }
+}
+
+// A short fill run on the real trace, when the shared data is present.
+TEST(TraceFillTest, BestFitOnTheTraceLandsInAPlausibleRange) {
+  const std::string dir = DefaultTraceDir(GPUSLICE_SOURCE_DIR);
+  if (dir.empty()) GTEST_SKIP() << "../shared/data/alibaba-gpu-v2023 is not present";
+  auto nodes = ReadNodeCsv(dir + "/openb_node_list_gpu_node.csv");
+  ASSERT_TRUE(nodes.ok()) << nodes.status().ToString();
+  ASSERT_EQ(nodes->size(), 1213U);
+  std::int64_t gpus = 0;
+  for (const auto& n : *nodes) gpus += n.gpu_count;
+  EXPECT_EQ(gpus, 6212);
+  auto pods = ReadPodCsv(dir + "/openb_pod_list_default.csv");
+  ASSERT_TRUE(pods.ok()) << pods.status().ToString();
+  EXPECT_EQ(pods->size(), 8152U);
+  auto result = RunFill(*nodes, *pods, "best-fit", {});
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  // The paper reports 7.14 % for best-fit; sampling differs, so only a plausible range.
+  EXPECT_GT(result->unallocated_at_100, 3.0);
+  EXPECT_LT(result->unallocated_at_100, 12.0);
+  EXPECT_GT(result->pods_arrived, 10000U);
+}
+
+}  // namespace
+}  // namespace gpuslice::simulator
