@@ -9,7 +9,7 @@ namespace gpuslice::names {
 inline constexpr std::string_view kNvidiaPrefix = "nvidia.com/";
 inline constexpr std::string_view kNvidiaGpu = "nvidia.com/gpu";
 inline constexpr std::string_view kNvidiaMigPrefix = "nvidia.com/mig-";  // + profile
-inline constexpr std::string_view kSharedSuffix = ".shared";  // renameByDefault
+inline constexpr std::string_view kSharedSuffix = ".shared";             // renameByDefault
 
 // gpuslice's fractional resources.
 inline constexpr std::string_view kGpusliceGpu = "gpuslice.io/gpu";
@@ -43,5 +43,16 @@ inline constexpr std::string_view kLabelCudaRuntimeVersionPrefix =
 inline constexpr std::string_view kLabelGpusliceFractionalCount = "gpuslice.io/gpu.count";
 inline constexpr std::string_view kLabelGpusliceFractionalSlots = "gpuslice.io/gpu.slots";
 inline constexpr std::string_view kLabelGpusliceFractionalMemory = "gpuslice.io/gpu.memory";
+
+// Container-side names the node agent hands to containers in Allocate.
+inline constexpr std::string_view kVisibleDevicesEnv = "NVIDIA_VISIBLE_DEVICES";
+inline constexpr std::string_view kVolumeMountDeviceRoot = "/var/run/nvidia-container-devices";
+inline constexpr std::string_view kCdiKind = "nvidia.com/gpu";
+inline constexpr std::string_view kMpsPipeDirectoryEnv = "CUDA_MPS_PIPE_DIRECTORY";
+inline constexpr std::string_view kMpsActiveThreadPercentageEnv =
+    "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE";
+inline constexpr std::string_view kMpsPinnedDeviceMemLimitEnv = "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT";
+inline constexpr std::string_view kMpsContainerPipeDirectory = "/tmp/nvidia-mps";
+inline constexpr std::string_view kCdiAnnotationPlugin = "gpuslice-node-agent";
 
 }  // namespace gpuslice::names

@@ -104,23 +104,25 @@ Result<v1beta1::ContainerAllocateResponse> ContainerAllocator::Allocate(
     return std::find(strategies.begin(), strategies.end(), s) != strategies.end();
   };
   if (uses(DeviceListStrategy::kEnvvar)) {
-    (*out.mutable_envs())[std::string(kVisibleDevicesEnv)] = Join(visible, ",");
+    (*out.mutable_envs())[std::string(names::kVisibleDevicesEnv)] = Join(visible, ",");
   }
   if (uses(DeviceListStrategy::kVolumeMounts)) {
     if (!uses(DeviceListStrategy::kEnvvar)) {
-      (*out.mutable_envs())[std::string(kVisibleDevicesEnv)] = std::string(kVolumeMountDeviceRoot);
+      (*out.mutable_envs())[std::string(names::kVisibleDevicesEnv)] =
+          std::string(names::kVolumeMountDeviceRoot);
     }
     for (const std::string& id : visible) {
       v1beta1::Mount* m = out.add_mounts();
       m->set_host_path("/dev/null");
-      m->set_container_path(std::string(kVolumeMountDeviceRoot) + "/" + id);
+      m->set_container_path(std::string(names::kVolumeMountDeviceRoot) + "/" + id);
     }
   }
   std::vector<std::string> cdi_names;
-  for (const std::string& id : visible) cdi_names.push_back(std::string(kCdiKind) + "=" + id);
+  for (const std::string& id : visible)
+    cdi_names.push_back(std::string(names::kCdiKind) + "=" + id);
   if (uses(DeviceListStrategy::kCdiAnnotations)) {
     const std::string key = settings_.plugin.cdi_annotation_prefix +
-                            std::string(kCdiAnnotationPlugin) + "_" +
+                            std::string(names::kCdiAnnotationPlugin) + "_" +
                             AnnotationSafe(resource_.name);
     (*out.mutable_annotations())[key] = Join(cdi_names, ",");
   }
@@ -170,19 +172,19 @@ Status ContainerAllocator::AddMps(const std::vector<std::string>& ids,
   const int requested = static_cast<int>(ids.size());
   const int percent = std::max(1, 100 * requested / std::max(total, 1));
   auto& envs = *out.mutable_envs();
-  envs[std::string(kMpsPipeDirectoryEnv)] = std::string(kMpsContainerPipeDirectory);
-  envs[std::string(kMpsActiveThreadPercentageEnv)] = std::to_string(percent);
+  envs[std::string(names::kMpsPipeDirectoryEnv)] = std::string(names::kMpsContainerPipeDirectory);
+  envs[std::string(names::kMpsActiveThreadPercentageEnv)] = std::to_string(percent);
   auto facts = facts_.find(d.device_uuid);
   if (facts != facts_.end() && facts->second.memory_bytes > 0) {
     const std::uint64_t limit_mib = facts->second.memory_bytes / kMiB *
                                     static_cast<std::uint64_t>(requested) /
                                     static_cast<std::uint64_t>(std::max(total, 1));
     // The container sees its one device as ordinal 0.
-    envs[std::string(kMpsPinnedDeviceMemLimitEnv)] = "0=" + std::to_string(limit_mib) + "M";
+    envs[std::string(names::kMpsPinnedDeviceMemLimitEnv)] = "0=" + std::to_string(limit_mib) + "M";
   }
   v1beta1::Mount* pipe = out.add_mounts();
   pipe->set_host_path(MpsDaemonSupervisor::PipeDirectory(settings_.mps_root, d.device_uuid));
-  pipe->set_container_path(std::string(kMpsContainerPipeDirectory));
+  pipe->set_container_path(std::string(names::kMpsContainerPipeDirectory));
   pipe->set_read_only(false);
   return Status::Ok();
 }

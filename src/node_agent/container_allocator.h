@@ -16,22 +16,12 @@
 
 #include "core/advertised_resources.h"
 #include "core/gpu.h"
+#include "core/resource_names.h"
 #include "core/sharing_config.h"
 #include "core/status.h"
 #include "node_agent/device_plugin_api.pb.h"
 
 namespace gpuslice {
-
-// Container-side names the allocator uses.
-inline constexpr std::string_view kVisibleDevicesEnv = "NVIDIA_VISIBLE_DEVICES";
-inline constexpr std::string_view kVolumeMountDeviceRoot = "/var/run/nvidia-container-devices";
-inline constexpr std::string_view kCdiKind = "nvidia.com/gpu";
-inline constexpr std::string_view kMpsPipeDirectoryEnv = "CUDA_MPS_PIPE_DIRECTORY";
-inline constexpr std::string_view kMpsActiveThreadPercentageEnv =
-    "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE";
-inline constexpr std::string_view kMpsPinnedDeviceMemLimitEnv = "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT";
-inline constexpr std::string_view kMpsContainerPipeDirectory = "/tmp/nvidia-mps";
-inline constexpr std::string_view kCdiAnnotationPlugin = "gpuslice-node-agent";
 
 struct AllocationSettings {
   PluginFlags plugin;    // device list and ID strategies, passDeviceSpecs, CDI annotation prefix
