@@ -406,7 +406,8 @@ class FgdPolicy final : public FragmentationPolicy {
 //  - a lookahead measure (capacity left over after packing as many copies of each type as the
 //    node's CPU and GPUs allow), which also sees GPUs that only a few more pods could use
 //    before the node's CPU runs out;
-// then prefers the candidate leaving the node fuller (best fit), then the fullest GPU. Unlike
+// CPU-only pods also prefer nodes with fewer idle GPUs; then the candidate leaving the node fuller
+// (best fit), then the fullest GPU. Unlike
 // `fgd` it compares exact fragmentation changes (no integer score), so near-ties are not left to
 // chance.
 class GpuslicePolicy final : public FragmentationPolicy {
@@ -423,13 +424,19 @@ class GpuslicePolicy final : public FragmentationPolicy {
     const double gpu_left =
         static_cast<double>(n.gpu_milli_free - pod.total_gpu_milli()) / kMaxSpecGpuMilli;
     const double cpu_left = static_cast<double>(n.cpu_free - pod.cpu_milli) / kMaxSpecCpuMilli;
-    return -(fgd + kPackableWeight * packable) - kBestFitWeight * (gpu_left + cpu_left) +
-           BestGpuTieBreak(state, node, gpus);
+    // A CPU-only pod's CPU serves GPU work only where idle GPUs remain, so it goes preferably
+    // where fewest are idle (both fragmentation measures are mostly blind to it).
+    const double idle_gpu_cost =
+        pod.wants_gpu() ? 0.0 : kCpuOnlyIdleGpuWeight * static_cast<double>(n.gpu_milli_free);
+    return -(fgd + kPackableWeight * packable) - idle_gpu_cost -
+           kBestFitWeight * (gpu_left + cpu_left) + BestGpuTieBreak(state, node, gpus);
   }
 
  private:
   // One global constant, tuned on the trace's pod lists (docs/benchmarks.md says how).
   static constexpr double kPackableWeight = 0.1;
+  // Per idle milli-GPU on the node, for CPU-only pods (docs/benchmarks.md says how it was chosen).
+  static constexpr double kCpuOnlyIdleGpuWeight = 0.1;
   // Normalised leftovers are <= 2, fragmentation changes are in milli-GPU: a tie-break.
   static constexpr double kBestFitWeight = 1e-3;
 };

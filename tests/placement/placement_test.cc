@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -321,6 +322,8 @@ struct ChoiceCase {
   std::vector<PodSpec> workload;  // the target workload for fragmentation-aware policies
   PodSpec pod;
   Placement want;
+  // CTest shows the row name rather than the struct's bytes.
+  friend void PrintTo(const ChoiceCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class PolicyChoiceTest : public ::testing::TestWithParam<ChoiceCase> {};
@@ -433,6 +436,24 @@ std::vector<ChoiceCase> ChoiceCases() {
        {Pod(1000, 1, 500)},
        Pod(1000, 1, 500),
        {0, {0}}},
+      // A CPU-only pod changes neither node's fragmentation and best fit alone would pick
+      // "idle" (less CPU left over); its CPU is better spent where no GPU is left idle.
+      {"gpuslice_sends_cpu_only_pods_where_gpus_are_busy",
+       "gpuslice",
+       {Node("busy", 64000, 2, "T4"), Node("idle", 16000, 2, "T4")},
+       {Pod(2000, 2, 1000)},
+       {{0, {0, 1}}},
+       {Pod(4000, 0, 0), Pod(4000, 1, 1000)},
+       Pod(4000, 0, 0),
+       {0, {}}},
+      {"best_fit_contrast_puts_cpu_only_pod_beside_idle_gpus",
+       "best-fit",
+       {Node("busy", 64000, 2, "T4"), Node("idle", 16000, 2, "T4")},
+       {Pod(2000, 2, 1000)},
+       {{0, {0, 1}}},
+       {},
+       Pod(4000, 0, 0),
+       {1, {}}},
       {"model_constraint_wins_over_fit",
        "best-fit",
        {big, Node("p", 8000, 1, "P100")},

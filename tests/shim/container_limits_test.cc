@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <ostream>
 #include <string>
 
 namespace gpuslice::shim {
@@ -14,6 +15,8 @@ struct ParseCase {
   const char* text;
   bool ok;
   const char* error_contains;
+  // CTest shows the row name rather than the struct's bytes.
+  friend void PrintTo(const ParseCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class ParseContainerLimitsTest : public ::testing::TestWithParam<ParseCase> {};
