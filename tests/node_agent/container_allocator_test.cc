@@ -11,29 +11,16 @@ namespace {
 
 using testing::GpusOf;
 using ::testing::HasSubstr;
+using testing::kMps;
+using testing::kTimeSliced;
 using testing::ResourceOf;
 using ::testing::UnorderedElementsAre;
 
 constexpr char kWhole[] = "version: v1\n";
-constexpr char kTimeSliced[] = R"(version: v1
-sharing:
-  timeSlicing:
-    resources:
-      - name: nvidia.com/gpu
-        replicas: 4
-)";
 constexpr char kTimeSlicedStrict[] = R"(version: v1
 sharing:
   timeSlicing:
     failRequestsGreaterThanOne: true
-    resources:
-      - name: nvidia.com/gpu
-        replicas: 4
-)";
-constexpr char kMps[] = R"(version: v1
-sharing:
-  mps:
-    failRequestsGreaterThanOne: false
     resources:
       - name: nvidia.com/gpu
         replicas: 4

@@ -12,23 +12,9 @@ namespace {
 
 using testing::GpusOf;
 using ::testing::HasSubstr;
+using testing::kMps;
+using testing::kTimeSliced;
 using testing::ResourceOf;
-
-constexpr char kTimeSliced[] = R"(version: v1
-sharing:
-  timeSlicing:
-    resources:
-      - name: nvidia.com/gpu
-        replicas: 4
-)";
-constexpr char kMps[] = R"(version: v1
-sharing:
-  mps:
-    failRequestsGreaterThanOne: false
-    resources:
-      - name: nvidia.com/gpu
-        replicas: 4
-)";
 
 std::vector<std::string> AllIds(const AdvertisedResource& r) {
   std::vector<std::string> out;

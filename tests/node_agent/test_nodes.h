@@ -37,6 +37,23 @@ gpus:
         - profile: 1g.5gb
 )";
 
+// NVIDIA's time-slicing example (4 replicas per GPU) and the same under MPS.
+inline constexpr char kTimeSliced[] = R"(version: v1
+sharing:
+  timeSlicing:
+    resources:
+      - name: nvidia.com/gpu
+        replicas: 4
+)";
+inline constexpr char kMps[] = R"(version: v1
+sharing:
+  mps:
+    failRequestsGreaterThanOne: false
+    resources:
+      - name: nvidia.com/gpu
+        replicas: 4
+)";
+
 inline std::vector<GpuInfo> GpusOf(const std::string& node_yaml) {
   Result<SimulatedNode> node = ParseSimulatedNode(node_yaml, "test-node");
   EXPECT_TRUE(node.ok()) << node.status().ToString();
