@@ -37,6 +37,7 @@ struct SimulateOptions {
   int synthetic_nodes = 256;
   std::uint64_t synthetic_seed = 7;
   int replicas = 4;
+  std::string tie_break = "lowest-name";
 };
 
 struct Workload {
@@ -145,6 +146,7 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
                                                Result<sim::FillResult>(Internal("not run")));
   sim::FillOptions fill;
   fill.target_ratio = options.ratio;
+  GPUSLICE_ASSIGN_OR_RETURN(fill.tie_break, placement::ParseTieBreak(options.tie_break));
   sim::ParallelFor(jobs.size(), options.jobs, [&](std::size_t i) {
     sim::FillOptions run = fill;
     run.seed = jobs[i].seed;
@@ -218,12 +220,15 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
 Status RunReplayMode(const SimulateOptions& options, const std::vector<Workload>& workloads,
                      const std::vector<std::uint64_t>& seeds, const std::filesystem::path& out_dir,
                      std::ostream& out) {
+  GPUSLICE_ASSIGN_OR_RETURN(const placement::TieBreak tie_break,
+                            placement::ParseTieBreak(options.tie_break));
   for (const Workload& w : workloads) {
     std::vector<Result<sim::ReplayResult>> results(options.policies.size(),
                                                    Result<sim::ReplayResult>(Internal("not run")));
     sim::ParallelFor(options.policies.size(), options.jobs, [&](std::size_t i) {
       sim::ReplayOptions replay;
       replay.seed = seeds.front();
+      replay.tie_break = tie_break;
       results[i] = sim::RunReplay(w.nodes, w.pods, options.policies[i], replay);
     });
     std::vector<sim::ReplayResult> done;
@@ -318,6 +323,12 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
                   "gpu-clustering, fgd, gpuslice; default all")
       ->delimiter(',');
   cmd->add_option("--seeds", options->seeds, "Seeds: a list (42,43) or a range (42-51)")
+      ->capture_default_str();
+  cmd->add_option("--tie-break", options->tie_break,
+                  "Among equal scores: lowest-name (the node whose name sorts first, as the FGD "
+                  "authors' simulator does) or random (as kube-scheduler does); the random "
+                  "policy is always random")
+      ->check(CLI::IsMember({"lowest-name", "random"}))
       ->capture_default_str();
   cmd->add_option("--ratio", options->ratio, "Fill: GPU demand as a multiple of capacity")
       ->capture_default_str();

@@ -2,8 +2,8 @@
 //
 // Every policy sees the same candidates: the nodes where the pod fits and, on each, the distinct
 // GPU choices (for a share: each GPU with room, GPUs in identical states counted once; for whole
-// GPUs: the lowest-indexed fully free GPUs). Policies differ in how they score candidates. Ties
-// are broken uniformly at random with the policy's own seeded generator, so runs reproduce.
+// GPUs: the lowest-indexed fully free GPUs). Policies differ in how they score candidates. Equal
+// scores are broken as PolicyOptions::tie_break says; either way runs reproduce.
 #pragma once
 
 #include <cstdint>
@@ -36,11 +36,31 @@ class PlacementPolicy {
                          const Placement& /*placement*/) {}
 };
 
+// How a policy chooses among candidates with equal scores.
+enum class TieBreak {
+  // The node whose name sorts first, then the lowest GPU indices: what the FGD authors' simulator
+  // does (their kube-scheduler fork replaces the random choice with this, for reproducibility),
+  // so the baselines' published figures are comparable. The default.
+  kLowestNodeName,
+  // Uniformly at random with the policy's seeded generator: what kube-scheduler itself does.
+  kRandom,
+};
+
+// "lowest-name" or "random"; an error names the accepted values.
+Result<TieBreak> ParseTieBreak(std::string_view text);
+std::string_view TieBreakName(TieBreak tie_break);
+
 struct PolicyOptions {
   std::uint64_t seed = 42;
+  // Ignored by "random", whose every choice is a tie broken at random.
+  TieBreak tie_break = TieBreak::kLowestNodeName;
   // The target workload for fragmentation-aware policies (fgd, gpuslice); usually
   // TypicalTaskTypes() of the pods expected. Required by those policies.
   std::vector<TaskType> task_types;
+  // Every task type of the workload, however rare (TypicalTaskTypes with coverage 1); gpuslice
+  // uses them to keep nodes that few others can stand in for able to host the rare large types.
+  // Empty: task_types.
+  std::vector<TaskType> all_task_types;
 };
 
 // "random", "best-fit", "dot-product", "gpu-packing", "gpu-clustering", "fgd", "gpuslice".

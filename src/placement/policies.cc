@@ -58,7 +58,7 @@ void ForEachCandidate(const ClusterState& state, const PodRequest& pod, int inde
   if (static_cast<int>(scratch.size()) == pod.num_gpu) fn(std::span<const int>(scratch));
 }
 
-// Scans every candidate, keeps the highest score, breaks exact ties uniformly at random.
+// Scans every candidate, keeps the highest score, breaks exact ties by the policy's TieBreak.
 //
 // Scores are pure functions of a node's state and the pod's shape, so each node caches the scores
 // it computed for the last few pod shapes until a pod is placed on or removed from it. Workloads
@@ -67,7 +67,8 @@ void ForEachCandidate(const ClusterState& state, const PodRequest& pod, int inde
 // are identical, so the cache does not change any choice.
 class ScoredPolicy : public PlacementPolicy {
  public:
-  explicit ScoredPolicy(std::uint64_t seed) : rng_(seed) {}
+  explicit ScoredPolicy(const PolicyOptions& options)
+      : rng_(options.seed), tie_break_(options.tie_break) {}
 
   std::optional<Placement> Choose(const ClusterState& state, const PodRequest& pod) override {
     Prepare(state, pod);
@@ -81,7 +82,12 @@ class ScoredPolicy : public PlacementPolicy {
       const CachedScores& scores = ScoresFor(state, pod, node);
       std::size_t offset = 0;
       for (std::size_t c = 0; c < scores.scores.size(); ++c) {
-        const double score = scores.scores[c];
+        double score = scores.scores[c];
+        if (uses_slot_losses_) {
+          const std::uint32_t first = c == 0 ? 0 : scores.loss_end[c - 1];
+          score -= SlotLossCost(
+              std::span<const SlotLoss>(scores.losses).subspan(first, scores.loss_end[c] - first));
+        }
         const std::size_t width = static_cast<std::size_t>(pod.num_gpu);
         bool take = false;
         if (score > best + kTieEpsilon) {
@@ -89,7 +95,11 @@ class ScoredPolicy : public PlacementPolicy {
           ties = 1;
           take = true;
         } else if (score >= best - kTieEpsilon) {
-          take = rng_.Below(++ties) == 0;
+          ++ties;
+          // Lowest name: a later candidate on the same node (a higher GPU index) never wins.
+          take = tie_break_ == TieBreak::kRandom
+                     ? rng_.Below(ties) == 0
+                     : state.node(node).spec.name < state.node(choice.node).spec.name;
         }
         if (take) {
           choice.node = node;
@@ -114,6 +124,19 @@ class ScoredPolicy : public PlacementPolicy {
   // Higher is better. `gpus` are the candidate's GPU indices on `node`.
   virtual double Score(const ClusterState& state, const PodRequest& pod, int node,
                        std::span<const int> gpus) = 0;
+
+  // A score may also depend on the whole cluster, through what a candidate takes away from the
+  // node: copies of task types ("slots") it could host before and not after. Policies that set
+  // uses_slot_losses_ list those in LostSlots (node-local, cached with the score) and price them
+  // in SlotLossCost (from the cluster's current state, every decision); the price is subtracted.
+  struct SlotLoss {
+    std::uint32_t type = 0;
+    std::int32_t copies = 0;
+  };
+  virtual void LostSlots(const ClusterState& /*state*/, const PodRequest& /*pod*/, int /*node*/,
+                         std::span<const int> /*gpus*/, std::vector<SlotLoss>& /*out*/) {}
+  virtual double SlotLossCost(std::span<const SlotLoss> /*losses*/) { return 0; }
+  bool uses_slot_losses_ = false;
   virtual void Prepare(const ClusterState& /*state*/, const PodRequest& /*pod*/) {}
   // A pod was placed on (placed = true) or removed from node p.node.
   virtual void OnNodeChanged(const ClusterState& /*state*/, const PodRequest& /*pod*/,
@@ -128,12 +151,14 @@ class ScoredPolicy : public PlacementPolicy {
   }
 
  private:
-  static constexpr std::size_t kShapesPerNode = 12;
+  static constexpr std::size_t kShapesPerNode = 32;
 
   struct CachedScores {
     PodRequest shape;
-    std::vector<double> scores;  // one per candidate, in candidate order
-    std::vector<int> gpus;       // candidates' GPU indices, num_gpu each, concatenated
+    std::vector<double> scores;           // one per candidate, in candidate order
+    std::vector<int> gpus;                // candidates' GPU indices, num_gpu each, concatenated
+    std::vector<SlotLoss> losses;         // candidates' lost slots, concatenated
+    std::vector<std::uint32_t> loss_end;  // per candidate: end of its entries in `losses`
   };
   struct NodeCache {
     std::vector<CachedScores> entries;  // the first `used` are valid
@@ -169,9 +194,15 @@ class ScoredPolicy : public PlacementPolicy {
     slot->shape = pod;
     slot->scores.clear();
     slot->gpus.clear();
+    slot->losses.clear();
+    slot->loss_end.clear();
     ForEachCandidate(state, pod, node, scratch_, [&](std::span<const int> gpus) {
       slot->scores.push_back(Score(state, pod, node, gpus));
       slot->gpus.insert(slot->gpus.end(), gpus.begin(), gpus.end());
+      if (uses_slot_losses_) {
+        LostSlots(state, pod, node, gpus, slot->losses);
+        slot->loss_end.push_back(static_cast<std::uint32_t>(slot->losses.size()));
+      }
     });
     return *slot;
   }
@@ -187,13 +218,20 @@ class ScoredPolicy : public PlacementPolicy {
   }
 
   Rng rng_;
+  TieBreak tie_break_;
   std::vector<int> scratch_;
   std::vector<NodeCache> cache_;
 };
 
+// Every candidate scores the same, so every choice is a tie; they are always broken at random.
+PolicyOptions RandomTies(PolicyOptions options) {
+  options.tie_break = TieBreak::kRandom;
+  return options;
+}
+
 class RandomPolicy final : public ScoredPolicy {
  public:
-  using ScoredPolicy::ScoredPolicy;
+  explicit RandomPolicy(const PolicyOptions& options) : ScoredPolicy(RandomTies(options)) {}
   std::string_view name() const override { return "random"; }
 
  protected:
@@ -320,10 +358,10 @@ class GpuClusteringPolicy final : public ScoredPolicy {
 // how much it changes them.
 class FragmentationPolicy : public ScoredPolicy {
  public:
-  FragmentationPolicy(std::uint64_t seed, std::vector<TaskType> types)
-      : ScoredPolicy(seed),
-        fgd_(types, FragmentationMeasure::kFgd),
-        packable_(std::move(types), FragmentationMeasure::kPackable) {}
+  explicit FragmentationPolicy(const PolicyOptions& options)
+      : ScoredPolicy(options),
+        fgd_(options.task_types, FragmentationMeasure::kFgd),
+        packable_(options.task_types, FragmentationMeasure::kPackable) {}
 
  protected:
   void OnNodeChanged(const ClusterState&, const PodRequest&, const Placement& p, bool) override {
@@ -401,21 +439,112 @@ class FgdPolicy final : public FragmentationPolicy {
   }
 };
 
-// gpuslice: minimises a weighted sum of two fragmentation changes over the workload's task types:
-//  - FGD's (capacity a task type cannot use at all), and
+// gpuslice: minimises a weighted sum of fragmentation changes over the workload's task types:
+//  - FGD's (capacity a task type cannot use at all),
 //  - a lookahead measure (capacity left over after packing as many copies of each type as the
 //    node's CPU and GPUs allow), which also sees GPUs that only a few more pods could use
-//    before the node's CPU runs out;
+//    before the node's CPU runs out, and
+//  - scarce slots: every copy of a GPU task type (rare ones included) the node could host before
+//    and not after, priced at the type's GPUs times min(1, expected / slots), where expected is
+//    the type's share of the pods that would fill the cluster's free GPU and CPU, and slots the
+//    copies of it all nodes can still host. A slot many nodes offer costs little; the last hosts
+//    of a large type (an 8-GPU pod asking for 120 cores fits only 128-core nodes) cost nearly
+//    the pod's GPUs while such pods are still expected.
 // CPU-only pods also prefer nodes with fewer idle GPUs; then the candidate leaving the node fuller
-// (best fit), then the fullest GPU. Unlike
-// `fgd` it compares exact fragmentation changes (no integer score), so near-ties are not left to
-// chance.
+// (best fit), then the fullest GPU. Unlike `fgd` it compares exact fragmentation changes (no
+// integer score), so near-ties are not left to chance.
 class GpuslicePolicy final : public FragmentationPolicy {
  public:
-  using FragmentationPolicy::FragmentationPolicy;
+  explicit GpuslicePolicy(const PolicyOptions& options) : FragmentationPolicy(options) {
+    const std::vector<TaskType>& all =
+        options.all_task_types.empty() ? options.task_types : options.all_task_types;
+    for (const TaskType& t : all) {
+      mean_pod_gpu_milli_ += t.popularity * static_cast<double>(t.request.total_gpu_milli());
+      mean_pod_cpu_milli_ += t.popularity * static_cast<double>(t.request.cpu_milli);
+      if (!t.request.wants_gpu()) continue;
+      slot_types_.push_back(t);
+      const auto known = std::find(shares_.begin(), shares_.end(), t.request.gpu_milli);
+      share_index_.push_back(static_cast<std::size_t>(known - shares_.begin()));
+      if (known == shares_.end()) shares_.push_back(t.request.gpu_milli);
+    }
+    share_slots_.resize(shares_.size());
+    // A GPU's free share is 0..kMilliPerGpu: tabulate free / share for each share once.
+    quotients_.resize(shares_.size() * (kMilliPerGpu + 1));
+    for (std::size_t i = 0; i < shares_.size(); ++i) {
+      for (int free = 0; free <= kMilliPerGpu; ++free) {
+        quotients_[i * (kMilliPerGpu + 1) + static_cast<std::size_t>(free)] =
+            static_cast<std::uint16_t>(free / shares_[i]);
+      }
+    }
+    prices_.resize(slot_types_.size());
+    uses_slot_losses_ = mean_pod_gpu_milli_ > 0 && !slot_types_.empty();
+  }
   std::string_view name() const override { return "gpuslice"; }
 
  protected:
+  void Prepare(const ClusterState& state, const PodRequest& pod) override {
+    FragmentationPolicy::Prepare(state, pod);
+    if (!uses_slot_losses_) return;
+    const std::size_t types = slot_types_.size();
+    if (copies_.size() != state.node_count() * types) {
+      copies_.assign(state.node_count() * types, 0);
+      slots_.assign(types, 0);
+      for (int node = 0; node < static_cast<int>(state.node_count()); ++node) {
+        RecountNode(state, node);
+      }
+    }
+    const double free_gpu =
+        static_cast<double>(state.gpu_milli_capacity() - state.gpu_milli_allocated());
+    double remaining_pods = free_gpu / mean_pod_gpu_milli_;
+    if (mean_pod_cpu_milli_ > 0) {
+      const double free_cpu =
+          static_cast<double>(state.cpu_milli_capacity() - state.cpu_milli_allocated());
+      remaining_pods = std::min(remaining_pods, free_cpu / mean_pod_cpu_milli_);
+    }
+    // Each type's price per lost copy, for this decision.
+    for (std::size_t t = 0; t < types; ++t) {
+      const double expected = slot_types_[t].popularity * remaining_pods;
+      const double slots = static_cast<double>(std::max<std::int64_t>(slots_[t], 1));
+      prices_[t] = kSlotLossWeight * static_cast<double>(slot_types_[t].request.total_gpu_milli()) *
+                   std::min(1.0, expected / slots);
+    }
+  }
+
+  void OnNodeChanged(const ClusterState& state, const PodRequest& pod, const Placement& p,
+                     bool placed) override {
+    FragmentationPolicy::OnNodeChanged(state, pod, p, placed);
+    if (uses_slot_losses_ && !copies_.empty()) RecountNode(state, p.node);
+  }
+
+  void LostSlots(const ClusterState& state, const PodRequest& pod, int node,
+                 std::span<const int> gpus, std::vector<SlotLoss>& out) override {
+    const NodeState& n = state.node(node);
+    frees_.clear();
+    for (const GpuState& gpu : n.gpus) frees_.push_back(gpu.milli_free);
+    for (const int g : gpus) frees_[static_cast<std::size_t>(g)] -= pod.gpu_milli;
+    CountShareSlots();
+    const std::size_t types = slot_types_.size();
+    const std::int32_t* before = &copies_[static_cast<std::size_t>(node) * types];
+    const std::int64_t cpu_after = n.cpu_free - pod.cpu_milli;
+    for (std::size_t t = 0; t < types; ++t) {
+      const std::int64_t had = before[t];
+      if (had == 0) continue;
+      // Copies never grow; divide only when GPUs or CPU no longer cover `had` copies.
+      const PodRequest& r = slot_types_[t].request;
+      if (share_slots_[share_index_[t]] >= had * r.num_gpu && cpu_after >= had * r.cpu_milli) {
+        continue;
+      }
+      const std::int32_t after = Copies(t, n.model_id, cpu_after);
+      out.push_back({static_cast<std::uint32_t>(t), before[t] - after});
+    }
+  }
+
+  double SlotLossCost(std::span<const SlotLoss> losses) override {
+    double cost = 0;
+    for (const SlotLoss& loss : losses) cost += loss.copies * prices_[loss.type];
+    return cost;
+  }
+
   double Score(const ClusterState& state, const PodRequest& pod, int node,
                std::span<const int> gpus) override {
     const double fgd = Delta(state, pod, node, gpus, kFgdMeasure);
@@ -433,12 +562,61 @@ class GpuslicePolicy final : public FragmentationPolicy {
   }
 
  private:
+  // share_slots_[i]: how many shares of shares_[i] the GPU shares in `frees_` hold.
+  void CountShareSlots() {
+    for (std::size_t i = 0; i < shares_.size(); ++i) {
+      const std::uint16_t* quotient = &quotients_[i * (kMilliPerGpu + 1)];
+      std::int64_t slots = 0;
+      for (const int free : frees_) slots += quotient[free];
+      share_slots_[i] = slots;
+    }
+  }
+
+  // Copies of slot type `type` a node could still host with the GPU shares counted by the last
+  // CountShareSlots and `cpu_free`. Like the fragmentation measures it ignores memory, so scores
+  // stay pure functions of the node and the pod's shape (which the score cache relies on).
+  std::int32_t Copies(std::size_t type, int model_id, std::int64_t cpu_free) const {
+    const PodRequest& t = slot_types_[type].request;
+    if (!t.AllowsModel(model_id) || cpu_free < t.cpu_milli) return 0;
+    std::int64_t copies = share_slots_[share_index_[type]] / t.num_gpu;
+    if (t.cpu_milli > 0) copies = std::min(copies, cpu_free / t.cpu_milli);
+    return static_cast<std::int32_t>(copies);
+  }
+
+  void RecountNode(const ClusterState& state, int node) {
+    const NodeState& n = state.node(node);
+    frees_.clear();
+    for (const GpuState& gpu : n.gpus) frees_.push_back(gpu.milli_free);
+    CountShareSlots();
+    const std::size_t types = slot_types_.size();
+    std::int32_t* row = &copies_[static_cast<std::size_t>(node) * types];
+    for (std::size_t t = 0; t < types; ++t) {
+      const std::int32_t now = Copies(t, n.model_id, n.cpu_free);
+      slots_[t] += now - row[t];
+      row[t] = now;
+    }
+  }
+
   // One global constant, tuned on the trace's pod lists (docs/benchmarks.md says how).
   static constexpr double kPackableWeight = 0.1;
   // Per idle milli-GPU on the node, for CPU-only pods (docs/benchmarks.md says how it was chosen).
   static constexpr double kCpuOnlyIdleGpuWeight = 0.1;
+  // Per milli-GPU of scarce slots lost (docs/benchmarks.md says how it was chosen).
+  static constexpr double kSlotLossWeight = 0.01;
   // Normalised leftovers are <= 2, fragmentation changes are in milli-GPU: a tie-break.
   static constexpr double kBestFitWeight = 1e-3;
+
+  std::vector<TaskType> slot_types_;      // the workload's GPU task types, all of them
+  std::vector<int> shares_;               // the distinct per-GPU shares among them
+  std::vector<std::size_t> share_index_;  // per slot type: its share's index in shares_
+  std::vector<std::int64_t> share_slots_;
+  std::vector<std::uint16_t> quotients_;  // [share index * 1001 + free]: free / share
+  std::vector<double> prices_;            // per slot type: cost of one lost copy, this decision
+  double mean_pod_gpu_milli_ = 0;         // over all the workload's pods, CPU-only ones included
+  double mean_pod_cpu_milli_ = 0;
+  std::vector<std::int32_t> copies_;  // [node * types + type]: copies the node can host now
+  std::vector<std::int64_t> slots_;   // per type: copies over all nodes
+  std::vector<int> frees_;
 };
 
 }  // namespace
@@ -457,25 +635,32 @@ std::vector<std::vector<int>> CandidateGpuSets(const ClusterState& state, const 
   return sets;
 }
 
+Result<TieBreak> ParseTieBreak(std::string_view text) {
+  if (text == "lowest-name") return TieBreak::kLowestNodeName;
+  if (text == "random") return TieBreak::kRandom;
+  return InvalidArgument("unknown tie-break '" + std::string(text) +
+                         "'; known: lowest-name, random");
+}
+
+std::string_view TieBreakName(TieBreak tie_break) {
+  return tie_break == TieBreak::kRandom ? "random" : "lowest-name";
+}
+
 Result<std::unique_ptr<PlacementPolicy>> MakePolicy(std::string_view name,
                                                     const PolicyOptions& options) {
-  const std::uint64_t seed = options.seed;
-  if (name == "random") return std::unique_ptr<PlacementPolicy>(new RandomPolicy(seed));
-  if (name == "best-fit") return std::unique_ptr<PlacementPolicy>(new BestFitPolicy(seed));
-  if (name == "dot-product") return std::unique_ptr<PlacementPolicy>(new DotProductPolicy(seed));
-  if (name == "gpu-packing") return std::unique_ptr<PlacementPolicy>(new GpuPackingPolicy(seed));
-  if (name == "gpu-clustering") {
-    return std::unique_ptr<PlacementPolicy>(new GpuClusteringPolicy(seed));
-  }
+  const PolicyOptions& o = options;
+  if (name == "random") return std::unique_ptr<PlacementPolicy>(new RandomPolicy(o));
+  if (name == "best-fit") return std::unique_ptr<PlacementPolicy>(new BestFitPolicy(o));
+  if (name == "dot-product") return std::unique_ptr<PlacementPolicy>(new DotProductPolicy(o));
+  if (name == "gpu-packing") return std::unique_ptr<PlacementPolicy>(new GpuPackingPolicy(o));
+  if (name == "gpu-clustering") return std::unique_ptr<PlacementPolicy>(new GpuClusteringPolicy(o));
   if (name == "fgd" || name == "gpuslice") {
     if (options.task_types.empty()) {
       return InvalidArgument("policy '" + std::string(name) +
                              "' needs the target workload's task types; none were given");
     }
-    if (name == "fgd") {
-      return std::unique_ptr<PlacementPolicy>(new FgdPolicy(seed, options.task_types));
-    }
-    return std::unique_ptr<PlacementPolicy>(new GpuslicePolicy(seed, options.task_types));
+    if (name == "fgd") return std::unique_ptr<PlacementPolicy>(new FgdPolicy(o));
+    return std::unique_ptr<PlacementPolicy>(new GpuslicePolicy(o));
   }
   std::string known;
   for (const std::string_view n : kPolicyNames) {

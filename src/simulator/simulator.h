@@ -19,6 +19,7 @@
 #include "core/status.h"
 #include "placement/cluster_state.h"
 #include "placement/fragmentation.h"
+#include "placement/placement_policy.h"
 #include "simulator/trace_csv.h"
 
 namespace gpuslice::simulator {
@@ -38,6 +39,7 @@ struct CurvePoint {
 struct FillOptions {
   double target_ratio = 1.3;
   std::uint64_t seed = 42;
+  placement::TieBreak tie_break = placement::TieBreak::kLowestNodeName;
   placement::TaskTypeOptions task_types;
 };
 
@@ -72,6 +74,7 @@ Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
 
 struct ReplayOptions {
   std::uint64_t seed = 42;
+  placement::TieBreak tie_break = placement::TieBreak::kLowestNodeName;
   placement::TaskTypeOptions task_types;
 };
 

@@ -474,21 +474,89 @@ TEST(PolicyTest, RandomIsReproducibleAndOnlyPicksFeasibleNodes) {
   nodes.push_back(Node("p", 8000, 1, "P100"));
   const ClusterState state = MustCreate(nodes);
   const PodRequest pod = MustResolve(state, Pod(1000, 1, 1000, {"P100"}));
-  auto a = MakePolicy("random", {.seed = 3, .task_types = {}});
+  PolicyOptions seeded;
+  seeded.seed = 3;
+  auto a = MakePolicy("random", seeded);
   ASSERT_TRUE(a.ok());
   const auto choice = (*a)->Choose(state, pod);
   ASSERT_TRUE(choice.has_value());
   EXPECT_EQ(choice->node, 20);
   const PodRequest any = MustResolve(state, Pod(1000, 1, 1000));
   std::vector<int> first, second;
-  auto p1 = MakePolicy("random", {.seed = 3, .task_types = {}});
-  auto p2 = MakePolicy("random", {.seed = 3, .task_types = {}});
+  auto p1 = MakePolicy("random", seeded);
+  auto p2 = MakePolicy("random", seeded);
   for (int i = 0; i < 10; ++i) {
     first.push_back((*p1)->Choose(state, any)->node);
     second.push_back((*p2)->Choose(state, any)->node);
   }
   EXPECT_EQ(first, second);
   EXPECT_GT(std::set<int>(first.begin(), first.end()).size(), 1U);
+}
+
+// Equal scores go to the node whose name sorts first (the FGD authors' simulator), whatever the
+// node's index; with TieBreak::kRandom they spread.
+TEST(PolicyTest, TiesGoToTheLowestNodeNameUnlessRandomIsAsked) {
+  const ClusterState state =
+      MustCreate({Node("node-b", 8000, 1, "T4"), Node("node-a", 8000, 1, "T4"),
+                  Node("node-c", 8000, 1, "T4")});
+  const PodRequest pod = MustResolve(state, Pod(1000, 1, 1000));
+  for (const char* name : {"best-fit", "fgd", "gpuslice", "gpu-packing"}) {
+    PolicyOptions options;
+    options.task_types = TypesOf(state, {Pod(1000, 1, 1000)});
+    auto policy = MakePolicy(name, options);
+    ASSERT_TRUE(policy.ok()) << name;
+    const auto choice = (*policy)->Choose(state, pod);
+    ASSERT_TRUE(choice.has_value()) << name;
+    EXPECT_EQ(choice->node, 1) << name << " should pick node-a";
+  }
+  std::set<int> chosen;
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    PolicyOptions options;
+    options.seed = seed;
+    options.tie_break = TieBreak::kRandom;
+    options.task_types = TypesOf(state, {Pod(1000, 1, 1000)});
+    auto policy = MakePolicy("fgd", options);
+    ASSERT_TRUE(policy.ok());
+    chosen.insert((*policy)->Choose(state, pod)->node);
+  }
+  EXPECT_GT(chosen.size(), 1U) << "random tie-breaking should not always pick one node";
+}
+
+TEST(PolicyTest, ParseTieBreakNamesTheAcceptedValues) {
+  EXPECT_EQ(ParseTieBreak("lowest-name").value(), TieBreak::kLowestNodeName);
+  EXPECT_EQ(ParseTieBreak("random").value(), TieBreak::kRandom);
+  EXPECT_EQ(TieBreakName(TieBreak::kRandom), "random");
+  const auto bad = ParseTieBreak("first");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("lowest-name, random"), std::string::npos);
+}
+
+// The multigpu30 situation in miniature: an 8-GPU pod asking for 120 cores fits only the 128-core
+// node, and it is too rare to be one of the typical task types. A CPU-heavy 1-GPU pod would
+// strand less CPU-per-GPU on the 128-core node, so without knowing the rare type gpuslice puts
+// it there; told every type, it keeps the only host of the large type whole.
+TEST(PolicyTest, GpusliceKeepsTheOnlyHostOfARareLargeTypeWhole) {
+  const ClusterState state = MustCreate({Node("g2", 96000, 8, "G"), Node("g3", 128000, 8, "G")});
+  std::vector<PodRequest> workload;
+  auto add = [&](int count, const PodSpec& spec) {
+    for (int i = 0; i < count; ++i) workload.push_back(MustResolve(state, spec));
+  };
+  add(30, Pod(12000, 1, 1000));
+  add(62, Pod(24000, 1, 1000));
+  add(8, Pod(120000, 8, 1000));
+  const PodRequest pod = MustResolve(state, Pod(24000, 1, 1000));
+  PolicyOptions options;
+  options.task_types = TypicalTaskTypes(workload, {.coverage = 0.9});
+  ASSERT_EQ(options.task_types.size(), 2U) << "the 8-GPU type is not a typical one";
+
+  auto blind = MakePolicy("gpuslice", options);
+  ASSERT_TRUE(blind.ok());
+  EXPECT_EQ((*blind)->Choose(state, pod)->node, 1) << "without the rare type: the roomier node";
+
+  options.all_task_types = TypicalTaskTypes(workload, {.coverage = 1.0});
+  auto aware = MakePolicy("gpuslice", options);
+  ASSERT_TRUE(aware.ok());
+  EXPECT_EQ((*aware)->Choose(state, pod)->node, 0) << "the 128-core node stays whole";
 }
 
 TEST(PolicyTest, UnknownPolicyAndMissingWorkloadAreClearErrors) {
