@@ -38,6 +38,7 @@ struct SimulateOptions {
   std::uint64_t synthetic_seed = 7;
   int replicas = 4;
   std::string tie_break = "lowest-name";
+  std::string mig_model = "A100-SXM4-40GB";
 };
 
 struct Workload {
@@ -258,6 +259,7 @@ Status RunCompareMode(const SimulateOptions& options, const std::vector<Workload
     sim::CompareOptions compare;
     compare.time_slicing_replicas = options.replicas;
     compare.seed = seeds.front();
+    compare.mig_model = options.mig_model;
     GPUSLICE_ASSIGN_OR_RETURN(const std::vector<sim::StrategyRow> rows,
                               sim::CompareStrategies(w.pods, compare));
     const std::filesystem::path csv = out_dir / (w.name + "-compare.csv");
@@ -349,6 +351,10 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--replicas", options->replicas, "Compare: time-slicing replicas per GPU")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--mig-model", options->mig_model,
+                  "Compare: the GPU model whose MIG profiles and placement rules the MIG strategy "
+                  "uses (e.g. A100-SXM4-40GB, H100-80GB, A30)")
       ->capture_default_str();
   cmd->callback([options, exit_code] {
     const Status status = RunSimulate(*options, std::cout);

@@ -1,7 +1,9 @@
 // Strategy comparison: GPUs one workload needs under each way of sharing GPUs.
 #include <algorithm>
 #include <functional>
+#include <map>
 
+#include "core/mig_layout.h"
 #include "placement/placement_engine.h"
 #include "simulator/simulator.h"
 
@@ -26,14 +28,61 @@ std::int64_t FirstFitDecreasing(std::vector<int> items, int capacity) {
   return static_cast<std::int64_t>(room.size());
 }
 
+// First-fit decreasing of MIG instances onto GPUs of `model`: a GPU takes an instance when the
+// core planner (FitMigLayout: start slots, memory-slice overlap, compute slices, maximum counts)
+// can lay out its instances plus the new one. Offline planning, so a GPU's instances may be
+// re-laid out as it fills; whether a layout fits is memoised. Returns the GPU count.
+Result<std::int64_t> PackMigInstances(const GpuModel& model,
+                                      std::vector<const MigProfile*> instances) {
+  std::sort(instances.begin(), instances.end(), [](const MigProfile* a, const MigProfile* b) {
+    return a->size_slots != b->size_slots ? a->size_slots > b->size_slots
+                                          : a->compute_slices > b->compute_slices;
+  });
+  std::map<MigLayout, bool> fits;
+  auto layout_fits = [&](const MigLayout& layout) {
+    const auto [it, inserted] = fits.try_emplace(layout, false);
+    if (inserted) it->second = FitMigLayout(model, layout).ok();
+    return it->second;
+  };
+  std::vector<MigLayout> gpus;
+  for (const MigProfile* profile : instances) {
+    bool placed = false;
+    for (MigLayout& gpu : gpus) {
+      MigLayout grown = gpu;
+      ++grown[profile->name];
+      if (layout_fits(grown)) {
+        gpu = std::move(grown);
+        placed = true;
+        break;
+      }
+    }
+    if (placed) continue;
+    MigLayout alone{{profile->name, 1}};
+    if (!layout_fits(alone)) {
+      return Internal("MIG profile " + profile->name + " does not fit an empty " + model.name);
+    }
+    gpus.push_back(std::move(alone));
+  }
+  return static_cast<std::int64_t>(gpus.size());
+}
+
 }  // namespace
 
-int MigSlicesForShare(int gpu_milli) {
-  constexpr int kProfiles[] = {1, 2, 3, 4, 7};
-  for (const int slices : kProfiles) {
-    if (slices * placement::kMilliPerGpu >= gpu_milli * 7) return slices;
+const MigProfile* MigProfileForShare(const GpuModel& model, int gpu_milli) {
+  const MigProfile* best = nullptr;
+  for (const MigProfile& profile : model.mig_profiles) {
+    if (profile.media_extensions) continue;
+    // Compute is what a share of GPU time asks for: compute_slices / compute_slices of the GPU.
+    if (static_cast<std::int64_t>(profile.compute_slices) * placement::kMilliPerGpu <
+        static_cast<std::int64_t>(gpu_milli) * model.compute_slices) {
+      continue;
+    }
+    if (best == nullptr || profile.compute_slices < best->compute_slices ||
+        (profile.compute_slices == best->compute_slices && profile.size_slots < best->size_slots)) {
+      best = &profile;
+    }
   }
-  return 7;
+  return best;
 }
 
 Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& workload,
@@ -42,11 +91,23 @@ Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& 
     return InvalidArgument("time-slicing replicas must be >= 1");
   }
   const int replicas = options.time_slicing_replicas;
+  const GpuModel* mig_model = FindGpuModel(options.mig_model);
+  if (mig_model == nullptr || !mig_model->mig_capable()) {
+    std::string known;
+    for (const GpuModel& m : AllGpuModels()) {
+      if (!m.mig_capable()) continue;
+      if (!known.empty()) known += ", ";
+      known += m.name;
+    }
+    return InvalidArgument("MIG model '" + options.mig_model + "' is " +
+                           (mig_model == nullptr ? "not in the catalogue" : "not MIG capable") +
+                           "; MIG-capable models: " + known);
+  }
   std::int64_t whole_gpus = 0;  // GPUs of pods that take whole GPUs
   std::int64_t shares = 0;
   std::int64_t share_milli = 0;
   std::vector<int> replica_items;
-  std::vector<int> mig_items;
+  std::vector<const MigProfile*> mig_items;
   std::vector<int> milli_items;
   std::int64_t pods = 0;
   for (const TracePod& pod : workload) {
@@ -60,7 +121,7 @@ Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& 
       // its share.
       replica_items.push_back(std::max(
           1, (spec.gpu_milli * replicas + placement::kMilliPerGpu - 1) / placement::kMilliPerGpu));
-      mig_items.push_back(MigSlicesForShare(spec.gpu_milli));
+      mig_items.push_back(MigProfileForShare(*mig_model, spec.gpu_milli));
       milli_items.push_back(spec.gpu_milli);
     } else {
       whole_gpus += spec.num_gpu;
@@ -74,8 +135,11 @@ Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& 
       {"time-slicing x" + std::to_string(replicas),
        whole_gpus + FirstFitDecreasing(replica_items, replicas),
        "share rounded up to 1/" + std::to_string(replicas) + " GPU replicas; no memory isolation"});
-  rows.push_back({"MIG 1g/2g/3g/4g/7g", whole_gpus + FirstFitDecreasing(mig_items, 7),
-                  "share rounded up to a 7-slice profile; layout rules beyond 7 slices ignored"});
+  GPUSLICE_ASSIGN_OR_RETURN(const std::int64_t mig_gpus,
+                            PackMigInstances(*mig_model, std::move(mig_items)));
+  rows.push_back({"MIG (" + mig_model->name + ")", whole_gpus + mig_gpus,
+                  "share rounded up to the smallest profile with enough compute slices; "
+                  "instances laid out by NVIDIA's placement rules"});
   rows.push_back({"gpuslice fractions (offline)",
                   whole_gpus + FirstFitDecreasing(milli_items, placement::kMilliPerGpu),
                   "exact milli-GPU shares, first-fit decreasing"});
@@ -101,6 +165,7 @@ Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& 
   placement::PolicyOptions policy_options;
   policy_options.seed = options.seed;
   policy_options.task_types = placement::TypicalTaskTypes(requests);
+  policy_options.all_task_types = placement::TypicalTaskTypes(requests, {.coverage = 1.0});
   GPUSLICE_ASSIGN_OR_RETURN(auto policy, placement::MakePolicy("gpuslice", policy_options));
   placement::PlacementEngine engine(std::move(cluster), std::move(policy));
   placement::PodId id = 0;

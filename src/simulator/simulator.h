@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/gpu_model.h"
 #include "core/status.h"
 #include "placement/cluster_state.h"
 #include "placement/fragmentation.h"
@@ -106,14 +107,18 @@ struct StrategyRow {
 struct CompareOptions {
   int time_slicing_replicas = 4;
   std::uint64_t seed = 42;
+  // The GPU model whose MIG profiles and placement rules the MIG strategy uses (catalogue key,
+  // alias or product name; must be MIG capable).
+  std::string mig_model = "A100-SXM4-40GB";
 };
 
 // GPUs needed by the GPU pods of `workload` (GPU is the only constraint; models ignored).
 Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& workload,
                                                    const CompareOptions& options);
 
-// MIG compute slices (of 7) a share of `gpu_milli` rounds up to: 1, 2, 3, 4 or 7 — the
-// 1g/2g/3g/4g/7g profiles of an A100/H100-class GPU.
-int MigSlicesForShare(int gpu_milli);
+// The MIG profile of `model` a share of `gpu_milli` rounds up to: the fewest compute slices
+// covering the share (compute_slices / the GPU's compute slices >= gpu_milli / 1000), then the
+// fewest memory slices; "+me" profiles are not used. nullptr for a model without MIG.
+const MigProfile* MigProfileForShare(const GpuModel& model, int gpu_milli);
 
 }  // namespace gpuslice::simulator

@@ -248,21 +248,60 @@ TEST(CompareTest, StrategiesNeedNoFewerGpusThanTheDemand) {
   for (const StrategyRow& r : *rows) gpus[r.strategy] = r.gpus_needed;
   EXPECT_EQ(gpus["whole GPUs only"], 22);
   EXPECT_EQ(gpus["time-slicing x4"], 12 + 3);
-  EXPECT_EQ(gpus["MIG 1g/2g/3g/4g/7g"], 12 + 4);  // three 2-slice profiles per 7-slice GPU
+  // 2g.10gb: at most three per A100-40GB (starts 0, 2, 4).
+  EXPECT_EQ(gpus["MIG (A100-SXM4-40GB)"], 12 + 4);
   EXPECT_EQ(gpus["gpuslice fractions (offline)"], 12 + 3);
   EXPECT_EQ(gpus["lower bound"], 15);
   EXPECT_GE(gpus["gpuslice fractions (online)"], gpus["lower bound"]);
   EXPECT_LE(gpus["gpuslice fractions (online)"], gpus["whole GPUs only"]);
 }
 
+// Counting compute slices alone, two 3g instances and a 1g fill one 7-slice GPU; on an A100 a
+// 3g.20gb takes four of the eight memory slices, so the 1g needs a second GPU. On an A30 (4
+// compute slices) a 0.4 share needs a 2g.12gb, two to a GPU.
+TEST(CompareTest, MigFollowsTheModelsPlacementRules) {
+  std::vector<TracePod> pods;
+  for (const int milli : {400, 400, 100}) {
+    TracePod p;
+    p.spec.name = "p";
+    p.spec.cpu_milli = 1000;
+    p.spec.num_gpu = 1;
+    p.spec.gpu_milli = milli;
+    pods.push_back(p);
+  }
+  auto a100 = CompareStrategies(pods, {});
+  ASSERT_TRUE(a100.ok()) << a100.status().ToString();
+  std::map<std::string, std::int64_t> gpus;
+  for (const StrategyRow& r : *a100) gpus[r.strategy] = r.gpus_needed;
+  EXPECT_EQ(gpus["MIG (A100-SXM4-40GB)"], 2);
+  CompareOptions a30_options;
+  a30_options.mig_model = "A30";
+  auto a30 = CompareStrategies(pods, a30_options);
+  ASSERT_TRUE(a30.ok()) << a30.status().ToString();
+  gpus.clear();
+  for (const StrategyRow& r : *a30) gpus[r.strategy] = r.gpus_needed;
+  EXPECT_EQ(gpus["MIG (A30)"], 2) << "2g.12gb + 2g.12gb, then 1g.6gb on a second GPU";
+  CompareOptions t4;
+  t4.mig_model = "T4";
+  auto error = CompareStrategies(pods, t4);
+  ASSERT_FALSE(error.ok());
+  EXPECT_NE(error.status().message().find("MIG-capable models: "), std::string::npos)
+      << error.status().message();
+}
+
 TEST(CompareTest, MigRoundingFollowsTheProfiles) {
+  const GpuModel* a100 = FindGpuModel("A100-SXM4-40GB");
+  ASSERT_NE(a100, nullptr);
   struct Case {
     int milli;
-    int slices;
+    const char* profile;
   };
-  for (const Case c : {Case{100, 1}, Case{142, 1}, Case{143, 2}, Case{400, 3}, Case{500, 4},
-                       Case{571, 4}, Case{572, 7}, Case{1000, 7}}) {
-    EXPECT_EQ(MigSlicesForShare(c.milli), c.slices) << c.milli;
+  for (const Case c :
+       {Case{100, "1g.5gb"}, Case{142, "1g.5gb"}, Case{143, "2g.10gb"}, Case{400, "3g.20gb"},
+        Case{500, "4g.20gb"}, Case{571, "4g.20gb"}, Case{572, "7g.40gb"}, Case{1000, "7g.40gb"}}) {
+    const MigProfile* profile = MigProfileForShare(*a100, c.milli);
+    ASSERT_NE(profile, nullptr) << c.milli;
+    EXPECT_EQ(profile->name, c.profile) << c.milli;
   }
 }
 
