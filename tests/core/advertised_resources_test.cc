@@ -4,6 +4,8 @@
 
 #include <ostream>
 
+#include "device_selectors.h"
+
 namespace gpuslice {
 namespace {
 
@@ -57,19 +59,8 @@ ReplicatedResource Entry(std::string name, int replicas, DeviceSelector devices 
   return r;
 }
 
-DeviceSelector List(std::vector<std::string> ids) {
-  DeviceSelector s;
-  s.kind = DeviceSelector::Kind::kList;
-  s.ids = std::move(ids);
-  return s;
-}
-
-DeviceSelector Count(int n) {
-  DeviceSelector s;
-  s.kind = DeviceSelector::Kind::kCount;
-  s.count = n;
-  return s;
-}
+using test_support::Count;
+using test_support::List;
 
 NodeAdvertisement MustAdvertise(const std::vector<GpuInfo>& gpus, const SharingConfig& config) {
   Result<NodeAdvertisement> ad = AdvertiseNode(gpus, config);

@@ -9,6 +9,8 @@
 #include <functional>
 #include <sstream>
 
+#include "device_selectors.h"
+
 namespace gpuslice {
 namespace {
 
@@ -43,19 +45,8 @@ SharingConfig WithoutLines(SharingConfig config) {
   return config;
 }
 
-DeviceSelector List(std::vector<std::string> ids) {
-  DeviceSelector s;
-  s.kind = DeviceSelector::Kind::kList;
-  s.ids = std::move(ids);
-  return s;
-}
-
-DeviceSelector Count(int n) {
-  DeviceSelector s;
-  s.kind = DeviceSelector::Kind::kCount;
-  s.count = n;
-  return s;
-}
+using test_support::Count;
+using test_support::List;
 
 const char kTsHeader[] = "version: v1\nsharing:\n  timeSlicing:\n    resources:\n";  // 4 lines
 
