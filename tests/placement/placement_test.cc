@@ -157,14 +157,15 @@ TEST(ClusterStateTest, GpusliceMemoryAndComputeRequestsBind) {
 // initial state exactly.
 class PolicyInvariantTest : public ::testing::TestWithParam<std::string_view> {};
 
-TEST_P(PolicyInvariantTest, InvariantsHoldUnderRandomPlaceAndRemove) {
-  std::vector<NodeSpec> nodes = {
-      Node("g8a", 96000, 8, "A100", 393216), Node("g8b", 64000, 8, "A100", 262144),
-      Node("t4a", 104000, 2, "T4", 524288),  Node("t4b", 16000, 2, "T4", 65536),
-      Node("p1", 8000, 1, "P100", 32768),    Node("cpu", 32000, 0, "", 131072)};
-  ClusterState initial = MustCreate(nodes);
-  const Snapshot empty = Take(initial);
-  Rng rng(99);
+std::vector<NodeSpec> MixedNodes() {
+  return {Node("g8a", 96000, 8, "A100", 393216), Node("g8b", 64000, 8, "A100", 262144),
+          Node("t4a", 104000, 2, "T4", 524288),  Node("t4b", 16000, 2, "T4", 65536),
+          Node("p1", 8000, 1, "P100", 32768),    Node("cpu", 32000, 0, "", 131072)};
+}
+
+// 300 pods: CPU-only, shares, whole GPUs, multi-GPU, model-constrained; memory varies freely, so
+// pods of one shape differ in memory.
+std::vector<PodSpec> RandomPods(Rng& rng) {
   std::vector<PodSpec> specs;
   const int shares[] = {100, 230, 470, 500, 810};
   for (int i = 0; i < 300; ++i) {
@@ -187,6 +188,14 @@ TEST_P(PolicyInvariantTest, InvariantsHoldUnderRandomPlaceAndRemove) {
     }
     specs.push_back(p);
   }
+  return specs;
+}
+
+TEST_P(PolicyInvariantTest, InvariantsHoldUnderRandomPlaceAndRemove) {
+  ClusterState initial = MustCreate(MixedNodes());
+  const Snapshot empty = Take(initial);
+  Rng rng(99);
+  const std::vector<PodSpec> specs = RandomPods(rng);
   PolicyOptions options;
   options.seed = 5;
   options.task_types = TypesOf(initial, specs);
@@ -245,6 +254,71 @@ TEST_P(PolicyInvariantTest, InvariantsHoldUnderRandomPlaceAndRemove) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPolicies, PolicyInvariantTest, ::testing::ValuesIn(PolicyNames()),
+                         [](const auto& test_info) {
+                           std::string name(test_info.param);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+// Policies whose choice depends only on the cluster's state must choose exactly what a policy
+// created afresh for that state chooses: their per-node caches (and gpuslice's slot counts) may
+// change speed, never a decision. ("random" draws, "gpu-clustering" remembers pods' classes.)
+class PolicyCacheTest : public ::testing::TestWithParam<std::string_view> {};
+
+TEST_P(PolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
+  // Memory-poor 8-GPU nodes, so a pod's memory could limit what a node can still host: scores
+  // must not depend on it, since pods that differ only in memory share cache entries.
+  std::vector<NodeSpec> nodes = MixedNodes();
+  for (const char* name : {"lowmem-a", "lowmem-b", "lowmem-c"}) {
+    nodes.push_back(Node(name, 128000, 8, "A100", 49152));
+  }
+  ClusterState initial = MustCreate(nodes);
+  Rng rng(7);
+  std::vector<PodSpec> specs;
+  for (int round = 0; round < 4; ++round) {
+    for (PodSpec& p : RandomPods(rng)) specs.push_back(std::move(p));
+  }
+  PolicyOptions options;
+  options.task_types = TypicalTaskTypes(
+      [&] {
+        std::vector<PodRequest> requests;
+        for (const PodSpec& p : specs) requests.push_back(MustResolve(initial, p));
+        return requests;
+      }(),
+      {.coverage = 0.8});
+  options.all_task_types = TypesOf(initial, specs);
+  auto warm = MakePolicy(GetParam(), options);
+  ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+  PlacementEngine engine(std::move(initial), std::move(warm).value());
+  std::vector<PodId> placed;
+  PodId next = 0;
+  int compared = 0;
+  for (const PodSpec& spec : specs) {
+    const PodRequest pod = MustResolve(engine.state(), spec);
+    auto fresh = MakePolicy(GetParam(), options);
+    ASSERT_TRUE(fresh.ok());
+    const std::optional<Placement> want = (*fresh)->Choose(engine.state(), pod);
+    const std::optional<Placement> got = engine.policy().Choose(engine.state(), pod);
+    ASSERT_EQ(got, want) << "pod " << next + 1 << " (" << spec.cpu_milli << " mCPU, "
+                         << spec.memory_mib << " MiB, " << spec.num_gpu << " x " << spec.gpu_milli
+                         << ")";
+    ++compared;
+    if (got) {
+      ASSERT_TRUE(engine.Place(++next, pod, *got).ok());
+      placed.push_back(next);
+    }
+    if (!placed.empty() && rng.Below(4) == 0) {
+      const std::size_t i = rng.Below(placed.size());
+      ASSERT_TRUE(engine.Remove(placed[i]).ok());
+      placed.erase(placed.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
+  EXPECT_EQ(compared, 1200);
+}
+
+INSTANTIATE_TEST_SUITE_P(StatelessPolicies, PolicyCacheTest,
+                         ::testing::Values("best-fit", "dot-product", "gpu-packing", "fgd",
+                                           "gpuslice"),
                          [](const auto& test_info) {
                            std::string name(test_info.param);
                            std::replace(name.begin(), name.end(), '-', '_');
