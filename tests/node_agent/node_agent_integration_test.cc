@@ -90,6 +90,13 @@ class NodeAgentIntegrationTest : public ::testing::Test {
     agent_ = std::make_unique<AgentProcess>(args, dir_ / "agent.log");
     ASSERT_TRUE(agent_->started());
   }
+  // Polls (up to 5 s) until `path` exists, or until it is gone when `exists` is false.
+  static bool WaitForPath(const std::filesystem::path& path, bool exists) {
+    for (int i = 0; i < 500 && std::filesystem::exists(path) != exists; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return std::filesystem::exists(path) == exists;
+  }
   void AppendEvent(const std::string& line) {
     std::ofstream(dir_ / "events", std::ios::app) << line << "\n";
   }
@@ -443,10 +450,7 @@ sharing:
   ASSERT_NE(shared, nullptr);
   EXPECT_EQ(shared->latest().devices_size(), 8);
   const std::string old_socket = plugin_dir() + "/gpuslice-nvidia.com_gpu.sock";
-  for (int i = 0; i < 500 && std::filesystem::exists(old_socket); ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_FALSE(std::filesystem::exists(old_socket));
+  EXPECT_TRUE(WaitForPath(old_socket, /*exists=*/false)) << old_socket;
 
   // SIGHUP reloads even when the file did not change.
   agent_->Signal(SIGHUP);
@@ -554,10 +558,7 @@ sharing:
   ASSERT_NE(client, nullptr);
   for (const GpuInfo& gpu : gpus_) {
     const std::string control = dir_ / ("mps/" + gpu.uuid + "/pipe/control");
-    for (int i = 0; i < 500 && !std::filesystem::exists(control); ++i) {
-      std::this_thread::sleep_for(10ms);
-    }
-    EXPECT_TRUE(std::filesystem::exists(control)) << control;
+    EXPECT_TRUE(WaitForPath(control, /*exists=*/true)) << control;
   }
   v1beta1::AllocateResponse response;
   ASSERT_TRUE(client->Allocate({{gpus_[0].uuid + "::0"}}, &response).ok());
