@@ -57,8 +57,7 @@ void BM_Decision(benchmark::State& bench, const char* policy_name) {
     return;
   }
   placement::PolicyOptions options;
-  options.task_types = placement::TypicalTaskTypes(*requests);
-  options.all_task_types = placement::TypicalTaskTypes(*requests, {.coverage = 1.0});
+  placement::SetWorkloadTaskTypes(options, *requests);
   auto policy = placement::MakePolicy(policy_name, options);
   placement::PlacementEngine engine(*std::move(cluster), *std::move(policy));
   const auto half = engine.state().gpu_milli_capacity() / 2;

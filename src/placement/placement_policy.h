@@ -66,6 +66,11 @@ struct PolicyOptions {
 // "random", "best-fit", "dot-product", "gpu-packing", "gpu-clustering", "fgd", "gpuslice".
 std::span<const std::string_view> PolicyNames();
 
+// Sets options.task_types (the typical types of `workload`, as `typical` says) and
+// options.all_task_types (every type of it) for the fragmentation-aware policies.
+void SetWorkloadTaskTypes(PolicyOptions& options, std::span<const PodRequest> workload,
+                          const TaskTypeOptions& typical = {});
+
 Result<std::unique_ptr<PlacementPolicy>> MakePolicy(std::string_view name,
                                                     const PolicyOptions& options);
 

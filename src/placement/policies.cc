@@ -26,6 +26,15 @@ bool SameGpuState(const GpuState& a, const GpuState& b) {
          a.compute_free_percent == b.compute_free_percent;
 }
 
+// Fills `out` with the free share of each GPU of `node` once `pod` holds `gpus` (none: as the
+// node is now).
+void FreeShares(const NodeState& node, const PodRequest& pod, std::span<const int> gpus,
+                std::vector<int>& out) {
+  out.clear();
+  for (const GpuState& gpu : node.gpus) out.push_back(gpu.milli_free);
+  for (const int g : gpus) out[static_cast<std::size_t>(g)] -= pod.gpu_milli;
+}
+
 // Calls fn(span of GPU indices) for each distinct candidate of `pod` on node `index`, which the
 // caller has checked with ClusterState::Fits. `scratch` is reused to avoid allocations.
 template <typename Fn>
@@ -383,8 +392,7 @@ class FragmentationPolicy : public ScoredPolicy {
     double& cached = cached_[measure][static_cast<std::size_t>(node)];
     if (std::isnan(cached)) {
       const NodeState& n = state.node(node);
-      frees_.clear();
-      for (const GpuState& gpu : n.gpus) frees_.push_back(gpu.milli_free);
+      FreeShares(n, {}, {}, frees_);
       cached = Model(measure).NodeFragmentation({n.model_id, n.cpu_free, n.memory_free, frees_});
     }
     return cached;
@@ -394,9 +402,7 @@ class FragmentationPolicy : public ScoredPolicy {
   double After(const ClusterState& state, const PodRequest& pod, int node,
                std::span<const int> gpus, Measure measure) {
     const NodeState& n = state.node(node);
-    frees_.clear();
-    for (const GpuState& gpu : n.gpus) frees_.push_back(gpu.milli_free);
-    for (const int g : gpus) frees_[static_cast<std::size_t>(g)] -= pod.gpu_milli;
+    FreeShares(n, pod, gpus, frees_);
     return Model(measure).NodeFragmentation(
         {n.model_id, n.cpu_free - pod.cpu_milli, n.memory_free - pod.memory_mib, frees_});
   }
@@ -519,9 +525,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
   void LostSlots(const ClusterState& state, const PodRequest& pod, int node,
                  std::span<const int> gpus, std::vector<SlotLoss>& out) override {
     const NodeState& n = state.node(node);
-    frees_.clear();
-    for (const GpuState& gpu : n.gpus) frees_.push_back(gpu.milli_free);
-    for (const int g : gpus) frees_[static_cast<std::size_t>(g)] -= pod.gpu_milli;
+    FreeShares(n, pod, gpus, frees_);
     CountShareSlots();
     const std::size_t types = slot_types_.size();
     const std::int32_t* before = &copies_[static_cast<std::size_t>(node) * types];
@@ -585,8 +589,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
 
   void RecountNode(const ClusterState& state, int node) {
     const NodeState& n = state.node(node);
-    frees_.clear();
-    for (const GpuState& gpu : n.gpus) frees_.push_back(gpu.milli_free);
+    FreeShares(n, {}, {}, frees_);
     CountShareSlots();
     const std::size_t types = slot_types_.size();
     std::int32_t* row = &copies_[static_cast<std::size_t>(node) * types];
@@ -635,15 +638,24 @@ std::vector<std::vector<int>> CandidateGpuSets(const ClusterState& state, const 
   return sets;
 }
 
-Result<TieBreak> ParseTieBreak(std::string_view text) {
-  if (text == "lowest-name") return TieBreak::kLowestNodeName;
-  if (text == "random") return TieBreak::kRandom;
-  return InvalidArgument("unknown tie-break '" + std::string(text) +
-                         "'; known: lowest-name, random");
+void SetWorkloadTaskTypes(PolicyOptions& options, std::span<const PodRequest> workload,
+                          const TaskTypeOptions& typical) {
+  options.task_types = TypicalTaskTypes(workload, typical);
+  options.all_task_types = TypicalTaskTypes(workload, {.coverage = 1.0});
 }
 
 std::string_view TieBreakName(TieBreak tie_break) {
   return tie_break == TieBreak::kRandom ? "random" : "lowest-name";
+}
+
+Result<TieBreak> ParseTieBreak(std::string_view text) {
+  constexpr TieBreak kAll[] = {TieBreak::kLowestNodeName, TieBreak::kRandom};
+  std::string known;
+  for (const TieBreak t : kAll) {
+    if (text == TieBreakName(t)) return t;
+    known += (known.empty() ? "" : ", ") + std::string(TieBreakName(t));
+  }
+  return InvalidArgument("unknown tie-break '" + std::string(text) + "'; known: " + known);
 }
 
 Result<std::unique_ptr<PlacementPolicy>> MakePolicy(std::string_view name,

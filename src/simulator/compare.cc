@@ -164,8 +164,7 @@ Result<std::vector<StrategyRow>> CompareStrategies(const std::vector<TracePod>& 
   }
   placement::PolicyOptions policy_options;
   policy_options.seed = options.seed;
-  policy_options.task_types = placement::TypicalTaskTypes(requests);
-  policy_options.all_task_types = placement::TypicalTaskTypes(requests, {.coverage = 1.0});
+  placement::SetWorkloadTaskTypes(policy_options, requests);
   GPUSLICE_ASSIGN_OR_RETURN(auto policy, placement::MakePolicy("gpuslice", policy_options));
   placement::PlacementEngine engine(std::move(cluster), std::move(policy));
   placement::PodId id = 0;

@@ -29,8 +29,7 @@ Result<ReplayResult> RunReplay(const std::vector<placement::NodeSpec>& nodes,
   placement::PolicyOptions policy_options;
   policy_options.seed = options.seed;
   policy_options.tie_break = options.tie_break;
-  policy_options.task_types = placement::TypicalTaskTypes(requests, options.task_types);
-  policy_options.all_task_types = placement::TypicalTaskTypes(requests, {.coverage = 1.0});
+  placement::SetWorkloadTaskTypes(policy_options, requests, options.task_types);
   GPUSLICE_ASSIGN_OR_RETURN(auto policy, placement::MakePolicy(policy_name, policy_options));
   placement::PlacementEngine engine(std::move(cluster), std::move(policy));
 

@@ -278,15 +278,10 @@ TEST_P(PolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
   for (int round = 0; round < 4; ++round) {
     for (PodSpec& p : RandomPods(rng)) specs.push_back(std::move(p));
   }
+  std::vector<PodRequest> requests;
+  for (const PodSpec& p : specs) requests.push_back(MustResolve(initial, p));
   PolicyOptions options;
-  options.task_types = TypicalTaskTypes(
-      [&] {
-        std::vector<PodRequest> requests;
-        for (const PodSpec& p : specs) requests.push_back(MustResolve(initial, p));
-        return requests;
-      }(),
-      {.coverage = 0.8});
-  options.all_task_types = TypesOf(initial, specs);
+  SetWorkloadTaskTypes(options, requests, {.coverage = 0.8});
   auto warm = MakePolicy(GetParam(), options);
   ASSERT_TRUE(warm.ok()) << warm.status().ToString();
   PlacementEngine engine(std::move(initial), std::move(warm).value());
