@@ -541,6 +541,7 @@ CUresult ReleasePrimary(CUdevice device, bool reset, Release&& release) {
   if (!EntryOf(*s, device, &entry)) return r;
   CUcontext primary = nullptr;
   std::uint64_t overhead = 0;
+  bool last = false;  // the driver destroyed the context: everything it owned is freed
   {
     std::lock_guard<std::mutex> lock(s->context_mutex);
     if (s->primary_refs[device] == 0) return r;
@@ -551,12 +552,14 @@ CUresult ReleasePrimary(CUdevice device, bool reset, Release&& release) {
       --s->primary_refs[device];
     }
     if (s->primary_refs[device] == 0) {
+      last = true;
       overhead = s->primary_overhead[device];
       s->primary_overhead[device] = 0;
     }
   }
   if (overhead > 0) Unreserve(*s, entry, overhead);
-  if (reset || overhead > 0) {
+  // Not keyed on the overhead: with context-overhead-bytes 0 the allocations must go too.
+  if (reset || last) {
     s->allocations.RemoveContext(primary, [s](const AllocationRecord& record) {
       Unreserve(*s, record.device_entry, record.bytes);
     });

@@ -4,8 +4,15 @@
 // allocations per device, enforces the devices' capacity, and returns real CUresult codes. It
 // resolves cuGetProcAddress like the real driver: base name + cudaVersion + per-thread flag ->
 // versioned entry point. Test hooks: gpuslice_fake_cuda_*.
+// Per-process usage, as the real driver reports it through NVML: when GPUSLICE_FAKE_DRIVER_DIR
+// names a directory, the fake writes <dir>/<pid> ("<device> <bytes>" lines) after every change,
+// and the fake NVML lists those files as running processes.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -29,6 +36,7 @@ struct FakeContext {
 struct Allocation {
   int device;
   std::uint64_t bytes;
+  const void* context = nullptr;  // owning context: destroyed with it (null: not context-bound)
 };
 
 struct FakeDriver {
@@ -45,12 +53,32 @@ struct FakeDriver {
   std::map<std::uint64_t, int> pools;            // pool -> device (-1 host)
   std::uint64_t next_address = 0x7f0000000000ULL;
   std::atomic<std::uint64_t> launches{0};
+  std::string usage_dir;  // GPUSLICE_FAKE_DRIVER_DIR
 };
+
+// Publishes this process's usage for the fake NVML (write to a temporary file, then rename).
+void PublishUsageLocked(const FakeDriver& d) {
+  if (d.usage_dir.empty()) return;
+  const std::string path = d.usage_dir + "/" + std::to_string(::getpid());
+  const std::string temporary = path + ".tmp";
+  std::string text;
+  for (int i = 0; i < d.device_count; ++i) {
+    text += std::to_string(i) + " " + std::to_string(d.used[i]) + "\n";
+  }
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (written) ::rename(temporary.c_str(), path.c_str());
+}
 
 FakeDriver& Driver() {
   static FakeDriver* driver = [] {
     auto* d = new FakeDriver;
     for (int i = 0; i < kMaxDevices; ++i) d->primary[i] = {i, true};
+    if (const char* dir = std::getenv("GPUSLICE_FAKE_DRIVER_DIR"); dir != nullptr) {
+      d->usage_dir = dir;
+    }
     if (const char* config = std::getenv("GPUSLICE_FAKE_GPUS"); config != nullptr) {
       std::string text(config);
       std::size_t pos = 0;
@@ -106,8 +134,23 @@ CUresult AllocateOn(int device, std::uint64_t bytes, unsigned long long* address
   if (d.used[device] + bytes > d.capacity || bytes > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
   d.used[device] += bytes;
   *address = NewAddressLocked(d, bytes);
-  (handle ? d.handles : d.pointers)[*address] = {device, bytes};
+  (handle ? d.handles : d.pointers)[*address] = {device, bytes, handle ? nullptr : t_current};
+  PublishUsageLocked(d);
   return CUDA_SUCCESS;
+}
+
+// A context's destruction (or the last release / a reset of a primary context) frees every
+// allocation it owns, as the CUDA driver does.
+void FreeContextAllocationsLocked(FakeDriver& d, const void* context) {
+  for (auto it = d.pointers.begin(); it != d.pointers.end();) {
+    if (it->second.context == context) {
+      d.used[it->second.device] -= it->second.bytes;
+      it = d.pointers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  PublishUsageLocked(d);
 }
 
 CUresult AllocateCurrent(std::uint64_t bytes, unsigned long long* address, bool handle = false) {
@@ -125,6 +168,7 @@ CUresult FreeAddress(std::uint64_t address, bool handle) {
   if (it == map.end()) return handle ? CUDA_ERROR_INVALID_HANDLE : CUDA_ERROR_INVALID_VALUE;
   d.used[it->second.device] -= it->second.bytes;
   map.erase(it);
+  PublishUsageLocked(d);
   return CUDA_SUCCESS;
 }
 
@@ -229,7 +273,7 @@ FAKE_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) {
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   if (d.primary_refs[device] == 0) return CUDA_ERROR_INVALID_CONTEXT;
-  --d.primary_refs[device];
+  if (--d.primary_refs[device] == 0) FreeContextAllocationsLocked(d, &d.primary[device]);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice device) {
@@ -237,6 +281,7 @@ FAKE_EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice device) {
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   d.primary_refs[device] = 0;
+  FreeContextAllocationsLocked(d, &d.primary[device]);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuCtxCreate_v2(CUcontext* context, unsigned int /*flags*/, CUdevice device) {
@@ -257,6 +302,11 @@ FAKE_EXPORT CUresult cuCtxDestroy_v2(CUcontext context) {
   auto* c = reinterpret_cast<FakeContext*>(context);
   if (c == nullptr || c->primary) return CUDA_ERROR_INVALID_CONTEXT;
   if (t_current == c) t_current = nullptr;
+  {
+    FakeDriver& d = Driver();
+    std::lock_guard<std::mutex> lock(d.mutex);
+    FreeContextAllocationsLocked(d, c);
+  }
   delete c;
   return CUDA_SUCCESS;
 }

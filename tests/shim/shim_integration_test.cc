@@ -199,6 +199,19 @@ TEST_P(ShimProbeTest, ContextOverheadIsCountedAndGivenBack) {
   EXPECT_EQ(U64(probe, "after"), 64 * kMiB);
 }
 
+// Issue 11, item 5: with no context overhead, the last primary-context release (which frees
+// every allocation of the context) left them counted, and the next allocation failed.
+TEST_P(ShimProbeTest, LastPrimaryContextReleaseGivesBackItsAllocations) {
+  TestContainer container(1 * kGiB);
+  ProbeProcess probe(Argv({"primary-cycle", std::to_string(768 * kMiB)}), container.Env());
+  ASSERT_EQ(probe.Finish(), 0) << probe.output();
+  EXPECT_EQ(probe.Value("first"), "0");
+  EXPECT_EQ(probe.Value("release"), "0");
+  EXPECT_EQ(U64(probe, "fake_after_release"), 0u) << "the driver freed the context's memory";
+  EXPECT_EQ(U64(probe, "counted_after_release"), 0u);
+  EXPECT_EQ(probe.Value("second"), "0") << "under the limit, so not out of memory";
+}
+
 TEST_P(ShimProbeTest, ProcessesOfOneContainerShareOneLimit) {
   TestContainer container(1 * kGiB);
   ProbeProcess holder(Argv({"hold", std::to_string(600 * kMiB)}), container.Env());

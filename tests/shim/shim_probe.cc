@@ -12,6 +12,8 @@
 //   probe context              context creation overhead is counted and given back
 //   probe idle                 makes no CUDA call: is the real driver loaded?
 //   probe version              a forwarded call (cuDriverGetVersion) as the very first call
+//   probe primary-cycle BYTES  allocate BYTES, release the primary context (last reference:
+//                              the driver frees everything), retain it again, allocate again
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -305,6 +307,17 @@ void Context() {
               static_cast<unsigned long long>(Counted()));
 }
 
+void PrimaryCycle(std::uint64_t bytes) {
+  SetUp();
+  CUdeviceptr p = 0;
+  std::printf("first=%d\n", g.cuMemAlloc_v2(&p, bytes));
+  std::printf("release=%d\n", g.cuDevicePrimaryCtxRelease_v2(0));
+  std::printf("fake_after_release=%llu\n", static_cast<unsigned long long>(FakeUsed()));
+  SetUp();
+  std::printf("counted_after_release=%llu\n", static_cast<unsigned long long>(Counted()));
+  std::printf("second=%d\n", g.cuMemAlloc_v2(&p, bytes));
+}
+
 void WaitForStdinClose() {
   char c;
   while (read(0, &c, 1) > 0) {
@@ -441,6 +454,8 @@ int main(int argc, char** argv) {
     ProcAddress();
   } else if (command == "context") {
     Context();
+  } else if (command == "primary-cycle") {
+    PrimaryCycle(arg(2));
   } else {
     std::fprintf(stderr, "usage: probe info|alloc|paths|hold|race|procaddr|context ...\n");
     return 64;
