@@ -122,9 +122,15 @@ TEST_F(WatchdogFakeDriverTest, RunningWatchdogKillsAnOffenderOnItsOwn) {
   auto tenant = Hold(3 * kGiB);
   watchdog.Watch({"tenant", "", tenant->pid(), {{0, kGiB}}});
   watchdog.Start();
-  EXPECT_EQ(tenant->Finish(), -SIGKILL);  // blocks until the watchdog has killed it
+  // Wait for the kill (Finish would close the probe's stdin and let it exit by itself).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (sink_.Count(WatchdogEventKind::kKilled) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
   watchdog.Stop();
   EXPECT_GE(sink_.Count(WatchdogEventKind::kKilled), 1u);
+  EXPECT_EQ(tenant->Finish(), -SIGKILL);
 }
 
 }  // namespace
