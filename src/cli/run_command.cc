@@ -219,8 +219,7 @@ Result<int> Run(const RunOptions& options) {
   }
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(limits_path.string(), limits));
   {
-    shim::AccountingRegion region;
-    if (const int rc = region.Open(region_path.c_str(), true); rc != 0) {
+    if (const int rc = shim::AccountingRegion::Create(region_path.c_str(), 0600); rc != 0) {
       return Unavailable("cannot create the accounting region " + region_path.string() + ": " +
                          std::strerror(rc));
     }

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -135,9 +136,13 @@ struct ShimState {
   ContainerLimits limits;
   std::uint64_t limit_bytes[kMaxLimitedDevices] = {};  // min(file, environment)
   AccountingRegion region;
-  ProcfsLiveness liveness;
   std::atomic<int> slot{-1};
   std::mutex slot_mutex;
+  // The process that claimed `slot`. A child made by any kind of fork (fork(), the raw syscall,
+  // clone without CLONE_VM) sees `fork_token` as 0 (MADV_WIPEONFORK page), so it never spends
+  // or frees its parent's slot; where that page is unavailable, getpid() is compared instead.
+  pid_t owner_pid = 0;
+  volatile std::uint32_t* fork_token = nullptr;
 
   // CUDA ordinal -> limits entry (kUnlisted when the file does not list that GPU).
   int device_entry[kMaxCudaDevices] = {};
@@ -168,7 +173,7 @@ void LoadLimits(ShimState& s) {
   s.limits = loaded.limits;
   for (std::size_t i = 0; i < kMaxLimitedDevices; ++i) s.limit_bytes[i] = loaded.limit_bytes[i];
   if (s.enforcing && !s.broken) {
-    if (const int rc = s.region.Open(s.limits.region_path, false); rc != 0) {
+    if (const int rc = s.region.Open(s.limits.region_path); rc != 0) {
       Complain("cannot open the accounting region; GPU memory allocations will fail",
                std::strerror(rc));
       s.broken = true;
@@ -241,15 +246,41 @@ void BindDriver(ShimState& s) {
   for (ProcEntry& e : g_proc_entries) e.real = ::dlsym(h, e.name);
 }
 
+// A page that reads as zero in any forked child (Linux 4.14+); null when unavailable.
+volatile std::uint32_t* NewForkToken() {
+  void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return nullptr;
+  if (::madvise(page, 4096, MADV_WIPEONFORK) != 0) {
+    ::munmap(page, 4096);
+    return nullptr;
+  }
+  return static_cast<volatile std::uint32_t*>(page);
+}
+
+// True when this process is the one that claimed the slot (not a forked child).
+bool OwnsSlot(const ShimState& s) {
+  if (s.fork_token != nullptr) return *s.fork_token != 0;
+  return ::getpid() == s.owner_pid;
+}
+
+// Claims a slot for this process; a forked child first drops the descriptor (and with it the
+// share of the parent's slot lock) it inherited.
 void ClaimSlot(ShimState& s) {
   std::lock_guard<std::mutex> lock(s.slot_mutex);
-  if (s.slot.load(std::memory_order_relaxed) >= 0) return;
-  s.slot.store(s.region.ClaimSlot(CurrentProcessIdentity(), s.liveness), std::memory_order_release);
+  if (s.slot.load(std::memory_order_relaxed) >= 0 && OwnsSlot(s)) return;
+  if (s.owner_pid != 0 && s.region.ReopenDescriptor() != 0) {
+    s.slot.store(-1, std::memory_order_release);
+    return;
+  }
+  s.slot.store(s.region.ClaimSlot(CurrentProcessIdentity()), std::memory_order_release);
+  s.owner_pid = ::getpid();
+  if (s.fork_token != nullptr) *s.fork_token = 1;
 }
 
 void AfterForkInChild() {
-  // The child is a new process: it must not spend or free its parent's slot.
-  if (g_state != nullptr) g_state->slot.store(-1, std::memory_order_relaxed);
+  // A plain fork(): let go of the parent's slot lock now, so a child that never uses CUDA does
+  // not keep the parent's slot alive. (Raw fork syscalls skip this; Slot() catches them.)
+  if (g_state != nullptr && g_state->enforcing) g_state->region.DropInheritedDescriptor();
 }
 
 std::atomic<bool> g_driver_loaded{false};
@@ -278,6 +309,7 @@ __attribute__((constructor)) void LoadShim() {
   auto* s = new (std::nothrow) ShimState;
   if (s == nullptr) return;
   for (int& e : s->device_entry) e = kUnlisted;
+  s->fork_token = NewForkToken();
   LoadLimits(*s);
   if (s->enforcing && !s->broken) {
     ClaimSlot(*s);
@@ -295,7 +327,10 @@ __attribute__((constructor)) void LoadShim() {
 
 __attribute__((destructor)) void UnloadShim() {
   // Normal exit: the driver frees this process's memory, so its usage stops counting now.
-  if (g_state != nullptr && g_state->enforcing) {
+  // Only the slot's owner: a vfork or raw-fork child calling exit() runs this too.
+  // (MADV_WIPEONFORK does not reach a vfork child, which shares our memory: compare pids too.)
+  if (g_state != nullptr && g_state->enforcing && OwnsSlot(*g_state) &&
+      ::getpid() == g_state->owner_pid) {
     g_state->region.ReleaseSlot(g_state->slot.exchange(-1));
   }
 }
@@ -353,15 +388,15 @@ bool EntryOf(ShimState& s, CUdevice device, std::uint32_t* entry) {
 
 int Slot(ShimState& s) {
   int slot = s.slot.load(std::memory_order_acquire);
-  if (slot < 0) {
-    ClaimSlot(s);  // first allocation after fork()
+  if (slot < 0 || !OwnsSlot(s)) {
+    ClaimSlot(s);  // first allocation in a forked child
     slot = s.slot.load(std::memory_order_acquire);
   }
   return slot;
 }
 
 bool Reserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {
-  return s.region.Reserve(Slot(s), entry, bytes, s.limit_bytes[entry], s.liveness);
+  return s.region.Reserve(Slot(s), entry, bytes, s.limit_bytes[entry]);
 }
 
 void Unreserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {
@@ -949,7 +984,7 @@ CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) noexcept {
   bool listed = false;
   if (!s->broken && gpuslice::shim::CurrentEntry(*s, &entry, &listed) == CUDA_SUCCESS && listed) {
     limit = s->limit_bytes[entry];
-    s->region.ReclaimDead(s->liveness, gpuslice::shim::Slot(*s));
+    s->region.ReclaimDead(gpuslice::shim::Slot(*s));
     used = s->region.Usage(entry);
   }
   const std::uint64_t available = used < limit ? limit - used : 0;

@@ -247,6 +247,67 @@ TEST_P(ShimProbeTest, SigkilledProcessHasItsUsageReclaimed) {
   EXPECT_EQ(after.Value("result"), "0") << after.output();
 }
 
+// ---- Issue 11, item 2: the tenant must not be able to reset or fool the accounting region ----
+
+// A process holding 768 MiB of a 1 GiB limit; `attack` runs; then a 512 MiB allocation must
+// still be refused.
+template <typename Attack>
+void ExpectHolderStillCounted(const ShimProbeTest& test, const TestContainer& container,
+                              const std::vector<std::string>& holder_argv, Attack&& attack,
+                              const std::vector<std::string>& prober_prefix = {}) {
+  ProbeProcess holder(holder_argv, container.Env());
+  ASSERT_TRUE(holder.WaitForLine("ready")) << holder.output();
+  ASSERT_EQ(holder.Value("result"), "0") << holder.output();
+  attack();
+  std::vector<std::string> argv = prober_prefix;
+  argv.push_back(holder_argv[0]);
+  argv.push_back("alloc");
+  argv.push_back(std::to_string(512 * kMiB));
+  ProbeProcess prober(argv, container.Env());
+  prober.Finish();
+  EXPECT_NE(prober.Value("result"), "0") << "768 MiB + 512 MiB > 1 GiB must not fit:\n"
+                                         << prober.output();
+  (void)test;
+}
+
+TEST_P(ShimProbeTest, ZeroingTheRegionsMagicDoesNotResetIt) {
+  TestContainer container(1 * kGiB);
+  ExpectHolderStillCounted(*this, container, Argv({"hold", std::to_string(768 * kMiB)}), [&] {
+    const std::string dd =
+        "dd if=/dev/zero of=" + container.region_path + " bs=4 count=1 conv=notrunc status=none";
+    ASSERT_EQ(std::system(dd.c_str()), 0);
+  });
+}
+
+TEST_P(ShimProbeTest, ANewPidNamespaceCannotFreeOtherProcessesSlots) {
+  if (std::system("/usr/bin/unshare --user --pid --mount --mount-proc --fork true 2>/dev/null") !=
+      0) {
+    GTEST_SKIP() << "unprivileged user + pid namespaces are not available here";
+  }
+  TestContainer container(1 * kGiB);
+  ExpectHolderStillCounted(
+      *this, container, Argv({"hold", std::to_string(768 * kMiB)}), [] {},
+      {"/usr/bin/unshare", "--user", "--pid", "--mount", "--mount-proc", "--fork", "--"});
+}
+
+TEST_P(ShimProbeTest, ARawForkChildThatExitsKeepsItsParentsSlot) {
+  TestContainer container(1 * kGiB);
+  ExpectHolderStillCounted(*this, container,
+                           Argv({"fork-exit", "raw-fork", std::to_string(768 * kMiB)}), [] {});
+}
+
+TEST_P(ShimProbeTest, AVforkChildThatExitsKeepsItsParentsSlot) {
+  TestContainer container(1 * kGiB);
+  ExpectHolderStillCounted(*this, container,
+                           Argv({"fork-exit", "vfork", std::to_string(768 * kMiB)}), [] {});
+}
+
+TEST_P(ShimProbeTest, ARawForkChildThatOutlivesItsParentIsCounted) {
+  TestContainer container(1 * kGiB);
+  ExpectHolderStillCounted(*this, container, Argv({"fork-daemon", std::to_string(768 * kMiB)}),
+                           [] {});
+}
+
 TEST_P(ShimProbeTest, SixteenThreadsInFourProcessesNeverExceedTheLimit) {
   constexpr std::uint64_t kLimit = 1 * kGiB;
   constexpr std::uint64_t kChunk = 8 * kMiB + 4096;  // does not divide the limit evenly

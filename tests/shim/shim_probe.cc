@@ -12,9 +12,16 @@
 //   probe context              context creation overhead is counted and given back
 //   probe idle                 makes no CUDA call: is the real driver loaded?
 //   probe version              a forwarded call (cuDriverGetVersion) as the very first call
+//   probe fork-exit MODE BYTES hold BYTES, then a child made with MODE (raw-fork: the fork
+//                              syscall, no atfork handlers; vfork) exits with exit(); print
+//                              "ready", wait for stdin to close
+//   probe fork-daemon BYTES    a raw-fork child outlives its parent and then holds BYTES; prints
+//                              "ready" once the parent has exited normally
 //   probe primary-cycle BYTES  allocate BYTES, release the primary context (last reference:
 //                              the driver frees everything), retain it again, allocate again
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -307,6 +314,12 @@ void Context() {
               static_cast<unsigned long long>(Counted()));
 }
 
+void WaitForStdinClose() {
+  char c;
+  while (read(0, &c, 1) > 0) {
+  }
+}
+
 void PrimaryCycle(std::uint64_t bytes) {
   SetUp();
   CUdeviceptr p = 0;
@@ -318,10 +331,36 @@ void PrimaryCycle(std::uint64_t bytes) {
   std::printf("second=%d\n", g.cuMemAlloc_v2(&p, bytes));
 }
 
-void WaitForStdinClose() {
-  char c;
-  while (read(0, &c, 1) > 0) {
+void ForkExit(const std::string& mode, std::uint64_t bytes) {
+  SetUp();
+  CUdeviceptr p = 0;
+  std::printf("result=%d\n", g.cuMemAlloc_v2(&p, bytes));
+  std::fflush(stdout);
+  pid_t child = 0;
+  if (mode == "vfork") {
+    child = vfork();
+    if (child == 0) std::exit(0);  // runs the shim's destructors in the shared address space
+  } else {
+    child = static_cast<pid_t>(syscall(SYS_fork));
+    if (child == 0) std::exit(0);
   }
+  int status = 0;
+  waitpid(child, &status, 0);
+  std::printf("child_status=%d\nready\n", status);
+  std::fflush(stdout);
+  WaitForStdinClose();
+}
+
+void ForkDaemon(std::uint64_t bytes) {
+  SetUp();
+  const pid_t parent = getpid();
+  const long child = syscall(SYS_fork);
+  if (child != 0) std::exit(0);  // the parent exits normally: its destructors run
+  while (getppid() == parent) usleep(1000);
+  CUdeviceptr p = 0;
+  std::printf("result=%d\nready\n", g.cuMemAlloc_v2(&p, bytes));
+  std::fflush(stdout);
+  WaitForStdinClose();
 }
 
 void Hold(std::uint64_t bytes) {
@@ -454,6 +493,10 @@ int main(int argc, char** argv) {
     ProcAddress();
   } else if (command == "context") {
     Context();
+  } else if (command == "fork-exit") {
+    ForkExit(argc > 2 ? argv[2] : "", arg(3));
+  } else if (command == "fork-daemon") {
+    ForkDaemon(arg(2));
   } else if (command == "primary-cycle") {
     PrimaryCycle(arg(2));
   } else {
