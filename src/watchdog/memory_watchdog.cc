@@ -1,6 +1,7 @@
 #include "watchdog/memory_watchdog.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -42,7 +43,8 @@ std::string FormatWatchdogEvent(const WatchdogEvent& e) {
 }
 
 void SigkillProcessKiller::Kill(std::int32_t pid) {
-  if (pid > 1) ::kill(pid, SIGKILL);
+  // Never init, never the watchdog's own process (a supervisor watching its descendants).
+  if (pid > 1 && pid != ::getpid()) ::kill(pid, SIGKILL);
 }
 
 MemoryWatchdog::MemoryWatchdog(WatchdogOptions options, GpuProcessUsageSource& usage,
