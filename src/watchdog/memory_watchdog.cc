@@ -9,6 +9,18 @@
 
 namespace gpuslice::watchdog {
 
+namespace {
+
+// `process_cgroup` is `container_cgroup` or below it. No allocation: called for every process
+// and container on every check.
+bool InCgroup(const std::string& process_cgroup, const std::string& container_cgroup) {
+  const std::size_t n = container_cgroup.size();
+  return process_cgroup.size() >= n && process_cgroup.compare(0, n, container_cgroup) == 0 &&
+         (process_cgroup.size() == n || process_cgroup[n] == '/');
+}
+
+}  // namespace
+
 Status WatchdogOptions::Validate() const {
   if (check_interval.count() < 1 || check_interval > kMaxCheckInterval) {
     return InvalidArgument("watchdog check interval " + std::to_string(check_interval.count()) +
@@ -82,9 +94,7 @@ const WatchedContainer* MemoryWatchdog::ContainerOf(std::int32_t pid) {
       cgroup = processes_.CgroupOf(pid);
       cgroup_read = true;
     }
-    if (cgroup && (*cgroup == container.cgroup || cgroup->rfind(container.cgroup + "/", 0) == 0)) {
-      return &container;
-    }
+    if (cgroup && InCgroup(*cgroup, container.cgroup)) return &container;
   }
   // Ancestry: bounded walk up the parent chain.
   std::int32_t current = pid;
