@@ -1422,6 +1422,44 @@ CUresult cuIpcOpenMemHandle_v2(CUdeviceptr* dptr, CUipcMemHandle handle,
       dptr, [&] { return s->real.cuIpcOpenMemHandle_v2(dptr, handle, flags); });
 }
 
+// An imported pool pointer: charged to the importer (whole allocation) on the pool's GPU, until
+// it frees the import (cuMemFree / cuMemFreeAsync), which unmaps it.
+CUresult cuMemPoolImportPointer(CUdeviceptr* dptr, CUmemoryPool pool,
+                                CUmemPoolPtrExportData* share_data) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemPoolImportPointer);
+  const CUresult r = s->real.cuMemPoolImportPointer(dptr, pool, share_data);
+  if (r != CUDA_SUCCESS || !Active(s) || dptr == nullptr) return r;
+  auto unmap = [&] {
+    if (s->real.cuMemFree_v2 != nullptr) s->real.cuMemFree_v2(*dptr);
+  };
+  int device = -1;
+  {
+    std::lock_guard<std::mutex> lock(s->pool_mutex);
+    if (auto it = s->pools.find(pool); it != s->pools.end()) device = it->second.device;
+  }
+  std::uint32_t entry = 0;
+  bool listed = false;
+  size_t size = 0;
+  if (device >= 0) {
+    listed = gpuslice::shim::EntryOf(*s, device, &entry);
+  } else if (gpuslice::shim::CurrentEntry(*s, &entry, &listed) != CUDA_SUCCESS) {
+    listed = false;
+  }
+  if (s->broken || !listed || s->real.cuMemGetAddressRange_v2 == nullptr ||
+      s->real.cuMemGetAddressRange_v2(nullptr, &size, *dptr) != CUDA_SUCCESS ||
+      !gpuslice::shim::Reserve(*s, entry, size)) {
+    unmap();
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  if (!s->allocations.Insert(AllocationKind::kDevicePointer, *dptr,
+                             {entry, size, nullptr, nullptr})) {
+    unmap();
+    gpuslice::shim::Unreserve(*s, entry, size);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return r;
+}
+
 CUresult cuIpcCloseMemHandle(CUdeviceptr dptr) noexcept {
   GPUSLICE_REAL_OR_UNSUPPORTED(cuIpcCloseMemHandle);
   const CUresult r = s->real.cuIpcCloseMemHandle(dptr);

@@ -90,7 +90,8 @@ struct FakeDriver {
   std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> mappings;  // va -> size, handle
   std::map<int, std::uint64_t> shared_handles;                                // fd -> physical
   int next_shared = 1000;
-  std::map<std::uint64_t, std::uint64_t> ipc_imports;  // va -> exporter's pointer
+  std::map<std::uint64_t, std::uint64_t> ipc_imports;   // va -> exporter's pointer
+  std::map<std::uint64_t, std::uint64_t> pool_imports;  // va -> exporter's pool pointer
   std::map<std::uint64_t, FakeGraph> graphs;
   std::map<std::uint64_t, FakeGraphExec> execs;
   std::uint64_t next_address = 0x7f0000000000ULL;
@@ -216,12 +217,27 @@ CUresult FreeAddressImpl(std::uint64_t address, bool handle, bool async, const v
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
+  if (!handle) {
+    // An imported pool pointer (cuMemPoolImportPointer) is freed by unmapping the import.
+    if (auto import = d.pool_imports.find(address); import != d.pool_imports.end()) {
+      auto exported = d.pointers.find(import->second);
+      d.pool_imports.erase(import);
+      if (exported != d.pointers.end() && --exported->second.ipc_opens == 0 &&
+          exported->second.freed) {
+        ReturnToPoolLocked(d, exported->second, false, nullptr);
+        d.pointers.erase(exported);
+      }
+      return CUDA_SUCCESS;
+    }
+  }
   auto& map = handle ? d.handles : d.pointers;
   auto it = map.find(address);
   if (it == map.end() || it->second.freed) {
     return handle ? CUDA_ERROR_INVALID_HANDLE : CUDA_ERROR_INVALID_VALUE;
   }
-  if (it->second.pool != 0) {
+  if (it->second.pool != 0 && it->second.ipc_opens > 0) {
+    it->second.freed = true;  // an importing process still maps it: back to the pool later
+  } else if (it->second.pool != 0) {
     ReturnToPoolLocked(d, it->second, async, stream);
     map.erase(it);
   } else if (it->second.ipc_opens > 0) {
@@ -780,12 +796,44 @@ FAKE_EXPORT CUresult cuIpcCloseMemHandle(CUdeviceptr dptr) {
   }
   return CUDA_SUCCESS;
 }
+FAKE_EXPORT CUresult cuMemPoolExportPointer(CUmemPoolPtrExportData* data, CUdeviceptr ptr) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (data == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pointers.find(ptr);
+  if (it == d.pointers.end() || it->second.pool == 0) return CUDA_ERROR_INVALID_VALUE;
+  std::memset(data->reserved, 0, sizeof(data->reserved));
+  std::memcpy(data->reserved, &ptr, sizeof(ptr));
+  return CUDA_SUCCESS;
+}
+// The fake imports within one process: `pool` must be a pool (standing in for the exporter's
+// pool imported with cuMemPoolImportFromShareableHandle).
+FAKE_EXPORT CUresult cuMemPoolImportPointer(CUdeviceptr* ptr, CUmemoryPool pool,
+                                            CUmemPoolPtrExportData* data) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (ptr == nullptr || data == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUdeviceptr exported = 0;
+  std::memcpy(&exported, data->reserved, sizeof(exported));
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pointers.find(exported);
+  if (d.pools.count(reinterpret_cast<std::uint64_t>(pool)) == 0 || it == d.pointers.end() ||
+      it->second.freed) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  ++it->second.ipc_opens;  // the import keeps the memory alive past the exporter's free
+  *ptr = NewAddressLocked(d, it->second.bytes);
+  d.pool_imports[*ptr] = exported;
+  return CUDA_SUCCESS;
+}
 FAKE_EXPORT CUresult cuMemGetAddressRange_v2(CUdeviceptr* base, size_t* size, CUdeviceptr dptr) {
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   CUdeviceptr key = dptr;
   if (auto import = d.ipc_imports.find(dptr); import != d.ipc_imports.end()) key = import->second;
+  if (auto import = d.pool_imports.find(dptr); import != d.pool_imports.end()) key = import->second;
   auto it = d.pointers.find(key);
   if (it == d.pointers.end()) return CUDA_ERROR_NOT_FOUND;
   if (base != nullptr) *base = dptr;
@@ -1031,6 +1079,8 @@ const ProcEntry kProcTable[] = {
     FAKE_PROC("cuIpcOpenMemHandle", 11000, false, cuIpcOpenMemHandle_v2),
     FAKE_PROC("cuIpcCloseMemHandle", 4010, false, cuIpcCloseMemHandle),
     FAKE_PROC("cuMemGetAddressRange", 3020, false, cuMemGetAddressRange_v2),
+    FAKE_PROC("cuMemPoolExportPointer", 11020, false, cuMemPoolExportPointer),
+    FAKE_PROC("cuMemPoolImportPointer", 11020, false, cuMemPoolImportPointer),
     FAKE_PROC("cuGraphCreate", 10000, false, cuGraphCreate),
     FAKE_PROC("cuGraphDestroy", 10000, false, cuGraphDestroy),
     FAKE_PROC("cuGraphAddMemAllocNode", 11040, false, cuGraphAddMemAllocNode),

@@ -501,6 +501,17 @@ TEST_P(LifetimeTest, IpcOpenedMemoryIsChargedToTheImporter) {
   ExpectStep(legitimate, "ipc-close", 0, 0, 0);
 }
 
+TEST_P(LifetimeTest, AnImportedPoolPointerIsChargedToTheImporter) {
+  const auto attack = Run("pool-import");
+  ExpectStep(attack, "import", 2, kBytes, kBytes);  // 2 x 768 MiB held: refused
+  ExpectStep(attack, "other-alloc", 0, kBytes, kBytes);
+  const std::uint64_t small = 256 * kMiB;
+  const auto legitimate = Run("pool-import", small);
+  ExpectStep(legitimate, "import", 0, 2 * small, small);
+  ExpectStep(legitimate, "sync", 0, small, small);  // the import keeps it alive, and pays
+  ExpectStep(legitimate, "sync-again", 0, 0, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Probes, LifetimeTest,
                          ::testing::Values(ProbeKind{"DirectLink", GPUSLICE_PROBE_DIRECT_PATH},
                                            ProbeKind{"DlopenAndGetProcAddress",

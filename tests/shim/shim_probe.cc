@@ -20,7 +20,7 @@
 //   probe lifetime SCENARIO BYTES  memory kept alive past the call that "frees" it: prints one
 //                              "step=NAME result=R counted=C fake=F fake1=F1" line per step
 //                              (vmm-map-release, vmm-retain, vmm-export-import, pool-threshold,
-//                              async-free, graph, managed-pool, pool-gpu, ipc)
+//                              async-free, graph, managed-pool, pool-gpu, ipc, pool-import)
 //   probe primary-cycle BYTES  allocate BYTES, release the primary context (last reference:
 //                              the driver frees everything), retain it again, allocate again
 #include <dlfcn.h>
@@ -97,7 +97,10 @@
   X(cuGraphExecDestroy, "cuGraphExecDestroy", (CUgraphExec))                                     \
   X(cuIpcGetMemHandle, "cuIpcGetMemHandle", (CUipcMemHandle*, CUdeviceptr))                      \
   X(cuIpcOpenMemHandle_v2, "cuIpcOpenMemHandle", (CUdeviceptr*, CUipcMemHandle, unsigned))       \
-  X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", (CUdeviceptr))
+  X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", (CUdeviceptr))                                   \
+  X(cuMemPoolExportPointer, "cuMemPoolExportPointer", (CUmemPoolPtrExportData*, CUdeviceptr))    \
+  X(cuMemPoolImportPointer, "cuMemPoolImportPointer",                                            \
+    (CUdeviceptr*, CUmemoryPool, CUmemPoolPtrExportData*))
 
 #ifdef PROBE_DIRECT
 extern "C" {
@@ -485,6 +488,35 @@ void Ipc(std::uint64_t bytes) {
   if (open == CUDA_SUCCESS) Step("ipc-close", g.cuIpcCloseMemHandle(opened));
 }
 
+// The exporter allocates from a pool and exports the pointer; an importer (here: the same
+// process, through another pool handle) imports it; the exporter frees and synchronises.
+void PoolImport(std::uint64_t bytes) {
+  CUmemPoolProps props{};
+  props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+  props.location = {CU_MEM_LOCATION_TYPE_DEVICE, 0};
+  CUmemoryPool pool = nullptr;
+  CUmemoryPool importer_pool = nullptr;
+  Step("pool", g.cuMemPoolCreate(&pool, &props));
+  Step("importer-pool", g.cuMemPoolCreate(&importer_pool, &props));
+  CUdeviceptr p = 0;
+  Step("alloc", g.cuMemAllocFromPoolAsync(&p, bytes, pool, nullptr));
+  CUmemPoolPtrExportData data{};
+  Step("export", g.cuMemPoolExportPointer(&data, p));
+  CUdeviceptr imported = 0;
+  const CUresult import = g.cuMemPoolImportPointer(&imported, importer_pool, &data);
+  Step("import", import);
+  Step("free", g.cuMemFreeAsync(p, nullptr));
+  Step("sync", g.cuStreamSynchronize(nullptr));
+  CUdeviceptr q = 0;
+  const CUresult again = g.cuMemAlloc_v2(&q, bytes);
+  Step("other-alloc", again);
+  if (again == CUDA_SUCCESS) g.cuMemFree_v2(q);
+  if (import == CUDA_SUCCESS) {
+    Step("free-import", g.cuMemFree_v2(imported));
+    Step("sync-again", g.cuStreamSynchronize(nullptr));
+  }
+}
+
 void Lifetime(const std::string& scenario, std::uint64_t bytes) {
   SetUp();
   if (scenario.rfind("vmm-", 0) == 0) {
@@ -493,6 +525,8 @@ void Lifetime(const std::string& scenario, std::uint64_t bytes) {
     Graph(bytes);
   } else if (scenario == "ipc") {
     Ipc(bytes);
+  } else if (scenario == "pool-import") {
+    PoolImport(bytes);
   } else {
     Pools(scenario, bytes);
   }
