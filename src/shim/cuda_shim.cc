@@ -956,7 +956,6 @@ extern "C" void gpuslice_cuda_load_driver() noexcept {
 
 using gpuslice::shim::Active;
 using gpuslice::shim::AllocationKind;
-using gpuslice::shim::g_state;
 using gpuslice::shim::ShimState;
 
 extern "C" {

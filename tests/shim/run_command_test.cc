@@ -135,6 +135,29 @@ TEST_F(RunCommandTest, ALimitsFileOfTheCommandsOwnIsCaughtByTheSupervisorsWatchd
   EXPECT_EQ(status, 128 + SIGKILL) << "the command was killed by the watchdog\n" << run.output();
 }
 
+// The same with no shim at all: the command unsets LD_PRELOAD for its child.
+TEST_F(RunCommandTest, ACommandThatDropsTheShimIsCaughtByTheSupervisorsWatchdog) {
+  const std::string driver_dir = state_dir_ + "/driver";
+  std::filesystem::create_directories(driver_dir);
+  ProbeProcess run = Run({"--memory", "1Gi", "--watchdog-interval-ms", "100", "--watchdog-grace-ms",
+                          "0", "--", "/usr/bin/env", "-u", "LD_PRELOAD", GPUSLICE_PROBE_DIRECT_PATH,
+                          "hold", std::to_string(2 * kGiB)},
+                         "count=1,memory=16Gi", {"GPUSLICE_FAKE_DRIVER_DIR=" + driver_dir});
+  ASSERT_TRUE(run.WaitForLine("ready")) << run.output();
+  EXPECT_EQ(run.Value("result"), "0") << "no shim: the driver gave it 2 GiB";
+  std::atomic<bool> exited{false};
+  std::thread guard([&] {
+    for (int i = 0; i < 300 && !exited; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!exited) run.Kill(SIGTERM);
+  });
+  const int status = run.WaitForExit();
+  exited = true;
+  guard.join();
+  EXPECT_EQ(status, 128 + SIGKILL) << run.output();
+}
+
 TEST_F(RunCommandTest, TheWatchdogLeavesARunWithinItsLimitAlone) {
   const std::string driver_dir = state_dir_ + "/driver";
   std::filesystem::create_directories(driver_dir);
