@@ -93,8 +93,7 @@ int main(int argc, char** argv) {
   limits.devices[0].memory_bytes = 8ULL << 30;
   const std::string limits_path = (dir / "limits").string();
   if (!gpuslice::shim::WriteContainerLimitsFile(limits_path, limits).ok()) return 1;
-  gpuslice::shim::AccountingRegion region;
-  if (region.Open(limits.region_path, true) != 0) return 1;
+  if (gpuslice::shim::AccountingRegion::Create(limits.region_path) != 0) return 1;
   setenv("GPUSLICE_LIMITS_FILE", limits_path.c_str(), 1);
   setenv("GPUSLICE_FAKE_GPUS", "count=1,memory=16Gi", 1);
 

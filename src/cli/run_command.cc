@@ -4,19 +4,28 @@
 //
 // Where the shims are found, first match wins: --shim-dir; <binary dir>/../lib/gpuslice (an
 // installed tree); the build tree's src/shim (compiled in as GPUSLICE_SHIM_BUILD_DIR).
+//
+// The supervisor (this process) also runs the memory watchdog (src/watchdog): it reads the
+// driver's per-process usage through NVML, sums it over every process descended from it (it is
+// a child subreaper, so daemonised descendants stay its descendants), and kills offenders past
+// the grace period. The shim inside the command is only a first line: the command can point it
+// at another limits file or bypass it; the watchdog's limit lives in this process.
 #include <dlfcn.h>
 #include <link.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,6 +34,8 @@
 #include "core/status.h"
 #include "shim/accounting_region.h"
 #include "shim/container_limits.h"
+#include "watchdog/memory_watchdog.h"
+#include "watchdog/nvml_process_usage.h"
 
 extern char** environ;
 
@@ -45,8 +56,67 @@ struct RunOptions {
   std::string cuda_driver;
   std::string nvml_driver;
   std::string state_dir;
+  std::string watchdog = "kill";  // kill, report, off
+  int watchdog_interval_ms = 500;
+  int watchdog_grace_ms = 2000;
   std::vector<std::string> command;
 };
+
+// The supervisor's watchdog over this run's processes; null when off or NVML is unavailable.
+struct RunWatchdog {
+  std::unique_ptr<watchdog::NvmlProcessUsage> nvml;
+  watchdog::ProcfsProcessTable processes;
+  watchdog::SigkillProcessKiller killer;
+  watchdog::LogLineEventSink events{[](const std::string& line) { std::cerr << line << "\n"; }};
+  SteadyClock clock;
+  std::unique_ptr<watchdog::MemoryWatchdog> watchdog;
+};
+
+Result<watchdog::WatchdogOptions> WatchdogOptionsFrom(const RunOptions& options) {
+  if (options.watchdog != "kill" && options.watchdog != "report" && options.watchdog != "off") {
+    return InvalidArgument("--watchdog: '" + options.watchdog + "' (accepted: kill, report, off)");
+  }
+  watchdog::WatchdogOptions w;
+  w.check_interval = std::chrono::milliseconds(options.watchdog_interval_ms);
+  w.kill_grace = std::chrono::milliseconds(options.watchdog_grace_ms);
+  w.kill = options.watchdog == "kill";
+  if (Status status = w.Validate(); !status.ok()) {
+    return InvalidArgument("--watchdog-interval-ms/--watchdog-grace-ms: " + status.message());
+  }
+  return w;
+}
+
+// Starts watching every process descended from this one, each GPU held to `memory_bytes`.
+std::unique_ptr<RunWatchdog> StartWatchdog(const RunOptions& options,
+                                           const watchdog::WatchdogOptions& watchdog_options,
+                                           const Result<std::string>& nvml_driver,
+                                           const std::vector<int>& gpus, std::uint64_t memory_bytes,
+                                           const std::string& name) {
+  if (options.watchdog == "off") return nullptr;
+  if (!nvml_driver.ok()) {
+    std::cerr << "gpuslice run: warning: no NVML, so no watchdog; the limit is the shim's only: "
+              << nvml_driver.status().message() << "\n";
+    return nullptr;
+  }
+  auto nvml = watchdog::NvmlProcessUsage::Open(*nvml_driver);
+  if (!nvml.ok()) {
+    std::cerr << "gpuslice run: warning: no watchdog: " << nvml.status().message() << "\n";
+    return nullptr;
+  }
+  auto run = std::make_unique<RunWatchdog>();
+  run->nvml = std::move(*nvml);
+  run->watchdog = std::make_unique<watchdog::MemoryWatchdog>(
+      watchdog_options, *run->nvml, run->processes, run->killer, run->events, run->clock);
+  watchdog::WatchedContainer container;
+  container.name = name;
+  container.root_pid = static_cast<std::int32_t>(::getpid());
+  for (int gpu : gpus) container.limit_bytes[static_cast<std::uint32_t>(gpu)] = memory_bytes;
+  run->watchdog->Watch(container);
+  run->watchdog->Start([](const Status& status) {
+    std::cerr << "gpuslice run: watchdog: " << status.message() << "\n";
+  });
+  return run;
+}
 
 Result<std::vector<int>> ParseGpuList(const std::string& text) {
   std::vector<int> gpus;
@@ -175,6 +245,8 @@ Result<int> Run(const RunOptions& options) {
   if (options.compute_percent < 1 || options.compute_percent > 100) {
     return InvalidArgument("--compute must be 1-100");
   }
+  GPUSLICE_ASSIGN_OR_RETURN(const watchdog::WatchdogOptions watchdog_options,
+                            WatchdogOptionsFrom(options));
   GPUSLICE_ASSIGN_OR_RETURN(fs::path shim_dir, FindShimDir(options.shim_dir));
   GPUSLICE_ASSIGN_OR_RETURN(std::string cuda_driver,
                             ResolveLibrary(options.cuda_driver, "libcuda.so.1", "--cuda-driver"));
@@ -219,8 +291,7 @@ Result<int> Run(const RunOptions& options) {
   }
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(limits_path.string(), limits));
   {
-    shim::AccountingRegion region;
-    if (const int rc = region.Open(region_path.c_str(), true); rc != 0) {
+    if (const int rc = shim::AccountingRegion::Create(region_path.c_str(), 0600); rc != 0) {
       return Unavailable("cannot create the accounting region " + region_path.string() + ": " +
                          std::strerror(rc));
     }
@@ -261,6 +332,8 @@ Result<int> Run(const RunOptions& options) {
   for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
+  // Orphaned descendants are re-parented here, so the watchdog still sees them as the run's.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   pid_t child = 0;
   const int spawn_rc = ::posix_spawnp(&child, argv[0], nullptr, nullptr, argv.data(), envp.data());
   if (spawn_rc != 0) {
@@ -273,10 +346,22 @@ Result<int> Run(const RunOptions& options) {
   ::sigaction(SIGINT, &forward, nullptr);
   ::sigaction(SIGTERM, &forward, nullptr);
   ::sigaction(SIGHUP, &forward, nullptr);
+  std::unique_ptr<RunWatchdog> watchdog = StartWatchdog(
+      options, watchdog_options, nvml_driver, gpus, memory_bytes, run_dir.filename().string());
+  // Reap every descendant re-parented here until the command itself exits.
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  for (;;) {
+    int reaped_status = 0;
+    const pid_t reaped = ::waitpid(-1, &reaped_status, 0);
+    if (reaped < 0 && errno == EINTR) continue;
+    if (reaped < 0) break;
+    if (reaped == child) {
+      status = reaped_status;
+      break;
+    }
   }
   g_child = 0;
+  if (watchdog != nullptr) watchdog->watchdog->Stop();
   fs::remove_all(run_dir, ec);
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -311,6 +396,16 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--state-dir", options->state_dir,
                   "Where this run's limits file and accounting region live "
                   "(default $XDG_RUNTIME_DIR/gpuslice or /tmp/gpuslice-<uid>)");
+  cmd->add_option("--watchdog", options->watchdog,
+                  "Out-of-process memory watchdog (NVML per-process usage of the command's "
+                  "processes): kill (SIGKILL past the grace period), report (log only), off")
+      ->capture_default_str();
+  cmd->add_option("--watchdog-interval-ms", options->watchdog_interval_ms,
+                  "How often the watchdog checks, 1-1000 ms")
+      ->capture_default_str();
+  cmd->add_option("--watchdog-grace-ms", options->watchdog_grace_ms,
+                  "How long the run may stay over its limit before the watchdog kills")
+      ->capture_default_str();
   cmd->add_option("command", options->command, "The command, after --")->required();
   cmd->callback([options, exit_code] {
     Result<int> result = Run(*options);

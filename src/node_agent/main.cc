@@ -6,12 +6,16 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "backends/gpu_backend.h"
 #include "backends/mps_control.h"
 #include "node_agent/node_agent.h"
+#include "watchdog/memory_watchdog.h"
+#include "watchdog/nvml_process_usage.h"
 
 namespace {
 
@@ -27,6 +31,40 @@ std::vector<std::string> DefaultMpsCommand(const std::string& backend) {
     }
   }
   return gpuslice::ProcessMpsControl::NvidiaCommand();
+}
+
+// The out-of-process GPU-memory watchdog (src/watchdog, docs/shim.md). Containers are
+// registered with Watch() by whatever creates their limits; unregistered processes are ignored.
+struct MemoryWatchdogParts {
+  std::unique_ptr<gpuslice::watchdog::NvmlProcessUsage> nvml;
+  gpuslice::watchdog::ProcfsProcessTable processes;
+  gpuslice::watchdog::SigkillProcessKiller killer;
+  gpuslice::watchdog::LogLineEventSink events{
+      [](const std::string& line) { spdlog::warn("{}", line); }};
+  gpuslice::SteadyClock clock;
+  std::unique_ptr<gpuslice::watchdog::MemoryWatchdog> watchdog;
+};
+
+std::unique_ptr<MemoryWatchdogParts> StartMemoryWatchdog(const std::string& mode,
+                                                         const std::string& nvml_library,
+                                                         int interval_ms, int grace_ms) {
+  gpuslice::watchdog::WatchdogOptions options;
+  options.check_interval = std::chrono::milliseconds(interval_ms);
+  options.kill_grace = std::chrono::milliseconds(grace_ms);
+  options.kill = mode == "kill";
+  if (mode == "off") return nullptr;
+  auto nvml = gpuslice::watchdog::NvmlProcessUsage::Open(nvml_library);
+  if (!nvml.ok()) {
+    spdlog::warn("memory watchdog off: {}", nvml.status().message());
+    return nullptr;
+  }
+  auto parts = std::make_unique<MemoryWatchdogParts>();
+  parts->nvml = std::move(*nvml);
+  parts->watchdog = std::make_unique<gpuslice::watchdog::MemoryWatchdog>(
+      options, *parts->nvml, parts->processes, parts->killer, parts->events, parts->clock);
+  parts->watchdog->Start(
+      [](const gpuslice::Status& s) { spdlog::warn("memory watchdog: {}", s.message()); });
+  return parts;
 }
 
 }  // namespace
@@ -66,6 +104,24 @@ int main(int argc, char** argv) {
                  "preferred allocation for replicas and MIG devices: distributed or packed")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  std::string watchdog_mode = "kill";
+  std::string watchdog_nvml = "libnvidia-ml.so.1";
+  int watchdog_interval_ms = 500;
+  int watchdog_grace_ms = 2000;
+  app.add_option("--memory-watchdog", watchdog_mode,
+                 "GPU-memory watchdog over containers' real usage (NVML): kill (SIGKILL past the "
+                 "grace period), report (log only), off")
+      ->check(CLI::IsMember({"kill", "report", "off"}))
+      ->capture_default_str();
+  app.add_option("--memory-watchdog-interval-ms", watchdog_interval_ms, "check interval")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--memory-watchdog-grace-ms", watchdog_grace_ms,
+                 "how long a container may stay over its limit before it is killed")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--memory-watchdog-nvml", watchdog_nvml, "NVML library the watchdog reads")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -110,6 +166,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  const auto memory_watchdog =
+      StartMemoryWatchdog(watchdog_mode, watchdog_nvml, watchdog_interval_ms, watchdog_grace_ms);
+
   std::atomic<bool> stop{false};
   std::thread signal_thread([&] {
     const timespec wait{0, 100'000'000};
@@ -125,6 +184,7 @@ int main(int argc, char** argv) {
     }
   });
   while (!stop) agent.RunOnce();
+  if (memory_watchdog != nullptr) memory_watchdog->watchdog->Stop();
   agent.Stop();
   signal_thread.join();
   spdlog::info("stopped");

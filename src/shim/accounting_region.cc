@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace gpuslice::shim {
@@ -30,66 +31,130 @@ bool InitialiseMutex(pthread_mutex_t* mutex) noexcept {
 
 }  // namespace
 
+// The byte of the file a slot's owner locks: the slot's first byte.
+off_t SlotLockOffset(std::uint32_t slot) {
+  return static_cast<off_t>(offsetof(RegionLayout, slots) + slot * sizeof(ProcessSlot));
+}
+
 AccountingRegion::~AccountingRegion() { Close(); }
 
 void AccountingRegion::Close() noexcept {
   if (layout_ != nullptr) ::munmap(layout_, kRegionBytes);
   layout_ = nullptr;
+  DropInheritedDescriptor();
 }
 
-int AccountingRegion::Open(const char* path, bool create) noexcept {
-  Close();
-  const int fd = ::open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0660);
+void AccountingRegion::DropInheritedDescriptor() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+int AccountingRegion::ReopenDescriptor() noexcept {
+  DropInheritedDescriptor();
+  fd_ = ::open(path_, O_RDWR | O_CLOEXEC);
+  return fd_ < 0 ? errno : 0;
+}
+
+int AccountingRegion::Create(const char* path, unsigned mode) noexcept {
+  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return errno;
-  // flock serialises initialisation between processes starting together; it is released if the
-  // initialiser dies, and an unfinished initialisation (magic still 0) is redone.
-  if (::flock(fd, LOCK_EX) != 0) {
-    const int error = errno;
-    ::close(fd);
-    return error;
-  }
   int result = 0;
-  struct stat st {};
   void* mapping = MAP_FAILED;
-  if (::fstat(fd, &st) != 0) {
-    result = errno;
-  } else if (static_cast<std::size_t>(st.st_size) < kRegionBytes &&
-             ::ftruncate(fd, static_cast<off_t>(kRegionBytes)) != 0) {
+  // Truncating to zero first gives every byte (magic included) a fresh zero.
+  if (::flock(fd, LOCK_EX) != 0 || ::fchmod(fd, static_cast<mode_t>(mode)) != 0 ||
+      ::ftruncate(fd, 0) != 0 || ::ftruncate(fd, static_cast<off_t>(kRegionBytes)) != 0) {
     result = errno;
   } else {
     mapping = ::mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mapping == MAP_FAILED) result = errno;
   }
   if (result == 0) {
-    auto* layout = static_cast<RegionLayout*>(mapping);
-    RegionHeader& h = layout->header;
-    const std::uint32_t magic = __atomic_load_n(&h.magic, __ATOMIC_ACQUIRE);
-    if (magic == 0) {
-      std::memset(static_cast<void*>(layout), 0, kRegionBytes);
-      h.version = kRegionVersion;
-      h.header_bytes = sizeof(RegionHeader);
-      h.slot_bytes = sizeof(ProcessSlot);
-      h.slot_count = kRegionSlots;
-      h.device_count = kRegionDevices;
-      if (!InitialiseMutex(&h.mutex)) {
-        result = EINVAL;
-      } else {
-        __atomic_store_n(&h.magic, kRegionMagic, __ATOMIC_RELEASE);
-      }
-    } else if (magic != kRegionMagic || h.version != kRegionVersion ||
-               h.header_bytes != sizeof(RegionHeader) || h.slot_bytes != sizeof(ProcessSlot) ||
-               h.slot_count != kRegionSlots || h.device_count != kRegionDevices) {
-      result = EPROTO;
-    }
-    if (result == 0) {
-      layout_ = layout;
+    RegionHeader& h = static_cast<RegionLayout*>(mapping)->header;
+    h.version = kRegionVersion;
+    h.header_bytes = sizeof(RegionHeader);
+    h.slot_bytes = sizeof(ProcessSlot);
+    h.slot_count = kRegionSlots;
+    h.device_count = kRegionDevices;
+    if (!InitialiseMutex(&h.mutex)) {
+      result = EINVAL;
     } else {
-      ::munmap(mapping, kRegionBytes);
+      __atomic_store_n(&h.magic, kRegionMagic, __ATOMIC_RELEASE);  // written last
     }
+    ::msync(mapping, kRegionBytes, MS_SYNC);
+    ::munmap(mapping, kRegionBytes);
   }
   ::flock(fd, LOCK_UN);
   ::close(fd);
   return result;
+}
+
+int AccountingRegion::Open(const char* path) noexcept {
+  Close();
+  const std::size_t length = std::strlen(path);
+  if (length >= sizeof(path_)) return ENAMETOOLONG;
+  const int fd = ::open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return error;
+  }
+  if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) < kRegionBytes) {
+    ::close(fd);
+    return EPROTO;
+  }
+  void* mapping = ::mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mapping == MAP_FAILED) {
+    const int error = errno;
+    ::close(fd);
+    return error;
+  }
+  auto* layout = static_cast<RegionLayout*>(mapping);
+  const RegionHeader& h = layout->header;
+  if (__atomic_load_n(&h.magic, __ATOMIC_ACQUIRE) != kRegionMagic || h.version != kRegionVersion ||
+      h.header_bytes != sizeof(RegionHeader) || h.slot_bytes != sizeof(ProcessSlot) ||
+      h.slot_count != kRegionSlots || h.device_count != kRegionDevices) {
+    ::munmap(mapping, kRegionBytes);
+    ::close(fd);
+    return EPROTO;  // never re-initialised here: only the control plane creates regions
+  }
+  // The mapping keeps its own reference to `fd`'s open file description, so locks go through a
+  // second one that only the descriptor refers to: closing it (exit, exec, a forked child
+  // letting go) is what drops them.
+  ::close(fd);
+  std::memcpy(path_, path, length + 1);
+  layout_ = layout;
+  if (const int rc = ReopenDescriptor(); rc != 0) {
+    Close();
+    return rc;
+  }
+  return 0;
+}
+
+bool AccountingRegion::TryLockSlot(std::uint32_t slot) noexcept {
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = SlotLockOffset(slot);
+  lock.l_len = 1;
+  return fd_ >= 0 && ::fcntl(fd_, F_OFD_SETLK, &lock) == 0;
+}
+
+bool AccountingRegion::SlotHeldElsewhereLocked(std::uint32_t slot) noexcept {
+  if (fd_ < 0) return true;  // cannot tell: never free what may be alive
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = SlotLockOffset(slot);
+  lock.l_len = 1;
+  if (::fcntl(fd_, F_OFD_GETLK, &lock) != 0) return true;
+  return lock.l_type != F_UNLCK;
+}
+
+bool AccountingRegion::SlotHeldElsewhere(int slot) noexcept {
+  if (layout_ == nullptr || slot < 0 || slot >= static_cast<int>(kRegionSlots)) return false;
+  return SlotHeldElsewhereLocked(static_cast<std::uint32_t>(slot));
 }
 
 void AccountingRegion::Lock() noexcept {
@@ -115,41 +180,29 @@ std::uint64_t AccountingRegion::UsageLocked(std::uint32_t device) const noexcept
   return total;
 }
 
-int AccountingRegion::ReclaimDeadLocked(ProcessLiveness& liveness, int self_slot) noexcept {
+int AccountingRegion::ReclaimDeadLocked(int self_slot) noexcept {
   int reclaimed = 0;
   const std::uint32_t end = SlotEnd(layout_->header);
   for (std::uint32_t i = 0; i < end; ++i) {
     ProcessSlot& slot = layout_->slots[i];
     if (slot.state != static_cast<std::uint32_t>(SlotState::kActive)) continue;
     if (static_cast<int>(i) == self_slot) continue;
-    if (liveness.IsAlive({slot.pid, slot.start_ticks})) continue;
+    if (SlotHeldElsewhereLocked(i)) continue;
     __atomic_store_n(&slot.state, static_cast<std::uint32_t>(SlotState::kFree), __ATOMIC_RELEASE);
     ++reclaimed;
   }
   return reclaimed;
 }
 
-int AccountingRegion::ClaimSlot(const ProcessIdentity& self, ProcessLiveness& liveness) noexcept {
-  if (layout_ == nullptr) return -1;
+int AccountingRegion::ClaimSlot(const ProcessIdentity& self) noexcept {
+  if (layout_ == nullptr || fd_ < 0) return -1;
   Lock();
+  ReclaimDeadLocked(-1);
   int chosen = -1;
-  for (std::uint32_t i = 0; i < SlotEnd(layout_->header); ++i) {
-    ProcessSlot& slot = layout_->slots[i];
-    if (slot.state == static_cast<std::uint32_t>(SlotState::kActive) && slot.pid == self.pid &&
-        slot.start_ticks == self.start_ticks) {
-      chosen = static_cast<int>(i);  // our own pre-exec image: its memory died with it
-      break;
-    }
-  }
-  if (chosen < 0) {
-    for (int pass = 0; pass < 2 && chosen < 0; ++pass) {
-      if (pass == 1) ReclaimDeadLocked(liveness, -1);
-      for (std::uint32_t i = 0; i < kRegionSlots; ++i) {
-        if (layout_->slots[i].state == static_cast<std::uint32_t>(SlotState::kFree)) {
-          chosen = static_cast<int>(i);
-          break;
-        }
-      }
+  for (std::uint32_t i = 0; i < kRegionSlots && chosen < 0; ++i) {
+    // A free slot whose lock someone still holds (a forked child of its last owner) is skipped.
+    if (layout_->slots[i].state == static_cast<std::uint32_t>(SlotState::kFree) && TryLockSlot(i)) {
+      chosen = static_cast<int>(i);
     }
   }
   if (chosen >= 0) {
@@ -168,20 +221,28 @@ int AccountingRegion::ClaimSlot(const ProcessIdentity& self, ProcessLiveness& li
 }
 
 void AccountingRegion::ReleaseSlot(int slot) noexcept {
-  if (layout_ == nullptr || slot < 0) return;
+  if (layout_ == nullptr || slot < 0 || slot >= static_cast<int>(kRegionSlots)) return;
   Lock();
   __atomic_store_n(&layout_->slots[slot].state, static_cast<std::uint32_t>(SlotState::kFree),
                    __ATOMIC_RELEASE);
   Unlock();
+  if (fd_ >= 0) {
+    struct flock lock {};
+    lock.l_type = F_UNLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = SlotLockOffset(static_cast<std::uint32_t>(slot));
+    lock.l_len = 1;
+    ::fcntl(fd_, F_OFD_SETLK, &lock);
+  }
 }
 
 bool AccountingRegion::Reserve(int slot, std::uint32_t device, std::uint64_t bytes,
-                               std::uint64_t limit_bytes, ProcessLiveness& liveness) noexcept {
+                               std::uint64_t limit_bytes) noexcept {
   if (layout_ == nullptr || slot < 0 || device >= kRegionDevices) return false;
   Lock();
   std::uint64_t used = UsageLocked(device);
   bool fits = bytes <= limit_bytes && used <= limit_bytes - bytes;
-  if (!fits && ReclaimDeadLocked(liveness, slot) > 0) {
+  if (!fits && ReclaimDeadLocked(slot) > 0) {
     used = UsageLocked(device);
     fits = bytes <= limit_bytes && used <= limit_bytes - bytes;
   }
@@ -217,10 +278,10 @@ std::uint64_t AccountingRegion::Usage(std::uint32_t device) noexcept {
   return used;
 }
 
-int AccountingRegion::ReclaimDead(ProcessLiveness& liveness, int self_slot) noexcept {
+int AccountingRegion::ReclaimDead(int self_slot) noexcept {
   if (layout_ == nullptr) return 0;
   Lock();
-  const int n = ReclaimDeadLocked(liveness, self_slot);
+  const int n = ReclaimDeadLocked(self_slot);
   Unlock();
   return n;
 }

@@ -11,7 +11,7 @@ namespace gpuslice::shim {
 
 enum class AllocationKind : std::uint8_t {
   kDevicePointer = 0,  // cuMemAlloc*, cuMemAllocManaged, stream-ordered allocations
-  kVmmHandle,          // cuMemCreate
+  kIpcPointer,         // cuIpcOpenMemHandle (VMM handles have their own ledger)
   kArray,              // cuArrayCreate, cuArray3DCreate
   kMipmappedArray,     // cuMipmappedArrayCreate
 };
@@ -21,6 +21,7 @@ struct AllocationRecord {
   std::uint32_t device_entry = 0;  // index into the limits file's devices
   std::uint64_t bytes = 0;
   const void* context = nullptr;  // owning CUDA context; null when not context-bound
+  const void* pool = nullptr;     // stream-ordered: the pool its memory returns to when freed
 };
 
 class AllocationTable {

@@ -22,6 +22,11 @@ typedef struct CUarray_st* CUarray;
 typedef struct CUmipmappedArray_st* CUmipmappedArray;
 typedef struct CUfunc_st* CUfunction;
 typedef struct CUgraphExec_st* CUgraphExec;
+typedef struct CUgraph_st* CUgraph;
+typedef struct CUgraphNode_st* CUgraphNode;
+typedef struct CUevent_st* CUevent;
+typedef struct CUDA_GRAPH_INSTANTIATE_PARAMS_st CUDA_GRAPH_INSTANTIATE_PARAMS;  // passed through
+typedef struct CUmemAccessDesc_st CUmemAccessDesc;                              // passed through
 typedef struct CUexecAffinityParam_st CUexecAffinityParam;  // only passed through
 typedef struct CUctxCreateParams_st CUctxCreateParams;      // only passed through
 
@@ -108,8 +113,22 @@ typedef struct {
   int id;
 } CUmemLocation;
 
-typedef enum { CU_MEM_ALLOCATION_TYPE_PINNED = 1 } CUmemAllocationType;
-typedef enum { CU_MEM_HANDLE_TYPE_NONE = 0 } CUmemAllocationHandleType;
+typedef enum {
+  CU_MEM_ALLOCATION_TYPE_PINNED = 1,
+  CU_MEM_ALLOCATION_TYPE_MANAGED = 2,
+} CUmemAllocationType;
+typedef enum {
+  CU_MEM_HANDLE_TYPE_NONE = 0,
+  CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR = 1,
+} CUmemAllocationHandleType;
+typedef enum { CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4 } CUmemPool_attribute;  // the one read
+
+typedef struct {
+  char reserved[64];
+} CUipcMemHandle;
+typedef struct {
+  unsigned char reserved[64];
+} CUmemPoolPtrExportData;
 
 typedef struct {
   CUmemAllocationType type;
@@ -133,6 +152,14 @@ typedef struct {
   unsigned short usage;
   unsigned char reserved[54];
 } CUmemPoolProps;
+
+typedef struct {
+  CUmemPoolProps poolProps;
+  const CUmemAccessDesc* accessDescs;
+  size_t accessDescCount;
+  size_t bytesize;
+  CUdeviceptr dptr;
+} CUDA_MEM_ALLOC_NODE_PARAMS;
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,9 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <vector>
 
 #include "shim/accounting_region.h"
 #include "shim/allocation_table.h"
@@ -83,6 +86,7 @@ struct RealDriver {
   CUresult (*cuCtxGetCurrent)(CUcontext*) = nullptr;
   CUresult (*cuDeviceGetCount)(int*) = nullptr;
   CUresult (*cuDeviceGetUuid)(CUuuid*, CUdevice) = nullptr;
+  CUresult (*cuMemGetAddressRange_v2)(CUdeviceptr*, size_t*, CUdeviceptr) = nullptr;
 };
 
 // cuGetProcAddress substitution: an intercepted symbol's real pointer -> its wrapper.
@@ -119,9 +123,39 @@ struct ContextInfo {
   std::uint64_t overhead_bytes;
 };
 
-struct PoolInfo {
-  bool device_pool;
-  int device;
+// A memory pool as CUDA documents it: freed memory stays reserved by the pool (and reusable by
+// its later allocations) until a synchronisation releases what exceeds the release threshold;
+// a stream-ordered free completes when the stream reaches it. The shim keeps reserved memory
+// counted: `cached` (completed frees) until a sync or cuMemPoolTrimTo gives it back, `pending`
+// (frees per stream) until that stream or the context is synchronised.
+struct PoolState {
+  bool counted = true;  // false: a pinned pool of host memory
+  int device = -1;      // CUDA ordinal of its memory; -1: unknown (then the current device)
+  bool entry_known = false;
+  std::uint32_t entry = 0;  // limits entry its reserve is charged to
+  std::uint64_t threshold = 0;
+  std::uint64_t in_use = 0;
+  std::uint64_t cached = 0;
+  std::unordered_map<const void*, std::uint64_t> pending;  // stream -> bytes
+};
+
+// A VMM physical allocation seen through one handle value of this process. Alive (and counted)
+// while the handle, a retain of it or a mapping of it holds a reference (cuMemRelease docs).
+struct VmmRecord {
+  std::uint32_t entry = 0;
+  std::uint64_t bytes = 0;
+  std::uint32_t refs = 0;
+  bool charged = false;   // imported handles are charged at their first mapping
+  bool exported = false;  // shared with other processes: stays charged until this one exits
+};
+
+struct GraphCharge {
+  std::uint32_t entry;
+  std::uint64_t bytes;
+};
+struct GraphExecCharge {
+  std::vector<GraphCharge> charges;
+  bool charged = false;  // graph memory is taken at the first launch, kept until destroyed
 };
 
 // Everything the shim knows. Created once at load and never destroyed, so calls made while
@@ -135,9 +169,13 @@ struct ShimState {
   ContainerLimits limits;
   std::uint64_t limit_bytes[kMaxLimitedDevices] = {};  // min(file, environment)
   AccountingRegion region;
-  ProcfsLiveness liveness;
   std::atomic<int> slot{-1};
   std::mutex slot_mutex;
+  // The process that claimed `slot`. A child made by any kind of fork (fork(), the raw syscall,
+  // clone without CLONE_VM) sees `fork_token` as 0 (MADV_WIPEONFORK page), so it never spends
+  // or frees its parent's slot; where that page is unavailable, getpid() is compared instead.
+  pid_t owner_pid = 0;
+  volatile std::uint32_t* fork_token = nullptr;
 
   // CUDA ordinal -> limits entry (kUnlisted when the file does not list that GPU).
   int device_entry[kMaxCudaDevices] = {};
@@ -151,7 +189,20 @@ struct ShimState {
   std::uint64_t primary_overhead[kMaxCudaDevices] = {};
   CUcontext primary_context[kMaxCudaDevices] = {};
   std::unordered_map<const void*, ContextInfo> contexts;
-  std::unordered_map<const void*, PoolInfo> pools;
+
+  std::mutex pool_mutex;
+  std::unordered_map<const void*, PoolState> pools;
+  std::atomic<bool> pools_hold_memory{false};  // a sync may have something to give back
+
+  std::mutex vmm_mutex;
+  std::unordered_map<std::uint64_t, VmmRecord> vmm;
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>>
+      vmm_mappings;  // va -> size, handle
+
+  std::mutex graph_mutex;
+  std::unordered_map<const void*, std::vector<GraphCharge>> graph_allocations;
+  std::unordered_map<const void*, GraphExecCharge> graph_execs;
+  std::atomic<bool> graphs_allocate{false};  // any graph has an allocation node
 };
 
 ShimState* g_state = nullptr;
@@ -168,7 +219,7 @@ void LoadLimits(ShimState& s) {
   s.limits = loaded.limits;
   for (std::size_t i = 0; i < kMaxLimitedDevices; ++i) s.limit_bytes[i] = loaded.limit_bytes[i];
   if (s.enforcing && !s.broken) {
-    if (const int rc = s.region.Open(s.limits.region_path, false); rc != 0) {
+    if (const int rc = s.region.Open(s.limits.region_path); rc != 0) {
       Complain("cannot open the accounting region; GPU memory allocations will fail",
                std::strerror(rc));
       s.broken = true;
@@ -238,18 +289,45 @@ void BindDriver(ShimState& s) {
   Resolve(h, "cuCtxGetCurrent", &s.real.cuCtxGetCurrent);
   Resolve(h, "cuDeviceGetCount", &s.real.cuDeviceGetCount);
   Resolve(h, "cuDeviceGetUuid", &s.real.cuDeviceGetUuid);
+  Resolve(h, "cuMemGetAddressRange_v2", &s.real.cuMemGetAddressRange_v2);
   for (ProcEntry& e : g_proc_entries) e.real = ::dlsym(h, e.name);
 }
 
+// A page that reads as zero in any forked child (Linux 4.14+); null when unavailable.
+volatile std::uint32_t* NewForkToken() {
+  void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return nullptr;
+  if (::madvise(page, 4096, MADV_WIPEONFORK) != 0) {
+    ::munmap(page, 4096);
+    return nullptr;
+  }
+  return static_cast<volatile std::uint32_t*>(page);
+}
+
+// True when this process is the one that claimed the slot (not a forked child).
+bool OwnsSlot(const ShimState& s) {
+  if (s.fork_token != nullptr) return *s.fork_token != 0;
+  return ::getpid() == s.owner_pid;
+}
+
+// Claims a slot for this process; a forked child first drops the descriptor (and with it the
+// share of the parent's slot lock) it inherited.
 void ClaimSlot(ShimState& s) {
   std::lock_guard<std::mutex> lock(s.slot_mutex);
-  if (s.slot.load(std::memory_order_relaxed) >= 0) return;
-  s.slot.store(s.region.ClaimSlot(CurrentProcessIdentity(), s.liveness), std::memory_order_release);
+  if (s.slot.load(std::memory_order_relaxed) >= 0 && OwnsSlot(s)) return;
+  if (s.owner_pid != 0 && s.region.ReopenDescriptor() != 0) {
+    s.slot.store(-1, std::memory_order_release);
+    return;
+  }
+  s.slot.store(s.region.ClaimSlot(CurrentProcessIdentity()), std::memory_order_release);
+  s.owner_pid = ::getpid();
+  if (s.fork_token != nullptr) *s.fork_token = 1;
 }
 
 void AfterForkInChild() {
-  // The child is a new process: it must not spend or free its parent's slot.
-  if (g_state != nullptr) g_state->slot.store(-1, std::memory_order_relaxed);
+  // A plain fork(): let go of the parent's slot lock now, so a child that never uses CUDA does
+  // not keep the parent's slot alive. (Raw fork syscalls skip this; Slot() catches them.)
+  if (g_state != nullptr && g_state->enforcing) g_state->region.DropInheritedDescriptor();
 }
 
 std::atomic<bool> g_driver_loaded{false};
@@ -278,6 +356,7 @@ __attribute__((constructor)) void LoadShim() {
   auto* s = new (std::nothrow) ShimState;
   if (s == nullptr) return;
   for (int& e : s->device_entry) e = kUnlisted;
+  s->fork_token = NewForkToken();
   LoadLimits(*s);
   if (s->enforcing && !s->broken) {
     ClaimSlot(*s);
@@ -295,7 +374,10 @@ __attribute__((constructor)) void LoadShim() {
 
 __attribute__((destructor)) void UnloadShim() {
   // Normal exit: the driver frees this process's memory, so its usage stops counting now.
-  if (g_state != nullptr && g_state->enforcing) {
+  // Only the slot's owner: a vfork or raw-fork child calling exit() runs this too.
+  // (MADV_WIPEONFORK does not reach a vfork child, which shares our memory: compare pids too.)
+  if (g_state != nullptr && g_state->enforcing && OwnsSlot(*g_state) &&
+      ::getpid() == g_state->owner_pid) {
     g_state->region.ReleaseSlot(g_state->slot.exchange(-1));
   }
 }
@@ -353,15 +435,15 @@ bool EntryOf(ShimState& s, CUdevice device, std::uint32_t* entry) {
 
 int Slot(ShimState& s) {
   int slot = s.slot.load(std::memory_order_acquire);
-  if (slot < 0) {
-    ClaimSlot(s);  // first allocation after fork()
+  if (slot < 0 || !OwnsSlot(s)) {
+    ClaimSlot(s);  // first allocation in a forked child
     slot = s.slot.load(std::memory_order_acquire);
   }
   return slot;
 }
 
 bool Reserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {
-  return s.region.Reserve(Slot(s), entry, bytes, s.limit_bytes[entry], s.liveness);
+  return s.region.Reserve(Slot(s), entry, bytes, s.limit_bytes[entry]);
 }
 
 void Unreserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {
@@ -457,13 +539,6 @@ void FreeUncounted(CUdeviceptr dptr) {
   if (g_state != nullptr && g_state->real.cuMemFree_v2 != nullptr) g_state->real.cuMemFree_v2(dptr);
 }
 
-// Pools created with a host location allocate host memory: not counted.
-bool IsHostPool(ShimState& s, CUmemoryPool pool) {
-  std::lock_guard<std::mutex> lock(s.context_mutex);
-  auto it = s.pools.find(pool);
-  return it != s.pools.end() && !it->second.device_pool;
-}
-
 // Counts an array on the current context's device.
 template <typename Create, typename Key, typename Undo>
 CUresult CountedArray(ShimState& s, AllocationKind kind, std::uint64_t bytes, Create&& create,
@@ -477,6 +552,286 @@ CUresult CountedArray(ShimState& s, AllocationKind kind, std::uint64_t bytes, Cr
 
 std::uint64_t Key(const void* handle) {
   return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(handle));
+}
+
+// ---- Lifetimes: stream-ordered pools, VMM handles, graph memory ---------------------------------
+
+// Records what a pool holds: memory of CUDA device `device` (-1: unknown), counted unless host.
+void LearnPool(ShimState& s, const void* pool, int device, bool counted) {
+  try {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    PoolState& p = s.pools[pool];
+    p.counted = counted;
+    if (device >= 0) p.device = device;
+  } catch (...) {
+    // Unrecorded: its allocations count against the current device (and stay counted).
+  }
+}
+
+// A freed stream-ordered allocation joins its pool's reserve and stays counted there.
+void ReturnToPool(ShimState& s, const AllocationRecord& record, bool async, const void* stream) {
+  try {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    PoolState& p = s.pools[record.pool];
+    p.in_use -= record.bytes < p.in_use ? record.bytes : p.in_use;
+    if (async) {
+      p.pending[stream] += record.bytes;
+    } else {
+      p.cached += record.bytes;
+    }
+    p.entry = record.device_entry;
+    p.entry_known = true;
+    s.pools_hold_memory.store(true, std::memory_order_relaxed);
+  } catch (...) {
+    // Cannot track it: it stays counted until the process exits (never looser).
+  }
+}
+
+// An allocation being freed: plain memory stops counting, pool memory joins the pool's reserve.
+void FreeAllocation(ShimState& s, std::uint64_t key, bool async, const void* stream) {
+  AllocationRecord record;
+  if (!s.allocations.Remove(AllocationKind::kDevicePointer, key, &record)) return;
+  if (record.pool != nullptr) {
+    ReturnToPool(s, record, async, stream);
+  } else {
+    Unreserve(s, record.device_entry, record.bytes);
+  }
+}
+
+// What a pool keeps after a release: never below its in-use memory, at most `keep_bytes` in all.
+std::uint64_t KeptReserve(const PoolState& p, std::uint64_t keep_bytes) {
+  if (keep_bytes <= p.in_use) return 0;
+  return p.cached < keep_bytes - p.in_use ? p.cached : keep_bytes - p.in_use;
+}
+
+// A synchronisation: the driver releases each pool's reserve above its threshold. `complete`:
+// frees pending on `stream` (every stream when `all_streams`) have completed first.
+void PoolsSynchronised(ShimState& s, const void* stream, bool all_streams, bool complete) {
+  if (!s.pools_hold_memory.load(std::memory_order_relaxed)) return;
+  constexpr int kMaxReleases = 64;  // more pools wait for the next synchronisation
+  GraphCharge releases[kMaxReleases];
+  int count = 0;
+  {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    bool holding = false;
+    for (auto& [pool, p] : s.pools) {
+      if (complete) {
+        for (auto& [pending_stream, bytes] : p.pending) {
+          if (all_streams || pending_stream == stream) {
+            p.cached += bytes;
+            bytes = 0;
+          }
+        }
+      }
+      const std::uint64_t keep = KeptReserve(p, p.threshold);
+      if (p.cached > keep && p.entry_known && count < kMaxReleases) {
+        releases[count++] = {p.entry, p.cached - keep};
+        p.cached = keep;
+      }
+      holding = holding || p.cached > 0;
+      for (const auto& [pending_stream, bytes] : p.pending) holding = holding || bytes > 0;
+    }
+    s.pools_hold_memory.store(holding || count == kMaxReleases, std::memory_order_relaxed);
+  }
+  for (int i = 0; i < count; ++i) Unreserve(s, releases[i].entry, releases[i].bytes);
+}
+
+// cuMemPoolTrimTo / cuMemPoolDestroy: the pool keeps at most `keep_bytes` reserved.
+void TrimPool(ShimState& s, const void* pool, std::uint64_t keep_bytes, bool destroyed) {
+  std::uint32_t entry = 0;
+  std::uint64_t release = 0;
+  {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    auto it = s.pools.find(pool);
+    if (it == s.pools.end()) return;
+    PoolState& p = it->second;
+    if (destroyed) p.threshold = 0;
+    const std::uint64_t keep = KeptReserve(p, keep_bytes);
+    if (!p.entry_known || p.cached <= keep) return;
+    entry = p.entry;
+    release = p.cached - keep;
+    p.cached = keep;
+  }
+  Unreserve(s, entry, release);
+}
+
+// Counts a stream-ordered allocation of `bytes` from `pool` on `stream`: memory the pool
+// already holds (completed frees, and this stream's own pending frees, which stream order lets
+// it reuse) is already counted; the rest is reserved against the pool's own GPU.
+template <typename Allocate>
+CUresult PoolAllocation(ShimState& s, const void* pool, const void* stream, CUdeviceptr* dptr,
+                        std::uint64_t bytes, Allocate&& allocate) {
+  if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  bool counted = true;
+  int device = -1;
+  {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    if (auto it = s.pools.find(pool); it != s.pools.end()) {
+      counted = it->second.counted;
+      device = it->second.device;
+    }
+  }
+  if (!counted) return allocate();
+  std::uint32_t entry = 0;
+  bool listed = false;
+  if (device >= 0) {
+    listed = EntryOf(s, device, &entry);
+  } else if (const CUresult rc = CurrentEntry(s, &entry, &listed); rc != CUDA_SUCCESS) {
+    return rc;
+  }
+  if (!listed) return CUDA_ERROR_OUT_OF_MEMORY;
+  std::uint64_t from_cache = 0;
+  std::uint64_t from_pending = 0;
+  try {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    PoolState& p = s.pools[pool];
+    p.entry = entry;
+    p.entry_known = true;
+    from_cache = p.cached < bytes ? p.cached : bytes;
+    p.cached -= from_cache;
+    if (auto it = p.pending.find(stream); it != p.pending.end()) {
+      from_pending = it->second < bytes - from_cache ? it->second : bytes - from_cache;
+      it->second -= from_pending;
+    }
+    p.in_use += bytes;
+  } catch (...) {
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  auto undo_pool = [&] {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    PoolState& p = s.pools[pool];
+    p.cached += from_cache + from_pending;  // conservatively: reusable by anyone now
+    p.in_use -= bytes;
+  };
+  const std::uint64_t charge = bytes - from_cache - from_pending;
+  if (!Reserve(s, entry, charge)) {
+    undo_pool();
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  const CUresult r = allocate();
+  if (r != CUDA_SUCCESS) {
+    Unreserve(s, entry, charge);
+    undo_pool();
+    return r;
+  }
+  if (!s.allocations.Insert(AllocationKind::kDevicePointer, *dptr, {entry, bytes, nullptr, pool})) {
+    FreeUncounted(*dptr);
+    Unreserve(s, entry, charge);
+    undo_pool();
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return CUDA_SUCCESS;
+}
+
+// The pool cuMemAllocAsync uses on the current device (learned as that device's pool).
+const void* CurrentDevicePool(ShimState& s) {
+  CUdevice device = 0;
+  CUmemoryPool pool = nullptr;
+  if (s.real.cuCtxGetDevice == nullptr || s.real.cuCtxGetDevice(&device) != CUDA_SUCCESS ||
+      s.real.cuDeviceGetMemPool == nullptr ||
+      s.real.cuDeviceGetMemPool(&pool, device) != CUDA_SUCCESS) {
+    return nullptr;  // unknown: counted against the current device
+  }
+  bool known = false;
+  {
+    std::lock_guard<std::mutex> lock(s.pool_mutex);
+    auto it = s.pools.find(pool);
+    known = it != s.pools.end() && it->second.device >= 0;
+  }
+  if (!known) LearnPool(s, pool, device, true);
+  return pool;
+}
+
+// Drops one reference (release, unmap) to a VMM handle; the last one gives its memory back,
+// unless it was exported: other processes may keep it alive, so it stays charged until exit.
+void DropVmmReference(ShimState& s, std::uint64_t handle) {
+  std::uint32_t entry = 0;
+  std::uint64_t release = 0;
+  {
+    std::lock_guard<std::mutex> lock(s.vmm_mutex);
+    auto it = s.vmm.find(handle);
+    if (it == s.vmm.end() || --it->second.refs > 0) return;
+    if (it->second.charged && !it->second.exported) {
+      entry = it->second.entry;
+      release = it->second.bytes;
+    }
+    s.vmm.erase(it);
+  }
+  if (release > 0) Unreserve(s, entry, release);
+}
+
+// Adds a reference (retain, map, import of a known handle); false when the handle is unknown.
+bool AddVmmReference(ShimState& s, std::uint64_t handle) {
+  std::lock_guard<std::mutex> lock(s.vmm_mutex);
+  auto it = s.vmm.find(handle);
+  if (it == s.vmm.end()) return false;
+  ++it->second.refs;
+  return true;
+}
+
+// Charges a graph exec's allocation nodes at its first launch (all or nothing).
+CUresult ChargeGraphLaunch(ShimState& s, const void* exec) {
+  std::lock_guard<std::mutex> lock(s.graph_mutex);
+  auto it = s.graph_execs.find(exec);
+  if (it == s.graph_execs.end() || it->second.charged) return CUDA_SUCCESS;
+  const std::vector<GraphCharge>& charges = it->second.charges;
+  for (std::size_t i = 0; i < charges.size(); ++i) {
+    if (!Reserve(s, charges[i].entry, charges[i].bytes)) {
+      for (std::size_t j = 0; j < i; ++j) Unreserve(s, charges[j].entry, charges[j].bytes);
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+  }
+  it->second.charged = true;
+  return CUDA_SUCCESS;
+}
+
+template <typename Instantiate>
+CUresult InstantiateGraph(CUgraphExec* exec, CUgraph graph, Instantiate&& instantiate) {
+  ShimState* s = g_state;
+  const CUresult r = instantiate();
+  if (r != CUDA_SUCCESS || !Active(s) || s->broken || exec == nullptr ||
+      !s->graphs_allocate.load(std::memory_order_relaxed)) {
+    return r;
+  }
+  try {
+    std::lock_guard<std::mutex> lock(s->graph_mutex);
+    if (auto it = s->graph_allocations.find(graph); it != s->graph_allocations.end()) {
+      s->graph_execs[*exec] = {it->second, false};
+    }
+  } catch (...) {
+    // An exec whose memory cannot be tracked is not handed out.
+    if (s->real.cuGraphExecDestroy != nullptr) s->real.cuGraphExecDestroy(*exec);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return r;
+}
+
+// IPC: an importer is charged the whole allocation while it has it open (the exporter until its
+// free), on its current device.
+template <typename Open>
+CUresult OpenIpcMemory(CUdeviceptr* dptr, Open&& open) {
+  ShimState* s = g_state;
+  const CUresult r = open();
+  if (r != CUDA_SUCCESS || !Active(s) || dptr == nullptr) return r;
+  auto close = [&] {
+    if (s->real.cuIpcCloseMemHandle != nullptr) s->real.cuIpcCloseMemHandle(*dptr);
+  };
+  std::uint32_t entry = 0;
+  bool listed = false;
+  size_t size = 0;
+  if (s->broken || s->real.cuMemGetAddressRange_v2 == nullptr ||
+      s->real.cuMemGetAddressRange_v2(nullptr, &size, *dptr) != CUDA_SUCCESS ||
+      CurrentEntry(*s, &entry, &listed) != CUDA_SUCCESS || !listed || !Reserve(*s, entry, size)) {
+    close();
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  if (!s->allocations.Insert(AllocationKind::kIpcPointer, *dptr,
+                             {entry, size, CurrentContext(*s), nullptr})) {
+    close();
+    Unreserve(*s, entry, size);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return r;
 }
 
 // ---- Context overhead -------------------------------------------------------------------------
@@ -541,6 +896,7 @@ CUresult ReleasePrimary(CUdevice device, bool reset, Release&& release) {
   if (!EntryOf(*s, device, &entry)) return r;
   CUcontext primary = nullptr;
   std::uint64_t overhead = 0;
+  bool last = false;  // the driver destroyed the context: everything it owned is freed
   {
     std::lock_guard<std::mutex> lock(s->context_mutex);
     if (s->primary_refs[device] == 0) return r;
@@ -551,12 +907,14 @@ CUresult ReleasePrimary(CUdevice device, bool reset, Release&& release) {
       --s->primary_refs[device];
     }
     if (s->primary_refs[device] == 0) {
+      last = true;
       overhead = s->primary_overhead[device];
       s->primary_overhead[device] = 0;
     }
   }
   if (overhead > 0) Unreserve(*s, entry, overhead);
-  if (reset || overhead > 0) {
+  // Not keyed on the overhead: with context-overhead-bytes 0 the allocations must go too.
+  if (reset || last) {
     s->allocations.RemoveContext(primary, [s](const AllocationRecord& record) {
       Unreserve(*s, record.device_entry, record.bytes);
     });
@@ -598,7 +956,6 @@ extern "C" void gpuslice_cuda_load_driver() noexcept {
 
 using gpuslice::shim::Active;
 using gpuslice::shim::AllocationKind;
-using gpuslice::shim::g_state;
 using gpuslice::shim::ShimState;
 
 extern "C" {
@@ -634,6 +991,10 @@ CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cuda_version, c
   return r;
 }
 
+#define GPUSLICE_REAL_OR_UNSUPPORTED(fn)        \
+  ShimState* s = gpuslice::shim::LoadedState(); \
+  if (s == nullptr || s->real.fn == nullptr) return CUDA_ERROR_NOT_SUPPORTED
+
 // Linear device memory ---------------------------------------------------------------------------
 
 // Calls `real` when the shim does not enforce; otherwise counts `bytes` on the current device.
@@ -664,37 +1025,36 @@ CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned int flags) 
                                      s->real.cuMemAllocManaged(dptr, bytes, flags));
 }
 
+// Stream-ordered allocations are counted in their pool (gpuslice::shim::PoolAllocation).
+#define GPUSLICE_POOL_ALLOCATION(real_fn, pool, stream, dptr, bytes, call)         \
+  ShimState* s = gpuslice::shim::LoadedState();                                    \
+  if (s == nullptr || s->real.real_fn == nullptr) return CUDA_ERROR_NOT_SUPPORTED; \
+  if (!Active(s)) return (call);                                                   \
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;                                  \
+  return gpuslice::shim::PoolAllocation(*s, (pool), (stream), (dptr), (bytes),     \
+                                        [&] { return (call); })
+
 CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, CUstream stream) noexcept {
-  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAllocAsync, dptr, bytes,
-                                     s->real.cuMemAllocAsync(dptr, bytes, stream));
+  GPUSLICE_POOL_ALLOCATION(cuMemAllocAsync, gpuslice::shim::CurrentDevicePool(*s), stream, dptr,
+                           bytes, s->real.cuMemAllocAsync(dptr, bytes, stream));
 }
 
 CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytes, CUstream stream) noexcept {
-  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAllocAsync_ptsz, dptr, bytes,
-                                     s->real.cuMemAllocAsync_ptsz(dptr, bytes, stream));
+  GPUSLICE_POOL_ALLOCATION(cuMemAllocAsync_ptsz, gpuslice::shim::CurrentDevicePool(*s), stream,
+                           dptr, bytes, s->real.cuMemAllocAsync_ptsz(dptr, bytes, stream));
 }
 
+// The pool's own GPU is charged, not the current context's.
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr* dptr, size_t bytes, CUmemoryPool pool,
                                  CUstream stream) noexcept {
-  ShimState* s0 = gpuslice::shim::LoadedState();
-  if (s0 != nullptr && Active(s0) && !s0->broken && gpuslice::shim::IsHostPool(*s0, pool) &&
-      s0->real.cuMemAllocFromPoolAsync != nullptr) {
-    return s0->real.cuMemAllocFromPoolAsync(dptr, bytes, pool, stream);
-  }
-  GPUSLICE_COUNTED_DEVICE_ALLOCATION(cuMemAllocFromPoolAsync, dptr, bytes,
-                                     s->real.cuMemAllocFromPoolAsync(dptr, bytes, pool, stream));
+  GPUSLICE_POOL_ALLOCATION(cuMemAllocFromPoolAsync, pool, stream, dptr, bytes,
+                           s->real.cuMemAllocFromPoolAsync(dptr, bytes, pool, stream));
 }
 
 CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* dptr, size_t bytes, CUmemoryPool pool,
                                       CUstream stream) noexcept {
-  ShimState* s0 = gpuslice::shim::LoadedState();
-  if (s0 != nullptr && Active(s0) && !s0->broken && gpuslice::shim::IsHostPool(*s0, pool) &&
-      s0->real.cuMemAllocFromPoolAsync_ptsz != nullptr) {
-    return s0->real.cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, stream);
-  }
-  GPUSLICE_COUNTED_DEVICE_ALLOCATION(
-      cuMemAllocFromPoolAsync_ptsz, dptr, bytes,
-      s->real.cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, stream));
+  GPUSLICE_POOL_ALLOCATION(cuMemAllocFromPoolAsync_ptsz, pool, stream, dptr, bytes,
+                           s->real.cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, stream));
 }
 
 CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pitch, size_t width_bytes, size_t height,
@@ -769,18 +1129,19 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) noexcept {
   if (s == nullptr || s->real.cuMemFree_v2 == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
   const CUresult r = s->real.cuMemFree_v2(dptr);
   if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
-    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kDevicePointer, dptr);
+    gpuslice::shim::FreeAllocation(*s, dptr, false, nullptr);
   }
   return r;
 }
 
-// Stream-ordered frees stop counting when enqueued (the pool may keep the memory cached).
+// A stream-ordered free completes when the stream reaches it, and its memory then stays in the
+// pool: it is counted until a synchronisation releases it (PoolsSynchronised).
 CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream) noexcept {
   ShimState* s = gpuslice::shim::LoadedState();
   if (s == nullptr || s->real.cuMemFreeAsync == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
   const CUresult r = s->real.cuMemFreeAsync(dptr, stream);
   if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
-    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kDevicePointer, dptr);
+    gpuslice::shim::FreeAllocation(*s, dptr, true, stream);
   }
   return r;
 }
@@ -790,8 +1151,45 @@ CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream) noexcept {
   if (s == nullptr || s->real.cuMemFreeAsync_ptsz == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
   const CUresult r = s->real.cuMemFreeAsync_ptsz(dptr, stream);
   if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
-    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kDevicePointer, dptr);
+    gpuslice::shim::FreeAllocation(*s, dptr, true, stream);
   }
+  return r;
+}
+
+// Synchronisations: where the driver releases pool memory above the release threshold.
+CUresult cuStreamSynchronize(CUstream stream) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuStreamSynchronize);
+  const CUresult r = s->real.cuStreamSynchronize(stream);
+  if (r == CUDA_SUCCESS) gpuslice::shim::PoolsSynchronised(*s, stream, false, true);
+  return r;
+}
+
+CUresult cuStreamSynchronize_ptsz(CUstream stream) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuStreamSynchronize_ptsz);
+  const CUresult r = s->real.cuStreamSynchronize_ptsz(stream);
+  if (r == CUDA_SUCCESS) gpuslice::shim::PoolsSynchronised(*s, stream, false, true);
+  return r;
+}
+
+CUresult cuCtxSynchronize() noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxSynchronize);
+  const CUresult r = s->real.cuCtxSynchronize();
+  if (r == CUDA_SUCCESS) gpuslice::shim::PoolsSynchronised(*s, nullptr, true, true);
+  return r;
+}
+
+CUresult cuCtxSynchronize_v2(CUcontext context) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxSynchronize_v2);
+  const CUresult r = s->real.cuCtxSynchronize_v2(context);
+  if (r == CUDA_SUCCESS) gpuslice::shim::PoolsSynchronised(*s, nullptr, true, true);
+  return r;
+}
+
+// An event covers some streams' work, not necessarily the frees pending: those stay counted.
+CUresult cuEventSynchronize(CUevent event) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuEventSynchronize);
+  const CUresult r = s->real.cuEventSynchronize(event);
+  if (r == CUDA_SUCCESS) gpuslice::shim::PoolsSynchronised(*s, nullptr, false, false);
   return r;
 }
 
@@ -800,12 +1198,17 @@ CUresult cuMemPoolCreate(CUmemoryPool* pool, const CUmemPoolProps* props) noexce
   if (s == nullptr || s->real.cuMemPoolCreate == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
   const CUresult r = s->real.cuMemPoolCreate(pool, props);
   if (r == CUDA_SUCCESS && Active(s) && pool != nullptr && props != nullptr) {
-    try {
-      std::lock_guard<std::mutex> lock(s->context_mutex);
-      s->pools[*pool] = {props->location.type == CU_MEM_LOCATION_TYPE_DEVICE, props->location.id};
-    } catch (...) {
-      // Unrecorded pools count against the current device: stricter, never looser.
+    // Pinned pools at a host location hold host memory. Managed pools are GPU memory wherever
+    // their location points (as cuMemAllocManaged is counted): their device, else the current.
+    const bool device_location = props->location.type == CU_MEM_LOCATION_TYPE_DEVICE;
+    const bool managed = props->allocType == CU_MEM_ALLOCATION_TYPE_MANAGED;
+    CUdevice current = -1;
+    if (!device_location && managed && s->real.cuCtxGetDevice != nullptr &&
+        s->real.cuCtxGetDevice(&current) != CUDA_SUCCESS) {
+      current = -1;
     }
+    gpuslice::shim::LearnPool(*s, *pool, device_location ? props->location.id : current,
+                              device_location || managed);
   }
   return r;
 }
@@ -814,11 +1217,49 @@ CUresult cuMemPoolDestroy(CUmemoryPool pool) noexcept {
   ShimState* s = gpuslice::shim::LoadedState();
   if (s == nullptr || s->real.cuMemPoolDestroy == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
   const CUresult r = s->real.cuMemPoolDestroy(pool);
-  if (r == CUDA_SUCCESS && Active(s)) {
-    std::lock_guard<std::mutex> lock(s->context_mutex);
-    s->pools.erase(pool);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::TrimPool(*s, pool, 0, true);  // outstanding allocations go as they are freed
   }
   return r;
+}
+
+CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attribute,
+                               void* value) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemPoolSetAttribute);
+  const CUresult r = s->real.cuMemPoolSetAttribute(pool, attribute, value);
+  if (r == CUDA_SUCCESS && Active(s) && attribute == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD &&
+      value != nullptr) {
+    try {
+      std::lock_guard<std::mutex> lock(s->pool_mutex);
+      s->pools[pool].threshold = *static_cast<const cuuint64_t*>(value);
+    } catch (...) {
+      // Unrecorded threshold: 0, so the shim gives back less at a sync, never more.
+    }
+  }
+  return r;
+}
+
+CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t keep_bytes) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemPoolTrimTo);
+  const CUresult r = s->real.cuMemPoolTrimTo(pool, keep_bytes);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::TrimPool(*s, pool, keep_bytes, false);
+  }
+  return r;
+}
+
+CUresult cuDeviceGetDefaultMemPool(CUmemoryPool* pool, CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuDeviceGetDefaultMemPool);
+  const CUresult r = s->real.cuDeviceGetDefaultMemPool(pool, device);
+  if (r == CUDA_SUCCESS && Active(s) && pool != nullptr) {
+    gpuslice::shim::LearnPool(*s, *pool, device, true);
+  }
+  return r;
+}
+
+CUresult cuDeviceGetMemPool(CUmemoryPool* pool, CUdevice device) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuDeviceGetMemPool);
+  return s->real.cuDeviceGetMemPool(pool, device);  // a pool set by the application: as created
 }
 
 // Virtual memory management --------------------------------------------------------------------
@@ -832,25 +1273,283 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t bytes,
     return s->real.cuMemCreate(handle, bytes, prop, flags);
   }
   if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
-  if (handle == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (handle == nullptr || s->real.cuMemRelease == nullptr) return CUDA_ERROR_INVALID_VALUE;
   std::uint32_t entry = 0;
   if (!gpuslice::shim::EntryOf(*s, prop->location.id, &entry)) return CUDA_ERROR_OUT_OF_MEMORY;
-  return gpuslice::shim::CountedAllocation(
-      *s, AllocationKind::kVmmHandle, entry, bytes, nullptr,
-      [&] { return s->real.cuMemCreate(handle, bytes, prop, flags); },
-      [&] { return static_cast<std::uint64_t>(*handle); },
-      [&] {
-        if (s->real.cuMemRelease != nullptr) s->real.cuMemRelease(*handle);
-      });
+  if (!gpuslice::shim::Reserve(*s, entry, bytes)) return CUDA_ERROR_OUT_OF_MEMORY;
+  const CUresult r = s->real.cuMemCreate(handle, bytes, prop, flags);
+  if (r != CUDA_SUCCESS) {
+    gpuslice::shim::Unreserve(*s, entry, bytes);
+    return r;
+  }
+  try {
+    std::lock_guard<std::mutex> lock(s->vmm_mutex);
+    s->vmm[*handle] = {entry, bytes, 1, true, false};
+  } catch (...) {
+    s->real.cuMemRelease(*handle);
+    gpuslice::shim::Unreserve(*s, entry, bytes);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return CUDA_SUCCESS;
 }
 
+// The memory lives on while mapped or retained: released, it stops counting only with the last
+// reference (DropVmmReference).
 CUresult cuMemRelease(CUmemGenericAllocationHandle handle) noexcept {
   ShimState* s = gpuslice::shim::LoadedState();
   if (s == nullptr || s->real.cuMemRelease == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
   const CUresult r = s->real.cuMemRelease(handle);
   if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
-    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kVmmHandle, handle);
+    gpuslice::shim::DropVmmReference(*s, handle);
   }
+  return r;
+}
+
+CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                  unsigned long long flags) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemMap);
+  if (!Active(s)) return s->real.cuMemMap(ptr, size, offset, handle, flags);
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  // An imported handle is charged to this process at its first mapping, by the size mapped.
+  bool known = false;
+  bool charge_now = false;
+  {
+    std::lock_guard<std::mutex> lock(s->vmm_mutex);
+    if (auto it = s->vmm.find(handle); it != s->vmm.end()) {
+      known = true;
+      charge_now = !it->second.charged;
+    }
+  }
+  std::uint32_t entry = 0;
+  if (charge_now) {
+    bool listed = false;
+    if (const CUresult rc = gpuslice::shim::CurrentEntry(*s, &entry, &listed); rc != 0) return rc;
+    if (!listed || !gpuslice::shim::Reserve(*s, entry, size)) return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  const CUresult r = s->real.cuMemMap(ptr, size, offset, handle, flags);
+  if (r != CUDA_SUCCESS) {
+    if (charge_now) gpuslice::shim::Unreserve(*s, entry, size);
+    return r;
+  }
+  if (!known) return r;  // host memory, or not created through the shim
+  try {
+    std::lock_guard<std::mutex> lock(s->vmm_mutex);
+    gpuslice::shim::VmmRecord& record = s->vmm[handle];
+    if (charge_now && !record.charged) {
+      record.charged = true;
+      record.entry = entry;
+      record.bytes = size;
+    } else if (charge_now) {
+      gpuslice::shim::Unreserve(*s, entry, size);  // another thread charged it meanwhile
+    }
+    ++record.refs;
+    s->vmm_mappings[ptr] = {size, handle};
+  } catch (...) {
+    // Untracked mapping: the handle's charge then ends at its last release (looser by the
+    // mapping's lifetime only when memory is exhausted in the shim itself).
+  }
+  return r;
+}
+
+CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemUnmap);
+  const CUresult r = s->real.cuMemUnmap(ptr, size);
+  if (r != CUDA_SUCCESS || !Active(s) || s->broken) return r;
+  constexpr int kMaxHandles = 64;
+  std::uint64_t handles[kMaxHandles];
+  int count = 0;
+  {
+    std::lock_guard<std::mutex> lock(s->vmm_mutex);
+    auto it = s->vmm_mappings.lower_bound(ptr);
+    while (it != s->vmm_mappings.end() && it->first < ptr + size && count < kMaxHandles) {
+      handles[count++] = it->second.second;
+      it = s->vmm_mappings.erase(it);
+    }
+  }
+  for (int i = 0; i < count; ++i) gpuslice::shim::DropVmmReference(*s, handles[i]);
+  return r;
+}
+
+CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* handle, void* addr) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemRetainAllocationHandle);
+  const CUresult r = s->real.cuMemRetainAllocationHandle(handle, addr);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken && handle != nullptr) {
+    gpuslice::shim::AddVmmReference(*s, *handle);  // released by a matching cuMemRelease
+  }
+  return r;
+}
+
+CUresult cuMemExportToShareableHandle(void* shareable_handle, CUmemGenericAllocationHandle handle,
+                                      CUmemAllocationHandleType handle_type,
+                                      unsigned long long flags) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemExportToShareableHandle);
+  const CUresult r =
+      s->real.cuMemExportToShareableHandle(shareable_handle, handle, handle_type, flags);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    std::lock_guard<std::mutex> lock(s->vmm_mutex);
+    if (auto it = s->vmm.find(handle); it != s->vmm.end()) it->second.exported = true;
+  }
+  return r;
+}
+
+CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle* handle, void* os_handle,
+                                        CUmemAllocationHandleType handle_type) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemImportFromShareableHandle);
+  const CUresult r = s->real.cuMemImportFromShareableHandle(handle, os_handle, handle_type);
+  if (r != CUDA_SUCCESS || !Active(s) || s->broken || handle == nullptr) return r;
+  if (gpuslice::shim::AddVmmReference(*s, *handle)) return r;
+  try {
+    std::lock_guard<std::mutex> lock(s->vmm_mutex);
+    s->vmm[*handle] = {0, 0, 1, false, false};  // charged at its first mapping
+  } catch (...) {
+    if (s->real.cuMemRelease != nullptr) s->real.cuMemRelease(*handle);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return r;
+}
+
+CUresult cuIpcOpenMemHandle(CUdeviceptr* dptr, CUipcMemHandle handle, unsigned int flags) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuIpcOpenMemHandle);
+  return gpuslice::shim::OpenIpcMemory(
+      dptr, [&] { return s->real.cuIpcOpenMemHandle(dptr, handle, flags); });
+}
+
+CUresult cuIpcOpenMemHandle_v2(CUdeviceptr* dptr, CUipcMemHandle handle,
+                               unsigned int flags) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuIpcOpenMemHandle_v2);
+  return gpuslice::shim::OpenIpcMemory(
+      dptr, [&] { return s->real.cuIpcOpenMemHandle_v2(dptr, handle, flags); });
+}
+
+// An imported pool pointer: charged to the importer (whole allocation) on the pool's GPU, until
+// it frees the import (cuMemFree / cuMemFreeAsync), which unmaps it.
+CUresult cuMemPoolImportPointer(CUdeviceptr* dptr, CUmemoryPool pool,
+                                CUmemPoolPtrExportData* share_data) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuMemPoolImportPointer);
+  const CUresult r = s->real.cuMemPoolImportPointer(dptr, pool, share_data);
+  if (r != CUDA_SUCCESS || !Active(s) || dptr == nullptr) return r;
+  auto unmap = [&] {
+    if (s->real.cuMemFree_v2 != nullptr) s->real.cuMemFree_v2(*dptr);
+  };
+  int device = -1;
+  {
+    std::lock_guard<std::mutex> lock(s->pool_mutex);
+    if (auto it = s->pools.find(pool); it != s->pools.end()) device = it->second.device;
+  }
+  std::uint32_t entry = 0;
+  bool listed = false;
+  size_t size = 0;
+  if (device >= 0) {
+    listed = gpuslice::shim::EntryOf(*s, device, &entry);
+  } else if (gpuslice::shim::CurrentEntry(*s, &entry, &listed) != CUDA_SUCCESS) {
+    listed = false;
+  }
+  if (s->broken || !listed || s->real.cuMemGetAddressRange_v2 == nullptr ||
+      s->real.cuMemGetAddressRange_v2(nullptr, &size, *dptr) != CUDA_SUCCESS ||
+      !gpuslice::shim::Reserve(*s, entry, size)) {
+    unmap();
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  if (!s->allocations.Insert(AllocationKind::kDevicePointer, *dptr,
+                             {entry, size, nullptr, nullptr})) {
+    unmap();
+    gpuslice::shim::Unreserve(*s, entry, size);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return r;
+}
+
+CUresult cuIpcCloseMemHandle(CUdeviceptr dptr) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuIpcCloseMemHandle);
+  const CUresult r = s->real.cuIpcCloseMemHandle(dptr);
+  if (r == CUDA_SUCCESS && Active(s) && !s->broken) {
+    gpuslice::shim::ForgetAllocation(*s, AllocationKind::kIpcPointer, dptr);
+  }
+  return r;
+}
+
+// Graph memory: allocation nodes are charged to their GPU at the exec's first launch and stay
+// charged until the exec is destroyed (the graph's pool keeps the memory between launches).
+CUresult cuGraphAddMemAllocNode(CUgraphNode* node, CUgraph graph, const CUgraphNode* dependencies,
+                                size_t dependency_count,
+                                CUDA_MEM_ALLOC_NODE_PARAMS* params) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuGraphAddMemAllocNode);
+  auto add = [&] {
+    return s->real.cuGraphAddMemAllocNode(node, graph, dependencies, dependency_count, params);
+  };
+  if (!Active(s) || params == nullptr ||
+      params->poolProps.location.type != CU_MEM_LOCATION_TYPE_DEVICE) {
+    return add();
+  }
+  if (s->broken) return CUDA_ERROR_OUT_OF_MEMORY;
+  std::uint32_t entry = 0;
+  if (!gpuslice::shim::EntryOf(*s, params->poolProps.location.id, &entry)) {
+    return CUDA_ERROR_OUT_OF_MEMORY;  // a GPU the container was not given
+  }
+  const CUresult r = add();
+  if (r != CUDA_SUCCESS) return r;
+  try {
+    std::lock_guard<std::mutex> lock(s->graph_mutex);
+    s->graph_allocations[graph].push_back({entry, params->bytesize});
+    s->graphs_allocate.store(true, std::memory_order_relaxed);
+  } catch (...) {
+    return CUDA_ERROR_OUT_OF_MEMORY;  // the node exists but the graph will not be launched
+  }
+  return r;
+}
+
+CUresult cuGraphInstantiate(CUgraphExec* exec, CUgraph graph, CUgraphNode* error_node,
+                            char* log_buffer, size_t log_bytes) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuGraphInstantiate);
+  return gpuslice::shim::InstantiateGraph(exec, graph, [&] {
+    return s->real.cuGraphInstantiate(exec, graph, error_node, log_buffer, log_bytes);
+  });
+}
+
+CUresult cuGraphInstantiate_v2(CUgraphExec* exec, CUgraph graph, CUgraphNode* error_node,
+                               char* log_buffer, size_t log_bytes) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuGraphInstantiate_v2);
+  return gpuslice::shim::InstantiateGraph(exec, graph, [&] {
+    return s->real.cuGraphInstantiate_v2(exec, graph, error_node, log_buffer, log_bytes);
+  });
+}
+
+CUresult cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph graph,
+                                     unsigned long long flags) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuGraphInstantiateWithFlags);
+  return gpuslice::shim::InstantiateGraph(
+      exec, graph, [&] { return s->real.cuGraphInstantiateWithFlags(exec, graph, flags); });
+}
+
+CUresult cuGraphInstantiateWithParams(CUgraphExec* exec, CUgraph graph,
+                                      CUDA_GRAPH_INSTANTIATE_PARAMS* params) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuGraphInstantiateWithParams);
+  return gpuslice::shim::InstantiateGraph(
+      exec, graph, [&] { return s->real.cuGraphInstantiateWithParams(exec, graph, params); });
+}
+
+CUresult cuGraphInstantiateWithParams_ptsz(CUgraphExec* exec, CUgraph graph,
+                                           CUDA_GRAPH_INSTANTIATE_PARAMS* params) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuGraphInstantiateWithParams_ptsz);
+  return gpuslice::shim::InstantiateGraph(
+      exec, graph, [&] { return s->real.cuGraphInstantiateWithParams_ptsz(exec, graph, params); });
+}
+
+CUresult cuGraphExecDestroy(CUgraphExec exec) noexcept {
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuGraphExecDestroy);
+  const CUresult r = s->real.cuGraphExecDestroy(exec);
+  if (r != CUDA_SUCCESS || !Active(s) || !s->graphs_allocate.load(std::memory_order_relaxed)) {
+    return r;
+  }
+  std::vector<gpuslice::shim::GraphCharge> release;
+  {
+    std::lock_guard<std::mutex> lock(s->graph_mutex);
+    auto it = s->graph_execs.find(exec);
+    if (it == s->graph_execs.end()) return r;
+    if (it->second.charged) release.swap(it->second.charges);
+    s->graph_execs.erase(it);
+  }
+  for (const auto& c : release) gpuslice::shim::Unreserve(*s, c.entry, c.bytes);
   return r;
 }
 
@@ -946,7 +1645,7 @@ CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) noexcept {
   bool listed = false;
   if (!s->broken && gpuslice::shim::CurrentEntry(*s, &entry, &listed) == CUDA_SUCCESS && listed) {
     limit = s->limit_bytes[entry];
-    s->region.ReclaimDead(s->liveness, gpuslice::shim::Slot(*s));
+    s->region.ReclaimDead(gpuslice::shim::Slot(*s));
     used = s->region.Usage(entry);
   }
   const std::uint64_t available = used < limit ? limit - used : 0;
@@ -988,10 +1687,6 @@ CUresult cuDeviceTotalMem(unsigned int* bytes, CUdevice device) noexcept {
 }
 
 // Contexts ----------------------------------------------------------------------------------------
-
-#define GPUSLICE_REAL_OR_UNSUPPORTED(fn)        \
-  ShimState* s = gpuslice::shim::LoadedState(); \
-  if (s == nullptr || s->real.fn == nullptr) return CUDA_ERROR_NOT_SUPPORTED
 
 CUresult cuCtxCreate(CUcontext* context, unsigned int flags, CUdevice device) noexcept {
   GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxCreate);
@@ -1141,12 +1836,25 @@ CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid_x, unsig
                                              shared_bytes, stream, params));
 }
 
+// A graph with allocation nodes takes its memory at its first launch: charged then.
+#define GPUSLICE_CHARGED_GRAPH_LAUNCH(fn, graph, stream)                             \
+  GPUSLICE_REAL_OR_UNSUPPORTED(fn);                                                  \
+  if (s->graphs_allocate.load(std::memory_order_relaxed)) {                          \
+    if (const CUresult rc = gpuslice::shim::ChargeGraphLaunch(*s, graph); rc != 0) { \
+      return rc;                                                                     \
+    }                                                                                \
+  }                                                                                  \
+  if (const CUresult admit = gpuslice::shim::AdmitLaunch(stream); admit != 0) {      \
+    return admit;                                                                    \
+  }                                                                                  \
+  return s->real.fn(graph, stream)
+
 CUresult cuGraphLaunch(CUgraphExec graph, CUstream stream) noexcept {
-  GPUSLICE_GATED_LAUNCH(cuGraphLaunch, stream, s->real.cuGraphLaunch(graph, stream));
+  GPUSLICE_CHARGED_GRAPH_LAUNCH(cuGraphLaunch, graph, stream);
 }
 
 CUresult cuGraphLaunch_ptsz(CUgraphExec graph, CUstream stream) noexcept {
-  GPUSLICE_GATED_LAUNCH(cuGraphLaunch_ptsz, stream, s->real.cuGraphLaunch_ptsz(graph, stream));
+  GPUSLICE_CHARGED_GRAPH_LAUNCH(cuGraphLaunch_ptsz, graph, stream);
 }
 
 }  // extern "C"

@@ -53,7 +53,6 @@ struct NvmlShimState {
   RealNvml real;
   LoadedLimits loaded;
   AccountingRegion region;
-  ProcfsLiveness liveness;
 };
 
 NvmlShimState* g_nvml = nullptr;
@@ -93,7 +92,7 @@ __attribute__((constructor)) void LoadNvmlShim() {
   if (s == nullptr) return;
   LoadLimitsForProcess(&s->loaded);
   if (s->loaded.enforcing && !s->loaded.broken) {
-    if (const int rc = s->region.Open(s->loaded.limits.region_path, false); rc != 0) {
+    if (const int rc = s->region.Open(s->loaded.limits.region_path); rc != 0) {
       ShimComplain("cannot open the accounting region", std::strerror(rc));
       s->loaded.broken = true;
     }
@@ -140,7 +139,7 @@ void ApplyLimit(NvmlShimState& s, nvmlDevice_t device, unsigned long long* total
   std::uint32_t entry = 0;
   if (!s.loaded.broken && EntryOf(s, device, &entry)) {
     limit = s.loaded.limit_bytes[entry];
-    s.region.ReclaimDead(s.liveness);
+    s.region.ReclaimDead();
     usage = s.region.Usage(entry);
   }
   const std::uint64_t available = usage < limit ? limit - usage : 0;

@@ -48,16 +48,6 @@ bool ReadProcessStartTicks(std::int32_t pid, std::uint64_t* start_ticks) noexcep
   return ReadProcessStat(pid, start_ticks, &state);
 }
 
-bool ProcfsLiveness::IsAlive(const ProcessIdentity& id) noexcept {
-  if (id.pid <= 0) return false;
-  std::uint64_t start = 0;
-  char state = 0;
-  if (!ReadProcessStat(id.pid, &start, &state)) return false;
-  // A zombie keeps its /proc entry until reaped, but its GPU memory is already released.
-  if (state == 'Z' || state == 'X') return false;
-  return start == id.start_ticks;
-}
-
 ProcessIdentity CurrentProcessIdentity() noexcept {
   ProcessIdentity id;
   id.pid = static_cast<std::int32_t>(::getpid());

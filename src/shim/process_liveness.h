@@ -1,5 +1,6 @@
-// Whether a process recorded in the accounting region still exists. A pid alone is not enough:
-// pids are reused, so a process is identified by (pid, start time in clock ticks since boot).
+// A process's identity as recorded in its accounting-region slot: (pid, start time in clock ticks
+// since boot), both as the process itself sees them. Diagnostics only: liveness is decided by the
+// slot's lock (accounting_region.h), which no pid namespace can fake.
 #pragma once
 
 #include <cstdint>
@@ -9,19 +10,6 @@ namespace gpuslice::shim {
 struct ProcessIdentity {
   std::int32_t pid = 0;
   std::uint64_t start_ticks = 0;
-};
-
-class ProcessLiveness {
- public:
-  virtual ~ProcessLiveness() = default;
-  // True when the process `id` names is still running (same pid and same start time).
-  virtual bool IsAlive(const ProcessIdentity& id) noexcept = 0;
-};
-
-// Reads /proc/<pid>/stat. Only valid within one pid namespace (a container's).
-class ProcfsLiveness final : public ProcessLiveness {
- public:
-  bool IsAlive(const ProcessIdentity& id) noexcept override;
 };
 
 // The calling process's identity (getpid + /proc/self/stat); start_ticks 0 if unreadable.

@@ -4,8 +4,16 @@
 // allocations per device, enforces the devices' capacity, and returns real CUresult codes. It
 // resolves cuGetProcAddress like the real driver: base name + cudaVersion + per-thread flag ->
 // versioned entry point. Test hooks: gpuslice_fake_cuda_*.
+// Per-process usage, as the real driver reports it through NVML: when GPUSLICE_FAKE_DRIVER_DIR
+// names a directory, the fake writes <dir>/<pid> ("<device> <bytes>" lines) after every change,
+// and the fake NVML lists those files as running processes.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -29,6 +37,39 @@ struct FakeContext {
 struct Allocation {
   int device;
   std::uint64_t bytes;
+  const void* context = nullptr;  // owning context: destroyed with it (null: not context-bound)
+  std::uint64_t pool = 0;         // stream-ordered: the pool it came from
+  int ipc_opens = 0;              // cuIpcOpenMemHandle mappings keeping it alive
+  bool freed = false;             // freed by its owner while IPC mappings remain
+};
+
+// A memory pool, following CUDA's rules: freed memory stays reserved by the pool (reusable by
+// later allocations from it) and is released to the OS at a synchronisation only above the
+// release threshold; a stream-ordered free completes when the stream reaches it (modelled: at
+// the next synchronisation of that stream or the context), and until then only allocations on
+// the same stream may reuse it.
+struct FakePool {
+  int device = 0;  // -1: host memory
+  std::uint64_t threshold = 0;
+  std::uint64_t in_use = 0;
+  std::uint64_t cached = 0;                      // freed, reserved, reusable
+  std::map<const void*, std::uint64_t> pending;  // freed on a stream, not yet completed
+};
+
+// VMM physical memory: alive while any handle reference (create, import, retain) or mapping
+// holds it (cuMemRelease documentation).
+struct Physical {
+  int device;
+  std::uint64_t bytes;
+  int refs;
+};
+
+struct FakeGraph {
+  std::map<int, std::uint64_t> alloc_bytes;  // device -> bytes of its allocation nodes
+};
+struct FakeGraphExec {
+  std::map<int, std::uint64_t> alloc_bytes;
+  bool backed = false;  // graph memory is allocated at the first launch
 };
 
 struct FakeDriver {
@@ -42,15 +83,45 @@ struct FakeDriver {
   int primary_refs[kMaxDevices] = {};
   std::map<std::uint64_t, Allocation> pointers;  // device pointers
   std::map<std::uint64_t, Allocation> handles;   // VMM handles, arrays, mipmapped arrays
-  std::map<std::uint64_t, int> pools;            // pool -> device (-1 host)
+  std::map<std::uint64_t, FakePool> pools;
+  std::uint64_t default_pool[kMaxDevices] = {};
+  std::map<std::uint64_t, std::uint64_t> vmm_handles;  // handle -> physical
+  std::map<std::uint64_t, Physical> physicals;
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> mappings;  // va -> size, handle
+  std::map<int, std::uint64_t> shared_handles;                                // fd -> physical
+  int next_shared = 1000;
+  std::map<std::uint64_t, std::uint64_t> ipc_imports;   // va -> exporter's pointer
+  std::map<std::uint64_t, std::uint64_t> pool_imports;  // va -> exporter's pool pointer
+  std::map<std::uint64_t, FakeGraph> graphs;
+  std::map<std::uint64_t, FakeGraphExec> execs;
   std::uint64_t next_address = 0x7f0000000000ULL;
   std::atomic<std::uint64_t> launches{0};
+  std::string usage_dir;  // GPUSLICE_FAKE_DRIVER_DIR
 };
+
+// Publishes this process's usage for the fake NVML (write to a temporary file, then rename).
+void PublishUsageLocked(const FakeDriver& d) {
+  if (d.usage_dir.empty()) return;
+  const std::string path = d.usage_dir + "/" + std::to_string(::getpid());
+  const std::string temporary = path + ".tmp";
+  std::string text;
+  for (int i = 0; i < d.device_count; ++i) {
+    text += std::to_string(i) + " " + std::to_string(d.used[i]) + "\n";
+  }
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (written) ::rename(temporary.c_str(), path.c_str());
+}
 
 FakeDriver& Driver() {
   static FakeDriver* driver = [] {
     auto* d = new FakeDriver;
     for (int i = 0; i < kMaxDevices; ++i) d->primary[i] = {i, true};
+    if (const char* dir = std::getenv("GPUSLICE_FAKE_DRIVER_DIR"); dir != nullptr) {
+      d->usage_dir = dir;
+    }
     if (const char* config = std::getenv("GPUSLICE_FAKE_GPUS"); config != nullptr) {
       std::string text(config);
       std::size_t pos = 0;
@@ -106,8 +177,23 @@ CUresult AllocateOn(int device, std::uint64_t bytes, unsigned long long* address
   if (d.used[device] + bytes > d.capacity || bytes > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
   d.used[device] += bytes;
   *address = NewAddressLocked(d, bytes);
-  (handle ? d.handles : d.pointers)[*address] = {device, bytes};
+  (handle ? d.handles : d.pointers)[*address] = {device, bytes, handle ? nullptr : t_current};
+  PublishUsageLocked(d);
   return CUDA_SUCCESS;
+}
+
+// A context's destruction (or the last release / a reset of a primary context) frees every
+// allocation it owns, as the CUDA driver does.
+void FreeContextAllocationsLocked(FakeDriver& d, const void* context) {
+  for (auto it = d.pointers.begin(); it != d.pointers.end();) {
+    if (it->second.context == context) {
+      d.used[it->second.device] -= it->second.bytes;
+      it = d.pointers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  PublishUsageLocked(d);
 }
 
 CUresult AllocateCurrent(std::uint64_t bytes, unsigned long long* address, bool handle = false) {
@@ -116,16 +202,78 @@ CUresult AllocateCurrent(std::uint64_t bytes, unsigned long long* address, bool 
   return AllocateOn(device, bytes, address, handle);
 }
 
-CUresult FreeAddress(std::uint64_t address, bool handle) {
+// Gives a pool allocation back to its pool (sync free: reusable now; async: pending on `stream`).
+void ReturnToPoolLocked(FakeDriver& d, const Allocation& a, bool async, const void* stream) {
+  FakePool& pool = d.pools[a.pool];
+  pool.in_use -= a.bytes;
+  if (async) {
+    pool.pending[stream] += a.bytes;
+  } else {
+    pool.cached += a.bytes;
+  }
+}
+
+CUresult FreeAddressImpl(std::uint64_t address, bool handle, bool async, const void* stream) {
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
+  if (!handle) {
+    // An imported pool pointer (cuMemPoolImportPointer) is freed by unmapping the import.
+    if (auto import = d.pool_imports.find(address); import != d.pool_imports.end()) {
+      auto exported = d.pointers.find(import->second);
+      d.pool_imports.erase(import);
+      if (exported != d.pointers.end() && --exported->second.ipc_opens == 0 &&
+          exported->second.freed) {
+        ReturnToPoolLocked(d, exported->second, false, nullptr);
+        d.pointers.erase(exported);
+      }
+      return CUDA_SUCCESS;
+    }
+  }
   auto& map = handle ? d.handles : d.pointers;
   auto it = map.find(address);
-  if (it == map.end()) return handle ? CUDA_ERROR_INVALID_HANDLE : CUDA_ERROR_INVALID_VALUE;
-  d.used[it->second.device] -= it->second.bytes;
-  map.erase(it);
+  if (it == map.end() || it->second.freed) {
+    return handle ? CUDA_ERROR_INVALID_HANDLE : CUDA_ERROR_INVALID_VALUE;
+  }
+  if (it->second.pool != 0 && it->second.ipc_opens > 0) {
+    it->second.freed = true;  // an importing process still maps it: back to the pool later
+  } else if (it->second.pool != 0) {
+    ReturnToPoolLocked(d, it->second, async, stream);
+    map.erase(it);
+  } else if (it->second.ipc_opens > 0) {
+    it->second.freed = true;  // an importer's mapping keeps the memory alive
+  } else {
+    d.used[it->second.device] -= it->second.bytes;
+    map.erase(it);
+  }
+  PublishUsageLocked(d);
   return CUDA_SUCCESS;
+}
+
+CUresult FreeAddress(std::uint64_t address, bool handle) {
+  return FreeAddressImpl(address, handle, false, nullptr);
+}
+
+// A synchronisation: completes pending frees (of `stream`, or all when `all_streams`), then
+// releases each pool's reserve above its threshold.
+void SynchroniseLocked(FakeDriver& d, const void* stream, bool all_streams, bool complete) {
+  for (auto& [id, pool] : d.pools) {
+    if (complete) {
+      for (auto it = pool.pending.begin(); it != pool.pending.end();) {
+        if (all_streams || it->first == stream) {
+          pool.cached += it->second;
+          it = pool.pending.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    const std::uint64_t keep =
+        pool.threshold > pool.in_use ? std::min(pool.cached, pool.threshold - pool.in_use) : 0;
+    if (pool.device >= 0) d.used[pool.device] -= pool.cached - keep;
+    pool.cached = keep;
+  }
+  PublishUsageLocked(d);
 }
 
 CUresult ValidDevice(CUdevice device) {
@@ -229,7 +377,7 @@ FAKE_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) {
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   if (d.primary_refs[device] == 0) return CUDA_ERROR_INVALID_CONTEXT;
-  --d.primary_refs[device];
+  if (--d.primary_refs[device] == 0) FreeContextAllocationsLocked(d, &d.primary[device]);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice device) {
@@ -237,6 +385,7 @@ FAKE_EXPORT CUresult cuDevicePrimaryCtxReset_v2(CUdevice device) {
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   d.primary_refs[device] = 0;
+  FreeContextAllocationsLocked(d, &d.primary[device]);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuCtxCreate_v2(CUcontext* context, unsigned int /*flags*/, CUdevice device) {
@@ -257,6 +406,11 @@ FAKE_EXPORT CUresult cuCtxDestroy_v2(CUcontext context) {
   auto* c = reinterpret_cast<FakeContext*>(context);
   if (c == nullptr || c->primary) return CUDA_ERROR_INVALID_CONTEXT;
   if (t_current == c) t_current = nullptr;
+  {
+    FakeDriver& d = Driver();
+    std::lock_guard<std::mutex> lock(d.mutex);
+    FreeContextAllocationsLocked(d, c);
+  }
   delete c;
   return CUDA_SUCCESS;
 }
@@ -301,76 +455,454 @@ FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned
   return AllocateCurrent(bytes, dptr);
 }
 FAKE_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) { return FreeAddress(dptr, false); }
-FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, CUstream /*stream*/) {
-  if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  return AllocateCurrent(bytes, dptr);
+
+namespace {
+
+std::uint64_t DefaultPoolLocked(FakeDriver& d, int device) {
+  if (d.default_pool[device] == 0) {
+    const std::uint64_t id = NewAddressLocked(d, 1);
+    d.pools[id].device = device;
+    d.default_pool[device] = id;
+  }
+  return d.default_pool[device];
+}
+
+CUresult AllocateFromPool(std::uint64_t pool_id, std::uint64_t bytes, const void* stream,
+                          CUdeviceptr* dptr) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (dptr == nullptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pools.find(pool_id);
+  if (it == d.pools.end()) return CUDA_ERROR_INVALID_VALUE;
+  FakePool& pool = it->second;
+  if (pool.device < 0) {  // host pool: host memory, not the GPU's
+    *dptr = NewAddressLocked(d, bytes);
+    d.pointers[*dptr] = {0, 0, nullptr, 0};
+    return CUDA_SUCCESS;
+  }
+  // Reuse what the pool holds: completed frees, then this stream's own pending frees.
+  std::uint64_t reuse = std::min(pool.cached, bytes);
+  std::uint64_t& same_stream = pool.pending[stream];
+  const std::uint64_t reuse_pending = std::min(same_stream, bytes - reuse);
+  const std::uint64_t fresh = bytes - reuse - reuse_pending;
+  if (d.used[pool.device] + fresh > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+  pool.cached -= reuse;
+  same_stream -= reuse_pending;
+  d.used[pool.device] += fresh;
+  pool.in_use += bytes;
+  *dptr = NewAddressLocked(d, bytes);
+  d.pointers[*dptr] = {pool.device, bytes, nullptr, pool_id};
+  PublishUsageLocked(d);
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+FAKE_EXPORT CUresult cuDeviceGetDefaultMemPool(CUmemoryPool* pool, CUdevice device) {
+  if (const CUresult r = ValidDevice(device); r != CUDA_SUCCESS) return r;
+  if (pool == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  *pool = reinterpret_cast<CUmemoryPool>(DefaultPoolLocked(d, device));
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool* pool, CUdevice device) {
+  return cuDeviceGetDefaultMemPool(pool, device);  // the fake has no cuDeviceSetMemPool
+}
+FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, CUstream stream) {
+  int device = 0;
+  if (const CUresult r = CurrentDevice(&device); r != CUDA_SUCCESS) return r;
+  std::uint64_t pool = 0;
+  {
+    FakeDriver& d = Driver();
+    std::lock_guard<std::mutex> lock(d.mutex);
+    pool = DefaultPoolLocked(d, device);
+  }
+  return AllocateFromPool(pool, bytes, stream, dptr);
 }
 FAKE_EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytes, CUstream stream) {
   return cuMemAllocAsync(dptr, bytes, stream);
 }
-FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream /*stream*/) {
-  return FreeAddress(dptr, false);
+FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream) {
+  return FreeAddressImpl(dptr, false, true, stream);
 }
 FAKE_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream) {
   return cuMemFreeAsync(dptr, stream);
 }
 FAKE_EXPORT CUresult cuMemPoolCreate(CUmemoryPool* pool, const CUmemPoolProps* props) {
+  int current = 0;
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   if (pool == nullptr || props == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CurrentDevice(&current);
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   const std::uint64_t id = NewAddressLocked(d, 1);
-  d.pools[id] = props->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? props->location.id : -1;
+  FakePool& p = d.pools[id];
+  if (props->location.type == CU_MEM_LOCATION_TYPE_DEVICE) {
+    p.device = props->location.id;
+  } else if (props->allocType == CU_MEM_ALLOCATION_TYPE_MANAGED) {
+    p.device = current;  // managed memory lands on the GPU that uses it
+  } else {
+    p.device = -1;
+  }
   *pool = reinterpret_cast<CUmemoryPool>(id);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool) {
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
-  return d.pools.erase(reinterpret_cast<std::uint64_t>(pool)) == 1 ? CUDA_SUCCESS
-                                                                   : CUDA_ERROR_INVALID_VALUE;
+  auto it = d.pools.find(reinterpret_cast<std::uint64_t>(pool));
+  if (it == d.pools.end()) return CUDA_ERROR_INVALID_VALUE;
+  if (it->second.device >= 0) d.used[it->second.device] -= it->second.cached;
+  it->second.cached = 0;
+  it->second.threshold = 0;  // the rest goes as outstanding allocations are freed
+  PublishUsageLocked(d);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr,
+                                           void* value) {
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pools.find(reinterpret_cast<std::uint64_t>(pool));
+  if (it == d.pools.end() || value == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (attr == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) {
+    it->second.threshold = *static_cast<cuuint64_t*>(value);
+  }
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t keep_bytes) {
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pools.find(reinterpret_cast<std::uint64_t>(pool));
+  if (it == d.pools.end()) return CUDA_ERROR_INVALID_VALUE;
+  FakePool& p = it->second;
+  const std::uint64_t keep =
+      keep_bytes > p.in_use ? std::min<std::uint64_t>(p.cached, keep_bytes - p.in_use) : 0;
+  if (p.device >= 0) d.used[p.device] -= p.cached - keep;
+  p.cached = keep;
+  PublishUsageLocked(d);
+  return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr* dptr, size_t bytes, CUmemoryPool pool,
-                                             CUstream /*stream*/) {
-  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
-  if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  FakeDriver& d = Driver();
-  int device = 0;
-  {
-    std::lock_guard<std::mutex> lock(d.mutex);
-    auto it = d.pools.find(reinterpret_cast<std::uint64_t>(pool));
-    if (it == d.pools.end()) return CUDA_ERROR_INVALID_VALUE;
-    device = it->second;
-  }
-  if (device < 0) {  // host pool: host memory, not the GPU's
-    std::lock_guard<std::mutex> lock(d.mutex);
-    *dptr = NewAddressLocked(d, bytes);
-    d.pointers[*dptr] = {0, 0};
-    return CUDA_SUCCESS;
-  }
-  return AllocateOn(device, bytes, dptr, false);
+                                             CUstream stream) {
+  return AllocateFromPool(reinterpret_cast<std::uint64_t>(pool), bytes, stream, dptr);
 }
 FAKE_EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* dptr, size_t bytes,
                                                   CUmemoryPool pool, CUstream stream) {
   return cuMemAllocFromPoolAsync(dptr, bytes, pool, stream);
 }
+FAKE_EXPORT CUresult cuStreamSynchronize(CUstream stream) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  SynchroniseLocked(d, stream, false, true);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuStreamSynchronize_ptsz(CUstream stream) {
+  return cuStreamSynchronize(stream);
+}
+FAKE_EXPORT CUresult cuCtxSynchronize() {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  SynchroniseLocked(d, nullptr, true, true);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuEventSynchronize(CUevent /*event*/) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  SynchroniseLocked(d, nullptr, false, false);  // the fake's events complete no stream's frees
+  return CUDA_SUCCESS;
+}
+
+// ---- Virtual memory management --------------------------------------------------------------
+
+namespace {
+
+// Drops one reference to a physical allocation; frees it at zero.
+void UnrefPhysicalLocked(FakeDriver& d, std::uint64_t physical) {
+  auto it = d.physicals.find(physical);
+  if (it == d.physicals.end() || --it->second.refs > 0) return;
+  if (it->second.device >= 0) d.used[it->second.device] -= it->second.bytes;
+  for (auto h = d.vmm_handles.begin(); h != d.vmm_handles.end();) {
+    h = h->second == physical ? d.vmm_handles.erase(h) : std::next(h);
+  }
+  d.physicals.erase(it);
+  PublishUsageLocked(d);
+}
+
+}  // namespace
+
 FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t bytes,
                                  const CUmemAllocationProp* prop, unsigned long long flags) {
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
-  if (handle == nullptr || prop == nullptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (handle == nullptr || prop == nullptr || flags != 0 || bytes == 0) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  int device = -1;
   if (prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE) {
     if (const CUresult r = ValidDevice(prop->location.id); r != CUDA_SUCCESS) return r;
-    return AllocateOn(prop->location.id, bytes, handle, true);
+    device = prop->location.id;
   }
-  FakeDriver& d = Driver();  // host location
+  FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
-  *handle = NewAddressLocked(d, bytes);
-  d.handles[*handle] = {0, 0};
+  if (device >= 0 && d.used[device] + bytes > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+  const std::uint64_t physical = NewAddressLocked(d, 1);
+  d.physicals[physical] = {device, device >= 0 ? bytes : 0, 1};
+  if (device >= 0) d.used[device] += bytes;
+  *handle = NewAddressLocked(d, 1);
+  d.vmm_handles[*handle] = physical;
+  PublishUsageLocked(d);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
-  return FreeAddress(handle, true);
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.vmm_handles.find(handle);
+  if (it == d.vmm_handles.end()) return CUDA_ERROR_INVALID_VALUE;
+  UnrefPhysicalLocked(d, it->second);
+  return CUDA_SUCCESS;
 }
+FAKE_EXPORT CUresult cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t /*alignment*/,
+                                         CUdeviceptr /*addr*/, unsigned long long flags) {
+  if (ptr == nullptr || size == 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  *ptr = NewAddressLocked(d, size);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemAddressFree(CUdeviceptr /*ptr*/, size_t /*size*/) { return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
+                              CUmemGenericAllocationHandle handle, unsigned long long flags) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (ptr == 0 || size == 0 || offset != 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.vmm_handles.find(handle);
+  if (it == d.vmm_handles.end() || d.mappings.count(ptr) != 0) return CUDA_ERROR_INVALID_VALUE;
+  ++d.physicals[it->second].refs;  // a mapping keeps the memory alive
+  d.mappings[ptr] = {size, handle};
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.mappings.lower_bound(ptr);
+  if (it == d.mappings.end() || it->first != ptr) return CUDA_ERROR_INVALID_VALUE;
+  while (it != d.mappings.end() && it->first < ptr + size) {
+    const std::uint64_t physical = d.vmm_handles[it->second.second];
+    it = d.mappings.erase(it);
+    UnrefPhysicalLocked(d, physical);
+  }
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* handle, void* addr) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (handle == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  const auto va = reinterpret_cast<std::uint64_t>(addr);
+  auto it = d.mappings.upper_bound(va);
+  if (it == d.mappings.begin()) return CUDA_ERROR_INVALID_VALUE;
+  --it;
+  if (va >= it->first + it->second.first) return CUDA_ERROR_INVALID_VALUE;
+  *handle = it->second.second;  // the handle used when mapping
+  ++d.physicals[d.vmm_handles[*handle]].refs;
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemExportToShareableHandle(void* shareable,
+                                                  CUmemGenericAllocationHandle handle,
+                                                  CUmemAllocationHandleType type,
+                                                  unsigned long long /*flags*/) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (shareable == nullptr || type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.vmm_handles.find(handle);
+  if (it == d.vmm_handles.end()) return CUDA_ERROR_INVALID_VALUE;
+  const int fd = d.next_shared++;
+  d.shared_handles[fd] = it->second;
+  *static_cast<int*>(shareable) = fd;
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle* handle,
+                                                    void* os_handle,
+                                                    CUmemAllocationHandleType type) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (handle == nullptr || type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.shared_handles.find(static_cast<int>(reinterpret_cast<std::intptr_t>(os_handle)));
+  if (it == d.shared_handles.end() || d.physicals.count(it->second) == 0) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  ++d.physicals[it->second].refs;  // the imported handle is a reference of its own
+  *handle = NewAddressLocked(d, 1);
+  d.vmm_handles[*handle] = it->second;
+  return CUDA_SUCCESS;
+}
+
+// ---- IPC ---------------------------------------------------------------------------------------
+
+FAKE_EXPORT CUresult cuIpcGetMemHandle(CUipcMemHandle* handle, CUdeviceptr dptr) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (handle == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (d.pointers.count(dptr) == 0) return CUDA_ERROR_INVALID_VALUE;
+  std::memset(handle->reserved, 0, sizeof(handle->reserved));
+  std::memcpy(handle->reserved, &dptr, sizeof(dptr));
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuIpcOpenMemHandle_v2(CUdeviceptr* dptr, CUipcMemHandle handle,
+                                           unsigned int /*flags*/) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUdeviceptr exported = 0;
+  std::memcpy(&exported, handle.reserved, sizeof(exported));
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pointers.find(exported);
+  if (it == d.pointers.end() || it->second.freed) return CUDA_ERROR_INVALID_VALUE;
+  ++it->second.ipc_opens;
+  *dptr = NewAddressLocked(d, it->second.bytes);
+  d.ipc_imports[*dptr] = exported;
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuIpcOpenMemHandle(CUdeviceptr* dptr, CUipcMemHandle handle,
+                                        unsigned int flags) {
+  return cuIpcOpenMemHandle_v2(dptr, handle, flags);
+}
+FAKE_EXPORT CUresult cuIpcCloseMemHandle(CUdeviceptr dptr) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto import = d.ipc_imports.find(dptr);
+  if (import == d.ipc_imports.end()) return CUDA_ERROR_INVALID_VALUE;
+  auto it = d.pointers.find(import->second);
+  d.ipc_imports.erase(import);
+  if (it != d.pointers.end() && --it->second.ipc_opens == 0 && it->second.freed) {
+    d.used[it->second.device] -= it->second.bytes;
+    d.pointers.erase(it);
+    PublishUsageLocked(d);
+  }
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemPoolExportPointer(CUmemPoolPtrExportData* data, CUdeviceptr ptr) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (data == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pointers.find(ptr);
+  if (it == d.pointers.end() || it->second.pool == 0) return CUDA_ERROR_INVALID_VALUE;
+  std::memset(data->reserved, 0, sizeof(data->reserved));
+  std::memcpy(data->reserved, &ptr, sizeof(ptr));
+  return CUDA_SUCCESS;
+}
+// The fake imports within one process: `pool` must be a pool (standing in for the exporter's
+// pool imported with cuMemPoolImportFromShareableHandle).
+FAKE_EXPORT CUresult cuMemPoolImportPointer(CUdeviceptr* ptr, CUmemoryPool pool,
+                                            CUmemPoolPtrExportData* data) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (ptr == nullptr || data == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUdeviceptr exported = 0;
+  std::memcpy(&exported, data->reserved, sizeof(exported));
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.pointers.find(exported);
+  if (d.pools.count(reinterpret_cast<std::uint64_t>(pool)) == 0 || it == d.pointers.end() ||
+      it->second.freed) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  ++it->second.ipc_opens;  // the import keeps the memory alive past the exporter's free
+  *ptr = NewAddressLocked(d, it->second.bytes);
+  d.pool_imports[*ptr] = exported;
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemGetAddressRange_v2(CUdeviceptr* base, size_t* size, CUdeviceptr dptr) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  CUdeviceptr key = dptr;
+  if (auto import = d.ipc_imports.find(dptr); import != d.ipc_imports.end()) key = import->second;
+  if (auto import = d.pool_imports.find(dptr); import != d.pool_imports.end()) key = import->second;
+  auto it = d.pointers.find(key);
+  if (it == d.pointers.end()) return CUDA_ERROR_NOT_FOUND;
+  if (base != nullptr) *base = dptr;
+  if (size != nullptr) *size = it->second.bytes;
+  return CUDA_SUCCESS;
+}
+
+// ---- Graphs: allocation nodes take their memory at the first launch ---------------------------
+
+FAKE_EXPORT CUresult cuGraphCreate(CUgraph* graph, unsigned int flags) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (graph == nullptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  const std::uint64_t id = NewAddressLocked(d, 1);
+  d.graphs[id] = {};
+  *graph = reinterpret_cast<CUgraph>(id);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuGraphDestroy(CUgraph graph) {
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  return d.graphs.erase(reinterpret_cast<std::uint64_t>(graph)) == 1 ? CUDA_SUCCESS
+                                                                     : CUDA_ERROR_INVALID_VALUE;
+}
+FAKE_EXPORT CUresult cuGraphAddMemAllocNode(CUgraphNode* node, CUgraph graph,
+                                            const CUgraphNode* /*dependencies*/, size_t /*count*/,
+                                            CUDA_MEM_ALLOC_NODE_PARAMS* params) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (node == nullptr || params == nullptr || params->bytesize == 0 ||
+      params->poolProps.location.type != CU_MEM_LOCATION_TYPE_DEVICE) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  if (const CUresult r = ValidDevice(params->poolProps.location.id); r != CUDA_SUCCESS) return r;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.graphs.find(reinterpret_cast<std::uint64_t>(graph));
+  if (it == d.graphs.end()) return CUDA_ERROR_INVALID_VALUE;
+  it->second.alloc_bytes[params->poolProps.location.id] += params->bytesize;
+  params->dptr = NewAddressLocked(d, params->bytesize);  // the address is fixed at creation
+  *node = reinterpret_cast<CUgraphNode>(NewAddressLocked(d, 1));
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph graph,
+                                                 unsigned long long /*flags*/) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (exec == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.graphs.find(reinterpret_cast<std::uint64_t>(graph));
+  if (it == d.graphs.end()) return CUDA_ERROR_INVALID_VALUE;
+  const std::uint64_t id = NewAddressLocked(d, 1);
+  d.execs[id] = {it->second.alloc_bytes, false};
+  *exec = reinterpret_cast<CUgraphExec>(id);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuGraphExecDestroy(CUgraphExec exec) {
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.execs.find(reinterpret_cast<std::uint64_t>(exec));
+  if (it == d.execs.end()) return CUDA_ERROR_INVALID_VALUE;
+  if (it->second.backed) {
+    for (const auto& [device, bytes] : it->second.alloc_bytes) d.used[device] -= bytes;
+  }
+  d.execs.erase(it);
+  PublishUsageLocked(d);
+  return CUDA_SUCCESS;
+}
+
 FAKE_EXPORT CUresult cuArrayCreate_v2(CUarray* array, const CUDA_ARRAY_DESCRIPTOR* desc) {
   if (array == nullptr || desc == nullptr || desc->Width == 0) return CUDA_ERROR_INVALID_VALUE;
   unsigned long long handle = 0;
@@ -449,9 +981,22 @@ FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gx, unsigned
                                          void** params, void** extra) {
   return cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);
 }
-FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec /*graph*/, CUstream /*stream*/) {
+FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec graph, CUstream /*stream*/) {
   if (t_current == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
-  Driver().launches.fetch_add(1, std::memory_order_relaxed);
+  FakeDriver& d = Driver();
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    auto it = d.execs.find(reinterpret_cast<std::uint64_t>(graph));
+    if (it != d.execs.end() && !it->second.backed) {
+      for (const auto& [device, bytes] : it->second.alloc_bytes) {
+        if (d.used[device] + bytes > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+      }
+      for (const auto& [device, bytes] : it->second.alloc_bytes) d.used[device] += bytes;
+      it->second.backed = true;  // kept by the graph's pool until the exec is destroyed
+      PublishUsageLocked(d);
+    }
+  }
+  d.launches.fetch_add(1, std::memory_order_relaxed);
   return CUDA_SUCCESS;
 }
 
@@ -514,6 +1059,34 @@ const ProcEntry kProcTable[] = {
     FAKE_PROC("cuLaunchKernel", 4000, false, cuLaunchKernel),
     FAKE_PROC("cuLaunchKernel", 7000, true, cuLaunchKernel_ptsz),
     FAKE_PROC("cuGraphLaunch", 10000, false, cuGraphLaunch),
+    FAKE_PROC("cuDeviceGetDefaultMemPool", 11020, false, cuDeviceGetDefaultMemPool),
+    FAKE_PROC("cuDeviceGetMemPool", 11020, false, cuDeviceGetMemPool),
+    FAKE_PROC("cuMemPoolSetAttribute", 11020, false, cuMemPoolSetAttribute),
+    FAKE_PROC("cuMemPoolTrimTo", 11020, false, cuMemPoolTrimTo),
+    FAKE_PROC("cuStreamSynchronize", 2000, false, cuStreamSynchronize),
+    FAKE_PROC("cuStreamSynchronize", 7000, true, cuStreamSynchronize_ptsz),
+    FAKE_PROC("cuCtxSynchronize", 2000, false, cuCtxSynchronize),
+    FAKE_PROC("cuEventSynchronize", 2000, false, cuEventSynchronize),
+    FAKE_PROC("cuMemAddressReserve", 10020, false, cuMemAddressReserve),
+    FAKE_PROC("cuMemAddressFree", 10020, false, cuMemAddressFree),
+    FAKE_PROC("cuMemMap", 10020, false, cuMemMap),
+    FAKE_PROC("cuMemUnmap", 10020, false, cuMemUnmap),
+    FAKE_PROC("cuMemRetainAllocationHandle", 11000, false, cuMemRetainAllocationHandle),
+    FAKE_PROC("cuMemExportToShareableHandle", 10020, false, cuMemExportToShareableHandle),
+    FAKE_PROC("cuMemImportFromShareableHandle", 10020, false, cuMemImportFromShareableHandle),
+    FAKE_PROC("cuIpcGetMemHandle", 4010, false, cuIpcGetMemHandle),
+    FAKE_PROC("cuIpcOpenMemHandle", 4010, false, cuIpcOpenMemHandle),
+    FAKE_PROC("cuIpcOpenMemHandle", 11000, false, cuIpcOpenMemHandle_v2),
+    FAKE_PROC("cuIpcCloseMemHandle", 4010, false, cuIpcCloseMemHandle),
+    FAKE_PROC("cuMemGetAddressRange", 3020, false, cuMemGetAddressRange_v2),
+    FAKE_PROC("cuMemPoolExportPointer", 11020, false, cuMemPoolExportPointer),
+    FAKE_PROC("cuMemPoolImportPointer", 11020, false, cuMemPoolImportPointer),
+    FAKE_PROC("cuGraphCreate", 10000, false, cuGraphCreate),
+    FAKE_PROC("cuGraphDestroy", 10000, false, cuGraphDestroy),
+    FAKE_PROC("cuGraphAddMemAllocNode", 11040, false, cuGraphAddMemAllocNode),
+    FAKE_PROC("cuGraphInstantiate", 11000, false, cuGraphInstantiateWithFlags),
+    FAKE_PROC("cuGraphInstantiateWithFlags", 11040, false, cuGraphInstantiateWithFlags),
+    FAKE_PROC("cuGraphExecDestroy", 10000, false, cuGraphExecDestroy),
 };
 #undef FAKE_PROC
 

@@ -1,11 +1,19 @@
 // A fake libnvidia-ml.so.1 for the shim tests: the same GPUs as the fake libcuda
 // (GPUSLICE_FAKE_GPUS, UUIDs GPU-67736c63-0000-0000-0000-0000000000ii). Memory "used" is a fixed
-// 1 GiB per GPU so tests can tell the shim's figures from the driver's.
+// 1 GiB per GPU so tests can tell the shim's figures from the driver's. Running processes and
+// their usage come from the fake libcuda's per-process files in GPUSLICE_FAKE_DRIVER_DIR (none
+// when unset); a process that has exited (or is a zombie) holds nothing, as with the driver.
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "shim/nvml_driver_types.h"
 
@@ -113,4 +121,75 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMem
   memory->used = kUsedBytes;
   memory->free = Nvml().capacity - kUsedBytes - memory->reserved;
   return NVML_SUCCESS;
+}
+
+namespace {
+
+struct FakeProcess {
+  unsigned int pid;
+  unsigned long long bytes;
+};
+
+// A process the kernel still runs (not gone, not a zombie).
+bool Running(unsigned int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) return false;
+  const std::size_t close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z' &&
+         text[close + 2] != 'X';
+}
+
+std::vector<FakeProcess> ProcessesOn(int device) {
+  std::vector<FakeProcess> out;
+  const char* dir = std::getenv("GPUSLICE_FAKE_DRIVER_DIR");
+  if (dir == nullptr) return out;
+  DIR* d = ::opendir(dir);
+  if (d == nullptr) return out;
+  while (const dirent* entry = ::readdir(d)) {
+    char* end = nullptr;
+    const unsigned long pid = std::strtoul(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || !Running(static_cast<unsigned>(pid))) continue;
+    std::ifstream in(std::string(dir) + "/" + entry->d_name);
+    int dev = 0;
+    unsigned long long bytes = 0;
+    while (in >> dev >> bytes) {
+      if (dev == device && bytes > 0) out.push_back({static_cast<unsigned>(pid), bytes});
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+// nvmlProcessInfo_t as the _v2/_v3 list functions fill it.
+struct FakeNvmlProcessInfo {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+  unsigned int gpuInstanceId;
+  unsigned int computeInstanceId;
+};
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
+                                                                 unsigned int* count,
+                                                                 FakeNvmlProcessInfo* infos) {
+  if (!Nvml().initialised) return NVML_ERROR_UNINITIALIZED;
+  const int index = IndexOf(device);
+  if (index < 0 || count == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  const std::vector<FakeProcess> processes = ProcessesOn(index);
+  const unsigned int capacity = *count;
+  *count = static_cast<unsigned int>(processes.size());
+  if (processes.size() > capacity || (infos == nullptr && !processes.empty())) {
+    return NVML_ERROR_INSUFFICIENT_SIZE;
+  }
+  for (std::size_t i = 0; i < processes.size(); ++i) {
+    infos[i] = {processes[i].pid, processes[i].bytes, 0xFFFFFFFFu, 0xFFFFFFFFu};
+  }
+  return NVML_SUCCESS;
+}
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device,
+                                                                 unsigned int* count,
+                                                                 FakeNvmlProcessInfo* infos) {
+  return nvmlDeviceGetComputeRunningProcesses_v3(device, count, infos);
 }

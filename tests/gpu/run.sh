@@ -35,6 +35,7 @@ compile() {  # compile NAME [extra flags...]
 echo "== compiling the CUDA programs with $NVCC"
 compile driver_memory_limit -L"$CUDA_HOME/lib64/stubs" -lcuda || exit 1
 compile driver_two_processes -L"$CUDA_HOME/lib64/stubs" -lcuda || exit 1
+compile driver_memory_lifetimes -L"$CUDA_HOME/lib64/stubs" -lcuda || exit 1
 compile launch_overhead || exit 1
 if [ "$COMPILE_ONLY" = 1 ]; then
   echo "compiled: $(ls "$OUT")"
@@ -71,6 +72,13 @@ nvidia-smi -L || true
 run_case "driver API: limit reported, every path refused past it" "${RUN[@]}" "$OUT/driver_memory_limit"
 run_case "driver API: two processes share one limit" "${RUN[@]}" "$OUT/driver_two_processes"
 run_case "driver API: SIGKILLed process is reclaimed" "${RUN[@]}" "$OUT/driver_two_processes" kill
+for mode in vmm pool async graph ipc; do
+  run_case "driver API lifetimes: $mode" "${RUN[@]}" "$OUT/driver_memory_lifetimes" "$mode"
+done
+echo "== watchdog: a process without the shim holding 5 GiB under a 4 GiB run"
+"$GPUSLICE" run --gpu "$GPU" --memory 4Gi --watchdog-grace-ms 0 -- \
+  env -u LD_PRELOAD "$OUT/driver_memory_lifetimes" hog
+[ $? -eq 137 ]; record "watchdog kills an unshimmed process over the limit" $?
 
 echo "== nvidia-smi inside the run"
 SMI=$("${RUN[@]}" nvidia-smi -i 0 --query-gpu=memory.total,memory.used --format=csv,noheader,nounits 2>&1)

@@ -81,8 +81,12 @@ void ProbeProcess::Kill(int signal) {
 }
 
 int ProbeProcess::Finish() {
+  CloseStdin();
+  return WaitForExit();
+}
+
+int ProbeProcess::WaitForExit() {
   if (!finished_) {
-    CloseStdin();
     while (ReadMore()) {
     }
     ::waitpid(pid_, &status_, 0);

@@ -24,6 +24,8 @@ class ProbeProcess {
   void CloseStdin();
   // Reads the rest of stdout and waits for exit; returns the exit status (-signal if killed).
   int Finish();
+  // Like Finish, but leaves stdin open: for a process expected to be ended by someone else.
+  int WaitForExit();
   void Kill(int signal);
 
   const std::string& output() const { return output_; }

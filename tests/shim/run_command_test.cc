@@ -1,7 +1,12 @@
 // `gpuslice run` end to end: the built CLI runs the probe under the shims with the fake driver.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "probe_process.h"
@@ -101,6 +106,81 @@ TEST_F(RunCommandTest, RejectsBadFlagsWithAMessage) {
   for (const Row& row : rows) {
     ProbeProcess run = Run(row.args);
     EXPECT_NE(run.Finish(), 0);
+  }
+}
+
+// Issue 11, item 2/3: under `gpuslice run` the command can point the shim at a limits file of
+// its own (GPUSLICE_LIMITS_FILE, with a region it made), so the shim allows 2 GiB under a 1 GiB
+// run. The supervisor's watchdog, whose limit the command cannot reach, kills it.
+TEST_F(RunCommandTest, ALimitsFileOfTheCommandsOwnIsCaughtByTheSupervisorsWatchdog) {
+  const std::string driver_dir = state_dir_ + "/driver";
+  std::filesystem::create_directories(driver_dir);
+  TestContainer own(8 * kGiB);  // the tenant's own limits file and region
+  const std::string command = "GPUSLICE_LIMITS_FILE=" + own.limits_path + " exec " +
+                              GPUSLICE_PROBE_DIRECT_PATH + " hold " + std::to_string(2 * kGiB);
+  ProbeProcess run = Run({"--memory", "1Gi", "--watchdog-interval-ms", "100", "--watchdog-grace-ms",
+                          "0", "--", "/bin/sh", "-c", command},
+                         "count=1,memory=16Gi", {"GPUSLICE_FAKE_DRIVER_DIR=" + driver_dir});
+  ASSERT_TRUE(run.WaitForLine("ready")) << run.output();
+  EXPECT_EQ(run.Value("result"), "0") << "the shim, pointed at the tenant's file, allowed it";
+  std::atomic<bool> exited{false};
+  std::thread guard([&] {  // on failure: end the run instead of hanging
+    for (int i = 0; i < 300 && !exited; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!exited) run.Kill(SIGTERM);
+  });
+  const int status = run.WaitForExit();
+  exited = true;
+  guard.join();
+  EXPECT_EQ(status, 128 + SIGKILL) << "the command was killed by the watchdog\n" << run.output();
+}
+
+// The same with no shim at all: the command unsets LD_PRELOAD for its child.
+TEST_F(RunCommandTest, ACommandThatDropsTheShimIsCaughtByTheSupervisorsWatchdog) {
+  const std::string driver_dir = state_dir_ + "/driver";
+  std::filesystem::create_directories(driver_dir);
+  ProbeProcess run = Run({"--memory", "1Gi", "--watchdog-interval-ms", "100", "--watchdog-grace-ms",
+                          "0", "--", "/usr/bin/env", "-u", "LD_PRELOAD", GPUSLICE_PROBE_DIRECT_PATH,
+                          "hold", std::to_string(2 * kGiB)},
+                         "count=1,memory=16Gi", {"GPUSLICE_FAKE_DRIVER_DIR=" + driver_dir});
+  ASSERT_TRUE(run.WaitForLine("ready")) << run.output();
+  EXPECT_EQ(run.Value("result"), "0") << "no shim: the driver gave it 2 GiB";
+  std::atomic<bool> exited{false};
+  std::thread guard([&] {
+    for (int i = 0; i < 300 && !exited; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!exited) run.Kill(SIGTERM);
+  });
+  const int status = run.WaitForExit();
+  exited = true;
+  guard.join();
+  EXPECT_EQ(status, 128 + SIGKILL) << run.output();
+}
+
+TEST_F(RunCommandTest, TheWatchdogLeavesARunWithinItsLimitAlone) {
+  const std::string driver_dir = state_dir_ + "/driver";
+  std::filesystem::create_directories(driver_dir);
+  ProbeProcess run =
+      Run({"--memory", "1Gi", "--watchdog-interval-ms", "50", "--watchdog-grace-ms", "0", "--",
+           GPUSLICE_PROBE_DIRECT_PATH, "hold", std::to_string(512 * kMiB)},
+          "count=1,memory=16Gi", {"GPUSLICE_FAKE_DRIVER_DIR=" + driver_dir});
+  ASSERT_TRUE(run.WaitForLine("ready")) << run.output();
+  // Several checks pass while it holds 512 MiB of its 1 GiB.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(run.Finish(), 0) << run.output();
+}
+
+TEST_F(RunCommandTest, RejectsABadWatchdogSetting) {
+  for (const std::vector<std::string>& flags :
+       {std::vector<std::string>{"--watchdog", "maybe"},
+        std::vector<std::string>{"--watchdog-interval-ms", "5000"},
+        std::vector<std::string>{"--watchdog-grace-ms", "-1"}}) {
+    std::vector<std::string> args = {"--memory", "1Gi"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {"--", "/bin/true"});
+    ProbeProcess run = Run(args);
+    EXPECT_EQ(run.Finish(), 2) << flags[0];
   }
 }
 

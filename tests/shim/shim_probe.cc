@@ -12,7 +12,20 @@
 //   probe context              context creation overhead is counted and given back
 //   probe idle                 makes no CUDA call: is the real driver loaded?
 //   probe version              a forwarded call (cuDriverGetVersion) as the very first call
+//   probe fork-exit MODE BYTES hold BYTES, then a child made with MODE (raw-fork: the fork
+//                              syscall, no atfork handlers; vfork) exits with exit(); print
+//                              "ready", wait for stdin to close
+//   probe fork-daemon BYTES    a raw-fork child outlives its parent and then holds BYTES; prints
+//                              "ready" once the parent has exited normally
+//   probe lifetime SCENARIO BYTES  memory kept alive past the call that "frees" it: prints one
+//                              "step=NAME result=R counted=C fake=F fake1=F1" line per step
+//                              (vmm-map-release, vmm-retain, vmm-export-import, pool-threshold,
+//                              async-free, graph, managed-pool, pool-gpu, ipc, pool-import)
+//   probe primary-cycle BYTES  allocate BYTES, release the primary context (last reference:
+//                              the driver frees everything), retain it again, allocate again
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -60,7 +73,34 @@
   X(cuMemFreeHost, "cuMemFreeHost", (void*))                                                     \
   X(cuLaunchKernel, "cuLaunchKernel",                                                            \
     (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, \
-     void**, void**))
+     void**, void**))                                                                            \
+  X(cuMemAddressReserve, "cuMemAddressReserve",                                                  \
+    (CUdeviceptr*, size_t, size_t, CUdeviceptr, unsigned long long))                             \
+  X(cuMemMap, "cuMemMap",                                                                        \
+    (CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long))             \
+  X(cuMemUnmap, "cuMemUnmap", (CUdeviceptr, size_t))                                             \
+  X(cuMemRetainAllocationHandle, "cuMemRetainAllocationHandle",                                  \
+    (CUmemGenericAllocationHandle*, void*))                                                      \
+  X(cuMemExportToShareableHandle, "cuMemExportToShareableHandle",                                \
+    (void*, CUmemGenericAllocationHandle, CUmemAllocationHandleType, unsigned long long))        \
+  X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle",                            \
+    (CUmemGenericAllocationHandle*, void*, CUmemAllocationHandleType))                           \
+  X(cuMemPoolSetAttribute, "cuMemPoolSetAttribute", (CUmemoryPool, CUmemPool_attribute, void*))  \
+  X(cuMemPoolTrimTo, "cuMemPoolTrimTo", (CUmemoryPool, size_t))                                  \
+  X(cuStreamSynchronize, "cuStreamSynchronize", (CUstream))                                      \
+  X(cuGraphCreate, "cuGraphCreate", (CUgraph*, unsigned))                                        \
+  X(cuGraphAddMemAllocNode, "cuGraphAddMemAllocNode",                                            \
+    (CUgraphNode*, CUgraph, const CUgraphNode*, size_t, CUDA_MEM_ALLOC_NODE_PARAMS*))            \
+  X(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags",                                  \
+    (CUgraphExec*, CUgraph, unsigned long long))                                                 \
+  X(cuGraphLaunch, "cuGraphLaunch", (CUgraphExec, CUstream))                                     \
+  X(cuGraphExecDestroy, "cuGraphExecDestroy", (CUgraphExec))                                     \
+  X(cuIpcGetMemHandle, "cuIpcGetMemHandle", (CUipcMemHandle*, CUdeviceptr))                      \
+  X(cuIpcOpenMemHandle_v2, "cuIpcOpenMemHandle", (CUdeviceptr*, CUipcMemHandle, unsigned))       \
+  X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", (CUdeviceptr))                                   \
+  X(cuMemPoolExportPointer, "cuMemPoolExportPointer", (CUmemPoolPtrExportData*, CUdeviceptr))    \
+  X(cuMemPoolImportPointer, "cuMemPoolImportPointer",                                            \
+    (CUdeviceptr*, CUmemoryPool, CUmemPoolPtrExportData*))
 
 #ifdef PROBE_DIRECT
 extern "C" {
@@ -144,6 +184,17 @@ void LoadApi() {
 }
 
 // The fake driver's own bookkeeping (test hooks), found by its path.
+std::uint64_t FakeUsedOn(int device) {
+  static auto fn = [] {
+    const char* path = std::getenv("GPUSLICE_TEST_FAKE_CUDA");
+    void* h = path != nullptr ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
+    return h != nullptr
+               ? reinterpret_cast<std::uint64_t (*)(int)>(dlsym(h, "gpuslice_fake_cuda_used_bytes"))
+               : nullptr;
+  }();
+  return fn != nullptr ? fn(device) : UINT64_MAX;
+}
+
 std::uint64_t FakeUsed() {
   static auto fn = [] {
     const char* path = std::getenv("GPUSLICE_TEST_FAKE_CUDA");
@@ -225,6 +276,13 @@ void Path(const char* name, Allocate allocate, Release release) {
   Report(name, a, counted, fake, r, Counted() - counted0, FakeUsed() - fake0);
 }
 
+// A stream-ordered free gives the memory back when the stream gets there (then the pool releases
+// it, its threshold being 0): synchronise.
+CUresult FreeAsyncAndSync(CUdeviceptr p) {
+  const CUresult r = g.cuMemFreeAsync(p, nullptr);
+  return r != CUDA_SUCCESS ? r : g.cuStreamSynchronize(nullptr);
+}
+
 void Paths(std::uint64_t bytes) {
   SetUp();
   CUdeviceptr p = 0;
@@ -239,7 +297,7 @@ void Paths(std::uint64_t bytes) {
       [&] { return g.cuMemFree_v2(p); });
   Path(
       "cuMemAllocAsync", [&] { return g.cuMemAllocAsync(&p, bytes, nullptr); },
-      [&] { return g.cuMemFreeAsync(p, nullptr); });
+      [&] { return FreeAsyncAndSync(p); });
   CUmemPoolProps props{};
   props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
   props.location = {CU_MEM_LOCATION_TYPE_DEVICE, 0};
@@ -248,7 +306,7 @@ void Paths(std::uint64_t bytes) {
   Path(
       "cuMemAllocFromPoolAsync",
       [&] { return g.cuMemAllocFromPoolAsync(&p, bytes, pool, nullptr); },
-      [&] { return g.cuMemFreeAsync(p, nullptr); });
+      [&] { return FreeAsyncAndSync(p); });
   g.cuMemPoolDestroy(pool);
   props.location = {CU_MEM_LOCATION_TYPE_HOST, 0};
   if (g.cuMemPoolCreate(&pool, &props) != CUDA_SUCCESS) Die("cuMemPoolCreate-host", 0);
@@ -305,10 +363,222 @@ void Context() {
               static_cast<unsigned long long>(Counted()));
 }
 
+// ---- Lifetime scenarios -------------------------------------------------------------------------
+
+void Step(const char* name, CUresult result) {
+  std::printf("step=%s result=%d counted=%llu fake=%llu fake1=%llu\n", name, result,
+              static_cast<unsigned long long>(Counted()),
+              static_cast<unsigned long long>(FakeUsedOn(0)),
+              static_cast<unsigned long long>(FakeUsedOn(1)));
+}
+
+CUmemAllocationProp DeviceProp(int device) {
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location = {CU_MEM_LOCATION_TYPE_DEVICE, device};
+  return prop;
+}
+
+void Vmm(const std::string& scenario, std::uint64_t bytes) {
+  const CUmemAllocationProp prop = DeviceProp(0);
+  CUmemGenericAllocationHandle handle = 0;
+  CUdeviceptr va = 0;
+  Step("create", g.cuMemCreate(&handle, bytes, &prop, 0));
+  g.cuMemAddressReserve(&va, bytes, 0, 0, 0);
+  Step("map", g.cuMemMap(va, bytes, 0, handle, 0));
+  CUmemGenericAllocationHandle other = 0;
+  if (scenario == "vmm-retain") {
+    Step("retain", g.cuMemRetainAllocationHandle(&other, reinterpret_cast<void*>(va)));
+  } else if (scenario == "vmm-export-import") {
+    int fd = -1;
+    Step("export",
+         g.cuMemExportToShareableHandle(&fd, handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+    Step("import", g.cuMemImportFromShareableHandle(
+                       &other, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)),
+                       CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR));
+  }
+  Step("release", g.cuMemRelease(handle));
+  if (scenario != "vmm-map-release") Step("unmap", g.cuMemUnmap(va, bytes));
+  CUmemGenericAllocationHandle second = 0;
+  const CUresult again = g.cuMemCreate(&second, bytes, &prop, 0);
+  Step("second", again);
+  if (again == CUDA_SUCCESS) g.cuMemRelease(second);
+  if (scenario == "vmm-map-release") {
+    Step("unmap", g.cuMemUnmap(va, bytes));
+  } else {
+    Step("release-other", g.cuMemRelease(other));
+  }
+}
+
+void Pools(const std::string& scenario, std::uint64_t bytes) {
+  CUdeviceptr p = 0;
+  CUdeviceptr q = 0;
+  if (scenario == "async-free") {
+    Step("alloc", g.cuMemAllocAsync(&p, bytes, nullptr));
+    Step("free-async", g.cuMemFreeAsync(p, nullptr));
+    Step("other-alloc", g.cuMemAlloc_v2(&q, bytes));
+    Step("same-stream-realloc", g.cuMemAllocAsync(&p, bytes, nullptr));
+    Step("free-async-again", g.cuMemFreeAsync(p, nullptr));
+    Step("sync", g.cuStreamSynchronize(nullptr));
+    Step("after-sync-alloc", g.cuMemAlloc_v2(&q, bytes));
+    return;
+  }
+  CUmemPoolProps props{};
+  props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+  props.location = {CU_MEM_LOCATION_TYPE_DEVICE, 0};
+  if (scenario == "managed-pool") {
+    props.allocType = CU_MEM_ALLOCATION_TYPE_MANAGED;
+    props.location = {CU_MEM_LOCATION_TYPE_HOST, 0};
+  } else if (scenario == "pool-gpu") {
+    props.location = {CU_MEM_LOCATION_TYPE_DEVICE, 1};
+  }
+  CUmemoryPool pool = nullptr;
+  Step("pool", g.cuMemPoolCreate(&pool, &props));
+  if (scenario == "managed-pool" || scenario == "pool-gpu") {
+    const CUresult over = g.cuMemAllocFromPoolAsync(&p, 2 * bytes, pool, nullptr);
+    Step("alloc-twice", over);
+    if (over == CUDA_SUCCESS) g.cuMemFreeAsync(p, nullptr);
+    Step("alloc", g.cuMemAllocFromPoolAsync(&p, bytes, pool, nullptr));
+    return;
+  }
+  cuuint64_t keep_everything = UINT64_MAX;
+  Step("threshold",
+       g.cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep_everything));
+  Step("alloc", g.cuMemAllocFromPoolAsync(&p, bytes, pool, nullptr));
+  Step("free-async", g.cuMemFreeAsync(p, nullptr));
+  Step("sync", g.cuStreamSynchronize(nullptr));
+  Step("other-alloc", g.cuMemAlloc_v2(&q, bytes));
+  Step("pool-realloc", g.cuMemAllocFromPoolAsync(&p, bytes, pool, nullptr));
+  Step("free-async-again", g.cuMemFreeAsync(p, nullptr));
+  Step("sync-again", g.cuStreamSynchronize(nullptr));
+  Step("trim", g.cuMemPoolTrimTo(pool, 0));
+}
+
+void Graph(std::uint64_t bytes) {
+  CUgraph graph = nullptr;
+  Step("graph", g.cuGraphCreate(&graph, 0));
+  CUDA_MEM_ALLOC_NODE_PARAMS params{};
+  params.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+  params.poolProps.location = {CU_MEM_LOCATION_TYPE_DEVICE, 0};
+  params.bytesize = bytes;
+  CUgraphNode node = nullptr;
+  Step("add-alloc-node", g.cuGraphAddMemAllocNode(&node, graph, nullptr, 0, &params));
+  CUgraphExec exec = nullptr;
+  Step("instantiate", g.cuGraphInstantiateWithFlags(&exec, graph, 0));
+  Step("launch", g.cuGraphLaunch(exec, nullptr));
+  Step("launch-again", g.cuGraphLaunch(exec, nullptr));
+  CUdeviceptr q = 0;
+  Step("other-alloc", g.cuMemAlloc_v2(&q, bytes));
+  Step("exec-destroy", g.cuGraphExecDestroy(exec));
+}
+
+void Ipc(std::uint64_t bytes) {
+  CUdeviceptr p = 0;
+  Step("alloc", g.cuMemAlloc_v2(&p, bytes));
+  CUipcMemHandle handle{};
+  Step("ipc-get", g.cuIpcGetMemHandle(&handle, p));
+  CUdeviceptr opened = 0;
+  const CUresult open = g.cuIpcOpenMemHandle_v2(&opened, handle, 1);
+  Step("ipc-open", open);
+  Step("free", g.cuMemFree_v2(p));
+  CUdeviceptr q = 0;
+  const CUresult again = g.cuMemAlloc_v2(&q, bytes);
+  Step("other-alloc", again);
+  if (again == CUDA_SUCCESS) g.cuMemFree_v2(q);
+  if (open == CUDA_SUCCESS) Step("ipc-close", g.cuIpcCloseMemHandle(opened));
+}
+
+// The exporter allocates from a pool and exports the pointer; an importer (here: the same
+// process, through another pool handle) imports it; the exporter frees and synchronises.
+void PoolImport(std::uint64_t bytes) {
+  CUmemPoolProps props{};
+  props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+  props.location = {CU_MEM_LOCATION_TYPE_DEVICE, 0};
+  CUmemoryPool pool = nullptr;
+  CUmemoryPool importer_pool = nullptr;
+  Step("pool", g.cuMemPoolCreate(&pool, &props));
+  Step("importer-pool", g.cuMemPoolCreate(&importer_pool, &props));
+  CUdeviceptr p = 0;
+  Step("alloc", g.cuMemAllocFromPoolAsync(&p, bytes, pool, nullptr));
+  CUmemPoolPtrExportData data{};
+  Step("export", g.cuMemPoolExportPointer(&data, p));
+  CUdeviceptr imported = 0;
+  const CUresult import = g.cuMemPoolImportPointer(&imported, importer_pool, &data);
+  Step("import", import);
+  Step("free", g.cuMemFreeAsync(p, nullptr));
+  Step("sync", g.cuStreamSynchronize(nullptr));
+  CUdeviceptr q = 0;
+  const CUresult again = g.cuMemAlloc_v2(&q, bytes);
+  Step("other-alloc", again);
+  if (again == CUDA_SUCCESS) g.cuMemFree_v2(q);
+  if (import == CUDA_SUCCESS) {
+    Step("free-import", g.cuMemFree_v2(imported));
+    Step("sync-again", g.cuStreamSynchronize(nullptr));
+  }
+}
+
+void Lifetime(const std::string& scenario, std::uint64_t bytes) {
+  SetUp();
+  if (scenario.rfind("vmm-", 0) == 0) {
+    Vmm(scenario, bytes);
+  } else if (scenario == "graph") {
+    Graph(bytes);
+  } else if (scenario == "ipc") {
+    Ipc(bytes);
+  } else if (scenario == "pool-import") {
+    PoolImport(bytes);
+  } else {
+    Pools(scenario, bytes);
+  }
+}
+
 void WaitForStdinClose() {
   char c;
   while (read(0, &c, 1) > 0) {
   }
+}
+
+void PrimaryCycle(std::uint64_t bytes) {
+  SetUp();
+  CUdeviceptr p = 0;
+  std::printf("first=%d\n", g.cuMemAlloc_v2(&p, bytes));
+  std::printf("release=%d\n", g.cuDevicePrimaryCtxRelease_v2(0));
+  std::printf("fake_after_release=%llu\n", static_cast<unsigned long long>(FakeUsed()));
+  SetUp();
+  std::printf("counted_after_release=%llu\n", static_cast<unsigned long long>(Counted()));
+  std::printf("second=%d\n", g.cuMemAlloc_v2(&p, bytes));
+}
+
+void ForkExit(const std::string& mode, std::uint64_t bytes) {
+  SetUp();
+  CUdeviceptr p = 0;
+  std::printf("result=%d\n", g.cuMemAlloc_v2(&p, bytes));
+  std::fflush(stdout);
+  pid_t child = 0;
+  if (mode == "vfork") {
+    child = vfork();
+    if (child == 0) std::exit(0);  // runs the shim's destructors in the shared address space
+  } else {
+    child = static_cast<pid_t>(syscall(SYS_fork));
+    if (child == 0) std::exit(0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  std::printf("child_status=%d\nready\n", status);
+  std::fflush(stdout);
+  WaitForStdinClose();
+}
+
+void ForkDaemon(std::uint64_t bytes) {
+  SetUp();
+  const pid_t parent = getpid();
+  const long child = syscall(SYS_fork);
+  if (child != 0) std::exit(0);  // the parent exits normally: its destructors run
+  while (getppid() == parent) usleep(1000);
+  CUdeviceptr p = 0;
+  std::printf("result=%d\nready\n", g.cuMemAlloc_v2(&p, bytes));
+  std::fflush(stdout);
+  WaitForStdinClose();
 }
 
 void Hold(std::uint64_t bytes) {
@@ -441,6 +711,14 @@ int main(int argc, char** argv) {
     ProcAddress();
   } else if (command == "context") {
     Context();
+  } else if (command == "fork-exit") {
+    ForkExit(argc > 2 ? argv[2] : "", arg(3));
+  } else if (command == "fork-daemon") {
+    ForkDaemon(arg(2));
+  } else if (command == "lifetime") {
+    Lifetime(argc > 2 ? argv[2] : "", arg(3));
+  } else if (command == "primary-cycle") {
+    PrimaryCycle(arg(2));
   } else {
     std::fprintf(stderr, "usage: probe info|alloc|paths|hold|race|procaddr|context ...\n");
     return 64;

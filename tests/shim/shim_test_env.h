@@ -37,8 +37,7 @@ struct TestContainer {
     limits.devices[0].nvml_index = 0;
     limits.devices[0].memory_bytes = memory_bytes;
     if (!WriteContainerLimitsFile(limits_path, limits).ok()) std::abort();
-    AccountingRegion region;
-    if (region.Open(region_path.c_str(), true) != 0) std::abort();
+    if (AccountingRegion::Create(region_path.c_str()) != 0) std::abort();
   }
   ~TestContainer() {
     std::error_code ignored;
