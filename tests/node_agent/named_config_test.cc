@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "backends/simulated_backend.h"
 #include "core/clock.h"
@@ -185,6 +186,24 @@ TEST_F(NamedConfigAgentTest, LabelChangeSwitchesResourcesAndLabelsLive) {
   WriteFile(dir_ / "labels", LabelLine("ts2"));
   ASSERT_TRUE(KubeletSees(8));
   EXPECT_NE(FeatureFile().find("nvidia.com/gpu.replicas=2"), std::string::npos);
+}
+
+// cmd/gpu-feature-discovery/main_test.go TestRunSleep ("Timestamp label changed"): GFD's
+// timestamp is taken once; relabelling after a config switch keeps it.
+TEST_F(NamedConfigAgentTest, TimestampLabelStaysAcrossSwitches) {
+  ASSERT_TRUE(KubeletSees(8));
+  auto timestamp = [this] {
+    const std::string text = FeatureFile();
+    const std::size_t at = text.find("nvidia.com/gfd.timestamp=");
+    return at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+  };
+  const std::string before = timestamp();
+  ASSERT_EQ(before.size(), std::string("nvidia.com/gfd.timestamp=").size() + 10) << before;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the clock's next second
+  WriteFile(dir_ / "labels", LabelLine("ts4"));
+  ASSERT_TRUE(KubeletSees(16));
+  EXPECT_NE(FeatureFile().find("nvidia.com/gpu.replicas=4"), std::string::npos);
+  EXPECT_EQ(timestamp(), before);
 }
 
 TEST_F(NamedConfigAgentTest, BrokenOrMissingNamedConfigKeepsTheOldOne) {
