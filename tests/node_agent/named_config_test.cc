@@ -97,6 +97,23 @@ TEST_F(NamedConfigSourceTest, DefaultNameThenFallbacksAsConfigManager) {
   EXPECT_FALSE(Source(missing_default).Read().ok());
 }
 
+// fixtures/named-configs is the example ConfigMap of docs/node-agent.md: every name loads.
+TEST(NamedConfigFixtures, EveryNamedConfigLoads) {
+  NamedConfigOptions options;
+  options.directory = std::string(GPUSLICE_SOURCE_DIR) + "/fixtures/named-configs";
+  NamedConfigSource source(options, std::make_unique<FileNodeLabelSource>(""));
+  Result<std::vector<std::string>> names = source.Names();
+  ASSERT_TRUE(names.ok()) << names.status().ToString();
+  EXPECT_EQ(*names, (std::vector<std::string>{"a100-40gb", "default", "tesla-t4"}));
+  for (const std::string& name : *names) {
+    Result<SharingConfig> config = LoadSharingConfigFile(options.directory + "/" + name);
+    EXPECT_TRUE(config.ok()) << name << ": " << config.status().ToString();
+  }
+  Result<ConfigSnapshot> chosen = source.Read();  // no label: the "default" fallback
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_EQ(chosen->name, "default");
+}
+
 TEST(ConfigFallbacks, ParsesConfigManagersNames) {
   EXPECT_EQ(*ParseConfigFallbacks("named, single,empty"),
             (std::vector<ConfigFallback>{ConfigFallback::kNamed, ConfigFallback::kSingle,
