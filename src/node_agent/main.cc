@@ -11,6 +11,7 @@
 
 #include "backends/gpu_backend.h"
 #include "backends/mps_control.h"
+#include "node_agent/no_gpu_backend.h"
 #include "node_agent/node_agent.h"
 
 namespace {
@@ -127,8 +128,23 @@ int main(int argc, char** argv) {
 
   auto backend = gpuslice::CreateGpuBackend(backend_spec);
   if (!backend.ok()) {
-    spdlog::critical("{}", backend.status().message());
-    return 1;
+    // NVIDIA's flags.failOnInitError: false keeps the plugin up, with no GPUs, on nodes where the
+    // driver cannot be used (a DaemonSet that also lands on CPU nodes).
+    auto config = gpuslice::LoadStartupConfig(options);
+    if (!config.ok()) {
+      spdlog::critical("{}; and the configuration does not load: {}", backend.status().message(),
+                       config.status().message());
+      return 1;
+    }
+    if (config->flags.fail_on_init_error) {
+      spdlog::critical("{} (set flags.failOnInitError: false to run without GPUs on such nodes)",
+                       backend.status().message());
+      return 1;
+    }
+    spdlog::warn("{}; flags.failOnInitError is false: running with no GPUs",
+                 backend.status().message());
+    backend = std::unique_ptr<gpuslice::GpuBackend>(
+        std::make_unique<gpuslice::NoGpuBackend>(backend.status().message()));
   }
   std::vector<std::string> command;
   if (mps_command.empty()) {

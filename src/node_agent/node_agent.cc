@@ -26,6 +26,12 @@ std::string NameOf(const ConfigSnapshot& s) {
 
 }  // namespace
 
+Result<SharingConfig> LoadStartupConfig(const NodeAgentOptions& options) {
+  GPUSLICE_ASSIGN_OR_RETURN(ConfigSnapshot snapshot, MakeConfigSource(options)->Read());
+  if (snapshot.path.empty()) return DefaultSharingConfig();
+  return ParseSharingConfig(snapshot.text, snapshot.path);
+}
+
 NodeAgent::NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& mps_control)
     : NodeAgent(options, backend, mps_control, MakeConfigSource(options)) {}
 

@@ -49,6 +49,10 @@ struct NodeAgentOptions {
   std::chrono::milliseconds poll_interval{100};
 };
 
+// The configuration the agent would start with under `options` (for decisions taken before the
+// agent exists, such as flags.failOnInitError when the GPU backend cannot start).
+Result<SharingConfig> LoadStartupConfig(const NodeAgentOptions& options);
+
 class NodeAgent {
  public:
   // `backend` and `mps_control` must outlive the agent.

@@ -506,6 +506,79 @@ TEST_F(NodeAgentIntegrationTest, NamedConfigsFollowTheNodeLabel) {
   ExpectCleanExit();
 }
 
+// cmd/gpu-feature-discovery/main_test.go TestFailOnNVMLInitError: a backend that cannot start
+// stops the agent unless flags.failOnInitError is false, when it runs with no GPUs.
+struct InitErrorCase {
+  const char* nvidia_case;
+  bool error_on_init;
+  bool fail_on_init_error;
+  const char* mig_strategy;
+  bool expect_error;
+};
+
+void PrintTo(const InitErrorCase& c, std::ostream* os) { *os << c.nvidia_case; }
+
+class FailOnInitErrorTest : public NodeAgentIntegrationTest,
+                            public ::testing::WithParamInterface<InitErrorCase> {};
+
+TEST_P(FailOnInitErrorTest, StartsOrStopsAsNvidiaDoes) {
+  const InitErrorCase& c = GetParam();
+  UseNode(testing::kFourA100);
+  WriteConfig(std::string("version: v1\nflags:\n  migStrategy: ") + c.mig_strategy +
+              "\n  failOnInitError: " + (c.fail_on_init_error ? "true" : "false") + "\n");
+  const std::string backend =
+      c.error_on_init ? "sim:" + (dir_ / "no-such-node.yaml") : "sim:" + (dir_ / "node.yaml");
+  agent_ = std::make_unique<AgentProcess>(
+      std::vector<std::string>{GPUSLICE_NODE_AGENT, "--backend", backend, "--config", config_path(),
+                               "--device-plugin-dir", plugin_dir(), "--features-file",
+                               dir_ / "features.d/gpuslice", "--cdi-dir", dir_ / "cdi",
+                               "--mps-root", dir_ / "mps", "--mig-minors-file",
+                               dir_ / "no-mig-minors"},
+      dir_ / "agent.log");
+  ASSERT_TRUE(agent_->started());
+  if (c.expect_error) {
+    EXPECT_EQ(agent_->Wait(10s), 1) << c.nvidia_case << "\n" << agent_->Log();
+    return;
+  }
+  ASSERT_TRUE(
+      agent_->WaitForLog(c.error_on_init ? "no devices to advertise" : "advertising", kWait))
+      << c.nvidia_case << "\n"
+      << agent_->Log();
+  if (c.error_on_init) {
+    EXPECT_THAT(agent_->Log(), HasSubstr("flags.failOnInitError is false: running with no GPUs"));
+    ASSERT_TRUE(agent_->WaitForLog("labels to", kWait));
+    EXPECT_THAT(ReadFileOrEmpty(dir_ / "features.d/gpuslice"),
+                HasSubstr("nvidia.com/vgpu.present=false"));
+  }
+  ExpectCleanExit();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Nvidia, FailOnInitErrorTest,
+    ::testing::Values(
+        InitErrorCase{"errorOnInit = true, failOnInitError = true, no other errors", true, true,
+                      "none", true},
+        InitErrorCase{"errorOnInit = true, failOnInitError = true, some other error", true, true,
+                      "bogus", true},
+        // DEVIATION (docs/migrating-from-nvidia.md): NVIDIA gives up before it looks at
+        // migStrategy and runs; gpuslice refuses a config that does not load, whatever else.
+        InitErrorCase{"errorOnInit = true, failOnInitError = false, no other errors [deviation: "
+                      "bogus migStrategy refused]",
+                      true, false, "bogus", true},
+        InitErrorCase{"errorOnInit = true, failOnInitError = false, some other error [deviation: "
+                      "bogus migStrategy refused]",
+                      true, false, "bogus", true},
+        InitErrorCase{"errorOnInit = true, failOnInitError = false [with a valid migStrategy]",
+                      true, false, "none", false},
+        InitErrorCase{"errorOnInit = false, failOnInitError = true, no other errors", false, true,
+                      "none", false},
+        InitErrorCase{"errorOnInit = false, failOnInitError = true, some other error", false, true,
+                      "bogus", true},
+        InitErrorCase{"errorOnInit = false, failOnInitError = false, no other errors", false, false,
+                      "none", false},
+        InitErrorCase{"errorOnInit = false, failOnInitError = false, some other error", false,
+                      false, "bogus", true}));
+
 TEST_F(NodeAgentIntegrationTest, FiftyConcurrentAllocateCalls) {
   UseNode(testing::kFourA100);
   WriteConfig(R"(version: v1
