@@ -161,7 +161,7 @@ std::string Mps(bool fail_greater_than_one) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, ValidateRequest,
+    Compat, ValidateRequest,
     ::testing::Values(
         ValidateCase{"rm_test.go TestValidateRequest/valid device IDs -- no sharing",
                      kNoSharing,
@@ -258,7 +258,7 @@ TEST_P(PreferredAllocation, ChoosesAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Distributed, PreferredAllocation,
+    CompatDistributed, PreferredAllocation,
     ::testing::Values(
         AllocCase{"allocate_test.go TestDistributedAlloc/2 GPUs, 4 replicas each, allocate 2 — "
                   "should distribute across GPUs",
@@ -340,7 +340,7 @@ INSTANTIATE_TEST_SUITE_P(
                   {2, 2}}));
 
 INSTANTIATE_TEST_SUITE_P(
-    Packed, PreferredAllocation,
+    CompatPacked, PreferredAllocation,
     ::testing::Values(
         AllocCase{"allocate_test.go TestPackedAlloc/2 GPUs, 4 replicas each, allocate 2 — should "
                   "pack onto same GPU",
@@ -411,7 +411,7 @@ INSTANTIATE_TEST_SUITE_P(
                   {}}));
 
 // allocate_test.go TestDistributedAlloc_PartiallyAllocated_DistributesAcrossDistinctGPUs
-TEST(NvidiaAllocation, PartiallyAllocatedDistributesAcrossDistinctGpus) {
+TEST(CompatAllocation, PartiallyAllocatedDistributesAcrossDistinctGpus) {
   Agent agent(Gpus(2), TimeSliced(2, "distributed"));
   std::unique_ptr<PluginClient> client = agent.Connect("nvidia.com/gpu");
   ASSERT_NE(client, nullptr);
@@ -426,7 +426,7 @@ TEST(NvidiaAllocation, PartiallyAllocatedDistributesAcrossDistinctGpus) {
 }
 
 // allocate_test.go TestDistributedAllocIsDefault: the same answer every time.
-TEST(NvidiaAllocation, DistributedIsDefaultAndStable) {
+TEST(CompatAllocation, DistributedIsDefaultAndStable) {
   Agent agent(Gpus(3), TimeSliced(4));
   std::unique_ptr<PluginClient> client = agent.Connect("nvidia.com/gpu");
   ASSERT_NE(client, nullptr);
@@ -441,7 +441,7 @@ TEST(NvidiaAllocation, DistributedIsDefaultAndStable) {
 
 // allocate_test.go TestFullGPUNodeIgnoresAllocationPolicy: whole GPUs take the topology-aware
 // path whatever the policy.
-TEST(NvidiaAllocation, FullGpuNodeIgnoresAllocationPolicy) {
+TEST(CompatAllocation, FullGpuNodeIgnoresAllocationPolicy) {
   const std::string node = "node: {numaNodes: 2}\n" + Gpus(4);
   std::vector<std::vector<std::string>> answers;
   for (const char* policy : {"distributed", "packed"}) {
@@ -459,7 +459,7 @@ TEST(NvidiaAllocation, FullGpuNodeIgnoresAllocationPolicy) {
 
 // allocate_test.go TestFullGPUNodeIgnoresAllocationPolicy/MIG devices do not take aligned
 // allocation path: MIG devices follow the policy.
-TEST(NvidiaAllocation, MigDevicesFollowThePolicy) {
+TEST(CompatAllocation, MigDevicesFollowThePolicy) {
   const std::string node =
       "gpus:\n  - model: A100-SXM4-40GB\n    count: 2\n"
       "    mig: {enabled: true, devices: [{profile: 1g.5gb}, {profile: 1g.5gb}]}\n";

@@ -40,7 +40,7 @@ TEST_P(ReplicatedDeviceRef, ClassifiesAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, ReplicatedDeviceRef,
+    Compat, ReplicatedDeviceRef,
     ::testing::Values(
         DeviceRefCase{"replicas_test.go TestReplicatedDeviceRef/test case 0", "0", "gpuIndex"},
         DeviceRefCase{"replicas_test.go TestReplicatedDeviceRef/test case 1", "0:0", "migIndex"},
@@ -97,7 +97,7 @@ TEST_P(UnmarshalReplicatedDevices, LoadsAsNvidiaDoes) {
 constexpr char kUuid[] = "4cf8db2d-06c0-7d70-1a51-e59b25b2c16c";
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, UnmarshalReplicatedDevices,
+    Compat, UnmarshalReplicatedDevices,
     ::testing::Values(
         DevicesCase{
             "replicas_test.go TestUnmarshalReplicatedDevices/test case 0 (empty)", "", true, {}},
@@ -178,7 +178,7 @@ TEST_P(MarshalReplicatedDevices, RoundTripsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, MarshalReplicatedDevices,
+    Compat, MarshalReplicatedDevices,
     ::testing::Values(
         MarshalDevicesCase{"replicas_test.go TestMarshalReplicatedDevices/test case 0 (empty)",
                            List({}), true},
@@ -222,7 +222,7 @@ TEST_P(UnmarshalReplicatedResource, LoadsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, UnmarshalReplicatedResource,
+    Compat, UnmarshalReplicatedResource,
     ::testing::Values(
         ResourceCase{"replicas_test.go TestUnmarshalReplicatedResource/test case 0 (empty)", "",
                      true, "", ""},
@@ -286,7 +286,7 @@ TEST_P(UnmarshalReplicatedResources, LoadsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, UnmarshalReplicatedResources,
+    Compat, UnmarshalReplicatedResources,
     ::testing::Values(
         ResourcesCase{
             "replicas_test.go TestUnmarshalReplicatedResources/test case 0 (empty)", "", true, {}},
@@ -319,7 +319,7 @@ Result<SharingConfig> LoadText(const std::string& text) {
   return config;
 }
 
-TEST(NvidiaConfig, NewConfigDefaultsMPSFailRequestsGreaterThanOne) {
+TEST(CompatConfig, NewConfigDefaultsMPSFailRequestsGreaterThanOne) {
   // config_test.go TestNewConfigDefaultsMPSFailRequestsGreaterThanOne
   Result<SharingConfig> config = LoadText(
       "version: v1\nsharing:\n  mps:\n    resources:\n      - name: nvidia.com/gpu\n"
@@ -329,7 +329,7 @@ TEST(NvidiaConfig, NewConfigDefaultsMPSFailRequestsGreaterThanOne) {
   EXPECT_TRUE(config->mps->fail_requests_greater_than_one);
 }
 
-TEST(NvidiaConfig, NewConfigHonorsExplicitMPSFailRequestsGreaterThanOneFalse) {
+TEST(CompatConfig, NewConfigHonorsExplicitMPSFailRequestsGreaterThanOneFalse) {
   // config_test.go TestNewConfigHonorsExplicitMPSFailRequestsGreaterThanOneFalse
   Result<SharingConfig> config = LoadText(
       "version: v1\nsharing:\n  mps:\n    failRequestsGreaterThanOne: false\n    resources:\n"
@@ -373,7 +373,7 @@ TEST_P(UnmarshalFlags, LoadsAsNvidiaDoes) {
 
 using L = DeviceListStrategy;
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, UnmarshalFlags,
+    Compat, UnmarshalFlags,
     ::testing::Values(
         FlagsCase{"flags_test.go TestUnmarshalFlags/test case 0 (empty)", nullptr, true, "", {}},
         FlagsCase{"flags_test.go TestUnmarshalFlags/test case 1", "{}", false, "60s", {L::kEnvvar}},
@@ -448,7 +448,7 @@ TEST_P(MarshalFlags, WritesEveryFlagAndTheIntervalAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, MarshalFlags,
+    Compat, MarshalFlags,
     ::testing::Values(
         MarshalFlagsCase{"flags_test.go TestMarshalFlags/test case 0 (defaults)", nullptr, "60s"},
         MarshalFlagsCase{"flags_test.go TestMarshalFlags/test case 1", "0s", "0s"},
@@ -456,7 +456,7 @@ INSTANTIATE_TEST_SUITE_P(
         MarshalFlagsCase{"flags_test.go TestMarshalFlags/test case 3", "infinite", "infinite"}));
 
 // Go's Duration.String(), which NVIDIA writes for a number of nanoseconds.
-TEST(NvidiaConfig, SleepIntervalNumbersAreWrittenAsGoWritesDurations) {
+TEST(CompatConfig, SleepIntervalNumbersAreWrittenAsGoWritesDurations) {
   // flags_test.go TestMarshalFlags: Duration(0) -> "0s", Duration(5) -> "5ns"
   EXPECT_EQ(internal::GoDurationString(0), "0s");
   EXPECT_EQ(internal::GoDurationString(5), "5ns");
@@ -495,7 +495,7 @@ TEST_P(SharedDevicesAllocationPolicy, LoadsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, SharedDevicesAllocationPolicy,
+    Compat, SharedDevicesAllocationPolicy,
     ::testing::Values(
         PolicyCase{"allocate_test.go TestComparatorForPolicy/distributed prefers GPU with fewer "
                    "allocated replicas",
@@ -538,7 +538,7 @@ TEST_P(ImexUnmarshal, LoadsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, ImexUnmarshal,
+    Compat, ImexUnmarshal,
     ::testing::Values(
         ImexCase{"imex_test.go TestImexUnmarshal/empty json", "{}", false, {}},
         ImexCase{"imex_test.go TestImexUnmarshal/null channel ID is valid",
@@ -579,7 +579,7 @@ TEST_P(ResourcePatternMatchesTest, MatchesAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, ResourcePatternMatchesTest,
+    Compat, ResourcePatternMatchesTest,
     ::testing::Values(
         PatternCase{"exact match", "1g.24gb", "1g.24gb", true},
         PatternCase{"no match on different string", "1g.24gb", "2g.48gb", false},
@@ -619,7 +619,7 @@ TEST_P(Sanitise, SanitisesAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, Sanitise,
+    Compat, Sanitise,
     ::testing::Values(SanitiseCase{"a space separated string", "a-space-separated-string"},
                       SanitiseCase{"some(thing)else", "somethingelse"},
                       SanitiseCase{"some ( thing )else", "some-thing-else"},

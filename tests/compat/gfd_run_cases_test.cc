@@ -129,7 +129,7 @@ constexpr char kMig3gAnd1g[] =
     "    mig: {enabled: true, devices: [{profile: 3g.20gb}, {profile: 1g.5gb}]}\n";
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, GfdRuns,
+    Compat, GfdRuns,
     ::testing::Values(
         GfdRun{"main_test.go TestRunOneshot", kFullGpu, "  migStrategy: none\n", {}, {}, true},
         GfdRun{"main_test.go TestRunWithNoTimestamp",
@@ -169,7 +169,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // GFD on a node without GPUs writes no device labels (NVIDIA's NewDeviceLabeler returns an empty
 // labeler), only its timestamp and vGPU presence; the inventory says nothing is advertised.
-TEST(NvidiaGfd, NodeWithoutGpusHasNoDeviceLabels) {
+TEST(CompatGfd, NodeWithoutGpusHasNoDeviceLabels) {
   // internal/lm/nvml.go NewDeviceLabeler (len(devices) == 0) as exercised by
   // mig-strategy_test.go TestMigStrategyNoneLabels/no devices returns empty labels
   const std::string dir = ::testing::TempDir() + "compat-gfd-empty-" + std::to_string(getpid());

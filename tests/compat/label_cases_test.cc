@@ -159,7 +159,7 @@ Labels MigEnabledUnderNone(int count) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    MigStrategyNone, ResourceLabelers,
+    CompatMigStrategyNone, ResourceLabelers,
     ::testing::Values(
         LabelCase{"mig-strategy_test.go TestMigStrategyNoneLabels/no devices returns empty labels",
                   kNoGpu,
@@ -187,7 +187,7 @@ INSTANTIATE_TEST_SUITE_P(
                   FullGpu(2, 2, "time-slicing", "-SHARED"), ""}));
 
 INSTANTIATE_TEST_SUITE_P(
-    MigStrategySingle, ResourceLabelers,
+    CompatMigStrategySingle, ResourceLabelers,
     ::testing::Values(
         LabelCase{"mig-strategy_test.go TestMigStrategySingleLabels/no devices returns empty "
                   "labels",
@@ -229,7 +229,7 @@ INSTANTIATE_TEST_SUITE_P(
                   kMig1gFullAndEmpty, kSingle, Merge(kInvalidSingle, ArchitectureOfParent()), ""}));
 
 INSTANTIATE_TEST_SUITE_P(
-    GpuResourceLabeler, ResourceLabelers,
+    CompatGpuResourceLabeler, ResourceLabelers,
     ::testing::Values(
         LabelCase{"resource_test.go TestGPUResourceLabeler/zero count returns empty",
                   kNoGpu,
@@ -256,7 +256,7 @@ INSTANTIATE_TEST_SUITE_P(
                   kOneGpu, With(kNone, kMpsGpuRenamed), FullGpu(1, 2, "mps"), ""}));
 
 INSTANTIATE_TEST_SUITE_P(
-    MigResourceLabeler, ResourceLabelers,
+    CompatMigResourceLabeler, ResourceLabelers,
     ::testing::Values(
         LabelCase{"resource_test.go TestMigResourceLabeler/zero count returns empty",
                   kNoGpu,
@@ -314,7 +314,7 @@ TEST_P(MigCapabilityLabeler, LabelsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, MigCapabilityLabeler,
+    Compat, MigCapabilityLabeler,
     ::testing::Values(
         CapabilityCase{"nvml_test.go TestMigCapabilityLabeler/no devices returns empty labels",
                        kNoGpu, nullptr},
@@ -366,7 +366,7 @@ TEST_P(SharingLabeler, LabelsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, SharingLabeler,
+    Compat, SharingLabeler,
     ::testing::Values(
         SharingCase{"nvml_test.go TestSharingLabeler/nil config", kOneGpu, DefaultSharingConfig(),
                     "false"},
@@ -383,7 +383,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // MPS on MIG-enabled GPUs is refused under every MIG strategy, from a config file as NVIDIA's
 // README writes it (issue cause 9).
-TEST(NvidiaSharing, MpsOnMigEnabledNodeIsRefusedUnderEveryStrategy) {
+TEST(CompatSharing, MpsOnMigEnabledNodeIsRefusedUnderEveryStrategy) {
   // nvml_test.go TestSharingLabeler/config with mps replicas mig-devices, with each strategy
   for (const char* flags : {kNone, kSingle}) {
     Result<NodeAdvertisement> ad = AdvertiseNode(Node(kOneMig1g), Config(With(flags, kMpsGpu2)));
@@ -421,7 +421,7 @@ TEST_P(GpuModeLabeler, LabelsAsNvidiaDoes) {
 
 // (NVIDIA's case names have compute and graphics the other way round from their classes.)
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, GpuModeLabeler,
+    Compat, GpuModeLabeler,
     ::testing::Values(
         ModeCase{"nvml_test.go TestGPUModeLabeler/single device with compute PCI class",
                  {0x030000},
@@ -444,7 +444,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "unknown"}));
 
 // The simulated node's `mode:` field feeds the same label.
-TEST(NvidiaGpuMode, SimulatedNodeModeIsLabelled) {
+TEST(CompatGpuMode, SimulatedNodeModeIsLabelled) {
   Result<NodeAdvertisement> ad =
       AdvertiseNode(Node("gpus: [{model: L4, mode: graphics}]\n"), DefaultSharingConfig());
   ASSERT_TRUE(ad.ok());

@@ -50,7 +50,7 @@ TEST_P(ReadmeExamples, AdvertiseTheCapacityTheReadmeStates) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, ReadmeExamples,
+    Compat, ReadmeExamples,
     ::testing::Values(
         ReadmeCase{"README.md As a configuration file", kConfig0, "nvidia.com/gpu", 8},
         ReadmeCase{"README.md Multiple Config File Example (config1, mixed)", kConfig1,
@@ -74,7 +74,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // README.md "Multiple Config File Example": config0 and config1 in one ConfigMap, config0 the
 // default (helm's config.default), a node label picking config1.
-TEST(ReadmeExamples, MultipleConfigFilesWithADefaultAndANodeLabel) {
+TEST(CompatReadme, MultipleConfigFilesWithADefaultAndANodeLabel) {
   const std::string dir = ::testing::TempDir() + "compat-readme-" + std::to_string(getpid());
   std::filesystem::create_directories(dir + "/configs");
   std::ofstream(dir + "/configs/config0") << kConfig0;
