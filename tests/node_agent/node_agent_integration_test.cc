@@ -554,7 +554,7 @@ TEST_P(FailOnInitErrorTest, StartsOrStopsAsNvidiaDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Nvidia, FailOnInitErrorTest,
+    Compat, FailOnInitErrorTest,
     ::testing::Values(
         InitErrorCase{"errorOnInit = true, failOnInitError = true, no other errors", true, true,
                       "none", true},
