@@ -2,7 +2,7 @@
 //
 // Every case of this suite names the NVIDIA test it was taken from, as
 // "<file> <TestName>/<case>", from NVIDIA/k8s-device-plugin v0.20.0
-// (tag v0.20.0, commit 460230bc8f9006fe8da8c1022d6bc59bf245831c). The cases are rewritten for
+// (tag v0.20.0, commit 1b826acc6af3079d8923bac395c3124b8861a9a6). The cases are rewritten for
 // gpuslice's inputs (YAML config files, simulated nodes, the node agent's gRPC API); no code is
 // copied. docs/migrating-from-nvidia.md lists where gpuslice deliberately differs.
 #pragma once
