@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <fstream>
 
 #include "core/gpu_model.h"
@@ -12,16 +13,29 @@ namespace gpuslice {
 namespace {
 
 // sysfs names a PCI device "0000:07:00.0"; NVML reports "00000000:07:00.0".
-int NumaNodeOf(const std::string& nvml_bus_id) {
+// The sysfs folder of a PCI device from NVML's bus id ("00000000:07:00.0" -> .../0000:07:00.0).
+std::string SysfsPciDir(const std::string& nvml_bus_id) {
   std::string id = nvml_bus_id;
   const std::size_t colon = id.find(':');
   if (colon != std::string::npos && colon > 4) id = id.substr(colon - 4);
   std::transform(id.begin(), id.end(), id.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  std::ifstream in("/sys/bus/pci/devices/" + id + "/numa_node");
+  return "/sys/bus/pci/devices/" + id;
+}
+
+int NumaNodeOf(const std::string& nvml_bus_id) {
+  std::ifstream in(SysfsPciDir(nvml_bus_id) + "/numa_node");
   int node = -1;
   if (in >> node) return node;
   return -1;
+}
+
+// The PCI class code ("0x030200" in sysfs), which GFD's nvidia.com/gpu.mode reads; 0 if unknown.
+std::uint32_t PciClassOf(const std::string& nvml_bus_id) {
+  std::ifstream in(SysfsPciDir(nvml_bus_id) + "/class");
+  std::uint32_t pci_class = 0;
+  if (in >> std::hex >> pci_class) return pci_class;
+  return 0;
 }
 
 }  // namespace
@@ -117,6 +131,7 @@ Result<std::vector<GpuInfo>> NvmlBackend::ListGpus() {
     GPUSLICE_RETURN_IF_ERROR(Check(api_.nvmlDeviceGetPciInfo_v3(dev, &pci), where + ": PCI info"));
     gpu.pci_bus_id = pci.busId;
     gpu.numa_node = NumaNodeOf(gpu.pci_bus_id);
+    gpu.pci_class = PciClassOf(gpu.pci_bus_id);
     nvmlMemory_t memory{};
     GPUSLICE_RETURN_IF_ERROR(Check(api_.nvmlDeviceGetMemoryInfo(dev, &memory), where + ": memory"));
     gpu.memory_bytes = memory.total;

@@ -225,8 +225,9 @@ Status ParseMig(const NodeReader& r, const YAML::Node& mig, const std::string& p
 
 Result<std::vector<GpuInfo>> ParseGpus(const NodeReader& r, const YAML::Node& list,
                                        const std::string& node_name, int numa_nodes) {
-  if (!list || !list.IsSequence() || list.size() == 0) {
-    return r.Error(list, "gpus", "must be a non-empty list of GPUs");
+  // `gpus: []` describes a node without GPUs (a CPU node the DaemonSet also runs on).
+  if (!list || !list.IsSequence()) {
+    return r.Error(list, "gpus", "must be a list of GPUs ([] for a node without GPUs)");
   }
   std::vector<GpuInfo> gpus;
   std::set<std::string> uuids;
@@ -234,7 +235,7 @@ Result<std::vector<GpuInfo>> ParseGpus(const NodeReader& r, const YAML::Node& li
     const YAML::Node entry = list[i];
     const std::string path = "gpus[" + std::to_string(i) + "]";
     GPUSLICE_RETURN_IF_ERROR(r.CheckKeys(
-        entry, path, {"model", "count", "uuid", "numaNode", "pciBusId", "healthy", "mig"}));
+        entry, path, {"model", "count", "uuid", "numaNode", "pciBusId", "healthy", "mode", "mig"}));
     if (!entry["model"]) return r.Error(entry, path + ".model", "missing");
     GPUSLICE_ASSIGN_OR_RETURN(std::string model_name, r.String(entry["model"], path + ".model"));
     const GpuModel* model = FindGpuModel(model_name);
@@ -279,6 +280,15 @@ Result<std::vector<GpuInfo>> ParseGpus(const NodeReader& r, const YAML::Node& li
       }
       if (entry["healthy"]) {
         GPUSLICE_ASSIGN_OR_RETURN(gpu.healthy, r.Bool(entry["healthy"], path + ".healthy"));
+      }
+      gpu.pci_class = kPciClass3dController;
+      if (entry["mode"]) {
+        GPUSLICE_ASSIGN_OR_RETURN(std::string mode, r.String(entry["mode"], path + ".mode"));
+        if (mode != "compute" && mode != "graphics") {
+          return r.Error(entry["mode"], path + ".mode",
+                         "unknown mode \"" + mode + "\"; accepted: compute, graphics");
+        }
+        if (mode == "graphics") gpu.pci_class = kPciClassVgaController;
       }
       if (entry["mig"]) {
         GPUSLICE_RETURN_IF_ERROR(ParseMig(r, entry["mig"], path + ".mig", *model, gpu));

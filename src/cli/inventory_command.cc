@@ -2,6 +2,7 @@
 // advertise under a sharing configuration, and the node labels.
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@ struct InventoryOptions {
   std::string config_path;
   std::string output = "table";
   bool show_device_ids = false;
+  bool show_config = false;
 };
 
 nlohmann::json GpuJson(const GpuInfo& gpu) {
@@ -155,10 +157,22 @@ Status RunInventory(const InventoryOptions& options, std::ostream& out) {
   if (!options.config_path.empty()) {
     GPUSLICE_ASSIGN_OR_RETURN(config, LoadSharingConfigFile(options.config_path));
   }
+  if (options.show_config) {
+    // The configuration in force, every field with its default: what the node agent runs with.
+    out << FormatSharingConfig(config);
+    return Status::Ok();
+  }
   GPUSLICE_ASSIGN_OR_RETURN(std::unique_ptr<GpuBackend> backend, CreateGpuBackend(options.backend));
   GPUSLICE_ASSIGN_OR_RETURN(DriverInfo driver, backend->GetDriverInfo());
   GPUSLICE_ASSIGN_OR_RETURN(std::vector<GpuInfo> gpus, backend->ListGpus());
-  Result<NodeAdvertisement> ad = AdvertiseNode(gpus, config, driver);
+  NodeFacts facts;
+  facts.machine_type = ReadMachineType(config.flags.gfd.machine_type_file);
+  if (!config.flags.gfd.no_timestamp) {
+    facts.timestamp_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  }
+  Result<NodeAdvertisement> ad = AdvertiseNode(gpus, config, driver, facts);
   if (!ad.ok()) {
     return ad.status().WithContext("configuration " +
                                    (options.config_path.empty() ? "<default>" : options.config_path) +
@@ -195,6 +209,9 @@ void AddInventoryCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_flag("--show-device-ids", options->show_device_ids,
                 "List every advertised device ID in the table output");
+  cmd->add_flag("--show-config", options->show_config,
+                "Print the configuration in force (--config, or the built-in default) with every "
+                "field and its default, as YAML, and exit");
   cmd->callback([options, exit_code] {
     const Status status = RunInventory(*options, std::cout);
     if (!status.ok()) {

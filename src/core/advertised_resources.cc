@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -40,12 +41,6 @@ bool GlobMatch(std::string_view pattern, std::string_view text) {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
-}
-
-std::string Dashed(std::string_view s) {
-  std::string out(s);
-  std::replace(out.begin(), out.end(), ' ', '-');
-  return out;
 }
 
 std::string ResourceNameFor(const std::vector<ResourcePattern>& patterns, std::string_view subject,
@@ -111,6 +106,56 @@ std::string DescribeDevice(const AdvertisedDevice& d) {
   return "GPU " + std::to_string(d.gpu_index) + " (" + d.device_uuid + ")";
 }
 
+// Warns about list entries of a sharing entry that select none of the resource's devices here:
+// a MIG device under migStrategy none, a GPU index beyond the node's, another node's UUID.
+void WarnUnusedIds(const SharingConfig& config, std::size_t i,
+                   const std::vector<BaseDevice>* devices, const std::vector<GpuInfo>& gpus,
+                   std::vector<std::string>& warnings) {
+  const ReplicatedResource& entry = config.replicated()->resources[i];
+  if (entry.devices.kind != DeviceSelector::Kind::kList) return;
+  for (const std::string& id : entry.devices.ids) {
+    DeviceSelector one;
+    one.kind = DeviceSelector::Kind::kList;
+    one.ids = {id};
+    bool used = false;
+    for (std::size_t pos = 0; devices != nullptr && pos < devices->size() && !used; ++pos) {
+      used = Selects(one, (*devices)[pos], pos);
+    }
+    if (used) continue;
+    warnings.push_back(EntryPath(config, i) + ": devices: \"" + id + "\" " +
+                       (IdExistsOnNode(id, gpus)
+                            ? "is not a device of " + entry.name +
+                                  " on this node (a MIG device under migStrategy none, or a "
+                                  "whole GPU under single or mixed); ignored"
+                            : "matches no device on this node; ignored"));
+  }
+}
+
+// Fails when devices of different resources would be advertised under one name (a rename to a
+// name the node already advertises), which would make two device plugins register it.
+Status CheckNameCollisions(const std::map<std::string, std::set<std::string>>& sources) {
+  for (const auto& [advertised, from] : sources) {
+    if (from.size() < 2) continue;
+    std::string list;
+    for (const std::string& name : from) list += (list.empty() ? "" : " and ") + name;
+    return InvalidArgument("devices of " + list + " would both be advertised as " + advertised +
+                           " on this node; rename the shared resource to a name of its own "
+                           "(e.g. <name>.shared)");
+  }
+  return Status::Ok();
+}
+
+// GFD's nvidia.com/gpu.mode: from the GPUs' PCI classes, "unknown" unless all agree.
+std::string GpuMode(const std::vector<GpuInfo>& gpus) {
+  const std::uint32_t first = gpus.front().pci_class;
+  for (const GpuInfo& gpu : gpus) {
+    if (gpu.pci_class != first) return "unknown";
+  }
+  if (first == kPciClassVgaController) return "graphics";
+  if (first == kPciClass3dController) return "compute";
+  return "unknown";
+}
+
 // Replication facts GFD puts on a resource's labels.
 struct ReplicationInfo {
   int replicas = 0;      // largest replica count configured for the resource; 0 if none
@@ -141,14 +186,18 @@ class LabelWriter {
     labels_[prefix_ + std::string(suffix)] = out.str();
   }
 
-  // product / count / replicas, as GFD's base labeler. `with_sharing` false gives replicas 0.
-  void Base(const std::string& product, int count, bool with_sharing, const ReplicationInfo& info) {
+  // product / count / replicas / sharing-strategy, as GFD's base labeler. `with_sharing` false
+  // (MIG-enabled GPUs under migStrategy none) gives replicas 0 and sharing "none".
+  void Base(const std::string& product, int count, bool with_sharing, const ReplicationInfo& info,
+            SharingStrategy strategy) {
     std::string value = product;
     const bool shared = with_sharing && info.replicas > 1;
     if (shared && !info.renamed) value += "-SHARED";
     Set(names::kLabelSuffixProduct, value);
     Set(names::kLabelSuffixCount, count);
     Set(names::kLabelSuffixReplicas, !with_sharing ? 0 : (info.replicas > 1 ? info.replicas : 1));
+    Set(names::kLabelSuffixSharingStrategy,
+        SharingStrategyName(shared ? strategy : SharingStrategy::kNone));
   }
 
  private:
@@ -227,19 +276,57 @@ const AdvertisedResource* NodeAdvertisement::Find(std::string_view resource_name
   return nullptr;
 }
 
+bool ResourcePatternMatches(std::string_view pattern, std::string_view subject) {
+  return GlobMatch(pattern, subject);
+}
+
+std::string SanitiseLabelValue(std::string_view value) {
+  std::string kept;
+  for (char c : value) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == ' ';
+    if (ok) kept += c;
+  }
+  std::string out;
+  std::istringstream words(kept);
+  for (std::string word; words >> word;) out += (out.empty() ? "" : "-") + word;
+  return out;
+}
+
+std::string ReadMachineType(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return {};
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return text.substr(first, last - first + 1);
+}
+
 std::string StripReplicaSuffix(std::string_view device_id) {
   const std::size_t at = device_id.find(names::kReplicaSeparator);
   return std::string(at == std::string_view::npos ? device_id : device_id.substr(0, at));
 }
 
 Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
-                                        const SharingConfig& config, const DriverInfo& driver) {
+                                        const SharingConfig& config, const DriverInfo& driver,
+                                        const NodeFacts& facts) {
   NodeAdvertisement out;
   std::vector<GpuInfo> gpus = input_gpus;
   std::sort(gpus.begin(), gpus.end(),
             [](const GpuInfo& a, const GpuInfo& b) { return a.index < b.index; });
 
   const MigStrategy strategy = config.flags.mig_strategy;
+  if (config.sharing_strategy() == SharingStrategy::kMps) {
+    // As NVIDIA's plugin and GFD, whatever the MIG strategy.
+    for (const GpuInfo& gpu : gpus) {
+      if (!gpu.mig_enabled) continue;
+      return InvalidArgument("sharing using MPS is not supported for MIG devices: GPU " +
+                             std::to_string(gpu.index) + " (" + gpu.uuid +
+                             ") has MIG enabled; disable MIG on this node's GPUs or use "
+                             "time-slicing (sharing.timeSlicing)");
+    }
+  }
   const std::string single_problem =
       strategy == MigStrategy::kSingle ? SingleStrategyProblem(gpus) : std::string();
   if (!single_problem.empty()) {
@@ -295,11 +382,11 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
     if (strategy == MigStrategy::kSingle && !single_problem.empty()) continue;
     for (std::size_t m = 0; m < gpu.mig_devices.size(); ++m) {
       const MigDeviceInfo& mig = gpu.mig_devices[m];
-      std::string name =
-          strategy == MigStrategy::kSingle
-              ? std::string(names::kNvidiaGpu)
-              : ResourceNameFor(config.mig_resources, mig.profile_name,
-                                std::string(names::kNvidiaMigPrefix) + mig.profile_name);
+      std::string name = strategy == MigStrategy::kSingle
+                             ? std::string(names::kNvidiaGpu)
+                             : ResourceNameFor(config.mig_resources, mig.profile_name,
+                                               std::string(names::kNvidiaMigPrefix) +
+                                                   MigProfileResourceName(mig.profile_name));
       if (name.empty()) {
         out.warnings.push_back("MIG device " + std::to_string(gpu.index) + ":" +
                                std::to_string(m) + " (" + mig.profile_name +
@@ -325,15 +412,12 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
   const ReplicatedResources* sharing = config.replicated();
   std::map<std::string, std::map<std::string, std::size_t>> claimed;  // name -> uuid -> entry
   const std::map<std::string, std::vector<BaseDevice>> original = base;
+  std::map<std::string, std::set<std::string>> sources;  // advertised name -> resources in it
   if (sharing != nullptr) {
     for (std::size_t i = 0; i < sharing->resources.size(); ++i) {
       const ReplicatedResource& entry = sharing->resources[i];
       if (entry.devices.kind == DeviceSelector::Kind::kList) {
         for (const std::string& id : entry.devices.ids) {
-          if (!IdExistsOnNode(id, gpus)) {
-            out.warnings.push_back(EntryPath(config, i) + ": devices: \"" + id +
-                                   "\" matches no device on this node");
-          }
           for (int f : fractional_gpus) {
             const GpuInfo& gpu = *std::find_if(gpus.begin(), gpus.end(),
                                                [f](const GpuInfo& g) { return g.index == f; });
@@ -364,6 +448,8 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
           selected.push_back(d);
         }
       }
+      WarnUnusedIds(config, i, found == original.end() ? nullptr : &found->second, gpus,
+                    out.warnings);
       if (selected.empty()) {
         out.warnings.push_back(EntryPath(config, i) + ": " + entry.name +
                                " matches no device on this node; the entry has no effect");
@@ -373,7 +459,9 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
       std::erase_if(remaining, [&](const BaseDevice& d) {
         return claimed[entry.name].count(d.device.device_uuid) > 0;
       });
-      AdvertisedResource& target = resource(SharedResourceName(entry, *sharing));
+      const std::string target_name = SharedResourceName(entry, *sharing);
+      sources[target_name].insert(entry.name);
+      AdvertisedResource& target = resource(target_name);
       target.sharing = config.sharing_strategy();
       target.fail_requests_greater_than_one = sharing->fail_requests_greater_than_one;
       for (const BaseDevice& d : selected) {
@@ -389,9 +477,12 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
   }
   for (const std::string& name : base_order) {
     if (base[name].empty()) continue;
+    sources[name].insert(name);
     AdvertisedResource& r = resource(name);
     for (const BaseDevice& d : base[name]) r.devices.push_back(d.device);
   }
+
+  GPUSLICE_RETURN_IF_ERROR(CheckNameCollisions(sources));
 
   // 3. Fractional slots.
   if (!fractional_gpus.empty()) {
@@ -419,16 +510,25 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
 
   // 4. Labels.
   auto& labels = out.labels;
+  if (facts.timestamp_unix.has_value()) {
+    labels[std::string(names::kLabelGfdTimestamp)] = std::to_string(*facts.timestamp_unix);
+  }
+  labels[std::string(names::kLabelVgpuPresent)] = "false";
+  if (gpus.empty()) {
+    // As GFD on a node without GPUs: no device labels at all.
+    out.warnings.push_back("no GPUs on this node: nothing is advertised");
+    return out;
+  }
   AddDriverLabels(driver, labels);
-  if (gpus.empty()) return out;
+  labels[std::string(names::kLabelGpuMachine)] =
+      facts.machine_type.empty() ? "unknown" : SanitiseLabelValue(facts.machine_type);
+  labels[std::string(names::kLabelGpuMode)] = GpuMode(gpus);
 
   const bool mig_capable =
       std::any_of(gpus.begin(), gpus.end(), [](const GpuInfo& g) { return g.mig_capable; });
   labels[std::string(names::kLabelMigCapable)] = mig_capable ? "true" : "false";
   labels[std::string(names::kLabelMpsCapable)] =
       config.sharing_strategy() == SharingStrategy::kMps ? "true" : "false";
-  labels[std::string(names::kNvidiaGpu) + "." + std::string(names::kLabelSuffixSharingStrategy)] =
-      std::string(SharingStrategyName(config.sharing_strategy()));
   if (strategy != MigStrategy::kNone) {
     labels[std::string(names::kLabelMigStrategy)] = std::string(MigStrategyName(strategy));
   }
@@ -453,11 +553,13 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
   const bool has_full_gpu = std::any_of(main_group.begin(), main_group.end(),
                                         [](const GpuInfo* g) { return !g->mig_enabled; });
   LabelWriter gpu_labels(labels, std::string(names::kNvidiaGpu));
-  gpu_labels.Base(Dashed(first.product_name), static_cast<int>(main_group.size()), has_full_gpu,
-                  ReplicationFor(config, names::kNvidiaGpu));
+  const SharingStrategy sharing_strategy = config.sharing_strategy();
+  gpu_labels.Base(SanitiseLabelValue(first.product_name), static_cast<int>(main_group.size()),
+                  has_full_gpu, ReplicationFor(config, names::kNvidiaGpu), sharing_strategy);
   if (first.memory_bytes > 0) gpu_labels.Set(names::kLabelSuffixMemory, first.memory_bytes / kMiB);
   if (first.compute_major > 0) {
-    gpu_labels.Set(names::kLabelSuffixFamily, GpuFamilyName(first.compute_major, first.compute_minor));
+    gpu_labels.Set(names::kLabelSuffixFamily,
+                   GpuFamilyName(first.compute_major, first.compute_minor));
     gpu_labels.Set(names::kLabelSuffixComputeMajor, first.compute_major);
     gpu_labels.Set(names::kLabelSuffixComputeMinor, first.compute_minor);
   }
@@ -469,16 +571,19 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
     });
     if (enabled != gpus.end()) {
       if (!single_problem.empty()) {
-        gpu_labels.Set(names::kLabelSuffixProduct, Dashed(enabled->product_name) + "-MIG-INVALID");
+        gpu_labels.Set(names::kLabelSuffixProduct,
+                       SanitiseLabelValue(enabled->product_name) + "-MIG-INVALID");
         gpu_labels.Set(names::kLabelSuffixCount, 0);
         gpu_labels.Set(names::kLabelSuffixReplicas, 0);
+        gpu_labels.Set(names::kLabelSuffixSharingStrategy, "");
         gpu_labels.Set(names::kLabelSuffixMemory, 0);
       } else {
         int count = 0;
         for (const GpuInfo& gpu : gpus) count += static_cast<int>(gpu.mig_devices.size());
         const MigDeviceInfo& mig = enabled->mig_devices.front();
-        gpu_labels.Base(Dashed(enabled->product_name) + "-MIG-" + mig.profile_name, count, true,
-                        ReplicationFor(config, names::kNvidiaGpu));
+        gpu_labels.Base(SanitiseLabelValue(enabled->product_name) + "-MIG-" +
+                            SanitiseLabelValue(MigProfileResourceName(mig.profile_name)),
+                        count, true, ReplicationFor(config, names::kNvidiaGpu), sharing_strategy);
         AddMigAttributeLabels(gpu_labels, *enabled, mig);
       }
     }
@@ -492,8 +597,9 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
     for (const GpuInfo& gpu : gpus) {
       if (!gpu.mig_enabled) continue;
       for (const MigDeviceInfo& mig : gpu.mig_devices) {
-        std::string name = ResourceNameFor(config.mig_resources, mig.profile_name,
-                                           std::string(names::kNvidiaMigPrefix) + mig.profile_name);
+        std::string name = ResourceNameFor(
+            config.mig_resources, mig.profile_name,
+            std::string(names::kNvidiaMigPrefix) + MigProfileResourceName(mig.profile_name));
         if (name.empty()) continue;
         MigGroup& g = groups[name];
         if (g.gpu == nullptr) g = {&gpu, &mig, 0};
@@ -502,8 +608,9 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
     }
     for (const auto& [name, g] : groups) {
       LabelWriter w(labels, name);
-      w.Base(Dashed(g.gpu->product_name) + "-MIG-" + g.mig->profile_name, g.count, true,
-             ReplicationFor(config, name));
+      w.Base(SanitiseLabelValue(g.gpu->product_name) + "-MIG-" +
+                 SanitiseLabelValue(MigProfileResourceName(g.mig->profile_name)),
+             g.count, true, ReplicationFor(config, name), sharing_strategy);
       AddMigAttributeLabels(w, *g.gpu, *g.mig);
     }
   }

@@ -5,7 +5,9 @@
 // sees the same resources and labels.
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,12 +49,34 @@ struct NodeAdvertisement {
   const AdvertisedResource* Find(std::string_view resource_name) const;
 };
 
+// Node facts GPU Feature Discovery labels that do not come from the GPUs.
+struct NodeFacts {
+  // The machine's product name (GFD reads flags.gfd.machineTypeFile, by default
+  // /sys/class/dmi/id/product_name); "" when unknown. Labelled sanitised as nvidia.com/gpu.machine.
+  std::string machine_type;
+  // Seconds since the epoch for nvidia.com/gfd.timestamp; no label when unset (noTimestamp).
+  std::optional<std::int64_t> timestamp_unix;
+};
+
 // Computes the advertisement. Fails (InvalidArgument) when the configuration cannot be applied to
-// these GPUs: a device selector names a GPU that does not exist, two sharing entries select the
-// same device, a GPU is both replicated and fractional.
+// these GPUs: two sharing entries select the same device, a GPU is both replicated and
+// fractional, MPS on a node with MIG-enabled GPUs, two different resources advertised under one
+// name. A node without GPUs advertises nothing, with GFD's labels for such a node.
 Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& gpus,
-                                        const SharingConfig& config,
-                                        const DriverInfo& driver = {});
+                                        const SharingConfig& config, const DriverInfo& driver = {},
+                                        const NodeFacts& facts = {});
+
+// GFD's label-value sanitising: drops every character other than letters, digits, '-', '_', '.'
+// and space, then joins the words with '-' ("NVIDIA TITAN X (Pascal)" -> "NVIDIA-TITAN-X-Pascal").
+std::string SanitiseLabelValue(std::string_view value);
+
+// The machine type as GFD reads it from `path`: the file's content, trimmed; "" when the file
+// cannot be read (GFD then labels "unknown").
+std::string ReadMachineType(const std::string& path);
+
+// Whether a resources.gpus / resources.mig `pattern` matches a product name or MIG profile as
+// NVIDIA matches them: '*' any run, '?' one character, everything else literal, whole string.
+bool ResourcePatternMatches(std::string_view pattern, std::string_view subject);
 
 // "GPU-abc::3" -> "GPU-abc"; IDs without a replica suffix are returned unchanged.
 std::string StripReplicaSuffix(std::string_view device_id);

@@ -23,6 +23,11 @@ struct MigDeviceInfo {
   bool healthy = true;
 };
 
+// PCI class codes (class << 16 | subclass << 8), which say whether a GPU runs in compute or
+// graphics mode (GFD's nvidia.com/gpu.mode).
+inline constexpr std::uint32_t kPciClassVgaController = 0x030000;  // graphics
+inline constexpr std::uint32_t kPciClass3dController = 0x030200;   // compute
+
 // One physical GPU.
 struct GpuInfo {
   int index = 0;                // NVML index
@@ -31,6 +36,7 @@ struct GpuInfo {
   std::string product_name;     // e.g. "NVIDIA A100-SXM4-40GB" (nvmlDeviceGetName)
   std::string model;            // catalogue key, e.g. "A100-SXM4-40GB"; empty if not catalogued
   std::string pci_bus_id;       // e.g. "00000000:07:00.0"
+  std::uint32_t pci_class = 0;  // PCI class code (kPciClass...); 0 when unknown
   std::uint64_t memory_bytes = 0;
   int multiprocessor_count = 0;
   int compute_major = 0;

@@ -375,4 +375,10 @@ const GpuModel* FindGpuModel(std::string_view name) {
   return nullptr;
 }
 
+std::string MigProfileResourceName(std::string_view profile_name) {
+  std::string out(profile_name);
+  std::replace(out.begin(), out.end(), '+', '.');
+  return out;
+}
+
 }  // namespace gpuslice

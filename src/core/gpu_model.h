@@ -53,6 +53,10 @@ struct GpuModel {
   std::string AcceptedProfileNames() const;
 };
 
+// A MIG profile as it appears in resource names and label keys, which cannot hold '+': NVIDIA
+// writes "1g.5gb+me" as "1g.5gb.me" and "1g.24gb+gfx" as "1g.24gb.gfx".
+std::string MigProfileResourceName(std::string_view profile_name);
+
 // Every catalogued model.
 std::span<const GpuModel> AllGpuModels();
 

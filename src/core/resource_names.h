@@ -40,6 +40,13 @@ inline constexpr std::string_view kLabelCudaRuntimeMajor = "nvidia.com/cuda.runt
 inline constexpr std::string_view kLabelCudaRuntimeMinor = "nvidia.com/cuda.runtime.minor";
 inline constexpr std::string_view kLabelCudaRuntimeVersionPrefix =
     "nvidia.com/cuda.runtime-version.";
+inline constexpr std::string_view kLabelGpuMode =
+    "nvidia.com/gpu.mode";  // compute|graphics|unknown
+inline constexpr std::string_view kLabelGpuMachine = "nvidia.com/gpu.machine";
+inline constexpr std::string_view kLabelGfdTimestamp = "nvidia.com/gfd.timestamp";
+inline constexpr std::string_view kLabelVgpuPresent = "nvidia.com/vgpu.present";
+// The GPU Operator's per-node choice among named device-plugin configurations.
+inline constexpr std::string_view kLabelDevicePluginConfig = "nvidia.com/device-plugin.config";
 inline constexpr std::string_view kLabelGpusliceFractionalCount = "gpuslice.io/gpu.count";
 inline constexpr std::string_view kLabelGpusliceFractionalSlots = "gpuslice.io/gpu.slots";
 inline constexpr std::string_view kLabelGpusliceFractionalMemory = "gpuslice.io/gpu.memory";

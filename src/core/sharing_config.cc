@@ -60,9 +60,10 @@ const Fields& FlagFields() {
   return f;
 }
 const Fields& PluginFields() {
-  static const Fields f = {"passDeviceSpecs",     "deviceListStrategy", "deviceIDStrategy",
-                           "cdiAnnotationPrefix", "nvidiaCTKPath",      "containerDriverRoot",
-                           "kubeletSocket",       "cdiFeatureFlags"};
+  static const Fields f = {
+      "passDeviceSpecs",     "deviceListStrategy", "deviceIDStrategy",
+      "cdiAnnotationPrefix", "nvidiaCTKPath",      "containerDriverRoot",
+      "kubeletSocket",       "cdiFeatureFlags",    "sharedDevicesAllocationPolicy"};
   return f;
 }
 const Fields& GfdFields() {
@@ -133,7 +134,6 @@ class ConfigParser {
   Status ValidateReplicated(const SharingConfig& config) const;
   Status ValidateFractional(const SharingConfig& config) const;
   NameClass Classify(const SharingConfig& config, const std::string& name) const;
-  std::string AcceptedNames(const SharingConfig& config) const;
   std::string EntryPath(std::size_t i) const { return IndexPath(section_path_ + ".resources", i); }
 
   ErrorSink errors_;
@@ -256,7 +256,10 @@ Status ConfigParser::ParsePluginFlags(const YAML::Node& node, PluginFlags* plugi
                                                              errors_, map.Get("cdiFeatureFlags"),
                                                              map.PathOf("cdiFeatureFlags")));
   }
-  return Status::Ok();
+  // NVIDIA's plugin refuses any other value at start ("invalid
+  // --shared-devices-allocation-policy option").
+  return OptionalEnum(map, "sharedDevicesAllocationPolicy", {"distributed", "packed"},
+                      &plugin->shared_devices_allocation_policy);
 }
 
 Status ConfigParser::ParseGfdFlags(const YAML::Node& node, GfdFlags* gfd) const {
@@ -331,6 +334,13 @@ Result<std::vector<ResourcePattern>> ConfigParser::ParsePatterns(const YAML::Nod
 Status ConfigParser::ParseSharing(const YAML::Node& node, SharingConfig* config) {
   GPUSLICE_ASSIGN_OR_RETURN(StrictMap map,
                             StrictMap::Read(errors_, node, "sharing", {"timeSlicing", "mps"}));
+  // As NVIDIA's parser: `timeSlicing:` with no value is an error ("no resources specified"),
+  // `mps:` with no value means no MPS.
+  if (map.Present("timeSlicing") && !map.Has("timeSlicing")) {
+    return errors_.At(map.Key("timeSlicing"), map.PathOf("timeSlicing"),
+                      "is empty; list the resources to share under timeSlicing.resources, or "
+                      "remove the key");
+  }
   if (map.Has("timeSlicing") && map.Has("mps")) {
     return errors_.At(map.Key("mps"), "sharing",
                       "timeSlicing and mps cannot both be set; choose one sharing strategy");
@@ -393,6 +403,11 @@ Result<ReplicatedResources> ConfigParser::ParseReplicated(const YAML::Node& node
           resource.rename, sharing_config_internal::ReadResourceName(errors_, entry.Get("rename"),
                                                                      entry.PathOf("rename")));
       lines.rename = LineOf(entry.Get("rename"));
+    }
+    if (entry.Present("devices") && !entry.Has("devices")) {
+      return errors_.At(entry.Key("devices"), entry.PathOf("devices"),
+                        "is empty; write \"all\", a count, or a list of devices, or remove the "
+                        "key (it defaults to all)");
     }
     if (entry.Has("devices")) {
       SelectorLines selector_lines;
@@ -508,21 +523,6 @@ NameClass ConfigParser::Classify(const SharingConfig& config, const std::string&
   return NameClass::kUnknown;
 }
 
-std::string ConfigParser::AcceptedNames(const SharingConfig& config) const {
-  std::vector<std::string> accepted;
-  const std::string prefix(names::kNvidiaPrefix);
-  if (config.gpu_resources.empty()) accepted.emplace_back(names::kNvidiaGpu);
-  for (const ResourcePattern& p : config.gpu_resources) accepted.push_back(prefix + p.name);
-  if (config.mig_resources.empty()) {
-    accepted.push_back(std::string(names::kNvidiaMigPrefix) +
-                       "<profile> (e.g. nvidia.com/mig-1g.5gb)");
-  }
-  for (const ResourcePattern& p : config.mig_resources) accepted.push_back(prefix + p.name);
-  std::string out;
-  for (const std::string& a : accepted) out += (out.empty() ? "" : ", ") + a;
-  return out;
-}
-
 // Whether two device selections for the same resource can be shown, from the file alone, to
 // pick a common device; `reason` says why.
 bool SelectorsOverlap(const DeviceSelector& a, const DeviceSelector& b, std::string* reason) {
@@ -600,80 +600,21 @@ Status ConfigParser::ValidateReplicated(const SharingConfig& config) const {
                       "\"mixed\" is not supported with MPS (" + section_path_ +
                           "); accepted with MPS: none, single");
   }
-  // advertised name -> index of the first entry advertised under it
-  std::map<std::string, std::size_t> advertised_by;
+  // Everything NVIDIA's plugin loads, gpuslice loads too: a name that matches no resource of
+  // this node (an unknown name, a MIG profile under migStrategy none or single, MIG devices in
+  // `devices` under none), a rename to an existing name. Whether it applies to a node is
+  // AdvertiseNode's question: no match is a warning there, a real name collision an error.
   for (std::size_t i = 0; i < shared->resources.size(); ++i) {
     const ReplicatedResource& entry = shared->resources[i];
     const EntryLines& lines = entry_lines_[i];
     const std::string path = EntryPath(i);
-    const NameClass name_class = Classify(config, entry.name);
-    if (name_class == NameClass::kUnknown) {
-      return errors_.At(
-          lines.name, path + ".name",
-          "unknown resource " + Quoted(entry.name) + "; accepted: " + AcceptedNames(config));
-    }
-    if (name_class == NameClass::kMig && is_mps) {
-      return errors_.At(lines.name, path + ".name",
-                        "sharing with MPS is not supported for MIG devices (" + Quoted(entry.name) +
-                            "); MPS shares nvidia.com/gpu full GPUs");
-    }
-    if (name_class == NameClass::kMig && mig != MigStrategy::kMixed) {
-      return errors_.At(lines.name, path + ".name",
-                        Quoted(entry.name) +
-                            " exists only with flags.migStrategy mixed, and this "
-                            "file has " +
-                            Quoted(MigStrategyName(mig)) +
-                            (mig == MigStrategy::kSingle
-                                 ? "; with single, MIG devices are advertised as nvidia.com/gpu"
-                                 : ""));
-    }
-    for (std::size_t d = 0; d < entry.devices.ids.size(); ++d) {
-      const std::string& id = entry.devices.ids[d];
-      if (!IsMigRef(id)) continue;
-      const int line = d < lines.device_items.size() ? lines.device_items[d] : lines.devices;
-      const std::string item_path = IndexPath(path + ".devices", d);
-      if (is_mps) {
-        return errors_.At(line, item_path,
-                          Quoted(id) +
-                              " is a MIG device; sharing with MPS is not supported for "
-                              "MIG devices");
-      }
-      if (name_class == NameClass::kGpu && mig != MigStrategy::kSingle) {
-        return errors_.At(line, item_path,
-                          Quoted(id) + " is a MIG device, but with flags.migStrategy " +
-                              std::string(MigStrategyName(mig)) + " " + Quoted(entry.name) +
-                              " holds only full GPUs");
-      }
-    }
-    // The name the replicas are advertised under.
-    std::string advertised = entry.name;
-    int advertised_line = lines.name;
-    if (!entry.rename.empty()) {
-      advertised = entry.rename;
-      advertised_line = lines.rename;
-      const NameClass target = Classify(config, entry.rename);
-      if (entry.rename != entry.name && target != NameClass::kUnknown) {
-        return errors_.At(lines.rename, path + ".rename",
-                          Quoted(entry.rename) +
-                              " is already the name of another resource; "
-                              "choose a new name, e.g. " +
-                              Quoted(entry.name + std::string(names::kSharedSuffix)));
-      }
-    } else if (shared->rename_by_default) {
-      advertised = entry.name + std::string(names::kSharedSuffix);
+    if (entry.rename.empty() && shared->rename_by_default) {
+      const std::string advertised = entry.name + std::string(names::kSharedSuffix);
       if (advertised.size() > kMaxResourceNameLength) {
         return errors_.At(lines.name, path + ".name",
                           "renameByDefault makes " + Quoted(advertised) +
                               ", longer than 63 characters; set rename");
       }
-    }
-    const auto [it, inserted] = advertised_by.emplace(advertised, i);
-    if (!inserted && shared->resources[it->second].name != entry.name) {
-      return errors_.At(advertised_line, path,
-                        "is advertised as " + Quoted(advertised) + ", as is " +
-                            EntryPath(it->second) + " (" +
-                            Quoted(shared->resources[it->second].name) +
-                            "); different resources need different names");
     }
     // Entries for the same resource must pick disjoint devices: one replica count per device.
     for (std::size_t j = 0; j < i; ++j) {
@@ -819,11 +760,14 @@ bool SelectsMigDevices(const DeviceSelector& selector) {
 }
 
 SharingStrategy SharingConfig::sharing_strategy() const {
-  // As NVIDIA's Sharing.SharingStrategy(): MPS first (parsing rejects setting both).
-  if (mps.has_value() && !mps->resources.empty()) return SharingStrategy::kMps;
-  if (time_slicing.has_value() && !time_slicing->resources.empty()) {
-    return SharingStrategy::kTimeSlicing;
-  }
+  // As NVIDIA's Sharing.SharingStrategy(): MPS first (parsing rejects setting both), and only
+  // when some resource has more than one replica (files cannot say fewer than 2; code can).
+  auto replicated = [](const std::optional<ReplicatedResources>& r) {
+    return r.has_value() && std::any_of(r->resources.begin(), r->resources.end(),
+                                        [](const ReplicatedResource& e) { return e.replicas > 1; });
+  };
+  if (replicated(mps)) return SharingStrategy::kMps;
+  if (replicated(time_slicing)) return SharingStrategy::kTimeSlicing;
   return SharingStrategy::kNone;
 }
 
@@ -921,6 +865,8 @@ std::string FormatSharingConfig(const SharingConfig& config) {
   out << YAML::Key << "kubeletSocket" << YAML::Value << f.plugin.kubelet_socket;
   out << YAML::Key << "cdiFeatureFlags" << YAML::Value;
   EmitStrings(out, f.plugin.cdi_feature_flags);
+  out << YAML::Key << "sharedDevicesAllocationPolicy" << YAML::Value
+      << f.plugin.shared_devices_allocation_policy;
   out << YAML::EndMap;
   out << YAML::Key << "gfd" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "oneshot" << YAML::Value << f.gfd.oneshot;

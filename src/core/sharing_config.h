@@ -70,6 +70,9 @@ struct PluginFlags {
   std::string nvidia_ctk_path = "/usr/bin/nvidia-ctk";
   std::string kubelet_socket;                  // empty = the kubelet's default socket
   std::vector<std::string> cdi_feature_flags;  // passed through to CDI spec generation
+  // How GetPreferredAllocation picks replicas of shared devices (NVIDIA v0.20):
+  // "distributed" (spread over GPUs, the default) or "packed" (fill one GPU first).
+  std::string shared_devices_allocation_policy = "distributed";
 
   bool operator==(const PluginFlags&) const = default;
 };
@@ -78,6 +81,8 @@ struct GfdFlags {
   bool oneshot = false;
   bool no_timestamp = false;
   std::string output_file = "/etc/kubernetes/node-feature-discovery/features.d/gfd";
+  // A Go duration ("60s", "1m30s"), "<n>ns" for a bare integer (nanoseconds, as NVIDIA reads
+  // it), or "infinite" (label once, then sleep forever).
   std::string sleep_interval = "60s";
   std::string machine_type_file = "/sys/class/dmi/id/product_name";
 

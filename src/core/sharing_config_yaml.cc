@@ -451,14 +451,47 @@ Result<std::vector<std::string>> ReadStringOrList(const ErrorSink& errors, const
   return out;
 }
 
+std::string GoDurationString(std::int64_t ns) {
+  if (ns == 0) return "0s";
+  std::string sign = ns < 0 ? "-" : "";
+  const std::uint64_t u =
+      ns < 0 ? 0 - static_cast<std::uint64_t>(ns) : static_cast<std::uint64_t>(ns);
+  // "<whole>[.<fraction without trailing zeros>]" of u / scale.
+  auto fixed = [](std::uint64_t value, std::uint64_t scale, int digits) {
+    std::string out = std::to_string(value / scale);
+    std::string fraction = std::to_string(value % scale);
+    fraction.insert(0, static_cast<std::size_t>(digits) - fraction.size(), '0');
+    while (!fraction.empty() && fraction.back() == '0') fraction.pop_back();
+    return fraction.empty() ? out : out + "." + fraction;
+  };
+  if (u < 1000) return sign + std::to_string(u) + "ns";
+  if (u < 1000000) return sign + fixed(u, 1000, 3) + "\xc2\xb5s";
+  if (u < 1000000000) return sign + fixed(u, 1000000, 6) + "ms";
+  const std::uint64_t hours = u / 3600000000000ULL;
+  const std::uint64_t minutes = u / 60000000000ULL % 60;
+  const std::string seconds = fixed(u % 60000000000ULL, 1000000000, 9) + "s";
+  if (hours > 0)
+    return sign + std::to_string(hours) + "h" + std::to_string(minutes) + "m" + seconds;
+  if (minutes > 0) return sign + std::to_string(minutes) + "m" + seconds;
+  return sign + seconds;
+}
+
 Result<std::string> ReadDuration(const ErrorSink& errors, const YAML::Node& node,
                                  std::string_view path) {
+  // As NVIDIA's Duration: a bare number is nanoseconds, "infinite" means never again, anything
+  // else is a Go duration string.
+  if (node.IsScalar() && IsPlainScalar(node)) {
+    if (const std::optional<std::int64_t> ns = ParseDecimal(node.Scalar())) {
+      return GoDurationString(*ns);
+    }
+  }
   GPUSLICE_ASSIGN_OR_RETURN(std::string value, ReadString(errors, node, path));
+  if (value == "infinite") return value;
   if (!IsGoDuration(value)) {
     return errors.At(node, path,
                      "not a duration: " + Quote(value) +
                          "; write a number and a unit (ns, us, ms, s, m, h), e.g. \"60s\" or "
-                         "\"1m30s\"");
+                         "\"1m30s\", a number of nanoseconds, or \"infinite\"");
   }
   return value;
 }
@@ -588,13 +621,11 @@ bool IsMigProfile(std::string_view profile) {
   ++i;
   if (i >= tokens.size() || !IsCountWithSuffix(tokens[i], "gb")) return false;
   ++i;
-  for (; i < tokens.size(); ++i) {  // attributes such as "me"
+  // Attributes, as NVIDIA writes "+me", "+me.all" and "+gfx" in resource names (".me", ...).
+  // Nothing else: "mig-1g.5gb.shared" is a renamed resource, not a profile.
+  for (; i < tokens.size(); ++i) {
     const std::string_view t = tokens[i];
-    if (t.empty() || !std::all_of(t.begin(), t.end(), [](char c) {
-          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        })) {
-      return false;
-    }
+    if (t != "me" && t != "all" && t != "gfx") return false;
   }
   return true;
 }

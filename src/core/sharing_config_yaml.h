@@ -65,6 +65,8 @@ class StrictMap {
   // True when `key` is present with a non-null value (`key:` alone counts as absent, as in
   // NVIDIA's plugin, which leaves such fields at their defaults).
   bool Has(std::string_view key) const;
+  // True when `key` is written, with or without a value.
+  bool Present(std::string_view key) const { return Find(key) != nullptr; }
   // The value of `key`; an invalid node when absent.
   YAML::Node Get(std::string_view key) const;
   // The key node of `key` (for its line); an invalid node when absent.
@@ -102,7 +104,8 @@ Result<std::string> ReadEnum(const ErrorSink& errors, const YAML::Node& node, st
 // A string or a list of strings (NVIDIA's deviceListStrategy, cdiFeatureFlags).
 Result<std::vector<std::string>> ReadStringOrList(const ErrorSink& errors, const YAML::Node& node,
                                                   std::string_view path);
-// A Go duration string ("60s", "1m30s", "500ms").
+// A duration as NVIDIA's config reads it: a Go duration string ("60s", "1m30s", "500ms"), a bare
+// integer of nanoseconds (returned in Go's form: 5 -> "5ns", 0 -> "0s"), or "infinite".
 Result<std::string> ReadDuration(const ErrorSink& errors, const YAML::Node& node,
                                  std::string_view path);
 
@@ -123,7 +126,11 @@ Result<DeviceSelector> ReadDeviceSelector(const ErrorSink& errors, const YAML::N
 Result<std::string> ReadResourceName(const ErrorSink& errors, const YAML::Node& node,
                                      std::string_view path);
 
-// True for a MIG profile as it appears in resource names: "1g.5gb", "1c.3g.20gb", "1g.10gb.me".
+// Go's time.Duration.String() of `ns` nanoseconds: "0s", "5ns", "1.5s", "1m0s", "2h0m0s".
+std::string GoDurationString(std::int64_t ns);
+
+// True for a MIG profile as it appears in resource names: "1g.5gb", "1c.3g.20gb", "1g.10gb.me",
+// "1g.24gb.me.all", "1g.24gb.gfx".
 bool IsMigProfile(std::string_view profile);
 
 }  // namespace gpuslice::sharing_config_internal

@@ -13,6 +13,7 @@
 
 #include "backends/gpu_backend.h"
 #include "backends/mps_control.h"
+#include "node_agent/no_gpu_backend.h"
 #include "node_agent/node_agent.h"
 #include "watchdog/memory_watchdog.h"
 #include "watchdog/nvml_process_usage.h"
@@ -75,7 +76,8 @@ int main(int argc, char** argv) {
   std::string backend_spec = "nvml";
   std::string ignored_xids = "13,31,43,45,68,109";
   std::string log_level = "info";
-  std::string replica_policy = "distributed";
+  std::string replica_policy;
+  std::string fallbacks = "named,single";
   std::string mps_command;
   gpuslice::NodeAgentOptions options;
   app.add_option("--backend", backend_spec, "GPU backend: nvml, or sim:<node YAML>")
@@ -83,6 +85,25 @@ int main(int argc, char** argv) {
   app.add_option(
       "--config", options.config_path,
       "sharing config file (NVIDIA's device-plugin format); reloaded on change or SIGHUP");
+  // The GPU Operator's per-node configuration flow, with NVIDIA config-manager's names.
+  app.add_option("--config-dir", options.named.directory,
+                 "directory of named sharing configs (a ConfigMap volume, one file per name); "
+                 "the node label picks one, re-read live")
+      ->envname("CONFIG_FILE_SRCDIR");
+  app.add_option("--default-config", options.named.default_name,
+                 "named config used when the node label is not set")
+      ->envname("DEFAULT_CONFIG");
+  app.add_option("--node-label", options.named.label_key, "node label whose value names the config")
+      ->envname("NODE_LABEL")
+      ->capture_default_str();
+  app.add_option("--node-labels-file", options.node_labels_file,
+                 "file of key=value node labels, watched for the config label")
+      ->envname("NODE_LABELS_FILE");
+  app.add_option("--fallback-strategies", fallbacks,
+                 "when the label and --default-config are unset: named (a config called "
+                 "\"default\"), single (the only config), empty (built-in default), in order")
+      ->envname("FALLBACK_STRATEGIES")
+      ->capture_default_str();
   app.add_option("--device-plugin-dir", options.device_plugin_dir,
                  "kubelet device-plugin directory (holds kubelet.sock)")
       ->capture_default_str();
@@ -100,9 +121,9 @@ int main(int argc, char** argv) {
   app.add_option("--ignored-xids", ignored_xids,
                  "comma-separated Xids that do not make a device unhealthy")
       ->capture_default_str();
-  app.add_option("--replica-policy", replica_policy,
-                 "preferred allocation for replicas and MIG devices: distributed or packed")
-      ->capture_default_str();
+  app.add_option("--replica-policy,--shared-devices-allocation-policy", replica_policy,
+                 "preferred allocation for replicas and MIG devices: distributed or packed "
+                 "(default: the config's flags.plugin.sharedDevicesAllocationPolicy, distributed)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   std::string watchdog_mode = "kill";
@@ -132,12 +153,26 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.ignored_xids = *xids;
-  auto policy = gpuslice::ParseReplicaPolicy(replica_policy);
-  if (!policy.ok()) {
-    spdlog::critical("--replica-policy: {}", policy.status().message());
+  if (!replica_policy.empty()) {
+    auto policy = gpuslice::ParseReplicaPolicy(replica_policy);
+    if (!policy.ok()) {
+      spdlog::critical("--replica-policy: {}", policy.status().message());
+      return 2;
+    }
+    options.replica_policy = *policy;
+  }
+  auto fallback_list = gpuslice::ParseConfigFallbacks(fallbacks);
+  if (!fallback_list.ok()) {
+    spdlog::critical("--fallback-strategies: {}", fallback_list.status().message());
     return 2;
   }
-  options.replica_policy = *policy;
+  options.named.fallbacks = *fallback_list;
+  if (!options.named.directory.empty() && !options.config_path.empty()) {
+    spdlog::critical(
+        "--config and --config-dir exclude each other: give one file, or a "
+        "directory of named configs");
+    return 2;
+  }
 
   // Signals are taken synchronously by one thread; every other thread inherits the mask.
   sigset_t signals;
@@ -149,8 +184,23 @@ int main(int argc, char** argv) {
 
   auto backend = gpuslice::CreateGpuBackend(backend_spec);
   if (!backend.ok()) {
-    spdlog::critical("{}", backend.status().message());
-    return 1;
+    // NVIDIA's flags.failOnInitError: false keeps the plugin up, with no GPUs, on nodes where the
+    // driver cannot be used (a DaemonSet that also lands on CPU nodes).
+    auto config = gpuslice::LoadStartupConfig(options);
+    if (!config.ok()) {
+      spdlog::critical("{}; and the configuration does not load: {}", backend.status().message(),
+                       config.status().message());
+      return 1;
+    }
+    if (config->flags.fail_on_init_error) {
+      spdlog::critical("{} (set flags.failOnInitError: false to run without GPUs on such nodes)",
+                       backend.status().message());
+      return 1;
+    }
+    spdlog::warn("{}; flags.failOnInitError is false: running with no GPUs",
+                 backend.status().message());
+    backend = std::unique_ptr<gpuslice::GpuBackend>(
+        std::make_unique<gpuslice::NoGpuBackend>(backend.status().message()));
   }
   std::vector<std::string> command;
   if (mps_command.empty()) {

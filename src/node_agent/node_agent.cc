@@ -9,14 +9,45 @@
 
 namespace gpuslice {
 
+namespace {
+
+std::unique_ptr<ConfigSource> MakeConfigSource(const NodeAgentOptions& options) {
+  if (options.named.directory.empty()) {
+    return std::make_unique<SingleFileConfigSource>(options.config_path);
+  }
+  return std::make_unique<NamedConfigSource>(
+      options.named, std::make_unique<FileNodeLabelSource>(options.node_labels_file));
+}
+
+std::string NameOf(const ConfigSnapshot& s) {
+  if (!s.name.empty()) return "\"" + s.name + "\"";
+  return s.path.empty() ? "the built-in default" : s.path;
+}
+
+}  // namespace
+
+Result<SharingConfig> LoadStartupConfig(const NodeAgentOptions& options) {
+  GPUSLICE_ASSIGN_OR_RETURN(ConfigSnapshot snapshot, MakeConfigSource(options)->Read());
+  if (snapshot.path.empty()) return DefaultSharingConfig();
+  return ParseSharingConfig(snapshot.text, snapshot.path);
+}
+
 NodeAgent::NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& mps_control)
+    : NodeAgent(options, backend, mps_control, MakeConfigSource(options)) {}
+
+NodeAgent::NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& mps_control,
+                     std::unique_ptr<ConfigSource> config_source)
     : options_(std::move(options)),
       backend_(backend),
       mps_(mps_control, options_.mps_root),
       plugins_(options_.device_plugin_dir, kubelet_socket()),
       features_(options_.features_file),
       cdi_(options_.cdi_dir),
-      health_(options_.ignored_xids) {}
+      health_(options_.ignored_xids),
+      config_source_(std::move(config_source)),
+      started_unix_(std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count()) {}
 
 NodeAgent::~NodeAgent() { Stop(); }
 
@@ -32,30 +63,32 @@ NodeAgent::KubeletSocketId NodeAgent::KubeletSocketNow() const {
           static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec};
 }
 
-Result<SharingConfig> NodeAgent::LoadConfig() const {
-  if (options_.config_path.empty()) return DefaultSharingConfig();
-  return ParseSharingConfig(config_text_, options_.config_path);
+Result<SharingConfig> NodeAgent::ParseSnapshot(const ConfigSnapshot& snapshot) {
+  if (snapshot.path.empty()) return DefaultSharingConfig();
+  return ParseSharingConfig(snapshot.text, snapshot.path);
 }
 
 Status NodeAgent::Start() {
   spdlog::info("gpuslice-node-agent starting: backend {}, device-plugin dir {}", backend_.Name(),
                options_.device_plugin_dir);
-  if (!options_.config_path.empty()) {
-    if (!std::filesystem::exists(options_.config_path)) {
-      return NotFound("config file " + options_.config_path + " does not exist");
-    }
-    config_text_ = ReadFileOrEmpty(options_.config_path);
-  }
+  GPUSLICE_ASSIGN_OR_RETURN(seen_, config_source_->Read());
+  spdlog::info("configuration {} from {} ({})", NameOf(seen_), config_source_->Describe(),
+               seen_.selected_by);
   mig_cap_minors_ = ParseMigMinors(ReadFileOrEmpty(options_.mig_minors_file));
-  GPUSLICE_ASSIGN_OR_RETURN(SharingConfig config, LoadConfig());
+  GPUSLICE_ASSIGN_OR_RETURN(SharingConfig config, ParseSnapshot(seen_));
   kubelet_id_ = KubeletSocketNow();
-  return Apply(config);
+  GPUSLICE_RETURN_IF_ERROR(Apply(config));
+  applied_ = seen_;
+  return Status::Ok();
 }
 
 Status NodeAgent::Apply(const SharingConfig& config) {
   GPUSLICE_ASSIGN_OR_RETURN(std::vector<GpuInfo> gpus, backend_.ListGpus());
   GPUSLICE_ASSIGN_OR_RETURN(DriverInfo driver, backend_.GetDriverInfo());
-  Result<NodeAdvertisement> advertised = AdvertiseNode(gpus, config, driver);
+  NodeFacts facts;
+  facts.machine_type = ReadMachineType(config.flags.gfd.machine_type_file);
+  if (!config.flags.gfd.no_timestamp) facts.timestamp_unix = started_unix_;
+  Result<NodeAdvertisement> advertised = AdvertiseNode(gpus, config, driver, facts);
   if (!advertised.ok()) return advertised.status();
   for (const std::string& warning : advertised->warnings) spdlog::warn("{}", warning);
 
@@ -111,6 +144,10 @@ Status NodeAgent::Publish() {
   settings.plugin = config_->flags.plugin;
   settings.mps_root = options_.mps_root;
   settings.mig_cap_minors = mig_cap_minors_;
+  // The parser accepts only the two names, so the fallback is never taken.
+  const ReplicaPolicy policy = options_.replica_policy.value_or(
+      ParseReplicaPolicy(config_->flags.plugin.shared_devices_allocation_policy)
+          .value_or(ReplicaPolicy::kDistributed));
   std::map<std::string, std::shared_ptr<const ResourceState>> states;
   for (const AdvertisedResource& advertised : advertisement_.resources) {
     AdvertisedResource r = advertised;
@@ -123,7 +160,7 @@ Status NodeAgent::Publish() {
       if (d.numa_node >= 0) out->mutable_topology()->add_nodes()->set_id(d.numa_node);
     }
     state->allocator = std::make_shared<ContainerAllocator>(r, gpus_, settings);
-    state->preferred = std::make_shared<PreferredAllocator>(r, options_.replica_policy);
+    state->preferred = std::make_shared<PreferredAllocator>(r, policy);
     states[r.name] = std::move(state);
   }
   return plugins_.Reconcile(states);
@@ -148,19 +185,30 @@ void NodeAgent::HandleHealthEvents(const std::vector<HealthEvent>& events) {
 }
 
 void NodeAgent::CheckConfig() {
-  if (options_.config_path.empty()) return;
   const bool requested = reload_requested_.exchange(false);
-  const std::string text = ReadFileOrEmpty(options_.config_path);
-  if (!requested && text == config_text_) return;
-  config_text_ = text;
-  spdlog::info("reloading config {} ({})", options_.config_path,
-               requested ? "SIGHUP" : "file changed");
-  Result<SharingConfig> config = LoadConfig();
+  Result<ConfigSnapshot> now = config_source_->Read();
+  if (!now.ok()) {
+    if (now.status().message() != source_error_) {
+      source_error_ = now.status().message();
+      spdlog::error("{}; keeping configuration {}", source_error_, NameOf(applied_));
+    }
+    return;
+  }
+  source_error_.clear();
+  if (!requested && *now == seen_) return;
+  const bool same_choice = now->name == seen_.name && now->path == seen_.path;
+  seen_ = *std::move(now);
+  spdlog::info("reloading config {} ({}), chosen by {}", NameOf(seen_),
+               requested ? "SIGHUP" : (same_choice ? "file changed" : "selection changed"),
+               seen_.selected_by);
+  Result<SharingConfig> config = ParseSnapshot(seen_);
   Status s = config.ok() ? Apply(*config) : config.status();
   if (!s.ok()) {
-    spdlog::error("new config {} rejected, keeping the previous one: {}", options_.config_path,
-                  s.message());
+    spdlog::error("new config {} rejected, keeping the previous one ({}): {}", NameOf(seen_),
+                  NameOf(applied_), s.message());
+    return;
   }
+  applied_ = seen_;
 }
 
 void NodeAgent::CheckKubelet() {

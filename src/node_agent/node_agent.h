@@ -21,6 +21,7 @@
 #include "core/advertised_resources.h"
 #include "core/sharing_config.h"
 #include "node_agent/cdi_spec_writer.h"
+#include "node_agent/config_source.h"
 #include "node_agent/feature_file_writer.h"
 #include "node_agent/health_tracker.h"
 #include "node_agent/mps_daemon_supervisor.h"
@@ -31,6 +32,10 @@ namespace gpuslice {
 
 struct NodeAgentOptions {
   std::string config_path;  // "" = the built-in default configuration
+  // The GPU Operator's flow instead of config_path: named configurations in a directory, one
+  // chosen by a node label read from `node_labels_file` (see config_source.h).
+  NamedConfigOptions named;
+  std::string node_labels_file;
   std::string device_plugin_dir = "/var/lib/kubelet/device-plugins/";
   std::string kubelet_socket_name = "kubelet.sock";
   std::string features_file = "/etc/kubernetes/node-feature-discovery/features.d/gpuslice";
@@ -38,15 +43,23 @@ struct NodeAgentOptions {
   std::string mps_root = "/run/nvidia/mps";
   std::string mig_minors_file = "/proc/driver/nvidia-caps/mig-minors";
   std::set<std::uint64_t> ignored_xids = HealthTracker::DefaultIgnoredXids();
-  ReplicaPolicy replica_policy = ReplicaPolicy::kDistributed;
+  // --replica-policy; unset = the config's flags.plugin.sharedDevicesAllocationPolicy.
+  std::optional<ReplicaPolicy> replica_policy;
   // Longest a RunOnce waits for health events; also how often files are polled.
   std::chrono::milliseconds poll_interval{100};
 };
+
+// The configuration the agent would start with under `options` (for decisions taken before the
+// agent exists, such as flags.failOnInitError when the GPU backend cannot start).
+Result<SharingConfig> LoadStartupConfig(const NodeAgentOptions& options);
 
 class NodeAgent {
  public:
   // `backend` and `mps_control` must outlive the agent.
   NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& mps_control);
+  // With a configuration source of the caller's (tests, a future API-server label watch).
+  NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& mps_control,
+            std::unique_ptr<ConfigSource> config_source);
   ~NodeAgent();
 
   Status Start();
@@ -58,12 +71,14 @@ class NodeAgent {
 
   // For tests and benchmarks.
   const NodeAdvertisement& advertisement() const { return advertisement_; }
+  // The configuration source as last applied (name, file, why it was chosen).
+  const ConfigSnapshot& applied_config() const { return applied_; }
   PluginManager& plugins() { return plugins_; }
   std::string kubelet_socket() const;
 
  private:
-  // Loads the config file; error when it cannot be read or parsed.
-  Result<SharingConfig> LoadConfig() const;
+  // Parses a snapshot of the config source; the built-in default when it names no file.
+  static Result<SharingConfig> ParseSnapshot(const ConfigSnapshot& snapshot);
   // Re-lists the GPUs and re-advertises under `config`; on error nothing changes.
   Status Apply(const SharingConfig& config);
   // Pushes the current advertisement with current health to the servers.
@@ -80,8 +95,12 @@ class NodeAgent {
   CdiSpecWriter cdi_;
   HealthTracker health_;
 
+  std::unique_ptr<ConfigSource> config_source_;
   std::optional<SharingConfig> config_;
-  std::string config_text_;  // what the config file held when last looked at
+  ConfigSnapshot seen_;            // what the source held when last looked at
+  ConfigSnapshot applied_;         // what is running
+  std::string source_error_;       // the source's last error, logged once
+  std::int64_t started_unix_ = 0;  // nvidia.com/gfd.timestamp: when the agent started
   std::vector<GpuInfo> gpus_;
   DriverInfo driver_;
   NodeAdvertisement advertisement_;

@@ -130,7 +130,13 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         BadNodeCase{"SyntaxError", "gpus: [model: x", "bad.yaml:"},
         BadNodeCase{"NotAMap", "- 1\n- 2", "must be a YAML mapping"},
-        BadNodeCase{"NoGpus", "node: {name: x}", "gpus: must be a non-empty list"},
+        BadNodeCase{"NoGpusKey", "node: {name: x}",
+                    "gpus: must be a list of GPUs ([] for a node without GPUs)"},
+        BadNodeCase{"GpusNotAList", "gpus: {model: T4}",
+                    "gpus: must be a list of GPUs ([] for a node without GPUs)"},
+        BadNodeCase{"UnknownMode", "gpus:\n  - model: T4\n    mode: display",
+                    "bad.yaml:3: gpus[0].mode: unknown mode \"display\"; accepted: compute, "
+                    "graphics"},
         BadNodeCase{"UnknownTopLevelField", "gpus: [{model: T4}]\ngpuz: 1",
                     "bad.yaml:2: gpuz: unknown field; accepted: node, gpus, healthEvents"},
         BadNodeCase{"UnknownGpuField", "gpus:\n  - model: T4\n    colour: red",
@@ -295,6 +301,23 @@ TEST(NvmlBackendTest, AbsentLibraryIsExplainedPlainly) {
   EXPECT_EQ(nvml.status().code(), ErrorCode::kUnavailable);
   EXPECT_NE(nvml.status().message().find("NVML is not available"), std::string::npos);
   EXPECT_NE(nvml.status().message().find("--backend sim:FILE"), std::string::npos);
+}
+
+// A CPU node the DaemonSet also runs on: no GPUs, which the agent advertises as nothing.
+TEST(SimulatedNodeTest, NodeWithoutGpus) {
+  Result<SimulatedNode> node = ParseSimulatedNode("node: {name: cpu-node}\ngpus: []\n", "n.yaml");
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  EXPECT_TRUE(node->gpus.empty());
+}
+
+// GFD's nvidia.com/gpu.mode comes from the PCI class: 3D controller = compute (the default of a
+// simulated GPU), VGA controller = graphics.
+TEST(SimulatedNodeTest, ModeSetsThePciClass) {
+  Result<SimulatedNode> node =
+      ParseSimulatedNode("gpus:\n  - model: L4\n  - model: L4\n    mode: graphics\n", "n.yaml");
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  EXPECT_EQ(node->gpus[0].pci_class, kPciClass3dController);
+  EXPECT_EQ(node->gpus[1].pci_class, kPciClassVgaController);
 }
 
 }  // namespace

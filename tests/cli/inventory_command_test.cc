@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "core/sharing_config.h"
 
 namespace gpuslice {
 namespace {
@@ -108,6 +109,36 @@ INSTANTIATE_TEST_SUITE_P(
                        "sim:" + kRoot + "/fixtures/configs/time-slicing-4.yaml"},
                       "unknown field"}),
     [](const testing::TestParamInfo<BadInvocation>& p) { return p.param.name; });
+
+// --show-config prints the configuration in force with every default spelt out, and it loads
+// back as the same configuration.
+TEST(InventoryCommandTest, ShowConfigPrintsTheEffectiveDefaultedConfig) {
+  const std::string mps = kRoot + "/fixtures/configs/mps-4.yaml";
+  auto r = RunCli({"inventory", "--config", mps, "--show-config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line : {"migStrategy: none", "failRequestsGreaterThanOne: true",
+                           "sharedDevicesAllocationPolicy: distributed", "sleepInterval: 60s",
+                           "devices: all"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+  Result<SharingConfig> printed = ParseSharingConfig(r.out, "show-config");
+  ASSERT_TRUE(printed.ok()) << printed.status().ToString();
+  Result<SharingConfig> file = LoadSharingConfigFile(mps);
+  ASSERT_TRUE(file.ok());
+  printed->mps->resources[0].source_line = file->mps->resources[0].source_line;
+  EXPECT_EQ(*printed, *file);
+
+  auto defaults = RunCli({"inventory", "--show-config"});
+  ASSERT_EQ(defaults.exit_code, 0) << defaults.err;
+  EXPECT_EQ(defaults.out, FormatSharingConfig(DefaultSharingConfig()));
+}
+
+TEST(InventoryCommandTest, ShowConfigOfABrokenFileSaysWhy) {
+  auto r = RunCli({"inventory", "--config", kRoot + "/fixtures/configs/invalid/wrong-version.yaml",
+                   "--show-config"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("version: unknown value \"v2\""), std::string::npos) << r.err;
+}
 
 }  // namespace
 }  // namespace gpuslice

@@ -327,6 +327,78 @@ TEST(AdvertiseTest, NoGpusNoResources) {
   EXPECT_EQ(ad.labels.count("nvidia.com/gpu.count"), 0u);
 }
 
+// A rename that puts two resources under one name loads (as in NVIDIA's plugin) and is refused
+// only on a node where both resources have devices.
+TEST(AdvertiseTest, RenameCollisionIsRefusedOnlyWhereBothResourcesExist) {
+  SharingConfig config = TimeSlicing({Entry("nvidia.com/mig-1g.5gb", 2, {}, "nvidia.com/gpu")});
+  config.flags.mig_strategy = MigStrategy::kMixed;
+  Result<NodeAdvertisement> both = AdvertiseNode({Gpu(0), MigGpu(1, {"1g.5gb"})}, config);
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("devices of nvidia.com/gpu and nvidia.com/mig-1g.5gb "
+                                         "would both be advertised as nvidia.com/gpu"),
+            std::string::npos)
+      << both.status().message();
+  // Every GPU in MIG mode: nothing else is nvidia.com/gpu, so the rename is what the user wants.
+  NodeAdvertisement only_mig = MustAdvertise({MigGpu(0, {"1g.5gb", "1g.5gb"})}, config);
+  ASSERT_NE(only_mig.Find("nvidia.com/gpu"), nullptr);
+  EXPECT_EQ(only_mig.Find("nvidia.com/gpu")->devices.size(), 4u);
+}
+
+// NVIDIA names "+me" profiles with a dot: resource names and label keys cannot hold '+'.
+TEST(AdvertiseTest, MediaExtensionProfilesAreNamedAsNvidiaNamesThem) {
+  SharingConfig config = DefaultSharingConfig();
+  config.flags.mig_strategy = MigStrategy::kMixed;
+  NodeAdvertisement ad = MustAdvertise({MigGpu(0, {"1g.5gb+me", "1g.5gb"})}, config);
+  ASSERT_NE(ad.Find("nvidia.com/mig-1g.5gb.me"), nullptr);
+  EXPECT_EQ(ad.labels.at("nvidia.com/mig-1g.5gb.me.count"), "1");
+  EXPECT_EQ(ad.labels.at("nvidia.com/mig-1g.5gb.me.product"),
+            "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb.me");
+  for (const auto& [key, value] : ad.labels) {
+    EXPECT_EQ(key.find('+'), std::string::npos) << key;
+    EXPECT_EQ(value.find('+'), std::string::npos) << key << "=" << value;
+  }
+  for (const AdvertisedResource& r : ad.resources) {
+    EXPECT_EQ(r.name.find('+'), std::string::npos) << r.name;
+  }
+  // resources.mig patterns match the profile as nvidia-smi writes it.
+  config.mig_resources = {{"1g.5gb+me", "mig-media"}};
+  ad = MustAdvertise({MigGpu(0, {"1g.5gb+me", "1g.5gb"})}, config);
+  EXPECT_NE(ad.Find("nvidia.com/mig-media"), nullptr);
+}
+
+// NVIDIA accepts MIG references in `devices` under migStrategy none; they match nothing.
+TEST(AdvertiseTest, MigReferencesUnderNoneWarnAndShareOnlyTheGpus) {
+  NodeAdvertisement ad =
+      MustAdvertise({Gpu(0), MigGpu(1, {"1g.5gb"})},
+                    TimeSlicing({Entry("nvidia.com/gpu", 2, List({"0", "1:0"}))}));
+  ASSERT_NE(ad.Find("nvidia.com/gpu"), nullptr);
+  int replicas = 0;
+  for (const AdvertisedDevice& d : ad.Find("nvidia.com/gpu")->devices) replicas += d.replica >= 0;
+  EXPECT_EQ(replicas, 2);  // GPU 0 x 2
+  bool warned = false;
+  for (const std::string& w : ad.warnings)
+    warned = warned || w.find("\"1:0\" is not a device of") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
+TEST(AdvertiseTest, MachineModeAndTimestampLabels) {
+  NodeFacts facts;
+  facts.machine_type = "DGX A100 (rev 2)";
+  facts.timestamp_unix = 1764590400;
+  std::vector<GpuInfo> gpus = Gpus(2);
+  for (GpuInfo& g : gpus) g.pci_class = kPciClass3dController;
+  Result<NodeAdvertisement> ad = AdvertiseNode(gpus, DefaultSharingConfig(), {}, facts);
+  ASSERT_TRUE(ad.ok());
+  EXPECT_EQ(ad->labels.at("nvidia.com/gpu.machine"), "DGX-A100-rev-2");
+  EXPECT_EQ(ad->labels.at("nvidia.com/gfd.timestamp"), "1764590400");
+  EXPECT_EQ(ad->labels.at("nvidia.com/gpu.mode"), "compute");
+  ad = AdvertiseNode(Gpus(1), DefaultSharingConfig());  // no facts: unknown, no timestamp
+  ASSERT_TRUE(ad.ok());
+  EXPECT_EQ(ad->labels.at("nvidia.com/gpu.machine"), "unknown");
+  EXPECT_EQ(ad->labels.at("nvidia.com/gpu.mode"), "unknown");
+  EXPECT_EQ(ad->labels.count("nvidia.com/gfd.timestamp"), 0u);
+}
+
 TEST(StripReplicaSuffixTest, Cases) {
   EXPECT_EQ(StripReplicaSuffix("GPU-abc::3"), "GPU-abc");
   EXPECT_EQ(StripReplicaSuffix("MIG-x::10"), "MIG-x");

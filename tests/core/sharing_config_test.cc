@@ -472,6 +472,68 @@ TEST(SharingConfigTest, MissingFileIsUnavailable) {
 
 // --- Malformed input: each row gives the exact message a user sees ---
 
+// --- Files NVIDIA's plugin loads (sharing nothing where they match nothing): gpuslice loads them
+// too; the node agent warns per node (see advertised_resources_test.cc) ---
+
+struct AcceptedCase {
+  std::string name;
+  std::string yaml;
+};
+
+void PrintTo(const AcceptedCase& c, std::ostream* os) { *os << c.name; }
+
+class AcceptedAsNvidiaTest : public testing::TestWithParam<AcceptedCase> {};
+
+TEST_P(AcceptedAsNvidiaTest, Loads) {
+  Result<SharingConfig> config = ParseSharingConfig(GetParam().yaml, "x.yaml");
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, AcceptedAsNvidiaTest,
+    testing::Values(
+        AcceptedCase{"NameUnknown",
+                     TimeSlicing("    - name: nvidia.com/gpus\n      replicas: 2\n")},
+        AcceptedCase{"NameWithoutPrefix", TimeSlicing("    - name: valid\n      replicas: 2\n")},
+        AcceptedCase{"NameNotInRenamedResources",
+                     "version: v1\nresources:\n  gpus:\n  - pattern: '*A100*'\n    name: a100\n"
+                     "sharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n"
+                     "      replicas: 2\n"},
+        AcceptedCase{"MigResourceWithStrategyNone",
+                     TimeSlicing("    - name: nvidia.com/mig-1g.5gb\n      replicas: 2\n")},
+        AcceptedCase{"RenameToExistingResource",
+                     "version: v1\nflags:\n  migStrategy: mixed\nsharing:\n  timeSlicing:\n"
+                     "    resources:\n    - name: nvidia.com/mig-1g.5gb\n      rename: "
+                     "nvidia.com/gpu\n      replicas: 2\n"},
+        AcceptedCase{"RenameToSharedMigName",
+                     "version: v1\nflags:\n  migStrategy: mixed\nsharing:\n  timeSlicing:\n"
+                     "    resources:\n    - name: nvidia.com/mig-1g.5gb\n      rename: "
+                     "nvidia.com/mig-1g.5gb.shared\n      replicas: 2\n"},
+        AcceptedCase{"TwoResourcesRenamedAlike",
+                     "version: v1\nflags:\n  migStrategy: mixed\nsharing:\n  timeSlicing:\n"
+                     "    resources:\n    - name: nvidia.com/gpu\n      rename: nvidia.com/shared\n"
+                     "      replicas: 2\n    - name: nvidia.com/mig-1g.5gb\n      rename: "
+                     "nvidia.com/shared\n      replicas: 2\n"},
+        AcceptedCase{"MigIndexForFullGpus",
+                     TimeSlicing("    - name: nvidia.com/gpu\n      devices: [\"0:1\"]\n"
+                                 "      replicas: 2\n")},
+        AcceptedCase{"MixedMigAndGpuReferencesUnderNone",
+                     TimeSlicing("    - name: nvidia.com/gpu\n      devices: [0, \"0:0\", "
+                                 "\"MIG-GPU-4cf8db2d-06c0-7d70-1a51-e59b25b2c16c/0/0\"]\n"
+                                 "      replicas: 2\n")},
+        AcceptedCase{"MpsOfMigDevice",
+                     "version: v1\nsharing:\n  mps:\n    resources:\n    - name: nvidia.com/gpu\n"
+                     "      devices: [\"0:0\"]\n      replicas: 2\n"},
+        AcceptedCase{"MpsEmptyMeansNoMps", "version: v1\nsharing:\n  mps:\n"},
+        AcceptedCase{"SleepIntervalNanoseconds",
+                     "version: v1\nflags:\n  gfd:\n    sleepInterval: 60\n"},
+        AcceptedCase{"SleepIntervalInfinite",
+                     "version: v1\nflags:\n  gfd:\n    sleepInterval: infinite\n"},
+        AcceptedCase{
+            "SharedDevicesAllocationPolicyPacked",
+            "version: v1\nflags:\n  plugin:\n    sharedDevicesAllocationPolicy: packed\n"}),
+    [](const testing::TestParamInfo<AcceptedCase>& p) { return p.param.name; });
+
 struct InvalidCase {
   std::string name;
   std::string yaml;
@@ -564,7 +626,8 @@ INSTANTIATE_TEST_SUITE_P(
                     "version: v1\nflags:\n  plugin:\n    passDeviceSpec: true\n",
                     "x.yaml:4: flags.plugin: unknown field \"passDeviceSpec\"; accepted: "
                     "passDeviceSpecs, deviceListStrategy, deviceIDStrategy, cdiAnnotationPrefix, "
-                    "nvidiaCTKPath, containerDriverRoot, kubeletSocket, cdiFeatureFlags"},
+                    "nvidiaCTKPath, containerDriverRoot, kubeletSocket, cdiFeatureFlags, "
+                    "sharedDevicesAllocationPolicy"},
         InvalidCase{"DeviceListStrategyUnknown",
                     "version: v1\nflags:\n  plugin:\n    deviceListStrategy: volume-mount\n",
                     "x.yaml:4: flags.plugin.deviceListStrategy: unknown value \"volume-mount\"; "
@@ -589,9 +652,22 @@ INSTANTIATE_TEST_SUITE_P(
                     "x.yaml:4: flags.gfd: unknown field \"oneShot\"; accepted: oneshot, "
                     "noTimestamp, sleepInterval, outputFile, machineTypeFile"},
         InvalidCase{"SleepIntervalNotADuration",
-                    "version: v1\nflags:\n  gfd:\n    sleepInterval: 60\n",
-                    "x.yaml:4: flags.gfd.sleepInterval: not a duration: \"60\"; write a number and "
-                    "a unit (ns, us, ms, s, m, h), e.g. \"60s\" or \"1m30s\""},
+                    "version: v1\nflags:\n  gfd:\n    sleepInterval: sixty\n",
+                    "x.yaml:4: flags.gfd.sleepInterval: not a duration: \"sixty\"; write a number "
+                    "and a unit (ns, us, ms, s, m, h), e.g. \"60s\" or \"1m30s\", a number of "
+                    "nanoseconds, or \"infinite\""},
+        InvalidCase{"SharedDevicesAllocationPolicyUnknown",
+                    "version: v1\nflags:\n  plugin:\n    sharedDevicesAllocationPolicy: spread\n",
+                    "x.yaml:4: flags.plugin.sharedDevicesAllocationPolicy: unknown value "
+                    "\"spread\"; accepted: distributed, packed"},
+        InvalidCase{"TimeSlicingEmpty", "version: v1\nsharing:\n  timeSlicing:\n",
+                    "x.yaml:3: sharing.timeSlicing: is empty; list the resources to share under "
+                    "timeSlicing.resources, or remove the key"},
+        InvalidCase{
+            "DevicesEmpty",
+            TimeSlicing("    - name: nvidia.com/gpu\n      devices:\n      replicas: 2\n"),
+            "x.yaml:6: sharing.timeSlicing.resources[0].devices: is empty; write \"all\", a "
+            "count, or a list of devices, or remove the key (it defaults to all)"},
         // resources.
         InvalidCase{"ResourcePatternMissing", "version: v1\nresources:\n  gpus:\n  - name: a100\n",
                     "x.yaml:4: resources.gpus[0].pattern: missing; every entry needs a pattern "
@@ -670,10 +746,6 @@ INSTANTIATE_TEST_SUITE_P(
                     "x.yaml:5: sharing.timeSlicing.resources[0].name: resource name "
                     "\"amd.com/gpu\" must start with \"nvidia.com/\" or have no prefix (\"gpu\" "
                     "means \"nvidia.com/gpu\")"},
-        InvalidCase{"NameUnknown", TimeSlicing("    - name: nvidia.com/gpus\n      replicas: 2\n"),
-                    "x.yaml:5: sharing.timeSlicing.resources[0].name: unknown resource "
-                    "\"nvidia.com/gpus\"; accepted: nvidia.com/gpu, nvidia.com/mig-<profile> "
-                    "(e.g. nvidia.com/mig-1g.5gb)"},
         InvalidCase{
             "NameTooLong",
             TimeSlicing("    - name: nvidia.com/gpu\n      rename: "
@@ -682,32 +754,6 @@ INSTANTIATE_TEST_SUITE_P(
             "x.yaml:6: sharing.timeSlicing.resources[0].rename: resource name "
             "\"nvidia.com/a-very-long-resource-name-that-goes-on-and-on-and-on-x\" is longer "
             "than 63 characters"},
-        InvalidCase{"NameNotInRenamedResources",
-                    "version: v1\nresources:\n  gpus:\n  - pattern: '*A100*'\n    name: a100\n"
-                    "sharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n"
-                    "      replicas: 2\n",
-                    "x.yaml:9: sharing.timeSlicing.resources[0].name: unknown resource "
-                    "\"nvidia.com/gpu\"; accepted: nvidia.com/a100, nvidia.com/mig-<profile> (e.g. "
-                    "nvidia.com/mig-1g.5gb)"},
-        InvalidCase{"MigResourceWithStrategyNone",
-                    TimeSlicing("    - name: nvidia.com/mig-1g.5gb\n      replicas: 2\n"),
-                    "x.yaml:5: sharing.timeSlicing.resources[0].name: \"nvidia.com/mig-1g.5gb\" "
-                    "exists only with flags.migStrategy mixed, and this file has \"none\""},
-        InvalidCase{"RenameToExistingResource",
-                    "version: v1\nflags:\n  migStrategy: mixed\nsharing:\n  timeSlicing:\n"
-                    "    resources:\n    - name: nvidia.com/mig-1g.5gb\n      rename: "
-                    "nvidia.com/gpu\n      replicas: 2\n",
-                    "x.yaml:8: sharing.timeSlicing.resources[0].rename: \"nvidia.com/gpu\" is "
-                    "already the name of another resource; choose a new name, e.g. "
-                    "\"nvidia.com/mig-1g.5gb.shared\""},
-        InvalidCase{"TwoResourcesRenamedAlike",
-                    "version: v1\nflags:\n  migStrategy: mixed\nsharing:\n  timeSlicing:\n"
-                    "    resources:\n    - name: nvidia.com/gpu\n      rename: nvidia.com/shared\n"
-                    "      replicas: 2\n    - name: nvidia.com/mig-1g.5gb\n      rename: "
-                    "nvidia.com/shared\n      replicas: 2\n",
-                    "x.yaml:11: sharing.timeSlicing.resources[1]: is advertised as "
-                    "\"nvidia.com/shared\", as is sharing.timeSlicing.resources[0] "
-                    "(\"nvidia.com/gpu\"); different resources need different names"},
         // devices.
         InvalidCase{
             "DevicesUnknownWord",
@@ -764,12 +810,6 @@ INSTANTIATE_TEST_SUITE_P(
                     "x.yaml:6: sharing.timeSlicing.resources[0].devices: got a map; accepted: "
                     "\"all\", a count > 0, or a list of GPU indices (0), MIG indices (\"0:1\"), "
                     "GPU UUIDs (\"GPU-<uuid>\") or MIG UUIDs (\"MIG-<uuid>\")"},
-        InvalidCase{"MigIndexForFullGpus",
-                    TimeSlicing("    - name: nvidia.com/gpu\n      devices: [\"0:1\"]\n"
-                                "      replicas: 2\n"),
-                    "x.yaml:6: sharing.timeSlicing.resources[0].devices[0]: \"0:1\" is a MIG "
-                    "device, but with flags.migStrategy none \"nvidia.com/gpu\" holds only full "
-                    "GPUs"},
         InvalidCase{
             "OverlappingLists",
             TimeSlicing("    - name: nvidia.com/gpu\n      devices: [0, 1]\n      replicas: 2\n"
@@ -808,11 +848,6 @@ INSTANTIATE_TEST_SUITE_P(
                     "    - name: nvidia.com/gpu\n      replicas: 2\n",
                     "x.yaml:3: flags.migStrategy: \"mixed\" is not supported with MPS "
                     "(sharing.mps); accepted with MPS: none, single"},
-        InvalidCase{"MpsOfMigDevice",
-                    "version: v1\nsharing:\n  mps:\n    resources:\n    - name: nvidia.com/gpu\n"
-                    "      devices: [\"0:0\"]\n      replicas: 2\n",
-                    "x.yaml:6: sharing.mps.resources[0].devices[0]: \"0:0\" is a MIG device; "
-                    "sharing with MPS is not supported for MIG devices"},
         // gpuslice section.
         InvalidCase{"UnknownGpusliceField", "version: v1\ngpuslice:\n  fractionl: {}\n",
                     "x.yaml:3: gpuslice: unknown field \"fractionl\"; accepted: fractional"},
@@ -893,14 +928,13 @@ INSTANTIATE_TEST_SUITE_P(
                        ":4: flags: field \"migStrategy\" appears twice (first on line 3)"},
         InvalidFixture{"empty.yaml",
                        ": the configuration is empty; it needs at least \"version: v1\""},
+        InvalidFixture{"empty-time-slicing.yaml",
+                       ":4: sharing.timeSlicing: is empty; list the resources to share under "
+                       "timeSlicing.resources, or remove the key"},
         InvalidFixture{"fractional-overlaps-time-slicing.yaml",
                        ":10: gpuslice.fractional.devices: overlaps "
                        "sharing.timeSlicing.resources[0].devices (line 5): both select all GPUs; "
                        "a GPU is either fractional or time-sliced"},
-        InvalidFixture{"mig-resource-without-mixed.yaml",
-                       ":7: sharing.timeSlicing.resources[0].name: \"nvidia.com/mig-1g.5gb\" "
-                       "exists only with flags.migStrategy mixed, and this file has \"single\"; "
-                       "with single, MIG devices are advertised as nvidia.com/gpu"},
         InvalidFixture{"not-a-map.yaml",
                        ":1: the configuration must be a map of fields (version, flags, resources, "
                        "sharing, imex, gpuslice), got a list"},

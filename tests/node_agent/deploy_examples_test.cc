@@ -37,12 +37,15 @@ std::vector<std::pair<std::string, std::string>> DeployConfigs() {
 TEST(DeployExamplesTest, EveryShippedConfigLoadsAndApplies) {
   const auto configs = DeployConfigs();
   ASSERT_GE(configs.size(), 6u);  // base, NVIDIA's all + fine (2 keys), mig-mixed, mps
-  const std::vector<GpuInfo> gpus = testing::GpusOf(
-      ReadFileOrEmpty(std::string(GPUSLICE_SOURCE_DIR) + "/fixtures/nodes/a100-40gb-8x.yaml"));
+  const std::string nodes = std::string(GPUSLICE_SOURCE_DIR) + "/fixtures/nodes/";
+  const std::vector<GpuInfo> gpus = testing::GpusOf(ReadFileOrEmpty(nodes + "a100-40gb-8x.yaml"));
+  // MPS is refused on nodes with MIG-enabled GPUs (as NVIDIA's plugin); the A100 node has one.
+  const std::vector<GpuInfo> no_mig = testing::GpusOf(ReadFileOrEmpty(nodes + "h100-80gb-8x.yaml"));
   for (const auto& [name, text] : configs) {
     Result<SharingConfig> config = ParseSharingConfig(text, name);
     ASSERT_TRUE(config.ok()) << config.status().ToString();
-    Result<NodeAdvertisement> adv = AdvertiseNode(gpus, *config);
+    const bool mps = config->sharing_strategy() == SharingStrategy::kMps;
+    Result<NodeAdvertisement> adv = AdvertiseNode(mps ? no_mig : gpus, *config);
     ASSERT_TRUE(adv.ok()) << name << ": " << adv.status().ToString();
     EXPECT_FALSE(adv->resources.empty()) << name;
   }
