@@ -1,0 +1,406 @@
+#include "fake_apiserver/fake_apiserver.h"
+
+#include <httplib.h>
+
+#include "fake_apiserver/selectors.h"
+
+namespace gpuslice::fake {
+namespace {
+
+constexpr const char* kJson = "application/json";
+
+void Send(httplib::Response& response, const Outcome& outcome) {
+  response.status = outcome.code;
+  response.set_content(outcome.body.dump(), kJson);
+}
+
+std::vector<std::string> Segments(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start < path.size()) {
+    const size_t slash = path.find('/', start);
+    parts.push_back(path.substr(start, slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+Json ApiResource(const std::string& name, const std::string& singular, const std::string& kind,
+                 bool namespaced, const std::vector<std::string>& verbs,
+                 const std::vector<std::string>& short_names) {
+  Json resource = {{"name", name},
+                   {"singularName", singular},
+                   {"namespaced", namespaced},
+                   {"kind", kind},
+                   {"verbs", verbs}};
+  if (!short_names.empty()) resource["shortNames"] = short_names;
+  if (name == "pods" || name == "events" || name == "configmaps") resource["categories"] = {"all"};
+  return resource;
+}
+
+Json CoreResourceList() {
+  Json resources = Json::array();
+  for (const ResourceType& type : CoreResources()) {
+    resources.push_back(ApiResource(type.plural, type.singular, type.kind, type.namespaced,
+                                    {"create", "delete", "get", "list", "patch", "update", "watch"},
+                                    type.short_names));
+    for (const std::string& sub : type.subresources) {
+      if (sub == "binding")
+        resources.push_back(ApiResource("pods/binding", "", "Binding", true, {"create"}, {}));
+      else
+        resources.push_back(ApiResource(type.plural + "/" + sub, "", type.kind, type.namespaced,
+                                        {"get", "patch", "update"}, {}));
+    }
+  }
+  return {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}};
+}
+
+// A minimal OpenAPI v3 document for core/v1: only the PATCH operations with their
+// fieldValidation parameter. kubectl reads it to learn that the server validates fields itself
+// (then it skips client-side validation, which would need the full schema).
+Json CoreOpenApiV3() {
+  Json paths = Json::object();
+  for (const ResourceType& type : CoreResources()) {
+    const std::string path = type.namespaced
+                                 ? "/api/v1/namespaces/{namespace}/" + type.plural + "/{name}"
+                                 : "/api/v1/" + type.plural + "/{name}";
+    paths[path]["patch"] = {
+        {"operationId", "patchCoreV1" + type.kind},
+        {"x-kubernetes-action", "patch"},
+        {"x-kubernetes-group-version-kind",
+         {{"group", ""}, {"version", "v1"}, {"kind", type.kind}}},
+        {"parameters",
+         {{{"name", "fieldValidation"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}},
+        {"responses", {{"200", {{"description", "OK"}}}}}};
+  }
+  return {{"openapi", "3.0.0"},
+          {"info", {{"title", "Kubernetes (gpuslice fake)"}, {"version", "v1.29.0"}}},
+          {"paths", paths}};
+}
+
+// Where a request under /api/v1 points.
+struct Target {
+  const ResourceType* type = nullptr;
+  std::string ns;
+  std::string name;
+  std::string subresource;
+};
+
+// /api/v1/<res>[/<name>[/<sub>]] or /api/v1/namespaces/<ns>/<res>[/<name>[/<sub>]].
+std::optional<Target> ParseTarget(const std::vector<std::string>& parts) {
+  if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") return std::nullopt;
+  size_t at = 2;
+  Target target;
+  if (parts.size() >= 5 && parts[2] == "namespaces") {
+    target.ns = parts[3];
+    at = 4;
+  }
+  target.type = FindResource(parts[at]);
+  if (target.type == nullptr || (at == 4 && !target.type->namespaced)) return std::nullopt;
+  if (parts.size() > at + 1) target.name = parts[at + 1];
+  if (parts.size() > at + 2) target.subresource = parts[at + 2];
+  if (parts.size() > at + 3) return std::nullopt;
+  const auto& subs = target.type->subresources;
+  if (!target.subresource.empty() &&
+      std::find(subs.begin(), subs.end(), target.subresource) == subs.end())
+    return std::nullopt;
+  return target;
+}
+
+std::string EventLine(const std::string& type, const Json& object) {
+  return Json{{"type", type}, {"object", object}}.dump() + "\n";
+}
+
+// The event a watcher with selectors sees for a stored change, or "" for none: an object that
+// moves into the selection is ADDED, one that moves out is DELETED, as on the real server.
+std::string VisibleType(const StoredEvent& event,
+                        const std::function<bool(const Json&)>& selected) {
+  const bool now = event.type != "DELETED" && selected(event.object);
+  const bool before = !event.previous.is_null() && selected(event.previous);
+  if (now && before) return "MODIFIED";
+  if (now) return "ADDED";
+  if (before) return "DELETED";
+  return "";
+}
+
+}  // namespace
+
+FakeApiServer::FakeApiServer(FakeApiServerOptions options)
+    : options_(std::move(options)), store_(options_.max_history) {}
+
+FakeApiServer::~FakeApiServer() { Stop(); }
+
+std::string FakeApiServer::url() const {
+  return "http://" + options_.host + ":" + std::to_string(port_);
+}
+
+std::string FakeApiServer::Kubeconfig() const {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
+         "clusters:\n- name: fake\n  cluster:\n    server: " +
+         url() +
+         "\n"
+         "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
+         "    namespace: default\n"
+         "users:\n- name: fake\n  user:\n    token: fake-token\n";
+}
+
+Status FakeApiServer::Start() {
+  server_ = std::make_unique<httplib::Server>();
+  const int threads = options_.worker_threads;
+  server_->new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  };
+  server_->set_keep_alive_timeout(2);
+  for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
+    auto handler = [this, m = std::string(method)](const httplib::Request& req,
+                                                   httplib::Response& res) {
+      Dispatch(m, req, res);
+    };
+    const std::string m(method);
+    if (m == "GET") server_->Get(".*", handler);
+    if (m == "POST") server_->Post(".*", handler);
+    if (m == "PUT") server_->Put(".*", handler);
+    if (m == "PATCH") server_->Patch(".*", handler);
+    if (m == "DELETE") server_->Delete(".*", handler);
+  }
+  port_ = options_.port == 0
+              ? server_->bind_to_any_port(options_.host)
+              : (server_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  if (port_ <= 0)
+    return Unavailable("fake API server cannot listen on " + options_.host + ":" +
+                       std::to_string(options_.port));
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return Status::Ok();
+}
+
+void FakeApiServer::Stop() {
+  if (!server_) return;
+  stopping_ = true;
+  store_.WakeWatchers();
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+}
+
+void FakeApiServer::BreakWatches() {
+  ++break_generation_;
+  store_.WakeWatchers();
+}
+
+void FakeApiServer::CompactHistory() { store_.Compact(); }
+
+void FakeApiServer::FailNextRequests(int count, int http_code) {
+  fail_code_ = http_code;
+  fail_remaining_ = count;
+}
+
+bool FakeApiServer::WaitForWatches(int count, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (open_watches_.load() < count) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+void FakeApiServer::Dispatch(const std::string& method, const httplib::Request& request,
+                             httplib::Response& response) {
+  if (ServeKnob(method, request, response)) return;
+  if (fail_remaining_.load() > 0 && fail_remaining_.fetch_sub(1) > 0) {
+    Send(response,
+         ErrorOutcome(fail_code_.load(), fail_code_ >= 500 ? "InternalError" : "BadRequest",
+                      "injected failure (fake API server knob)"));
+    return;
+  }
+  if (method == "GET" && ServeDiscovery(request.path, response)) return;
+  ServeResource(method, request, response);
+}
+
+bool FakeApiServer::ServeKnob(const std::string& method, const httplib::Request& request,
+                              httplib::Response& response) {
+  if (request.path.rfind("/fake/", 0) != 0) return false;
+  if (method == "POST" && request.path == "/fake/break-watches")
+    BreakWatches();
+  else if (method == "POST" && request.path == "/fake/compact")
+    CompactHistory();
+  else if (method == "POST" && request.path == "/fake/fail")
+    FailNextRequests(request.has_param("count") ? std::stoi(request.get_param_value("count")) : 1,
+                     request.has_param("code") ? std::stoi(request.get_param_value("code")) : 500);
+  else if (method != "GET" || request.path != "/fake/watches") {
+    Send(response, ErrorOutcome(404, "NotFound", "unknown knob " + method + " " + request.path));
+    return true;
+  }
+  Send(response, {200, {{"open", OpenWatches()}}});
+  return true;
+}
+
+bool FakeApiServer::ServeDiscovery(const std::string& path, httplib::Response& response) {
+  if (path == "/api") {
+    Send(response, {200,
+                    {{"kind", "APIVersions"},
+                     {"versions", {"v1"}},
+                     {"serverAddressByClientCIDRs",
+                      {{{"clientCIDR", "0.0.0.0/0"},
+                        {"serverAddress", options_.host + ":" + std::to_string(port_)}}}}}});
+  } else if (path == "/apis") {
+    Send(response,
+         {200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", Json::array()}}});
+  } else if (path == "/api/v1") {
+    Send(response, {200, CoreResourceList()});
+  } else if (path == "/version") {
+    Send(response, {200,
+                    {{"major", "1"},
+                     {"minor", "29"},
+                     {"gitVersion", "v1.29.0-gpuslice-fake"},
+                     {"gitCommit", "0000000000000000000000000000000000000000"},
+                     {"gitTreeState", "clean"},
+                     {"buildDate", "2026-01-01T00:00:00Z"},
+                     {"goVersion", "go1.21.0"},
+                     {"compiler", "gc"},
+                     {"platform", "linux/amd64"}}});
+  } else if (path == "/openapi/v3") {
+    Send(response,
+         {200, {{"paths", {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=0"}}}}}}});
+  } else if (path == "/openapi/v3/api/v1") {
+    Send(response, {200, CoreOpenApiV3()});
+  } else if (path == "/healthz" || path == "/readyz" || path == "/livez") {
+    response.set_content("ok", "text/plain");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void FakeApiServer::ServeResource(const std::string& method, const httplib::Request& request,
+                                  httplib::Response& response) {
+  const std::optional<Target> target = ParseTarget(Segments(request.path));
+  if (!target) {
+    Send(response,
+         ErrorOutcome(
+             404, "NotFound", "the server could not find the requested resource",
+             {{"causes",
+               {{{"reason", "UnexpectedServerResponse"}, {"message", "404 page not found"}}}}}));
+    return;
+  }
+  const ResourceType& type = *target->type;
+  const bool collection = target->name.empty();
+  Json body;
+  if (method == "POST" || method == "PUT" || method == "PATCH") {
+    body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+      Send(response, ErrorOutcome(400, "BadRequest", "the request body is not valid JSON"));
+      return;
+    }
+  }
+  const std::string watch = request.get_param_value("watch");
+  if (method == "GET" && collection && (watch == "true" || watch == "1")) {
+    ServeWatch(type, target->ns, request, response);
+  } else if (method == "GET" && collection) {
+    Send(response, store_.List(type, target->ns, request.get_param_value("labelSelector"),
+                               request.get_param_value("fieldSelector")));
+  } else if (method == "GET" && target->subresource != "binding") {
+    Send(response, store_.Get(type, target->ns, target->name));
+  } else if (method == "POST" && collection) {
+    Send(response, store_.Create(type, target->ns, std::move(body)));
+  } else if (method == "POST" && target->subresource == "binding") {
+    Send(response, store_.Bind(target->ns, target->name, body));
+  } else if (method == "PUT" && !collection && target->subresource != "binding") {
+    Send(response,
+         store_.Update(type, target->ns, target->name, target->subresource, std::move(body)));
+  } else if (method == "PATCH" && !collection && target->subresource != "binding") {
+    Send(response, store_.Patch(type, target->ns, target->name, target->subresource,
+                                request.get_header_value("Content-Type"), body));
+  } else if (method == "DELETE" && !collection && target->subresource.empty()) {
+    Send(response, store_.Delete(type, target->ns, target->name));
+  } else {
+    Send(response, ErrorOutcome(405, "MethodNotAllowed",
+                                "the server does not allow this method on the requested resource"));
+  }
+}
+
+void FakeApiServer::ServeWatch(const ResourceType& type, const std::string& ns,
+                               const httplib::Request& request, httplib::Response& response) {
+  Result<LabelSelector> labels = LabelSelector::Parse(request.get_param_value("labelSelector"));
+  Result<FieldSelector> fields = FieldSelector::Parse(request.get_param_value("fieldSelector"));
+  if (!labels.ok() || !fields.ok()) {
+    Send(response, ErrorOutcome(400, "BadRequest",
+                                (labels.ok() ? fields.status() : labels.status()).message()));
+    return;
+  }
+  const std::string version_text = request.get_param_value("resourceVersion");
+  std::uint64_t after = 0;
+  if (!version_text.empty() && version_text.find_first_not_of("0123456789") != std::string::npos) {
+    Send(response,
+         ErrorOutcome(400, "BadRequest", "invalid resourceVersion '" + version_text + "'"));
+    return;
+  }
+  if (!version_text.empty()) after = std::stoull(version_text);
+  struct State {
+    std::function<bool(const Json&)> selected;
+    std::vector<Json> initial;
+    std::uint64_t after;
+    bool bookmarks;
+    int generation;
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point next_bookmark;
+  };
+  auto state = std::make_shared<State>();
+  state->selected = [ns, l = *labels, f = *fields](const Json& o) {
+    if (!ns.empty() && o["metadata"].value("namespace", "") != ns) return false;
+    return l.Matches(o) && f.Matches(o);
+  };
+  state->after = after;
+  if (after == 0) {  // no version (or "0"): start with ADDED for what exists now
+    for (Json& object : store_.Snapshot(type.plural, ns, state->after))
+      if (state->selected(object)) state->initial.push_back(std::move(object));
+  }
+  state->bookmarks = request.get_param_value("allowWatchBookmarks") == "true";
+  state->generation = break_generation_.load();
+  const std::string timeout = request.get_param_value("timeoutSeconds");
+  const int timeout_s = timeout.empty() ? 1800 : std::atoi(timeout.c_str());
+  const auto start = std::chrono::steady_clock::now();
+  state->deadline = start + std::chrono::seconds(timeout_s);
+  state->next_bookmark = start + options_.bookmark_interval;
+  ++open_watches_;
+  // "stream=watch" as the real server may send; it also keeps cpp-httplib from gzip-compressing
+  // the stream (it compresses exactly "application/json" and would hold events back).
+  response.set_chunked_content_provider(
+      "application/json;stream=watch",
+      [this, state, kind = type.kind, plural = type.plural](size_t, httplib::DataSink& sink) {
+        if (stopping_ || state->generation != break_generation_.load()) return false;
+        for (const Json& object : state->initial) sink.os << EventLine("ADDED", object);
+        state->initial.clear();
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= state->deadline) {
+          sink.done();
+          return true;
+        }
+        EventBatch batch = store_.EventsAfter(plural, state->after, std::chrono::milliseconds(100));
+        if (batch.expired) {
+          sink.os << EventLine(
+              "ERROR", ErrorOutcome(410, "Expired",
+                                    "too old resource version: " + std::to_string(state->after) +
+                                        " (" + std::to_string(batch.compacted_version) + ")")
+                           .body);
+          sink.done();
+          return true;
+        }
+        for (const StoredEvent& event : batch.events) {
+          const std::string visible = VisibleType(event, state->selected);
+          if (!visible.empty()) sink.os << EventLine(visible, event.object);
+        }
+        state->after = std::max(state->after, batch.current_version);
+        if (state->bookmarks && now >= state->next_bookmark) {
+          state->next_bookmark = now + options_.bookmark_interval;
+          sink.os << EventLine("BOOKMARK",
+                               {{"kind", kind},
+                                {"apiVersion", "v1"},
+                                {"metadata", {{"resourceVersion", std::to_string(state->after)}}}});
+        }
+        return sink.is_writable();
+      },
+      [this](bool) { --open_watches_; });
+}
+
+}  // namespace gpuslice::fake
