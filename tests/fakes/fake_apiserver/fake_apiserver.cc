@@ -53,6 +53,7 @@ Json CoreResourceList() {
                                         {"get", "patch", "update"}, {}));
     }
   }
+  resources.push_back(ApiResource("bindings", "binding", "Binding", true, {"create"}, {}));
   return {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}};
 }
 
@@ -106,6 +107,12 @@ std::optional<Target> ParseTarget(const std::vector<std::string>& parts) {
       std::find(subs.begin(), subs.end(), target.subresource) == subs.end())
     return std::nullopt;
   return target;
+}
+
+// Query booleans as Go's strconv.ParseBool reads them (the Python client sends "True").
+bool ParseBool(const std::string& text) {
+  return text == "1" || text == "t" || text == "T" || text == "true" || text == "TRUE" ||
+         text == "True";
 }
 
 std::string EventLine(const std::string& type, const Json& object) {
@@ -274,7 +281,17 @@ bool FakeApiServer::ServeDiscovery(const std::string& path, httplib::Response& r
 
 void FakeApiServer::ServeResource(const std::string& method, const httplib::Request& request,
                                   httplib::Response& response) {
-  const std::optional<Target> target = ParseTarget(Segments(request.path));
+  const std::vector<std::string> parts = Segments(request.path);
+  // POST /api/v1/namespaces/<ns>/bindings: the older form of pods/<name>/binding (the Python
+  // client's create_namespaced_binding uses it); the pod is the Binding's metadata.name.
+  if (method == "POST" && parts.size() == 5 && parts[2] == "namespaces" && parts[4] == "bindings") {
+    const Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    const std::string pod =
+        body.is_object() && body["metadata"].is_object() ? body["metadata"].value("name", "") : "";
+    Send(response, store_.Bind(parts[3], pod, body));
+    return;
+  }
+  const std::optional<Target> target = ParseTarget(parts);
   if (!target) {
     Send(response,
          ErrorOutcome(
@@ -293,8 +310,7 @@ void FakeApiServer::ServeResource(const std::string& method, const httplib::Requ
       return;
     }
   }
-  const std::string watch = request.get_param_value("watch");
-  if (method == "GET" && collection && (watch == "true" || watch == "1")) {
+  if (method == "GET" && collection && ParseBool(request.get_param_value("watch"))) {
     ServeWatch(type, target->ns, request, response);
   } else if (method == "GET" && collection) {
     Send(response, store_.List(type, target->ns, request.get_param_value("labelSelector"),
@@ -355,7 +371,7 @@ void FakeApiServer::ServeWatch(const ResourceType& type, const std::string& ns,
     for (Json& object : store_.Snapshot(type.plural, ns, state->after))
       if (state->selected(object)) state->initial.push_back(std::move(object));
   }
-  state->bookmarks = request.get_param_value("allowWatchBookmarks") == "true";
+  state->bookmarks = ParseBool(request.get_param_value("allowWatchBookmarks"));
   state->generation = break_generation_.load();
   const std::string timeout = request.get_param_value("timeoutSeconds");
   const int timeout_s = timeout.empty() ? 1800 : std::atoi(timeout.c_str());
