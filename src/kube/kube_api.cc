@@ -149,8 +149,13 @@ Result<Json> UpdateWithRetry(KubeApi& api, const ResourceRef& ref,
 std::string ObjectKey(const Json& object) {
   const auto metadata = object.find("metadata");
   if (metadata == object.end() || !metadata->is_object()) return "";
-  const std::string name = metadata->value("name", "");
-  const std::string ns = metadata->value("namespace", "");
+  const auto text = [&](const char* key) {
+    const auto it = metadata->find(key);
+    return it != metadata->end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string name = text("name");
+  const std::string ns = text("namespace");
+  if (name.empty()) return "";
   return ns.empty() ? name : ns + "/" + name;
 }
 
