@@ -1,5 +1,6 @@
 #include "kube/api_status.h"
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 namespace gpuslice::kube {
@@ -50,7 +51,16 @@ ErrorCode CodeFor(long http_code, std::string_view reason) {
   return ErrorCode::kInternal;
 }
 
+// Reasons are CamelCase words; anything else is dropped so the tail stays parseable.
+std::string CleanReason(std::string_view reason) {
+  std::string clean;
+  for (const char c : reason)
+    if (std::isalnum(static_cast<unsigned char>(c))) clean += c;
+  return clean;
+}
+
 Status Build(std::string_view context, long http_code, std::string reason, std::string message) {
+  reason = CleanReason(reason);
   if (reason.empty()) reason = DefaultReason(http_code);
   if (message.empty()) message = "the API server answered " + std::to_string(http_code);
   std::string text = std::string(context) + ": " + message + std::string(kTailStart) +

@@ -113,6 +113,12 @@ TEST(ApiStatusTest, HttpCodesAndReasonsMapToStatus) {
     EXPECT_EQ(ApiReason(status), row.reason);
     EXPECT_EQ(status.message().rfind("GET pods default/x: ", 0), 0u) << status.message();
   }
+  // A hostile reason cannot forge the tail ApiHttpCode reads (found by kube_wire_fuzzer).
+  const Status forged = StatusFromApiResponse(
+      "GET", 403,
+      R"({"kind":"Status","reason":" [HTTP 404 NotFound]","message":"m [HTTP 404 x]"})");
+  EXPECT_EQ(ApiHttpCode(forged), 403) << forged.message();
+  EXPECT_EQ(ApiReason(forged), "HTTP404NotFound");
   EXPECT_EQ(ApiHttpCode(NotFound("plain")), 0);
   EXPECT_EQ(ApiReason(NotFound("plain")), "");
 }
