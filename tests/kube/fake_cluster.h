@@ -50,6 +50,15 @@ class FakeCluster {
   std::unique_ptr<KubeClient> client_;
 };
 
+// Server options with a bounded event history and a bookmark cadence.
+inline fake::FakeApiServerOptions FakeOptions(std::size_t max_history,
+                                              std::chrono::milliseconds bookmark_interval) {
+  fake::FakeApiServerOptions options;
+  options.max_history = max_history;
+  options.bookmark_interval = bookmark_interval;
+  return options;
+}
+
 // A minimal pod manifest.
 inline Json PodManifest(const std::string& name, const Json& labels = Json::object(),
                         const std::string& node = "") {

@@ -186,8 +186,7 @@ TEST_F(InformerTest, ExpiredWatchRelistsWithoutBackoffAndDiffs) {
 // last version; when the history has moved past it (here: other resources' changes beyond
 // max_history), the server answers ERROR 410 and the informer relists at once, without backoff.
 TEST(InformerExpiryTest, ResumedWatchThatGetsExpiredRelistsWithoutBackoff) {
-  FakeCluster cluster(
-      fake::FakeApiServerOptions{.max_history = 2, .bookmark_interval = std::chrono::hours(1)});
+  FakeCluster cluster(FakeOptions(2, std::chrono::hours(1)));
   EventLog log;
   GateSleeper sleeper(/*gated=*/false);
   InformerOptions options;
@@ -252,7 +251,7 @@ TEST_F(InformerTest, FieldSelectorInformerSeesOnlyItsNodesPods) {
 }
 
 TEST_F(InformerTest, BookmarksAdvanceTheResourceVersion) {
-  FakeCluster cluster(fake::FakeApiServerOptions{.bookmark_interval = milliseconds(20)});
+  FakeCluster cluster(FakeOptions(1000, milliseconds(20)));
   InformerOptions options;
   options.watch_timeout_seconds = 1;
   Informer informer(cluster.client(), Pods(), options, {});

@@ -349,8 +349,7 @@ TEST_F(KubeClientTest, WatchWithFieldSelectorSeesAPodBoundToItsNodeAsAdded) {
 }
 
 TEST_F(KubeClientTest, WatchSendsBookmarksWhenAsked) {
-  FakeCluster cluster(
-      fake::FakeApiServerOptions{.bookmark_interval = std::chrono::milliseconds(20)});
+  FakeCluster cluster(FakeOptions(1000, std::chrono::milliseconds(20)));
   ListOptions options;
   options.resource_version = std::to_string(cluster.server().store().CurrentVersion());
   WatchRecorder watch(cluster.client(), Pods(), options);

@@ -138,22 +138,37 @@ FakeApiServer::FakeApiServer(FakeApiServerOptions options)
 
 FakeApiServer::~FakeApiServer() { Stop(); }
 
+bool FakeApiServer::tls() const {
+  return !options_.tls_cert_file.empty() && !options_.tls_key_file.empty();
+}
+
 std::string FakeApiServer::url() const {
-  return "http://" + options_.host + ":" + std::to_string(port_);
+  return (tls() ? "https://" : "http://") + options_.host + ":" + std::to_string(port_);
 }
 
 std::string FakeApiServer::Kubeconfig() const {
-  return "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
-         "clusters:\n- name: fake\n  cluster:\n    server: " +
-         url() +
-         "\n"
-         "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
-         "    namespace: default\n"
-         "users:\n- name: fake\n  user:\n    token: fake-token\n";
+  std::string text = "apiVersion: v1\nkind: Config\ncurrent-context: fake\n";
+  text += "clusters:\n- name: fake\n  cluster:\n    server: " + url() + "\n";
+  if (!options_.tls_ca_file.empty())
+    text += "    certificate-authority: " + options_.tls_ca_file + "\n";
+  text += "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n";
+  text += "    namespace: default\n";
+  text += "users:\n- name: fake\n  user:\n    token: fake-token\n";
+  return text;
 }
 
 Status FakeApiServer::Start() {
-  server_ = std::make_unique<httplib::Server>();
+  if (tls()) {
+    auto tls_server = std::make_unique<httplib::SSLServer>(
+        options_.tls_cert_file.c_str(), options_.tls_key_file.c_str(),
+        options_.tls_client_ca_file.empty() ? nullptr : options_.tls_client_ca_file.c_str());
+    if (!tls_server->is_valid())
+      return InvalidArgument("fake API server: cannot load TLS certificate '" +
+                             options_.tls_cert_file + "' or key '" + options_.tls_key_file + "'");
+    server_ = std::move(tls_server);
+  } else {
+    server_ = std::make_unique<httplib::Server>();
+  }
   const int threads = options_.worker_threads;
   server_->new_task_queue = [threads] {
     return new httplib::ThreadPool(static_cast<size_t>(threads));

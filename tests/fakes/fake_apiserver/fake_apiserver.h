@@ -33,6 +33,11 @@ struct FakeApiServerOptions {
   std::size_t max_history = 1000;
   std::chrono::milliseconds bookmark_interval{1000};  // BOOKMARK cadence on watches that ask
   int worker_threads = 64;                            // each open watch holds one
+  // HTTPS when both are set (PEM files); plain HTTP otherwise.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;         // the CA that signed tls_cert_file; Kubeconfig() names it
+  std::string tls_client_ca_file;  // when set, clients must present a certificate it signed
 };
 
 class FakeApiServer {
@@ -47,7 +52,7 @@ class FakeApiServer {
   void Stop();
 
   int port() const { return port_; }
-  std::string url() const;  // "http://127.0.0.1:PORT"
+  std::string url() const;  // "http://127.0.0.1:PORT" (https:// with TLS)
   // A kubeconfig (YAML) whose current context points at this server.
   std::string Kubeconfig() const;
 
@@ -61,6 +66,7 @@ class FakeApiServer {
   bool WaitForWatches(int count, std::chrono::milliseconds timeout) const;
 
  private:
+  bool tls() const;
   void Dispatch(const std::string& method, const httplib::Request& request,
                 httplib::Response& response);
   bool ServeKnob(const std::string& method, const httplib::Request& request,

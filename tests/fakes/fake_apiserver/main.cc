@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-history", options.max_history, "watch events kept for resuming")
       ->capture_default_str();
   app.add_option("--bookmark-interval-ms", bookmark_ms, "BOOKMARK cadence")->capture_default_str();
+  app.add_option("--tls-cert", options.tls_cert_file, "serve HTTPS with this PEM certificate");
+  app.add_option("--tls-key", options.tls_key_file, "the certificate's PEM key");
+  app.add_option("--tls-ca", options.tls_ca_file, "CA named in the written kubeconfig");
+  app.add_option("--tls-client-ca", options.tls_client_ca_file, "require client certificates");
   CLI11_PARSE(app, argc, argv);
   options.bookmark_interval = std::chrono::milliseconds(bookmark_ms);
 
