@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include "fake_apiserver/selectors.h"
+#include "fake_apiserver/watch_stream.h"
 
 namespace gpuslice::fake {
 namespace {
@@ -113,22 +114,6 @@ std::optional<Target> ParseTarget(const std::vector<std::string>& parts) {
 bool ParseBool(const std::string& text) {
   return text == "1" || text == "t" || text == "T" || text == "true" || text == "TRUE" ||
          text == "True";
-}
-
-std::string EventLine(const std::string& type, const Json& object) {
-  return Json{{"type", type}, {"object", object}}.dump() + "\n";
-}
-
-// The event a watcher with selectors sees for a stored change, or "" for none: an object that
-// moves into the selection is ADDED, one that moves out is DELETED, as on the real server.
-std::string VisibleType(const StoredEvent& event,
-                        const std::function<bool(const Json&)>& selected) {
-  const bool now = event.type != "DELETED" && selected(event.object);
-  const bool before = !event.previous.is_null() && selected(event.previous);
-  if (now && before) return "MODIFIED";
-  if (now) return "ADDED";
-  if (before) return "DELETED";
-  return "";
 }
 
 }  // namespace
@@ -352,84 +337,41 @@ void FakeApiServer::ServeResource(const std::string& method, const httplib::Requ
 
 void FakeApiServer::ServeWatch(const ResourceType& type, const std::string& ns,
                                const httplib::Request& request, httplib::Response& response) {
+  WatchRequest watch;
+  watch.type = &type;
+  watch.ns = ns;
   Result<LabelSelector> labels = LabelSelector::Parse(request.get_param_value("labelSelector"));
   Result<FieldSelector> fields = FieldSelector::Parse(request.get_param_value("fieldSelector"));
+  const std::string version = request.get_param_value("resourceVersion");
   if (!labels.ok() || !fields.ok()) {
     Send(response, ErrorOutcome(400, "BadRequest",
                                 (labels.ok() ? fields.status() : labels.status()).message()));
     return;
   }
-  const std::string version_text = request.get_param_value("resourceVersion");
-  std::uint64_t after = 0;
-  if (!version_text.empty() && version_text.find_first_not_of("0123456789") != std::string::npos) {
-    Send(response,
-         ErrorOutcome(400, "BadRequest", "invalid resourceVersion '" + version_text + "'"));
+  if (version.size() > 19 || version.find_first_not_of("0123456789") != std::string::npos) {
+    Send(response, ErrorOutcome(400, "BadRequest", "invalid resourceVersion '" + version + "'"));
     return;
   }
-  if (!version_text.empty()) after = std::stoull(version_text);
-  struct State {
-    std::function<bool(const Json&)> selected;
-    std::vector<Json> initial;
-    std::uint64_t after;
-    bool bookmarks;
-    int generation;
-    std::chrono::steady_clock::time_point deadline;
-    std::chrono::steady_clock::time_point next_bookmark;
-  };
-  auto state = std::make_shared<State>();
-  state->selected = [ns, l = *labels, f = *fields](const Json& o) {
-    if (!ns.empty() && o["metadata"].value("namespace", "") != ns) return false;
-    return l.Matches(o) && f.Matches(o);
-  };
-  state->after = after;
-  if (after == 0) {  // no version (or "0"): start with ADDED for what exists now
-    for (Json& object : store_.Snapshot(type.plural, ns, state->after))
-      if (state->selected(object)) state->initial.push_back(std::move(object));
-  }
-  state->bookmarks = ParseBool(request.get_param_value("allowWatchBookmarks"));
-  state->generation = break_generation_.load();
+  watch.labels = std::move(*labels);
+  watch.fields = std::move(*fields);
+  watch.after_version = version.empty() ? 0 : std::stoull(version);
+  watch.bookmarks = ParseBool(request.get_param_value("allowWatchBookmarks"));
   const std::string timeout = request.get_param_value("timeoutSeconds");
-  const int timeout_s = timeout.empty() ? 1800 : std::atoi(timeout.c_str());
-  const auto start = std::chrono::steady_clock::now();
-  state->deadline = start + std::chrono::seconds(timeout_s);
-  state->next_bookmark = start + options_.bookmark_interval;
+  if (!timeout.empty()) watch.timeout = std::chrono::seconds(std::atoi(timeout.c_str()));
+  watch.bookmark_interval = options_.bookmark_interval;
+  auto stream = std::make_shared<WatchStream>(store_, std::move(watch));
   ++open_watches_;
   // "stream=watch" as the real server may send; it also keeps cpp-httplib from gzip-compressing
   // the stream (it compresses exactly "application/json" and would hold events back).
   response.set_chunked_content_provider(
       "application/json;stream=watch",
-      [this, state, kind = type.kind, plural = type.plural](size_t, httplib::DataSink& sink) {
-        if (stopping_ || state->generation != break_generation_.load()) return false;
-        for (const Json& object : state->initial) sink.os << EventLine("ADDED", object);
-        state->initial.clear();
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= state->deadline) {
-          sink.done();
-          return true;
-        }
-        EventBatch batch = store_.EventsAfter(plural, state->after, std::chrono::milliseconds(100));
-        if (batch.expired) {
-          sink.os << EventLine(
-              "ERROR", ErrorOutcome(410, "Expired",
-                                    "too old resource version: " + std::to_string(state->after) +
-                                        " (" + std::to_string(batch.compacted_version) + ")")
-                           .body);
-          sink.done();
-          return true;
-        }
-        for (const StoredEvent& event : batch.events) {
-          const std::string visible = VisibleType(event, state->selected);
-          if (!visible.empty()) sink.os << EventLine(visible, event.object);
-        }
-        state->after = std::max(state->after, batch.current_version);
-        if (state->bookmarks && now >= state->next_bookmark) {
-          state->next_bookmark = now + options_.bookmark_interval;
-          sink.os << EventLine("BOOKMARK",
-                               {{"kind", kind},
-                                {"apiVersion", "v1"},
-                                {"metadata", {{"resourceVersion", std::to_string(state->after)}}}});
-        }
-        return sink.is_writable();
+      [this, stream, generation = break_generation_.load()](size_t, httplib::DataSink& sink) {
+        if (stopping_ || generation != break_generation_.load()) return false;  // drop it
+        std::string lines;
+        const WatchStream::Step step = stream->Next(lines, std::chrono::milliseconds(100));
+        if (!lines.empty() && !sink.write(lines.data(), lines.size())) return false;
+        if (step == WatchStream::Step::kEnd) sink.done();
+        return true;
       },
       [this](bool) { --open_watches_; });
 }
