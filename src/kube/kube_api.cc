@@ -146,6 +146,20 @@ Result<Json> UpdateWithRetry(KubeApi& api, const ResourceRef& ref,
   return last.WithContext("gave up after " + std::to_string(max_attempts) + " conflicts");
 }
 
+Status BindPod(KubeApi& api, const std::string& namespace_name, const std::string& pod_name,
+               const std::string& pod_uid, const std::string& node_name,
+               const std::map<std::string, std::string>& annotations) {
+  ResourceRef ref = Pod(namespace_name, pod_name);
+  ref.subresource = "binding";
+  Json binding = {{"apiVersion", "v1"},
+                  {"kind", "Binding"},
+                  {"metadata", {{"name", pod_name}, {"namespace", namespace_name}}},
+                  {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node_name}}}};
+  if (!pod_uid.empty()) binding["metadata"]["uid"] = pod_uid;
+  if (!annotations.empty()) binding["metadata"]["annotations"] = annotations;
+  return api.Create(ref, binding).status();
+}
+
 std::string ObjectKey(const Json& object) {
   const auto metadata = object.find("metadata");
   if (metadata == object.end() || !metadata->is_object()) return "";

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -101,6 +102,14 @@ class KubeApi {
 // an error aborts without writing. Returns the object the server stored.
 Result<Json> UpdateWithRetry(KubeApi& api, const ResourceRef& ref,
                              const std::function<Status(Json&)>& mutate, int max_attempts = 5);
+
+// Binds a pod to a node with one POST pods/<name>/binding; `annotations` land on the pod in the
+// same write (how the scheduler extender records its GPU choice with the node). A non-empty
+// `pod_uid` makes the server refuse a different pod recreated under the same name. A pod that is
+// already bound gives IsConflict().
+Status BindPod(KubeApi& api, const std::string& namespace_name, const std::string& pod_name,
+               const std::string& pod_uid, const std::string& node_name,
+               const std::map<std::string, std::string>& annotations);
 
 // "namespace/name" (or "name" for cluster-scoped objects): the informer's store key.
 std::string ObjectKey(const Json& object);

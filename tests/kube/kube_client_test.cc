@@ -201,6 +201,19 @@ TEST_F(KubeClientTest, BindingSetsNodeAndAnnotationsInOneVersionAndRefusesASecon
             std::string::npos);
 }
 
+TEST_F(KubeClientTest, BindPodHelperChecksTheUid) {
+  const Json pod = MustCreate(PodManifest("p"));
+  const Status wrong_uid = BindPod(api(), "default", "p", "not-the-uid", "node-1", {});
+  EXPECT_TRUE(IsConflict(wrong_uid)) << wrong_uid.ToString();
+  const std::string uid = pod["metadata"]["uid"];
+  ASSERT_TRUE(BindPod(api(), "default", "p", uid, "node-2", {{"gpuslice.io/gpu", "GPU-7"}}).ok());
+  Result<Json> after = api().Get(Pod("default", "p"));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)["spec"]["nodeName"], "node-2");
+  EXPECT_EQ((*after)["metadata"]["annotations"]["gpuslice.io/gpu"], "GPU-7");
+  EXPECT_TRUE(IsNotFound(BindPod(api(), "default", "gone", "", "node-1", {})));
+}
+
 TEST_F(KubeClientTest, UpdateWithRetryRereadsAfterAConflict) {
   MustCreate(PodManifest("p"));
   int attempts = 0;
