@@ -198,7 +198,7 @@ void FakeApiServer::BreakWatches() {
 void FakeApiServer::CompactHistory() { store_.Compact(); }
 
 void FakeApiServer::FailNextRequests(int count, int http_code) {
-  fail_code_ = http_code;
+  fail_code_ = http_code >= 400 && http_code <= 599 ? http_code : 500;
   fail_remaining_ = count;
 }
 
@@ -232,8 +232,9 @@ bool FakeApiServer::ServeKnob(const std::string& method, const httplib::Request&
   else if (method == "POST" && request.path == "/fake/compact")
     CompactHistory();
   else if (method == "POST" && request.path == "/fake/fail")
-    FailNextRequests(request.has_param("count") ? std::stoi(request.get_param_value("count")) : 1,
-                     request.has_param("code") ? std::stoi(request.get_param_value("code")) : 500);
+    FailNextRequests(
+        request.has_param("count") ? std::atoi(request.get_param_value("count").c_str()) : 1,
+        request.has_param("code") ? std::atoi(request.get_param_value("code").c_str()) : 500);
   else if (method != "GET" || request.path != "/fake/watches") {
     Send(response, ErrorOutcome(404, "NotFound", "unknown knob " + method + " " + request.path));
     return true;
