@@ -136,6 +136,8 @@ SyncReport Extender::Rebuild(std::span<const json> nodes, std::span<const json> 
     kept.emplace(info.uid, std::move(entry));
   }
   pods_ = std::move(kept);
+  reserved_.clear();
+  for (const auto& [uid, entry] : pods_) reserved_.insert(uid);
   RebuildClusterState();
   for (PodInfo& info : infos) {
     const Status applied = ApplyPod(std::move(info));
@@ -204,6 +206,7 @@ Status Extender::ApplyPod(PodInfo info) {
     if (entry.hold != PodEntry::HoldKind::kNone && entry.placed &&
         entry.assignment == *pod.assignment) {
       entry.hold = PodEntry::HoldKind::kBound;  // our reservation, now seen bound: commit
+      reserved_.erase(pod.uid);
       return Status::Ok();
     }
     Release(entry);
@@ -213,6 +216,7 @@ Status Extender::ApplyPod(PodInfo info) {
   // Bound without a usable annotation. Keep a reservation on that node counted (conservative).
   if (entry.hold == PodEntry::HoldKind::kReserved && entry.assignment.node == pod.node_name) {
     entry.hold = PodEntry::HoldKind::kBound;
+    reserved_.erase(pod.uid);
     return Status::Ok();
   }
   Release(entry);
@@ -231,11 +235,17 @@ void Extender::Release(PodEntry& entry) {
   entry.placed = false;
   entry.hold = PodEntry::HoldKind::kNone;
   entry.assignment = {};
+  reserved_.erase(entry.info.uid);
 }
 
 Status Extender::Hold(PodEntry& entry, const GpuAssignment& assignment, bool reserved) {
   entry.hold = reserved ? PodEntry::HoldKind::kReserved : PodEntry::HoldKind::kBound;
   entry.assignment = assignment;
+  if (reserved) {
+    reserved_.insert(entry.info.uid);
+  } else {
+    reserved_.erase(entry.info.uid);
+  }
   entry.placed = false;
   const auto node_it = nodes_.find(assignment.node);
   const auto index_it = node_index_.find(assignment.node);
@@ -621,12 +631,12 @@ Status Extender::Bind(const BindArgs& args) {
 void Extender::ExpireReservations() {
   const Clock::TimePoint now = clock_.Now();
   auto next = std::numeric_limits<Clock::Duration::rep>::max();
-  for (auto& [uid, entry] : pods_) {
-    if (entry->hold != PodEntry::HoldKind::kReserved) continue;
-    if (entry->expires <= now) {
-      Release(*entry);
+  for (auto it = reserved_.begin(); it != reserved_.end();) {
+    PodEntry& entry = *pods_.at(*it++);  // Release erases the current element
+    if (entry.expires <= now) {
+      Release(entry);
     } else {
-      next = std::min(next, entry->expires.time_since_epoch().count());
+      next = std::min(next, entry.expires.time_since_epoch().count());
     }
   }
   next_expiry_ = next;

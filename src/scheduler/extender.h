@@ -15,6 +15,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -159,6 +160,7 @@ class Extender {
   std::unordered_map<std::string, std::unique_ptr<PodEntry>> pods_;  // by uid
   std::optional<placement::ClusterState> state_;
   std::unordered_map<std::string, int> node_index_;  // name -> index in state_
+  std::set<std::string> reserved_;  // uids holding a reservation (binds not yet seen bound)
   placement::PodId next_pod_id_ = 1;
   std::atomic<std::uint64_t> pods_generation_{0};     // bumps when the GPU requests seen change
   std::atomic<Clock::Duration::rep> next_expiry_{0};  // earliest reservation expiry
