@@ -191,13 +191,21 @@ void Extender::DeletePod(const std::string& uid) {
 }
 
 Status Extender::ApplyPod(PodInfo info) {
+  if (!info.request.wants_gpu()) {  // holds nothing the extender counts: not cached
+    if (const auto it = pods_.find(info.uid); it != pods_.end()) {
+      Release(*it->second);
+      pods_.erase(it);
+      ++pods_generation_;
+    }
+    return Status::Ok();
+  }
   auto& slot = pods_[info.uid];
   if (slot == nullptr) slot = std::make_unique<PodEntry>();
   PodEntry& entry = *slot;
   if (!(entry.info.request == info.request)) ++pods_generation_;
   entry.info = std::move(info);
   const PodInfo& pod = entry.info;
-  if (pod.terminated() || (!pod.node_name.empty() && !pod.request.wants_gpu())) {
+  if (pod.terminated()) {
     Release(entry);
     return Status::Ok();
   }

@@ -67,7 +67,7 @@ struct BindArgs {
 struct SyncReport {
   int nodes = 0;
   int gpu_nodes = 0;
-  int pods = 0;
+  int pods = 0;          // pods asking for gpuslice.io resources
   int holding_pods = 0;  // pods whose GPUs are accounted (bound or reserved)
   std::vector<std::string> problems;
 };
