@@ -9,9 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "core/clock.h"
 #include "test_objects.h"
@@ -48,7 +50,8 @@ class ExtenderServerTest : public ::testing::Test {
     server_ = *ExtenderServer::Create(*extender_, server_options);
     const Result<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status().ToString();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", *port);
+    port_ = *port;
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
   }
   void Sync() {
     extender_->Rebuild(std::vector<json>{MakeNode("a", 1), MakeNode("b", 1, "A100", 4 * kGiB)}, {});
@@ -62,6 +65,7 @@ class ExtenderServerTest : public ::testing::Test {
   std::unique_ptr<Extender> extender_;
   std::unique_ptr<ExtenderServer> server_;
   std::unique_ptr<httplib::Client> client_;
+  int port_ = 0;
 };
 
 TEST_F(ExtenderServerTest, FilterAnswersAnExtenderFilterResult) {
@@ -133,6 +137,51 @@ TEST_F(ExtenderServerTest, PrioritizeAndBindAnswerInTheirWireFormats) {
   EXPECT_EQ(failed->status, 200);
   EXPECT_NE(json::parse(failed->body)["Error"].get<std::string>().find("team-a/ghost"),
             std::string::npos);
+}
+
+TEST_F(ExtenderServerTest, ConcurrentClientsNeverOverbookAGpu) {
+  extender_->Rebuild(std::vector<json>{MakeNode("a", 1), MakeNode("b", 1)}, {});
+  constexpr int kClients = 8;
+  constexpr int kPodsPerClient = 3;
+  std::atomic<int> bound{0};
+  std::atomic<int> bad_answers{0};
+  std::vector<std::thread> clients;
+  const int port = port_;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      httplib::Client client("127.0.0.1", port);
+      for (int i = 0; i < kPodsPerClient; ++i) {
+        const std::string name = "c" + std::to_string(c) + "-" + std::to_string(i);
+        const json pod = MakePod(name, {.memory = "3Gi", .compute = "10"});
+        const auto filter =
+            client.Post("/gpuslice/filter", ArgsWithNames(pod, {"a", "b"}), "application/json");
+        const auto scores =
+            client.Post("/gpuslice/prioritize", ArgsWithNames(pod, {"a", "b"}), "application/json");
+        if (!filter || filter->status != 200 || !scores || scores->status != 200) {
+          ++bad_answers;
+          continue;
+        }
+        const json fitting = json::parse(filter->body)["NodeNames"];
+        if (fitting.empty()) continue;
+        const auto answer =
+            client.Post("/gpuslice/bind", BindingArgs(name, fitting[0]), "application/json");
+        if (!answer || answer->status != 200) {
+          ++bad_answers;
+        } else if (json::parse(answer->body)["Error"] == "") {
+          ++bound;
+        }
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(bad_answers.load(), 0);
+  EXPECT_EQ(bound.load(), 10);  // five 3Gi shares per 16Gi GPU, two GPUs
+  for (const char* node : {"a", "b"}) {
+    const std::vector<GpuFree> gpus = extender_->FreeGpus(node);
+    ASSERT_EQ(gpus.size(), 1U);
+    EXPECT_EQ(gpus[0].memory_free_bytes, 1 * kGiB) << node;
+    EXPECT_EQ(gpus[0].compute_free_percent, 50) << node;
+  }
 }
 
 struct GarbageCase {
