@@ -23,7 +23,12 @@ int HttpStatusFor(const Status& status) {
   }
 }
 
-VerbResponse Reply(int status, const json& body) { return {status, body.dump()}; }
+// Messages may quote request text cut at a byte limit: replace invalid UTF-8 rather than throw.
+std::string Dump(const json& body) {
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+VerbResponse Reply(int status, const json& body) { return {status, Dump(body)}; }
 
 VerbResponse Filter(Extender& extender, std::string_view body) {
   Result<ExtenderArgs> args = ParseExtenderArgs(body);
@@ -138,7 +143,7 @@ void ExtenderServer::Route() {
     if (!response.body.empty()) return;
     const std::string message = response.status == 413 ? "request body too large"
                                                        : "HTTP " + std::to_string(response.status);
-    response.set_content(json{{"Error", message}}.dump(), "application/json");
+    response.set_content(Dump(json{{"Error", message}}), "application/json");
   });
   server_->set_exception_handler(
       [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {

@@ -230,6 +230,19 @@ INSTANTIATE_TEST_SUITE_P(
                     R"({"PodName":1,"PodNamespace":2,"PodUID":3,"Node":4})", "'PodName'"}),
     [](const auto& test) { return std::string(test.param.name); });
 
+TEST_F(ExtenderServerTest, AMessageQuotingCutUtf8IsStillValidJson) {
+  Sync();
+  std::string memory = "1";
+  for (int i = 0; i < 40; ++i) memory += "\xc3\xa9";  // "é": the 64-byte cut splits one
+  const auto response =
+      Post("/gpuslice/filter", ArgsWithNames(MakePod("p", {.memory = memory}), {"a"}));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  const json body = json::parse(response->body, nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << response->body;
+  EXPECT_NE(body["Error"].get<std::string>().find("longer than 64 characters"), std::string::npos);
+}
+
 TEST_F(ExtenderServerTest, OversizedBodiesGet413) {
   Sync();
   const auto response = Post("/gpuslice/filter", std::string(2 << 20, ' '));
