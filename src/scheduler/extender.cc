@@ -16,7 +16,7 @@ namespace {
 using nlohmann::json;
 using placement::PodRequest;
 
-constexpr std::int64_t kMiB = 1024 * 1024;
+constexpr std::int64_t kMiB = std::int64_t{1024} * 1024;
 
 std::string MiBText(std::int64_t mib) { return FormatBytes(mib * kMiB); }
 
@@ -399,7 +399,7 @@ Result<FilterResult> Extender::Filter(const json& pod, std::span<const std::stri
   for (const std::string& name : node_names) {
     const auto node = nodes_.find(name);
     const auto index = node_index_.find(name);
-    if (name == own_node) {
+    if (name == own_node || (index != node_index_.end() && state_->Fits(*request, index->second))) {
       result.nodes.push_back(name);
     } else if (node == nodes_.end()) {
       result.unresolvable[name] = "node is not in gpuslice-scheduler's cache (not seen yet)";
@@ -409,8 +409,6 @@ Result<FilterResult> Extender::Filter(const json& pod, std::span<const std::stri
       result.unresolvable[name] = "node publishes no GPUs for gpuslice (annotation " +
                                   std::string(names::kAnnotationNodeGpus) +
                                   " missing: is gpuslice-node-agent running there?)";
-    } else if (state_->Fits(*request, index->second)) {
-      result.nodes.push_back(name);
     } else {
       bool unresolvable = false;
       std::string why = WhyNot(*request, info.request, index->second, &unresolvable);

@@ -146,7 +146,7 @@ void ExtenderServer::Route() {
     response.set_content(Dump(json{{"Error", message}}), "application/json");
   });
   server_->set_exception_handler(
-      [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
+      [](const httplib::Request&, httplib::Response& response, const std::exception_ptr&) {
         response.status = 500;
         response.set_content(json{{"Error", "internal error"}}.dump(), "application/json");
       });
