@@ -57,7 +57,7 @@ class ExtenderServerTest : public ::testing::Test {
     extender_->Rebuild(std::vector<json>{MakeNode("a", 1), MakeNode("b", 1, "A100", 4 * kGiB)}, {});
   }
   httplib::Result Post(const std::string& path, const std::string& body) {
-    return client_->Post(path.c_str(), body, "application/json");
+    return client_->Post(path, body, "application/json");
   }
 
   ManualClock clock_;
@@ -147,6 +147,7 @@ TEST_F(ExtenderServerTest, ConcurrentClientsNeverOverbookAGpu) {
   std::atomic<int> bad_answers{0};
   std::vector<std::thread> clients;
   const int port = port_;
+  clients.reserve(kClients);
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
       httplib::Client client("127.0.0.1", port);
@@ -167,7 +168,7 @@ TEST_F(ExtenderServerTest, ConcurrentClientsNeverOverbookAGpu) {
             client.Post("/gpuslice/bind", BindingArgs(name, fitting[0]), "application/json");
         if (!answer || answer->status != 200) {
           ++bad_answers;
-        } else if (json::parse(answer->body)["Error"] == "") {
+        } else if (json::parse(answer->body)["Error"].get<std::string>().empty()) {
           ++bound;
         }
       }
@@ -300,7 +301,7 @@ TEST(ExtenderTlsTest, ServesHttpsWithTheGivenCertificate) {
   ASSERT_TRUE(server->tls());
   const int port = *server->Start("127.0.0.1", 0);
   httplib::SSLClient client("127.0.0.1", port);
-  client.set_ca_cert_path(cert.c_str());
+  client.set_ca_cert_path(cert);
   client.enable_server_certificate_verification(true);
   const auto response =
       client.Post("/gpuslice/filter", ArgsWithNames(MakePod("p", {.memory = "1Gi"}), {"a"}),
