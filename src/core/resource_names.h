@@ -62,4 +62,12 @@ inline constexpr std::string_view kMpsPinnedDeviceMemLimitEnv = "CUDA_MPS_PINNED
 inline constexpr std::string_view kMpsContainerPipeDirectory = "/tmp/nvidia-mps";
 inline constexpr std::string_view kCdiAnnotationPlugin = "gpuslice-node-agent";
 
+// Scheduler extender <-> node agent hand-off (docs/scheduler.md). Node annotation: the GPUs a node
+// offers to fractional pods, published by the node agent (versioned JSON). Pod annotation: the
+// extender's choice (node, GPUs, memory, compute), written in the Binding with the node.
+inline constexpr std::string_view kAnnotationNodeGpus = "gpuslice.io/gpus";
+inline constexpr std::string_view kAnnotationPodAssignment = "gpuslice.io/assignment";
+// Pod annotation a user may set: the GPU models the pod accepts, comma-separated.
+inline constexpr std::string_view kAnnotationPodGpuModels = "gpuslice.io/gpu-models";
+
 }  // namespace gpuslice::names
