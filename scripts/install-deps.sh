@@ -10,7 +10,7 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcurl4-openssl-dev libcpp-httplib-dev
   libspdlog-dev libfmt-dev libcli11-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-kubernetes openssl
+  python3-kubernetes openssl curl
 )
 # kubectl for the Kubernetes client tests: the machine's own when it has one, else Debian's.
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)

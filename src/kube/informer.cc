@@ -31,7 +31,8 @@ Informer::Informer(KubeApi& api, ResourceRef collection, InformerOptions options
       collection_(std::move(collection)),
       options_(std::move(options)),
       handlers_(std::move(handlers)),
-      sleeper_(options_.sleeper != nullptr ? *options_.sleeper : own_sleeper_) {}
+      sleeper_(options_.sleeper != nullptr ? *options_.sleeper : own_sleeper_),
+      clock_(options_.clock != nullptr ? *options_.clock : steady_clock_) {}
 
 Informer::~Informer() { Stop(); }
 
@@ -85,8 +86,19 @@ void Informer::Run() {
   std::chrono::milliseconds backoff = options_.initial_backoff;
   bool need_list = true;
   while (!stop_) {
+    const Clock::TimePoint started = clock_.Now();
     Status status = need_list ? Relist() : WatchOnce();
     if (stop_) break;
+    if (status.ok() && !need_list && watch_events_ == 0 &&
+        clock_.Now() - started < options_.min_quiet_watch) {
+      {
+        std::lock_guard lock(mutex_);
+        ++stats_.quiet_watches;
+      }
+      sleeper_.SleepFor(backoff);  // resume the watch, but not in a tight loop
+      backoff = std::min(backoff * 2, options_.max_backoff);
+      continue;
+    }
     if (status.ok()) {
       // A list succeeded (now watch) or a watch ended normally (resume it).
       need_list = false;
@@ -161,6 +173,7 @@ Status Informer::WatchOnce() {
     ++stats_.watches;
     watch_error_ = Status::Ok();
   }
+  watch_events_ = 0;
   const Status status = api_.Watch(
       collection_, watch_options,
       [this](const WatchEvent& event) {
@@ -169,6 +182,7 @@ Status Informer::WatchOnce() {
           watch_error_ = StatusFromApiStatusObject("WATCH " + collection_.Describe(), event.object);
           return false;
         }
+        ++watch_events_;
         Apply(event);
         return !stop_.load();
       },

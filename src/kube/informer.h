@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
 #include "kube/kube_api.h"
 
 namespace gpuslice::kube {
@@ -58,7 +59,11 @@ struct InformerOptions {
   std::chrono::milliseconds initial_backoff{200};
   std::chrono::milliseconds max_backoff{30000};
   int watch_timeout_seconds = 300;  // the server ends each watch after this; it is then resumed
-  Sleeper* sleeper = nullptr;       // nullptr: an InterruptibleSleeper owned by the informer
+  // A watch that ends normally sooner than this without delivering an event is treated like a
+  // failure (backoff), so a proxy that closes watches at once cannot make the informer spin.
+  std::chrono::milliseconds min_quiet_watch{1000};
+  Sleeper* sleeper = nullptr;    // nullptr: an InterruptibleSleeper owned by the informer
+  const Clock* clock = nullptr;  // nullptr: the steady clock
 };
 
 struct InformerStats {
@@ -66,6 +71,7 @@ struct InformerStats {
   int watches = 0;              // watch requests started
   int expired = 0;              // 410 Expired answers (relisted)
   int failures = 0;             // failed lists or watches (backed off, then relisted)
+  int quiet_watches = 0;        // watches that ended at once without an event (backed off)
   int synthesized_deletes = 0;  // on_deleted calls produced by a relist's diff
 };
 
@@ -111,6 +117,9 @@ class Informer {
   const InformerHandlers handlers_;
   InterruptibleSleeper own_sleeper_;
   Sleeper& sleeper_;
+  SteadyClock steady_clock_;
+  const Clock& clock_;
+  int watch_events_ = 0;  // events delivered by the current WatchOnce
 
   mutable std::mutex mutex_;
   mutable std::condition_variable synced_cv_;

@@ -108,7 +108,7 @@ Result<std::unique_ptr<Request>> Prepare(const KubeConfig& config, std::string_v
 }
 
 Status TransportError(std::string_view context, CURLcode code, const std::string& buffer) {
-  std::string detail = buffer.c_str();  // the error buffer is NUL-terminated
+  std::string detail = buffer.substr(0, buffer.find('\0'));  // NUL-terminated buffer
   if (detail.empty()) detail = curl_easy_strerror(code);
   return Unavailable(std::string(context) + ": " + detail);
 }

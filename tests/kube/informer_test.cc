@@ -267,6 +267,47 @@ TEST_F(InformerTest, BookmarksAdvanceTheResourceVersion) {
   EXPECT_NE(informer.ResourceVersion(), listed);
 }
 
+// A KubeApi whose watches end at once, as a misbehaving proxy's would; no HTTP involved.
+class InstantlyClosingApi final : public KubeApi {
+ public:
+  Result<Json> Get(const ResourceRef&) override { return Internal("unused"); }
+  Result<Json> List(const ResourceRef&, const ListOptions&) override {
+    return Json{
+        {"kind", "PodList"}, {"metadata", {{"resourceVersion", "5"}}}, {"items", Json::array()}};
+  }
+  Status Watch(const ResourceRef&, const ListOptions&, const WatchHandler&,
+               const std::atomic<bool>&) override {
+    return Status::Ok();
+  }
+  Result<Json> Create(const ResourceRef&, const Json&) override { return Internal("unused"); }
+  Result<Json> Update(const ResourceRef&, const Json&) override { return Internal("unused"); }
+  Result<Json> Patch(const ResourceRef&, PatchType, const Json&) override {
+    return Internal("unused");
+  }
+  Result<Json> Delete(const ResourceRef&) override { return Internal("unused"); }
+};
+
+TEST(InformerQuietWatchTest, WatchesThatEndAtOnceAreBackedOffNotSpun) {
+  InstantlyClosingApi api;
+  GateSleeper sleeper(/*gated=*/false);
+  ManualClock clock;  // never advances: every watch "ends at once"
+  InformerOptions options;
+  options.sleeper = &sleeper;
+  options.clock = &clock;
+  options.initial_backoff = milliseconds(100);
+  options.max_backoff = milliseconds(400);
+  Informer informer(api, Pods(), options, {});
+  informer.Start();
+  ASSERT_TRUE(sleeper.WaitForSleeps(4));
+  informer.Stop();
+  const std::vector<milliseconds> sleeps = sleeper.sleeps();
+  EXPECT_EQ(std::vector<milliseconds>(sleeps.begin(), sleeps.begin() + 4),
+            (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400),
+                                       milliseconds(400)}));
+  EXPECT_EQ(informer.Stats().lists, 1);  // resumed, not relisted
+  EXPECT_GE(informer.Stats().quiet_watches, 4);
+}
+
 TEST_F(InformerTest, StopIsPromptWhileWatching) {
   Informer informer(cluster_.client(), Pods(), {}, log_.Handlers());
   informer.Start();
