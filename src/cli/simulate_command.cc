@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/status.h"
+#include "placement/online_task_types.h"
 #include "placement/placement_policy.h"
 #include "simulator/parallel.h"
 #include "simulator/report.h"
@@ -39,6 +40,8 @@ struct SimulateOptions {
   int replicas = 4;
   std::string tie_break = "lowest-name";
   std::string mig_model = "A100-SXM4-40GB";
+  std::string knowledge = "given";
+  double half_life_pods = placement::OnlineTaskTypesOptions{}.half_life_pods;
 };
 
 struct Workload {
@@ -135,12 +138,22 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   struct Job {
     std::size_t workload;
     std::string policy;
+    sim::WorkloadKnowledge knowledge;
     std::uint64_t seed;
   };
+  std::vector<sim::WorkloadKnowledge> modes;
+  if (options.knowledge != "online") modes.push_back(sim::WorkloadKnowledge::kGiven);
+  if (options.knowledge != "given") modes.push_back(sim::WorkloadKnowledge::kOnline);
+  // One column per run label: policies without workload knowledge run once.
+  std::vector<std::string> labels;
   std::vector<Job> jobs;
   for (std::size_t w = 0; w < workloads.size(); ++w) {
     for (const std::string& policy : options.policies) {
-      for (const std::uint64_t seed : seeds) jobs.push_back({w, policy, seed});
+      for (const sim::WorkloadKnowledge mode : modes) {
+        if (mode != modes.front() && !sim::UsesWorkloadKnowledge(policy)) continue;
+        if (w == 0) labels.push_back(sim::RunLabel(policy, mode));
+        for (const std::uint64_t seed : seeds) jobs.push_back({w, policy, mode, seed});
+      }
     }
   }
   std::vector<Result<sim::FillResult>> results(jobs.size(),
@@ -148,9 +161,11 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   sim::FillOptions fill;
   fill.target_ratio = options.ratio;
   GPUSLICE_ASSIGN_OR_RETURN(fill.tie_break, placement::ParseTieBreak(options.tie_break));
+  fill.online.half_life_pods = options.half_life_pods;
   sim::ParallelFor(jobs.size(), options.jobs, [&](std::size_t i) {
     sim::FillOptions run = fill;
     run.seed = jobs[i].seed;
+    run.knowledge = jobs[i].knowledge;
     results[i] = sim::RunFill(workloads[jobs[i].workload].nodes, workloads[jobs[i].workload].pods,
                               jobs[i].policy, run);
   });
@@ -203,7 +218,7 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   if (workloads.size() > 1) {
     out << "== unallocated GPU % at 100% arrived, mean (sd) over seeds " << options.seeds << "\n";
     out << "workload";
-    for (const std::string& p : options.policies) out << " | " << p;
+    for (const std::string& p : labels) out << " | " << p;
     out << "\n";
     for (std::size_t w = 0; w < workloads.size(); ++w) {
       out << workloads[w].name;
@@ -288,6 +303,11 @@ Status RunSimulate(SimulateOptions options, std::ostream& out) {
       return InvalidArgument("--policy: unknown policy '" + p + "'; known:" + list);
     }
   }
+  if (!(options.half_life_pods > 0)) {
+    return InvalidArgument(
+        "--half-life-pods must be > 0 (pods after which an observation "
+        "counts half)");
+  }
   if (options.ratio < 1.0 || options.ratio > 3.0) {
     return InvalidArgument("--ratio must be in 1.0..3.0 (the paper uses 1.3)");
   }
@@ -331,6 +351,16 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
                   "authors' simulator does) or random (as kube-scheduler does); the random "
                   "policy is always random")
       ->check(CLI::IsMember({"lowest-name", "random"}))
+      ->capture_default_str();
+  cmd->add_option("--workload-knowledge", options->knowledge,
+                  "Fill: where fgd and gpuslice get the workload's task types: given (from the "
+                  "whole pod file, as in the FGD paper), online (learned from the pods placed so "
+                  "far, as the scheduler extender does; reported as fgd-online, gpuslice-online) "
+                  "or both")
+      ->check(CLI::IsMember({"given", "online", "both"}))
+      ->capture_default_str();
+  cmd->add_option("--half-life-pods", options->half_life_pods,
+                  "Online knowledge: pods after which an observed pod counts half")
       ->capture_default_str();
   cmd->add_option("--ratio", options->ratio, "Fill: GPU demand as a multiple of capacity")
       ->capture_default_str();

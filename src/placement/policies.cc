@@ -122,6 +122,14 @@ class ScoredPolicy : public PlacementPolicy {
     return choice;
   }
 
+  bool SetTaskTypes(std::vector<TaskType> typical, std::vector<TaskType> all) final {
+    if (!UsesTaskTypes()) return false;
+    if (all.empty()) all = typical;
+    cache_.clear();
+    OnTaskTypes(std::move(typical), std::move(all));
+    return true;
+  }
+
   void OnPlaced(const ClusterState& state, const PodRequest& pod, const Placement& p) final {
     NodeChanged(state, pod, p, /*placed=*/true);
   }
@@ -146,6 +154,9 @@ class ScoredPolicy : public PlacementPolicy {
                          std::span<const int> /*gpus*/, std::vector<SlotLoss>& /*out*/) {}
   virtual double SlotLossCost(std::span<const SlotLoss> /*losses*/) { return 0; }
   bool uses_slot_losses_ = false;
+  // Policies with a target workload: take new task types (caches depending on them cleared).
+  virtual bool UsesTaskTypes() const { return false; }
+  virtual void OnTaskTypes(std::vector<TaskType> /*typical*/, std::vector<TaskType> /*all*/) {}
   virtual void Prepare(const ClusterState& /*state*/, const PodRequest& /*pod*/) {}
   // A pod was placed on (placed = true) or removed from node p.node.
   virtual void OnNodeChanged(const ClusterState& /*state*/, const PodRequest& /*pod*/,
@@ -373,6 +384,16 @@ class FragmentationPolicy : public ScoredPolicy {
         packable_(options.task_types, FragmentationMeasure::kPackable) {}
 
  protected:
+  bool UsesTaskTypes() const final { return true; }
+  void OnTaskTypes(std::vector<TaskType> typical, std::vector<TaskType> all) override {
+    fgd_ = FragmentationModel(typical, FragmentationMeasure::kFgd);
+    packable_ = FragmentationModel(std::move(typical), FragmentationMeasure::kPackable);
+    for (auto& cache : cached_) cache.clear();
+    OnAllTaskTypes(all);
+  }
+  // The workload's every type (PolicyOptions::all_task_types), after a SetTaskTypes.
+  virtual void OnAllTaskTypes(const std::vector<TaskType>& /*all*/) {}
+
   void OnNodeChanged(const ClusterState&, const PodRequest&, const Placement& p, bool) override {
     Invalidate(p.node);
   }
@@ -462,8 +483,18 @@ class FgdPolicy final : public FragmentationPolicy {
 class GpuslicePolicy final : public FragmentationPolicy {
  public:
   explicit GpuslicePolicy(const PolicyOptions& options) : FragmentationPolicy(options) {
-    const std::vector<TaskType>& all =
-        options.all_task_types.empty() ? options.task_types : options.all_task_types;
+    OnAllTaskTypes(options.all_task_types.empty() ? options.task_types : options.all_task_types);
+  }
+  std::string_view name() const override { return "gpuslice"; }
+
+ protected:
+  void OnAllTaskTypes(const std::vector<TaskType>& all) override {
+    mean_pod_gpu_milli_ = 0;
+    mean_pod_cpu_milli_ = 0;
+    slot_types_.clear();
+    shares_.clear();
+    share_index_.clear();
+    copies_.clear();  // recounted for the new types at the next decision
     for (const TaskType& t : all) {
       mean_pod_gpu_milli_ += t.popularity * static_cast<double>(t.request.total_gpu_milli());
       mean_pod_cpu_milli_ += t.popularity * static_cast<double>(t.request.cpu_milli);
@@ -482,12 +513,10 @@ class GpuslicePolicy final : public FragmentationPolicy {
             static_cast<std::uint16_t>(free / shares_[i]);
       }
     }
-    prices_.resize(slot_types_.size());
+    prices_.assign(slot_types_.size(), 0);
     uses_slot_losses_ = mean_pod_gpu_milli_ > 0 && !slot_types_.empty();
   }
-  std::string_view name() const override { return "gpuslice"; }
 
- protected:
   void Prepare(const ClusterState& state, const PodRequest& pod) override {
     FragmentationPolicy::Prepare(state, pod);
     if (!uses_slot_losses_) return;
@@ -667,7 +696,7 @@ Result<std::unique_ptr<PlacementPolicy>> MakePolicy(std::string_view name,
   if (name == "gpu-packing") return std::unique_ptr<PlacementPolicy>(new GpuPackingPolicy(o));
   if (name == "gpu-clustering") return std::unique_ptr<PlacementPolicy>(new GpuClusteringPolicy(o));
   if (name == "fgd" || name == "gpuslice") {
-    if (options.task_types.empty()) {
+    if (options.task_types.empty() && !options.task_types_later) {
       return InvalidArgument("policy '" + std::string(name) +
                              "' needs the target workload's task types; none were given");
     }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <string>
 
 #include "placement/placement_engine.h"
 #include "placement/rng.h"
@@ -55,6 +56,28 @@ Result<std::vector<PodRequest>> SampleFillSequence(const ClusterState& cluster,
   return pods;
 }
 
+std::string_view WorkloadKnowledgeName(WorkloadKnowledge knowledge) {
+  return knowledge == WorkloadKnowledge::kOnline ? "online" : "given";
+}
+
+Result<WorkloadKnowledge> ParseWorkloadKnowledge(std::string_view text) {
+  for (const WorkloadKnowledge k : {WorkloadKnowledge::kGiven, WorkloadKnowledge::kOnline}) {
+    if (text == WorkloadKnowledgeName(k)) return k;
+  }
+  return InvalidArgument("unknown workload knowledge '" + std::string(text) +
+                         "'; known: given, online");
+}
+
+bool UsesWorkloadKnowledge(std::string_view policy) {
+  return policy == "fgd" || policy == "gpuslice";
+}
+
+std::string RunLabel(std::string_view policy, WorkloadKnowledge knowledge) {
+  std::string label(policy);
+  if (knowledge == WorkloadKnowledge::kOnline && UsesWorkloadKnowledge(policy)) label += "-online";
+  return label;
+}
+
 Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
                            const std::vector<TracePod>& workload, std::string_view policy_name,
                            const FillOptions& options) {
@@ -64,16 +87,34 @@ Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
   GPUSLICE_ASSIGN_OR_RETURN(
       const std::vector<PodRequest> sequence,
       SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
+  GPUSLICE_ASSIGN_OR_RETURN(FillResult result, RunFillSequence(std::move(cluster), sequence,
+                                                               requests, policy_name, options));
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return result;
+}
 
+Result<FillResult> RunFillSequence(ClusterState cluster, const std::vector<PodRequest>& sequence,
+                                   std::span<const PodRequest> knowledge,
+                                   std::string_view policy_name, const FillOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  const bool online = options.knowledge == WorkloadKnowledge::kOnline;
   placement::PolicyOptions policy_options;
   policy_options.seed = options.seed;
   policy_options.tie_break = options.tie_break;
-  placement::SetWorkloadTaskTypes(policy_options, requests, options.task_types);
+  if (online) {
+    policy_options.task_types_later = true;
+  } else {
+    placement::SetWorkloadTaskTypes(policy_options, knowledge, options.task_types);
+  }
+  placement::OnlineTaskTypesOptions learner_options = options.online;
+  learner_options.typical = options.task_types;
+  placement::OnlineTaskTypes learner(learner_options);
   GPUSLICE_ASSIGN_OR_RETURN(auto policy, placement::MakePolicy(policy_name, policy_options));
   placement::PlacementEngine engine(std::move(cluster), std::move(policy));
 
   FillResult result;
-  result.policy = std::string(policy_name);
+  result.policy = RunLabel(policy_name, options.knowledge);
   result.seed = options.seed;
   const double capacity = static_cast<double>(engine.state().gpu_milli_capacity());
   std::int64_t arrived = 0;
@@ -85,8 +126,12 @@ Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
     arrived += pod.total_gpu_milli();
     ++result.pods_arrived;
     const auto start = std::chrono::steady_clock::now();
+    // The scheduler sees the pod before it decides, so the learner may count it first.
+    if (online) learner.ObserveAndUpdate(pod, engine.policy());
     std::optional<placement::Placement> choice = engine.policy().Choose(engine.state(), pod);
     timer.Record(std::chrono::steady_clock::now() - start);
+    if (options.record_placements)
+      result.placements.push_back(choice.value_or(placement::Placement{}));
     if (choice) {
       GPUSLICE_RETURN_IF_ERROR(engine.Place(++id, pod, *choice));
       ++result.pods_placed;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,48 @@ TEST_F(FillTest, ReportsRenderEveryPolicy) {
   const std::string curve = FillCurveCsv(results);
   EXPECT_EQ(curve.rfind("policy,seed,arrived_percent,allocated_percent\n", 0), 0U);
   EXPECT_NE(FillRunsCsv(results).find("best-fit,43,"), std::string::npos);
+}
+
+// Online knowledge never reads the workload's distribution: the same pod sequence with a
+// different "workload file" behind it gets identical choices online, while the given mode (which
+// does read it) chooses differently, so the comparison can tell.
+TEST_F(FillTest, OnlineModeNeverReadsTheWorkloadsDistribution) {
+  auto cluster = placement::ClusterState::Create(nodes_);
+  ASSERT_TRUE(cluster.ok());
+  auto requests = ResolvePods(*cluster, pods_);
+  ASSERT_TRUE(requests.ok());
+  auto sequence = SampleFillSequence(*cluster, *requests, 1.3, 42);
+  ASSERT_TRUE(sequence.ok());
+  // Another file: every pod a whole GPU with many cores, nothing like the real mix.
+  std::vector<placement::PodRequest> other(50);
+  for (placement::PodRequest& p : other) {
+    p.cpu_milli = 32000;
+    p.num_gpu = 1;
+    p.gpu_milli = 1000;
+  }
+  for (const std::string_view policy : {"fgd", "gpuslice"}) {
+    auto run = [&](WorkloadKnowledge knowledge, std::span<const placement::PodRequest> file) {
+      FillOptions options;
+      options.knowledge = knowledge;
+      options.record_placements = true;
+      auto result = RunFillSequence(*cluster, *sequence, file, policy, options);
+      EXPECT_TRUE(result.ok()) << result.status().ToString();
+      return result.value_or(FillResult{}).placements;
+    };
+    const auto online_real = run(WorkloadKnowledge::kOnline, *requests);
+    ASSERT_EQ(online_real.size(), sequence->size());
+    EXPECT_EQ(run(WorkloadKnowledge::kOnline, other), online_real) << policy;
+    EXPECT_EQ(run(WorkloadKnowledge::kOnline, {}), online_real) << policy << ": no file at all";
+    EXPECT_NE(run(WorkloadKnowledge::kGiven, other), run(WorkloadKnowledge::kGiven, *requests))
+        << policy << ": the given mode depends on the file";
+  }
+  FillOptions online;
+  online.knowledge = WorkloadKnowledge::kOnline;
+  auto labelled = RunFill(nodes_, pods_, "gpuslice", online);
+  ASSERT_TRUE(labelled.ok());
+  EXPECT_EQ(labelled->policy, "gpuslice-online");
+  EXPECT_EQ(RunLabel("best-fit", WorkloadKnowledge::kOnline), "best-fit");
+  EXPECT_FALSE(ParseWorkloadKnowledge("psychic").ok());
 }
 
 TEST_F(FillTest, ReplayAccountsForEveryPod) {
