@@ -126,10 +126,11 @@ Result<FillResult> RunFillSequence(ClusterState cluster, const std::vector<PodRe
     arrived += pod.total_gpu_milli();
     ++result.pods_arrived;
     const auto start = std::chrono::steady_clock::now();
+    const auto cpu_start = ThreadCpuTime();
     // The scheduler sees the pod before it decides, so the learner may count it first.
     if (online) learner.ObserveAndUpdate(pod, engine.policy());
     std::optional<placement::Placement> choice = engine.policy().Choose(engine.state(), pod);
-    timer.Record(std::chrono::steady_clock::now() - start);
+    timer.Record(std::chrono::steady_clock::now() - start, ThreadCpuTime() - cpu_start);
     if (options.record_placements)
       result.placements.push_back(choice.value_or(placement::Placement{}));
     if (choice) {

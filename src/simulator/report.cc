@@ -94,6 +94,7 @@ std::vector<PolicySummary> Summarize(const std::vector<FillResult>& results) {
     s.runs = runs.size();
     std::vector<double> at100, at_end;
     double decision_sum = 0;
+    double cpu_sum = 0;
     std::size_t decisions = 0;
     std::size_t points = SIZE_MAX;
     for (const FillResult* r : runs) {
@@ -102,12 +103,15 @@ std::vector<PolicySummary> Summarize(const std::vector<FillResult>& results) {
       decision_sum += r->decisions.mean_us * static_cast<double>(r->decisions.decisions);
       decisions += r->decisions.decisions;
       s.decision_p99_us = std::max(s.decision_p99_us, r->decisions.p99_us);
+      cpu_sum += r->decisions.cpu_mean_us * static_cast<double>(r->decisions.decisions);
+      s.decision_cpu_p99_us = std::max(s.decision_cpu_p99_us, r->decisions.cpu_p99_us);
       s.wall_seconds_mean += r->wall_seconds / static_cast<double>(runs.size());
       points = std::min(points, r->curve.size());
     }
     MeanSd(at100, &s.unallocated_at_100_mean, &s.unallocated_at_100_sd);
     MeanSd(at_end, &s.unallocated_at_end_mean, &s.unallocated_at_end_sd);
     s.decision_mean_us = decisions > 0 ? decision_sum / static_cast<double>(decisions) : 0;
+    s.decision_cpu_mean_us = decisions > 0 ? cpu_sum / static_cast<double>(decisions) : 0;
     for (std::size_t i = 0; i < points; ++i) {
       CurvePoint p{runs.front()->curve[i].arrived_percent, 0};
       for (const FillResult* r : runs) p.allocated_percent += r->curve[i].allocated_percent;
@@ -122,13 +126,16 @@ std::string FillTable(const std::vector<PolicySummary>& summaries, double target
   const std::string end = Fixed(target_ratio * 100, 0) + "%";
   std::vector<std::vector<std::string>> rows = {
       {"policy", "runs", "unallocated GPU % @100% arrived",
-       "unallocated GPU % @" + end + " arrived", "decision mean us", "decision p99 us", "run s"}};
+       "unallocated GPU % @" + end + " arrived", "decision mean us", "decision p99 us",
+       "cpu mean us", "cpu p99 us", "run s"}};
   for (const PolicySummary& s : summaries) {
     rows.push_back(
         {s.policy, std::to_string(s.runs),
          Fixed(s.unallocated_at_100_mean, 2) + " +- " + Fixed(s.unallocated_at_100_sd, 2),
          Fixed(s.unallocated_at_end_mean, 2) + " +- " + Fixed(s.unallocated_at_end_sd, 2),
-         Fixed(s.decision_mean_us, 1), Fixed(s.decision_p99_us, 1), Fixed(s.wall_seconds_mean, 2)});
+         Fixed(s.decision_mean_us, 1), Fixed(s.decision_p99_us, 1),
+         Fixed(s.decision_cpu_mean_us, 1), Fixed(s.decision_cpu_p99_us, 1),
+         Fixed(s.wall_seconds_mean, 2)});
   }
   return Columns(rows);
 }

@@ -32,6 +32,10 @@ struct DecisionStats {
   double mean_us = 0;
   double p99_us = 0;
   double max_us = 0;
+  // The deciding thread's CPU time (fill runs): what a decision costs when other processes
+  // share the machine and inflate the wall-clock figures above.
+  double cpu_mean_us = 0;
+  double cpu_p99_us = 0;
 };
 
 struct CurvePoint {
