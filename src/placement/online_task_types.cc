@@ -52,10 +52,12 @@ void OnlineTaskTypes::Rescale() {
 bool OnlineTaskTypes::Changed() const {
   if (pods_observed_ == observed_at_publication_) return false;
   if (publications_ == 0) return true;
-  if (options_.republish_every_pods > 0 &&
-      pods_observed_ - observed_at_publication_ >= options_.republish_every_pods) {
-    return true;
-  }
+  const std::uint64_t since = pods_observed_ - observed_at_publication_;
+  if (options_.republish_every_pods > 0 && since >= options_.republish_every_pods) return true;
+  const auto max_gap = static_cast<std::uint64_t>(std::max(1.0, options_.half_life_pods / 4));
+  const std::uint64_t gap =
+      std::min(std::max(observed_at_publication_ / 2, options_.min_gap_pods), max_gap);
+  if (since < gap) return false;
   // Total-variation distance: half the sum of |share now - share published| over all types.
   double distance = 0;
   for (const auto& [key, entry] : entries_) {

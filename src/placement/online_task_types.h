@@ -11,7 +11,10 @@
 // Pushing a new mix into a policy clears its caches (every node recomputes its scores once), so
 // the learner says when the mix has moved far enough to be worth it: Changed() is true once the
 // total-variation distance between the current mix and the one last published reaches
-// `republish_distance`, or `republish_every_pods` pods have been observed since.
+// `republish_distance` and at least a minimum gap of pods has been observed since (half the pods
+// observed at the last publication, between `min_gap_pods` and half_life_pods / 4: frequent
+// while the first pods shape the mix, then at most about four times per half-life), or
+// `republish_every_pods` pods have been observed since (0: never by count alone).
 //
 // Typical use (the simulator's online mode, the scheduler extender):
 //   OnlineTaskTypes learner;
@@ -41,8 +44,10 @@ struct OnlineTaskTypesOptions {
   // Total-variation distance (0..1) between the current mix and the last published one that
   // makes Changed() true.
   double republish_distance = 0.05;
+  // The smallest gap, in observed pods, between publications for a distance change.
+  std::uint64_t min_gap_pods = 32;
   // Observed pods after which Changed() is true whatever the distance (0: never by count).
-  std::uint64_t republish_every_pods = 1000;
+  std::uint64_t republish_every_pods = 0;
   // Types whose share of the decayed weight falls below this are forgotten.
   double forget_share = 1e-5;
 };

@@ -290,6 +290,7 @@ void ExpectWarmPolicyChoosesLikeAFreshOne(std::string_view policy, bool online) 
   learn.half_life_pods = 30;
   learn.typical.coverage = 0.8;
   learn.republish_distance = 0.01;
+  learn.min_gap_pods = 1;
   learn.republish_every_pods = 5;
   OnlineTaskTypes learner(learn);
   auto warm = MakePolicy(policy, options);
@@ -415,6 +416,7 @@ TEST(OnlineTaskTypesTest, DecayFollowsAChangingMix) {
 TEST(OnlineTaskTypesTest, RepublishesWhenTheMixMovesOrAfterEnoughPods) {
   OnlineTaskTypesOptions options = Learning(1e12);
   options.republish_distance = 0.1;
+  options.min_gap_pods = 1;
   options.republish_every_pods = 500;
   OnlineTaskTypes learner(options);
   EXPECT_FALSE(learner.Changed()) << "nothing seen";
@@ -434,6 +436,32 @@ TEST(OnlineTaskTypesTest, RepublishesWhenTheMixMovesOrAfterEnoughPods) {
   EXPECT_FALSE(learner.Changed());
   learner.Observe(Share(500));
   EXPECT_TRUE(learner.Changed()) << "500 pods since the last publication";
+}
+
+TEST(OnlineTaskTypesTest, WaitsAGrowingGapBetweenPublications) {
+  OnlineTaskTypesOptions options = Learning(1000);
+  options.republish_distance = 0;  // any change is worth publishing, as soon as the gap allows
+  OnlineTaskTypes learner(options);
+  PolicyOptions policy_options;
+  std::vector<std::uint64_t> at;
+  for (int i = 0; i < 4000; ++i) {
+    learner.Observe(Share(i % 2 == 0 ? 500 : 100 + 10 * (i % 70)));
+    if (learner.Changed()) {
+      learner.Publish(policy_options);
+      at.push_back(learner.pods_observed());
+    }
+  }
+  ASSERT_GE(at.size(), 5U);
+  EXPECT_EQ(at[0], 1U);
+  EXPECT_EQ(at[1], 33U) << "min_gap_pods after the first";
+  EXPECT_EQ(at[2], 65U);
+  EXPECT_EQ(at[3], 97U) << "half of 65 is 32, below the minimum gap";
+  EXPECT_EQ(at[4], 145U) << "half of 97 is 48";
+  for (std::size_t i = 1; i < at.size(); ++i) {
+    EXPECT_LE(at[i] - at[i - 1], 250U) << "at most half_life / 4 apart";
+  }
+  EXPECT_EQ(at.back() - at[at.size() - 2], 250U);
+  EXPECT_LE(at.size(), 25U);
 }
 
 TEST(OnlineTaskTypesTest, FeedsAPolicyInPlace) {
