@@ -19,6 +19,7 @@
 #include "simulator/simulator.h"
 #include "simulator/synthetic_workload.h"
 #include "simulator/trace_csv.h"
+#include "simulator/workload_variants.h"
 
 namespace gpuslice::cli {
 namespace {
@@ -41,6 +42,9 @@ struct SimulateOptions {
   std::string tie_break = "lowest-name";
   std::string mig_model = "A100-SXM4-40GB";
   std::string knowledge = "given";
+  std::string variants;         // a VariantSet spec; empty: run the --pods files themselves
+  std::string model_sets_path;  // pod list whose restricted pods give the model-set pool
+  bool write_variants = false;
   double half_life_pods = placement::OnlineTaskTypesOptions{}.half_life_pods;
 };
 
@@ -81,6 +85,49 @@ Result<std::vector<std::uint64_t>> ParseSeeds(const std::string& text) {
   return seeds;
 }
 
+std::string NodesPathFor(const SimulateOptions& options, const std::string& pods_path) {
+  if (!options.nodes_path.empty()) return options.nodes_path;
+  // The trace keeps its node list beside the pod lists.
+  return (std::filesystem::path(pods_path).parent_path() / "openb_node_list_gpu_node.csv").string();
+}
+
+// The variants of --variants, generated from the single --pods file (docs/simulator.md).
+Result<std::vector<Workload>> GenerateVariants(const SimulateOptions& options) {
+  if (options.pods_paths.size() != 1) {
+    return InvalidArgument(
+        "--variants needs exactly one --pods file to generate from (the "
+        "trace's openb_pod_list_default.csv)");
+  }
+  const std::string& base_path = options.pods_paths.front();
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<sim::VariantName> names,
+                            sim::VariantSet(options.variants));
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<placement::NodeSpec> nodes,
+                            sim::ReadNodeCsv(NodesPathFor(options, base_path)));
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<sim::TracePod> base, sim::ReadPodCsv(base_path));
+  std::string sets_path = options.model_sets_path;
+  if (sets_path.empty()) {
+    const auto beside =
+        std::filesystem::path(base_path).parent_path() / "openb_pod_list_gpuspec10.csv";
+    if (std::filesystem::exists(beside)) sets_path = beside.string();
+  }
+  std::vector<sim::ModelSetWeight> sets;
+  if (!sets_path.empty()) {
+    GPUSLICE_ASSIGN_OR_RETURN(const std::vector<sim::TracePod> with_sets,
+                              sim::ReadPodCsv(sets_path));
+    sets = sim::ModelSetsOf(with_sets);
+  }
+  if (sets.empty()) sets = sim::SingleModelSets(nodes);
+  std::vector<Workload> workloads;
+  for (const sim::VariantName& v : names) {
+    Workload w;
+    w.name = v.name;
+    w.nodes = nodes;
+    GPUSLICE_ASSIGN_OR_RETURN(w.pods, sim::GenerateVariant(base, nodes, sets, v.mix, v.seed));
+    workloads.push_back(std::move(w));
+  }
+  return workloads;
+}
+
 Result<std::vector<Workload>> LoadWorkloads(const SimulateOptions& options) {
   std::vector<Workload> workloads;
   if (options.pods_paths.empty()) {
@@ -97,15 +144,11 @@ Result<std::vector<Workload>> LoadWorkloads(const SimulateOptions& options) {
     workloads.push_back(std::move(w));
     return workloads;
   }
+  if (!options.variants.empty()) return GenerateVariants(options);
   for (const std::string& pods_path : options.pods_paths) {
-    std::string nodes_path = options.nodes_path;
-    if (nodes_path.empty()) {
-      // The trace keeps its node list beside the pod lists.
-      nodes_path = (std::filesystem::path(pods_path).parent_path() / "openb_node_list_gpu_node.csv")
-                       .string();
-      if (!std::filesystem::exists(nodes_path)) {
-        return InvalidArgument("--pods " + pods_path + ": give --nodes (no " + nodes_path + ")");
-      }
+    const std::string nodes_path = NodesPathFor(options, pods_path);
+    if (options.nodes_path.empty() && !std::filesystem::exists(nodes_path)) {
+      return InvalidArgument("--pods " + pods_path + ": give --nodes (no " + nodes_path + ")");
     }
     Workload w;
     w.name = std::filesystem::path(pods_path).stem().string();
@@ -319,6 +362,11 @@ Status RunSimulate(SimulateOptions options, std::ostream& out) {
   std::filesystem::create_directories(out_dir, ec);
   if (ec)
     return Unavailable("cannot create --out directory '" + options.out_dir + "': " + ec.message());
+  if (options.write_variants) {
+    for (const Workload& w : workloads) {
+      GPUSLICE_RETURN_IF_ERROR(WriteText(out_dir / (w.name + ".csv"), sim::PodCsv(w.pods)));
+    }
+  }
   if (options.mode == "replay") return RunReplayMode(options, workloads, seeds, out_dir, out);
   if (options.mode == "compare") return RunCompareMode(options, workloads, seeds, out_dir, out);
   return RunFillMode(options, workloads, seeds, out_dir, out);
@@ -363,6 +411,16 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--half-life-pods", options->half_life_pods,
                   "Online knowledge: pods after which an observed pod counts half")
       ->capture_default_str();
+  cmd->add_option("--variants", options->variants,
+                  "Generate workload variants from the one --pods file and run them instead: "
+                  "tuning, reporting, all, or names like spec30-s2,share60-s3 (family spec|share|"
+                  "multi|cpu, percent, generator seed); see docs/simulator.md");
+  cmd->add_option("--model-sets", options->model_sets_path,
+                  "Variants: pod list whose restricted pods' model sets (gpu_spec) and their "
+                  "counts are the pool restrictions are drawn from; default "
+                  "openb_pod_list_gpuspec10.csv beside the --pods file, else each model by GPUs");
+  cmd->add_flag("--write-variants", options->write_variants,
+                "Variants: also write each generated pod list to --out as <name>.csv");
   cmd->add_option("--ratio", options->ratio, "Fill: GPU demand as a multiple of capacity")
       ->capture_default_str();
   cmd->add_option("--out", options->out_dir, "Directory for the CSV files and the SVG chart")

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -13,6 +14,7 @@
 #include "simulator/report.h"
 #include "simulator/synthetic_workload.h"
 #include "simulator/trace_csv.h"
+#include "simulator/workload_variants.h"
 
 namespace gpuslice::simulator {
 namespace {
@@ -268,6 +270,144 @@ TEST_F(FillTest, ReplayAccountsForEveryPod) {
   auto error = RunReplay(nodes_, untimed, "gpuslice", {});
   ASSERT_FALSE(error.ok());
   EXPECT_NE(error.status().message().find("creation_time"), std::string::npos);
+}
+
+// ---- Workload variants ---------------------------------------------------------------------
+
+struct MixCount {
+  std::size_t pods = 0, gpu_pods = 0, cpu_only = 0, restricted = 0;
+  double sharing_demand = 0, multi_demand = 0, demand = 0;
+};
+
+MixCount Count(const std::vector<TracePod>& pods) {
+  MixCount c;
+  for (const TracePod& p : pods) {
+    ++c.pods;
+    if (p.spec.num_gpu == 0) {
+      ++c.cpu_only;
+      continue;
+    }
+    ++c.gpu_pods;
+    if (!p.spec.gpu_models.empty()) ++c.restricted;
+    const double d = static_cast<double>(p.spec.num_gpu) * p.spec.gpu_milli;
+    c.demand += d;
+    if (p.spec.num_gpu == 1 && p.spec.gpu_milli < 1000) c.sharing_demand += d;
+    if (p.spec.num_gpu > 1) c.multi_demand += d;
+  }
+  return c;
+}
+
+class VariantTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SyntheticOptions options;
+    options.node_count = 200;
+    nodes_ = SyntheticCluster(options);
+    base_ = SyntheticPods(nodes_, options);
+    sets_ = SingleModelSets(nodes_);
+  }
+  std::vector<placement::NodeSpec> nodes_;
+  std::vector<TracePod> base_;
+  std::vector<ModelSetWeight> sets_;
+};
+
+TEST_F(VariantTest, SameSeedSameVariantOtherSeedAnother) {
+  VariantMix mix;
+  mix.model_restricted = 0.3;
+  mix.sharing = 0.6;
+  auto a = GenerateVariant(base_, nodes_, sets_, mix, 2);
+  auto b = GenerateVariant(base_, nodes_, sets_, mix, 2);
+  auto c = GenerateVariant(base_, nodes_, sets_, mix, 3);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << a.status().ToString();
+  EXPECT_EQ(PodCsv(*a), PodCsv(*b));
+  EXPECT_NE(PodCsv(*a), PodCsv(*c));
+}
+
+TEST_F(VariantTest, ProducesTheRequestedMix) {
+  struct Case {
+    const char* name;
+    VariantMix mix;
+  };
+  const MixCount base = Count(base_);
+  std::vector<Case> cases(5);
+  cases[0] = {"40 % model-restricted", {}};
+  cases[0].mix.model_restricted = 0.4;
+  cases[1] = {"all sharing", {}};
+  cases[1].mix.sharing = 1.0;
+  cases[2] = {"half multi-GPU", {}};
+  cases[2].mix.multi_gpu = 0.5;
+  cases[3] = {"30 % CPU-only", {}};
+  cases[3].mix.cpu_only = 0.3;
+  cases[4] = {"sharing 40 %, multi 20 %, restricted 10 %", {}};
+  cases[4].mix.sharing = 0.4;
+  cases[4].mix.multi_gpu = 0.2;
+  cases[4].mix.model_restricted = 0.1;
+  for (const Case& c : cases) {
+    for (const std::uint64_t seed : {1U, 2U, 3U}) {
+      auto pods = GenerateVariant(base_, nodes_, sets_, c.mix, seed);
+      ASSERT_TRUE(pods.ok()) << c.name << ": " << pods.status().ToString();
+      const MixCount got = Count(*pods);
+      EXPECT_EQ(got.pods, base.pods) << c.name;
+      const auto real = [](std::size_t n) { return static_cast<double>(n); };
+      const double cpu = c.mix.cpu_only.value_or(real(base.cpu_only) / real(base.pods));
+      EXPECT_EQ(got.cpu_only, static_cast<std::size_t>(std::llround(cpu * real(got.pods))))
+          << c.name;
+      const double restricted = c.mix.model_restricted.value_or(0) * real(got.gpu_pods);
+      EXPECT_EQ(got.restricted, static_cast<std::size_t>(std::llround(restricted))) << c.name;
+      // Demand shares are met in expectation (pods are drawn with their sizes): within 3 points.
+      if (c.mix.sharing) {
+        EXPECT_NEAR(got.sharing_demand / got.demand, *c.mix.sharing, 0.03) << c.name;
+      }
+      if (c.mix.multi_gpu) {
+        EXPECT_NEAR(got.multi_demand / got.demand, *c.mix.multi_gpu, 0.03) << c.name;
+      }
+      for (const TracePod& p : *pods) {
+        if (p.spec.gpu_models.empty()) continue;
+        bool hostable = false;
+        for (const auto& n : nodes_) {
+          hostable = hostable || (n.gpu_model == p.spec.gpu_models[0] &&
+                                  n.gpu_count >= p.spec.num_gpu && n.cpu_milli >= p.spec.cpu_milli);
+        }
+        EXPECT_TRUE(hostable) << c.name << ": a restriction no node can host";
+      }
+    }
+  }
+}
+
+TEST_F(VariantTest, BadMixesAndNamesAreClearErrors) {
+  VariantMix too_much;
+  too_much.sharing = 0.7;
+  too_much.multi_gpu = 0.5;
+  auto bad = GenerateVariant(base_, nodes_, sets_, too_much, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("more than 1"), std::string::npos);
+  VariantMix negative;
+  negative.cpu_only = -0.1;
+  EXPECT_FALSE(GenerateVariant(base_, nodes_, sets_, negative, 1).ok());
+  EXPECT_FALSE(ParseVariantName("spec30").ok());
+  EXPECT_FALSE(ParseVariantName("gpus30-s1").ok());
+  EXPECT_FALSE(ParseVariantName("spec130-s1").ok());
+  auto named = ParseVariantName("share60-s3");
+  ASSERT_TRUE(named.ok());
+  EXPECT_DOUBLE_EQ(named->mix.sharing.value_or(0), 0.6);
+  EXPECT_EQ(named->seed, 3U);
+}
+
+TEST(VariantSetTest, TuningAndReportingSetsAreFixedAndDisjoint) {
+  auto tuning = VariantSet("tuning");
+  auto reporting = VariantSet("reporting");
+  ASSERT_TRUE(tuning.ok() && reporting.ok());
+  EXPECT_EQ(tuning->size(), 8U);
+  EXPECT_EQ(reporting->size(), 16U);
+  for (const auto& t : *tuning) {
+    for (const auto& r : *reporting) {
+      EXPECT_NE(t.name, r.name);
+      EXPECT_NE(t.seed, r.seed) << "generator seeds differ between the sets";
+    }
+  }
+  auto list = VariantSet("spec20-s9,cpu5-s1");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2U);
 }
 
 TEST(CompareTest, StrategiesNeedNoFewerGpusThanTheDemand) {
