@@ -1,11 +1,15 @@
 // `gpuslice simulate`: runs the placement engine over a workload — the built-in synthetic one by
 // default, or trace files — and reports the GPU allocation each policy reaches (fill), the
 // capacity-planning view (replay), or how many GPUs each sharing strategy needs (compare).
+#include <unistd.h>
+
 #include <charconv>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -175,6 +179,37 @@ std::string Fixed2(double value) {
   return out.str();
 }
 
+// Runs done / total, elapsed and an estimate, rewritten in place on stderr while it is a
+// terminal; nothing when stderr is piped or redirected. Called from the worker threads.
+class Progress {
+ public:
+  explicit Progress(std::size_t total)
+      : total_(total), shown_(isatty(STDERR_FILENO) == 1 && total > 1) {
+    Show();
+  }
+  void RunDone() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    ++done_;
+    Show();
+  }
+  void Finish() {
+    if (shown_) std::cerr << "\n";
+  }
+
+ private:
+  void Show() {
+    if (!shown_) return;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    std::cerr << "\r\x1b[Ksimulate: " << sim::ProgressLine(done_, total_, elapsed) << std::flush;
+  }
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  const std::size_t total_;
+  const bool shown_;
+  std::size_t done_ = 0;
+  std::mutex mutex_;
+};
+
 Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& workloads,
                    const std::vector<std::uint64_t>& seeds, const std::filesystem::path& out_dir,
                    std::ostream& out) {
@@ -205,13 +240,16 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   fill.target_ratio = options.ratio;
   GPUSLICE_ASSIGN_OR_RETURN(fill.tie_break, placement::ParseTieBreak(options.tie_break));
   fill.online.half_life_pods = options.half_life_pods;
+  Progress progress(jobs.size());
   sim::ParallelFor(jobs.size(), options.jobs, [&](std::size_t i) {
     sim::FillOptions run = fill;
     run.seed = jobs[i].seed;
     run.knowledge = jobs[i].knowledge;
     results[i] = sim::RunFill(workloads[jobs[i].workload].nodes, workloads[jobs[i].workload].pods,
                               jobs[i].policy, run);
+    progress.RunDone();
   });
+  progress.Finish();
   std::ostringstream summary_csv;
   summary_csv << "workload,policy,runs,unallocated_at_100_mean,unallocated_at_100_sd,"
                  "unallocated_at_end_mean,unallocated_at_end_sd,decision_mean_us,"

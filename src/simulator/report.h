@@ -36,6 +36,10 @@ std::string FillRunsCsv(const std::vector<FillResult>& results);
 // Allocation ratio against arrived demand, one line per policy (mean over seeds).
 std::string AllocationSvg(const std::vector<PolicySummary>& summaries, std::string_view title);
 
+// A progress line for a terminal: "12/300 runs, 0:45 elapsed, about 17:45 left" (no estimate
+// before the first run is done).
+std::string ProgressLine(std::size_t done, std::size_t total, double elapsed_seconds);
+
 std::string ReplayTable(const std::vector<ReplayResult>& results);
 std::string ReplayCsv(const std::vector<ReplayResult>& results);
 

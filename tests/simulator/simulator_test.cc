@@ -210,6 +210,10 @@ TEST_F(FillTest, ReportsRenderEveryPolicy) {
   EXPECT_EQ(svg.rfind("<svg", 0), 0U);
   EXPECT_NE(svg.find("t &lt;&amp;&gt;"), std::string::npos);
   EXPECT_EQ(svg.find("nan"), std::string::npos);
+  EXPECT_NE(svg.find("zoom: 80-130 % arrived"), std::string::npos) << "the range where lines part";
+  EXPECT_EQ(ProgressLine(0, 300, 0), "0/300 runs, 0:00 elapsed");
+  EXPECT_EQ(ProgressLine(12, 300, 45), "12/300 runs, 0:45 elapsed, about 18:00 left");
+  EXPECT_EQ(ProgressLine(300, 300, 3725), "300/300 runs, 1:02:05 elapsed");
   const std::string curve = FillCurveCsv(results);
   EXPECT_EQ(curve.rfind("policy,seed,arrived_percent,allocated_percent\n", 0), 0U);
   EXPECT_NE(FillRunsCsv(results).find("best-fit,43,"), std::string::npos);
