@@ -49,6 +49,7 @@ struct SimulateOptions {
   std::string variants;         // a VariantSet spec; empty: run the --pods files themselves
   std::string model_sets_path;  // pod list whose restricted pods give the model-set pool
   bool write_variants = false;
+  bool offline = false;  // add the offline reference column
   double half_life_pods = placement::OnlineTaskTypesOptions{}.half_life_pods;
 };
 
@@ -225,8 +226,10 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   // One column per run label: policies without workload knowledge run once.
   std::vector<std::string> labels;
   std::vector<Job> jobs;
+  std::vector<std::string> policies = options.policies;
+  if (options.offline) policies.emplace_back("offline");
   for (std::size_t w = 0; w < workloads.size(); ++w) {
-    for (const std::string& policy : options.policies) {
+    for (const std::string& policy : policies) {
       for (const sim::WorkloadKnowledge mode : modes) {
         if (mode != modes.front() && !sim::UsesWorkloadKnowledge(policy)) continue;
         if (w == 0) labels.push_back(sim::RunLabel(policy, mode));
@@ -245,8 +248,9 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
     sim::FillOptions run = fill;
     run.seed = jobs[i].seed;
     run.knowledge = jobs[i].knowledge;
-    results[i] = sim::RunFill(workloads[jobs[i].workload].nodes, workloads[jobs[i].workload].pods,
-                              jobs[i].policy, run);
+    const Workload& w = workloads[jobs[i].workload];
+    results[i] = jobs[i].policy == "offline" ? sim::RunOfflineReference(w.nodes, w.pods, run)
+                                             : sim::RunFill(w.nodes, w.pods, jobs[i].policy, run);
     progress.RunDone();
   });
   progress.Finish();
@@ -457,6 +461,9 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
                   "Variants: pod list whose restricted pods' model sets (gpu_spec) and their "
                   "counts are the pool restrictions are drawn from; default "
                   "openb_pod_list_gpuspec10.csv beside the --pods file, else each model by GPUs");
+  cmd->add_flag("--offline", options->offline,
+                "Fill: add the offline reference column: the same pods placed in hindsight by "
+                "the best of several offline packers (docs/simulator.md)");
   cmd->add_flag("--write-variants", options->write_variants,
                 "Variants: also write each generated pod list to --out as <name>.csv");
   cmd->add_option("--ratio", options->ratio, "Fill: GPU demand as a multiple of capacity")

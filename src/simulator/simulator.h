@@ -103,6 +103,16 @@ Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
                            const std::vector<TracePod>& workload, std::string_view policy,
                            const FillOptions& options);
 
+// The offline reference ("offline"): the same pods as RunFill's run for options.seed, placed in
+// hindsight. For the pods that arrived by 100 % of capacity, and for the whole sequence, each of
+// several offline packers places them sorted — best-fit by GPU demand then CPU (decreasing),
+// best-fit by CPU then GPU, gpuslice (given the workload) by GPU then CPU — and the packer that
+// allocates most gives unallocated_at_100 / unallocated_at_end. Not a bound: what hindsight
+// achieves with simple packers. No curve and no decision times.
+Result<FillResult> RunOfflineReference(const std::vector<placement::NodeSpec>& nodes,
+                                       const std::vector<TracePod>& workload,
+                                       const FillOptions& options);
+
 // Fills `cluster` with `sequence` in order. `knowledge` is the workload the policy is given in
 // WorkloadKnowledge::kGiven mode; in kOnline mode it is not read.
 Result<FillResult> RunFillSequence(placement::ClusterState cluster,

@@ -261,6 +261,22 @@ TEST_F(FillTest, OnlineModeNeverReadsTheWorkloadsDistribution) {
   EXPECT_FALSE(ParseWorkloadKnowledge("psychic").ok());
 }
 
+TEST_F(FillTest, OfflineReferencePacksTheSamePodsInHindsight) {
+  auto offline = RunOfflineReference(nodes_, pods_, {});
+  ASSERT_TRUE(offline.ok()) << offline.status().ToString();
+  EXPECT_EQ(offline->policy, "offline");
+  EXPECT_GE(offline->unallocated_at_100, 0);
+  EXPECT_LT(offline->unallocated_at_100, 20);
+  // The whole sequence asks for 130 % of capacity: at least 30 points stay unallocated.
+  EXPECT_GE(offline->unallocated_at_end, 29.0);
+  auto again = RunOfflineReference(nodes_, pods_, {});
+  ASSERT_TRUE(again.ok());
+  EXPECT_DOUBLE_EQ(again->unallocated_at_100, offline->unallocated_at_100);
+  auto online = RunFill(nodes_, pods_, "best-fit", {});
+  ASSERT_TRUE(online.ok());
+  EXPECT_EQ(offline->pods_arrived, online->pods_arrived) << "the same pods";
+}
+
 TEST_F(FillTest, ReplayAccountsForEveryPod) {
   auto result = RunReplay(nodes_, pods_, "gpuslice", {});
   ASSERT_TRUE(result.ok()) << result.status().ToString();
