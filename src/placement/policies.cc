@@ -284,7 +284,11 @@ class ScoredPolicy : public PlacementPolicy {
       index = cache.used++;
     } else if (cache.entries.size() < kShapesPerNode) {
       if (cache.entries.empty()) cache.entries.reserve(kShapesPerNode);
-      cache.entries.emplace_back();
+      CachedScores& created = cache.entries.emplace_back();
+      // Up to 8 candidates on the trace's nodes: a new entry allocates once per buffer.
+      created.scores.reserve(8);
+      created.gpus.reserve(8);
+      created.loss_end.reserve(8);
       cache.ids.push_back(0);
       index = cache.used++;
     } else {
