@@ -109,7 +109,7 @@ class ScoredPolicy : public PlacementPolicy {
         bounds[index] = bound;
         if (bound == kCannotHost || bound < best - kTieEpsilon) continue;
       }
-      const CachedScores& scores = ScoresFor(state, pod, shape, node);
+      CachedScores& scores = ScoresFor(state, pod, shape, node);
       std::size_t offset = 0;
       for (std::size_t c = 0; c < scores.scores.size(); ++c, offset += width) {
         double score = scores.scores[c];
@@ -117,6 +117,7 @@ class ScoredPolicy : public PlacementPolicy {
         // nor a tie, so its cost need not be priced (the choice is the same either way).
         if (score < best - kTieEpsilon) continue;
         if (uses_slot_losses_) {
+          if (!scores.losses_ready) ListLosses(state, pod, node, scores);
           const std::uint32_t first = c == 0 ? 0 : scores.loss_end[c - 1];
           score -= SlotLossCost(
               std::span<const SlotLoss>(scores.losses).subspan(first, scores.loss_end[c] - first));
@@ -170,6 +171,7 @@ class ScoredPolicy : public PlacementPolicy {
   // node: copies of task types ("slots") it could host before and not after. Policies that set
   // uses_slot_losses_ list those in LostSlots (node-local, cached with the score) and price them
   // in SlotLossCost (from the cluster's current state, every decision); the price is subtracted.
+  // Losses are listed lazily, for nodes whose candidates reach the best score so far.
   struct SlotLoss {
     std::uint32_t type = 0;
     std::int32_t copies = 0;
@@ -205,6 +207,7 @@ class ScoredPolicy : public PlacementPolicy {
     std::vector<int> gpus;                // candidates' GPU indices, num_gpu each, concatenated
     std::vector<SlotLoss> losses;         // candidates' lost slots, concatenated
     std::vector<std::uint32_t> loss_end;  // per candidate: end of its entries in `losses`
+    bool losses_ready = false;            // listed only once a candidate needs pricing
   };
   struct NodeCache {
     std::vector<CachedScores> entries;  // the first `used` are valid
@@ -272,8 +275,21 @@ class ScoredPolicy : public PlacementPolicy {
     }
   }
 
-  const CachedScores& ScoresFor(const ClusterState& state, const PodRequest& pod,
-                                std::uint32_t shape, int node) {
+  // Lists every candidate's lost slots (node-local, so they stay valid as long as the scores).
+  void ListLosses(const ClusterState& state, const PodRequest& pod, int node, CachedScores& entry) {
+    entry.losses.clear();
+    entry.loss_end.clear();
+    const auto width = static_cast<std::size_t>(pod.num_gpu);
+    for (std::size_t c = 0; c < entry.scores.size(); ++c) {
+      LostSlots(state, pod, node, std::span<const int>(entry.gpus).subspan(c * width, width),
+                entry.losses);
+      entry.loss_end.push_back(static_cast<std::uint32_t>(entry.losses.size()));
+    }
+    entry.losses_ready = true;
+  }
+
+  CachedScores& ScoresFor(const ClusterState& state, const PodRequest& pod, std::uint32_t shape,
+                          int node) {
     NodeCache& cache = cache_[static_cast<std::size_t>(node)];
     for (std::size_t i = 0; i < cache.used; ++i) {
       if (cache.ids[i] == shape) return cache.entries[i];
@@ -300,15 +316,10 @@ class ScoredPolicy : public PlacementPolicy {
     slot->shape = shape;
     slot->scores.clear();
     slot->gpus.clear();
-    slot->losses.clear();
-    slot->loss_end.clear();
+    slot->losses_ready = false;
     ForEachCandidate(state, pod, node, scratch_, [&](std::span<const int> gpus) {
       slot->scores.push_back(Score(state, pod, node, gpus));
       slot->gpus.insert(slot->gpus.end(), gpus.begin(), gpus.end());
-      if (uses_slot_losses_) {
-        LostSlots(state, pod, node, gpus, slot->losses);
-        slot->loss_end.push_back(static_cast<std::uint32_t>(slot->losses.size()));
-      }
     });
     return *slot;
   }
