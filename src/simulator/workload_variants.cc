@@ -126,20 +126,20 @@ std::vector<ModelSetWeight> SingleModelSets(const std::vector<NodeSpec>& nodes) 
   return sets;
 }
 
-Result<std::vector<TracePod>> GenerateVariant(const std::vector<TracePod>& base,
-                                              const std::vector<NodeSpec>& nodes,
-                                              const std::vector<ModelSetWeight>& model_sets,
-                                              const VariantMix& mix, std::uint64_t seed) {
-  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.model_restricted, "model-restricted"));
-  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.sharing, "GPU-sharing"));
-  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.multi_gpu, "multi-GPU"));
-  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.cpu_only, "CPU-only"));
-  if (base.empty()) return InvalidArgument("the base pod list is empty");
+namespace {
+
+// The base pods by class, and how many of each class the variant draws.
+struct ClassPlan {
   std::array<std::vector<const TracePod*>, 4> pools;
+  std::array<std::size_t, 4> counts{};
+};
+
+Result<ClassPlan> PlanClasses(const std::vector<TracePod>& base, const VariantMix& mix) {
+  ClassPlan plan;
   std::array<double, 4> demand{};
   for (const TracePod& pod : base) {
     const PodClass c = ClassOf(pod.spec);
-    pools[c].push_back(&pod);
+    plan.pools[c].push_back(&pod);
     demand[c] += Demand(pod.spec);
   }
   const double total_demand = demand[kSharing] + demand[kWholeOne] + demand[kMulti];
@@ -148,9 +148,8 @@ Result<std::vector<TracePod>> GenerateVariant(const std::vector<TracePod>& base,
   for (const PodClass c : {kSharing, kWholeOne, kMulti}) base_share[c] = demand[c] / total_demand;
   using Shares = std::array<double, 4>;
   GPUSLICE_ASSIGN_OR_RETURN(const Shares share, DemandShares(base_share, mix));
-
   const std::size_t total = base.size();
-  const double cpu_only = mix.cpu_only.value_or(static_cast<double>(pools[kCpuOnly].size()) /
+  const double cpu_only = mix.cpu_only.value_or(static_cast<double>(plan.pools[kCpuOnly].size()) /
                                                 static_cast<double>(total));
   const auto cpu_count =
       static_cast<std::size_t>(std::llround(cpu_only * static_cast<double>(total)));
@@ -158,38 +157,31 @@ Result<std::vector<TracePod>> GenerateVariant(const std::vector<TracePod>& base,
   std::array<double, 4> weights{};
   for (const PodClass c : {kSharing, kWholeOne, kMulti}) {
     if (share[c] <= 0) continue;
-    if (pools[c].empty()) {
+    if (plan.pools[c].empty()) {
       return InvalidArgument("the base pod list has no " + std::string(kClassNames[c]) +
                              " pods to draw from");
     }
-    weights[c] = share[c] / (demand[c] / static_cast<double>(pools[c].size()));
+    weights[c] = share[c] / (demand[c] / static_cast<double>(plan.pools[c].size()));
   }
-  std::array<std::size_t, 4> counts = Apportion(total - cpu_count, weights);
-  counts[kCpuOnly] = cpu_count;
-  if (cpu_count > 0 && pools[kCpuOnly].empty()) {
+  plan.counts = Apportion(total - cpu_count, weights);
+  plan.counts[kCpuOnly] = cpu_count;
+  if (cpu_count > 0 && plan.pools[kCpuOnly].empty()) {
     return InvalidArgument("the base pod list has no CPU-only pods to draw from");
   }
+  return plan;
+}
 
-  placement::Rng rng(seed);
-  std::vector<TracePod> pods;
-  pods.reserve(total);
-  for (int c = 0; c < 4; ++c) {
-    const auto& pool = pools[static_cast<std::size_t>(c)];
-    for (std::size_t i = 0; i < counts[static_cast<std::size_t>(c)]; ++i) {
-      TracePod pod = *pool[rng.Below(pool.size())];
-      pod.spec.gpu_models.clear();
-      pod.creation_time = pod.deletion_time = -1;
-      pods.push_back(std::move(pod));
-    }
-  }
-  // Model restrictions on a uniform choice of the GPU pods (partial Fisher-Yates).
+// Restricts `share` of the GPU pods, chosen uniformly (partial Fisher-Yates), to a model set
+// drawn by weight among those that can host the pod.
+Status RestrictToModels(std::vector<TracePod>& pods, const std::vector<NodeSpec>& nodes,
+                        const std::vector<ModelSetWeight>& model_sets, double share,
+                        placement::Rng& rng) {
   std::vector<std::size_t> gpu_pods;
   for (std::size_t i = 0; i < pods.size(); ++i) {
     if (pods[i].spec.num_gpu > 0) gpu_pods.push_back(i);
   }
-  const double restricted_share = mix.model_restricted.value_or(0);
-  const auto restricted = static_cast<std::size_t>(
-      std::llround(restricted_share * static_cast<double>(gpu_pods.size())));
+  const auto restricted =
+      static_cast<std::size_t>(std::llround(share * static_cast<double>(gpu_pods.size())));
   if (restricted > 0 && model_sets.empty()) {
     return InvalidArgument("model restrictions asked for, but there are no model sets to draw");
   }
@@ -221,6 +213,35 @@ Result<std::vector<TracePod>> GenerateVariant(const std::vector<TracePod>& base,
     }
     pod.gpu_models = chosen->models;
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<TracePod>> GenerateVariant(const std::vector<TracePod>& base,
+                                              const std::vector<NodeSpec>& nodes,
+                                              const std::vector<ModelSetWeight>& model_sets,
+                                              const VariantMix& mix, std::uint64_t seed) {
+  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.model_restricted, "model-restricted"));
+  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.sharing, "GPU-sharing"));
+  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.multi_gpu, "multi-GPU"));
+  GPUSLICE_RETURN_IF_ERROR(CheckShare(mix.cpu_only, "CPU-only"));
+  if (base.empty()) return InvalidArgument("the base pod list is empty");
+  GPUSLICE_ASSIGN_OR_RETURN(const ClassPlan plan, PlanClasses(base, mix));
+  placement::Rng rng(seed);
+  std::vector<TracePod> pods;
+  pods.reserve(base.size());
+  for (std::size_t c = 0; c < plan.pools.size(); ++c) {
+    const auto& pool = plan.pools[c];
+    for (std::size_t i = 0; i < plan.counts[c]; ++i) {
+      TracePod pod = *pool[rng.Below(pool.size())];
+      pod.spec.gpu_models.clear();
+      pod.creation_time = pod.deletion_time = -1;
+      pods.push_back(std::move(pod));
+    }
+  }
+  GPUSLICE_RETURN_IF_ERROR(
+      RestrictToModels(pods, nodes, model_sets, mix.model_restricted.value_or(0), rng));
   for (std::size_t i = pods.size(); i > 1; --i) std::swap(pods[i - 1], pods[rng.Below(i)]);
   for (std::size_t i = 0; i < pods.size(); ++i) {
     pods[i].spec.name = "variant-pod-" + std::to_string(i);
