@@ -136,6 +136,11 @@ Result<std::vector<Workload>> GenerateVariants(const SimulateOptions& options) {
 Result<std::vector<Workload>> LoadWorkloads(const SimulateOptions& options) {
   std::vector<Workload> workloads;
   if (options.pods_paths.empty()) {
+    if (!options.variants.empty()) {
+      return InvalidArgument(
+          "--variants needs the pod list to generate from: --pods "
+          "../shared/data/alibaba-gpu-v2023/openb_pod_list_default.csv");
+    }
     if (!options.nodes_path.empty()) {
       return InvalidArgument("--nodes needs --pods (or neither, for the built-in workload)");
     }
