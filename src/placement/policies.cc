@@ -299,7 +299,6 @@ class ScoredPolicy : public PlacementPolicy {
     if (cache.used < cache.entries.size()) {
       index = cache.used++;
     } else if (cache.entries.size() < kShapesPerNode) {
-      if (cache.entries.empty()) cache.entries.reserve(kShapesPerNode);
       CachedScores& created = cache.entries.emplace_back();
       // Up to 8 candidates on the trace's nodes: a new entry allocates once per buffer.
       created.scores.reserve(8);
