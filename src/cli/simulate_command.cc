@@ -1,23 +1,29 @@
 // `gpuslice simulate`: runs the placement engine over a workload — the built-in synthetic one by
 // default, or trace files — and reports the GPU allocation each policy reaches (fill), the
 // capacity-planning view (replay), or how many GPUs each sharing strategy needs (compare).
+#include <unistd.h>
+
 #include <charconv>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "core/status.h"
+#include "placement/online_task_types.h"
 #include "placement/placement_policy.h"
 #include "simulator/parallel.h"
 #include "simulator/report.h"
 #include "simulator/simulator.h"
 #include "simulator/synthetic_workload.h"
 #include "simulator/trace_csv.h"
+#include "simulator/workload_variants.h"
 
 namespace gpuslice::cli {
 namespace {
@@ -39,6 +45,12 @@ struct SimulateOptions {
   int replicas = 4;
   std::string tie_break = "lowest-name";
   std::string mig_model = "A100-SXM4-40GB";
+  std::string knowledge = "given";
+  std::string variants;         // a VariantSet spec; empty: run the --pods files themselves
+  std::string model_sets_path;  // pod list whose restricted pods give the model-set pool
+  bool write_variants = false;
+  bool offline = false;  // add the offline reference column
+  double half_life_pods = placement::OnlineTaskTypesOptions{}.half_life_pods;
 };
 
 struct Workload {
@@ -78,9 +90,57 @@ Result<std::vector<std::uint64_t>> ParseSeeds(const std::string& text) {
   return seeds;
 }
 
+std::string NodesPathFor(const SimulateOptions& options, const std::string& pods_path) {
+  if (!options.nodes_path.empty()) return options.nodes_path;
+  // The trace keeps its node list beside the pod lists.
+  return (std::filesystem::path(pods_path).parent_path() / "openb_node_list_gpu_node.csv").string();
+}
+
+// The variants of --variants, generated from the single --pods file (docs/simulator.md).
+Result<std::vector<Workload>> GenerateVariants(const SimulateOptions& options) {
+  if (options.pods_paths.size() != 1) {
+    return InvalidArgument(
+        "--variants needs exactly one --pods file to generate from (the "
+        "trace's openb_pod_list_default.csv)");
+  }
+  const std::string& base_path = options.pods_paths.front();
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<sim::VariantName> names,
+                            sim::VariantSet(options.variants));
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<placement::NodeSpec> nodes,
+                            sim::ReadNodeCsv(NodesPathFor(options, base_path)));
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<sim::TracePod> base, sim::ReadPodCsv(base_path));
+  std::string sets_path = options.model_sets_path;
+  if (sets_path.empty()) {
+    const auto beside =
+        std::filesystem::path(base_path).parent_path() / "openb_pod_list_gpuspec10.csv";
+    if (std::filesystem::exists(beside)) sets_path = beside.string();
+  }
+  std::vector<sim::ModelSetWeight> sets;
+  if (!sets_path.empty()) {
+    GPUSLICE_ASSIGN_OR_RETURN(const std::vector<sim::TracePod> with_sets,
+                              sim::ReadPodCsv(sets_path));
+    sets = sim::ModelSetsOf(with_sets);
+  }
+  if (sets.empty()) sets = sim::SingleModelSets(nodes);
+  std::vector<Workload> workloads;
+  for (const sim::VariantName& v : names) {
+    Workload w;
+    w.name = v.name;
+    w.nodes = nodes;
+    GPUSLICE_ASSIGN_OR_RETURN(w.pods, sim::GenerateVariant(base, nodes, sets, v.mix, v.seed));
+    workloads.push_back(std::move(w));
+  }
+  return workloads;
+}
+
 Result<std::vector<Workload>> LoadWorkloads(const SimulateOptions& options) {
   std::vector<Workload> workloads;
   if (options.pods_paths.empty()) {
+    if (!options.variants.empty()) {
+      return InvalidArgument(
+          "--variants needs the pod list to generate from: --pods "
+          "../shared/data/alibaba-gpu-v2023/openb_pod_list_default.csv");
+    }
     if (!options.nodes_path.empty()) {
       return InvalidArgument("--nodes needs --pods (or neither, for the built-in workload)");
     }
@@ -94,15 +154,11 @@ Result<std::vector<Workload>> LoadWorkloads(const SimulateOptions& options) {
     workloads.push_back(std::move(w));
     return workloads;
   }
+  if (!options.variants.empty()) return GenerateVariants(options);
   for (const std::string& pods_path : options.pods_paths) {
-    std::string nodes_path = options.nodes_path;
-    if (nodes_path.empty()) {
-      // The trace keeps its node list beside the pod lists.
-      nodes_path = (std::filesystem::path(pods_path).parent_path() / "openb_node_list_gpu_node.csv")
-                       .string();
-      if (!std::filesystem::exists(nodes_path)) {
-        return InvalidArgument("--pods " + pods_path + ": give --nodes (no " + nodes_path + ")");
-      }
+    const std::string nodes_path = NodesPathFor(options, pods_path);
+    if (options.nodes_path.empty() && !std::filesystem::exists(nodes_path)) {
+      return InvalidArgument("--pods " + pods_path + ": give --nodes (no " + nodes_path + ")");
     }
     Workload w;
     w.name = std::filesystem::path(pods_path).stem().string();
@@ -129,18 +185,61 @@ std::string Fixed2(double value) {
   return out.str();
 }
 
+// Runs done / total, elapsed and an estimate, rewritten in place on stderr while it is a
+// terminal; nothing when stderr is piped or redirected. Called from the worker threads.
+class Progress {
+ public:
+  explicit Progress(std::size_t total)
+      : total_(total), shown_(isatty(STDERR_FILENO) == 1 && total > 1) {
+    Show();
+  }
+  void RunDone() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    ++done_;
+    Show();
+  }
+  void Finish() {
+    if (shown_) std::cerr << "\n";
+  }
+
+ private:
+  void Show() {
+    if (!shown_) return;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    std::cerr << "\r\x1b[Ksimulate: " << sim::ProgressLine(done_, total_, elapsed) << std::flush;
+  }
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  const std::size_t total_;
+  const bool shown_;
+  std::size_t done_ = 0;
+  std::mutex mutex_;
+};
+
 Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& workloads,
                    const std::vector<std::uint64_t>& seeds, const std::filesystem::path& out_dir,
                    std::ostream& out) {
   struct Job {
     std::size_t workload;
     std::string policy;
+    sim::WorkloadKnowledge knowledge;
     std::uint64_t seed;
   };
+  std::vector<sim::WorkloadKnowledge> modes;
+  if (options.knowledge != "online") modes.push_back(sim::WorkloadKnowledge::kGiven);
+  if (options.knowledge != "given") modes.push_back(sim::WorkloadKnowledge::kOnline);
+  // One column per run label: policies without workload knowledge run once.
+  std::vector<std::string> labels;
   std::vector<Job> jobs;
+  std::vector<std::string> policies = options.policies;
+  if (options.offline) policies.emplace_back("offline");
   for (std::size_t w = 0; w < workloads.size(); ++w) {
-    for (const std::string& policy : options.policies) {
-      for (const std::uint64_t seed : seeds) jobs.push_back({w, policy, seed});
+    for (const std::string& policy : policies) {
+      for (const sim::WorkloadKnowledge mode : modes) {
+        if (mode != modes.front() && !sim::UsesWorkloadKnowledge(policy)) continue;
+        if (w == 0) labels.push_back(sim::RunLabel(policy, mode));
+        for (const std::uint64_t seed : seeds) jobs.push_back({w, policy, mode, seed});
+      }
     }
   }
   std::vector<Result<sim::FillResult>> results(jobs.size(),
@@ -148,16 +247,22 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   sim::FillOptions fill;
   fill.target_ratio = options.ratio;
   GPUSLICE_ASSIGN_OR_RETURN(fill.tie_break, placement::ParseTieBreak(options.tie_break));
+  fill.online.half_life_pods = options.half_life_pods;
+  Progress progress(jobs.size());
   sim::ParallelFor(jobs.size(), options.jobs, [&](std::size_t i) {
     sim::FillOptions run = fill;
     run.seed = jobs[i].seed;
-    results[i] = sim::RunFill(workloads[jobs[i].workload].nodes, workloads[jobs[i].workload].pods,
-                              jobs[i].policy, run);
+    run.knowledge = jobs[i].knowledge;
+    const Workload& w = workloads[jobs[i].workload];
+    results[i] = jobs[i].policy == "offline" ? sim::RunOfflineReference(w.nodes, w.pods, run)
+                                             : sim::RunFill(w.nodes, w.pods, jobs[i].policy, run);
+    progress.RunDone();
   });
+  progress.Finish();
   std::ostringstream summary_csv;
   summary_csv << "workload,policy,runs,unallocated_at_100_mean,unallocated_at_100_sd,"
                  "unallocated_at_end_mean,unallocated_at_end_sd,decision_mean_us,"
-                 "decision_p99_us,run_seconds_mean\n";
+                 "decision_p99_us,run_seconds_mean,decision_cpu_mean_us,decision_cpu_p99_us\n";
   std::vector<std::vector<sim::PolicySummary>> all;
   for (std::size_t w = 0; w < workloads.size(); ++w) {
     std::vector<sim::FillResult> mine;
@@ -183,7 +288,8 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
       summary_csv << name << ',' << s.policy << ',' << s.runs << ',' << s.unallocated_at_100_mean
                   << ',' << s.unallocated_at_100_sd << ',' << s.unallocated_at_end_mean << ','
                   << s.unallocated_at_end_sd << ',' << s.decision_mean_us << ','
-                  << s.decision_p99_us << ',' << s.wall_seconds_mean << '\n';
+                  << s.decision_p99_us << ',' << s.wall_seconds_mean << ','
+                  << s.decision_cpu_mean_us << ',' << s.decision_cpu_p99_us << '\n';
     }
     if (options.format == "table") {
       out << "== " << name << ": " << workloads[w].nodes.size() << " nodes, "
@@ -203,7 +309,7 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   if (workloads.size() > 1) {
     out << "== unallocated GPU % at 100% arrived, mean (sd) over seeds " << options.seeds << "\n";
     out << "workload";
-    for (const std::string& p : options.policies) out << " | " << p;
+    for (const std::string& p : labels) out << " | " << p;
     out << "\n";
     for (std::size_t w = 0; w < workloads.size(); ++w) {
       out << workloads[w].name;
@@ -288,6 +394,11 @@ Status RunSimulate(SimulateOptions options, std::ostream& out) {
       return InvalidArgument("--policy: unknown policy '" + p + "'; known:" + list);
     }
   }
+  if (!(options.half_life_pods > 0)) {
+    return InvalidArgument(
+        "--half-life-pods must be > 0 (pods after which an observation "
+        "counts half)");
+  }
   if (options.ratio < 1.0 || options.ratio > 3.0) {
     return InvalidArgument("--ratio must be in 1.0..3.0 (the paper uses 1.3)");
   }
@@ -298,6 +409,11 @@ Status RunSimulate(SimulateOptions options, std::ostream& out) {
   std::filesystem::create_directories(out_dir, ec);
   if (ec)
     return Unavailable("cannot create --out directory '" + options.out_dir + "': " + ec.message());
+  if (options.write_variants) {
+    for (const Workload& w : workloads) {
+      GPUSLICE_RETURN_IF_ERROR(WriteText(out_dir / (w.name + ".csv"), sim::PodCsv(w.pods)));
+    }
+  }
   if (options.mode == "replay") return RunReplayMode(options, workloads, seeds, out_dir, out);
   if (options.mode == "compare") return RunCompareMode(options, workloads, seeds, out_dir, out);
   return RunFillMode(options, workloads, seeds, out_dir, out);
@@ -332,6 +448,29 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
                   "policy is always random")
       ->check(CLI::IsMember({"lowest-name", "random"}))
       ->capture_default_str();
+  cmd->add_option("--workload-knowledge", options->knowledge,
+                  "Fill: where fgd and gpuslice get the workload's task types: given (from the "
+                  "whole pod file, as in the FGD paper), online (learned from the pods placed so "
+                  "far, as the scheduler extender does; reported as fgd-online, gpuslice-online) "
+                  "or both")
+      ->check(CLI::IsMember({"given", "online", "both"}))
+      ->capture_default_str();
+  cmd->add_option("--half-life-pods", options->half_life_pods,
+                  "Online knowledge: pods after which an observed pod counts half")
+      ->capture_default_str();
+  cmd->add_option("--variants", options->variants,
+                  "Generate workload variants from the one --pods file and run them instead: "
+                  "tuning, reporting, all, or names like spec30-s2,share60-s3 (family spec|share|"
+                  "multi|cpu, percent, generator seed); see docs/simulator.md");
+  cmd->add_option("--model-sets", options->model_sets_path,
+                  "Variants: pod list whose restricted pods' model sets (gpu_spec) and their "
+                  "counts are the pool restrictions are drawn from; default "
+                  "openb_pod_list_gpuspec10.csv beside the --pods file, else each model by GPUs");
+  cmd->add_flag("--offline", options->offline,
+                "Fill: add the offline reference column: the same pods placed in hindsight by "
+                "the best of several offline packers (docs/simulator.md)");
+  cmd->add_flag("--write-variants", options->write_variants,
+                "Variants: also write each generated pod list to --out as <name>.csv");
   cmd->add_option("--ratio", options->ratio, "Fill: GPU demand as a multiple of capacity")
       ->capture_default_str();
   cmd->add_option("--out", options->out_dir, "Directory for the CSV files and the SVG chart")

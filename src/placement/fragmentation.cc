@@ -62,14 +62,45 @@ std::vector<TaskType> TypicalTaskTypes(std::span<const PodRequest> workload,
 }
 
 FragmentationModel::FragmentationModel(std::vector<TaskType> types, FragmentationMeasure measure)
-    : types_(std::move(types)), measure_(measure) {}
+    : types_(std::move(types)), measure_(measure) {
+  share_of_type_.assign(types_.size(), 0);
+  for (std::size_t t = 0; t < types_.size(); ++t) {
+    const PodRequest& r = types_[t].request;
+    if (!r.wants_gpu()) continue;
+    const auto known = std::find(shares_.begin(), shares_.end(), r.gpu_milli);
+    share_of_type_[t] = static_cast<std::size_t>(known - shares_.begin());
+    if (known == shares_.end()) shares_.push_back(r.gpu_milli);
+  }
+  quotients_.resize(shares_.size() * (kMilliPerGpu + 1));
+  for (std::size_t i = 0; i < shares_.size(); ++i) {
+    for (int free = 0; free <= kMilliPerGpu; ++free) {
+      quotients_[i * (kMilliPerGpu + 1) + static_cast<std::size_t>(free)] =
+          static_cast<std::uint16_t>(free / shares_[i]);
+    }
+  }
+  stats_.resize(shares_.size());
+}
 
 double FragmentationModel::NodeFragmentation(const NodeView& node) const {
   std::int64_t total = 0;
   for (const int free : node.gpu_milli_free) total += free;
   if (total == 0) return 0;
+  for (std::size_t i = 0; i < shares_.size(); ++i) {
+    ShareStats& stats = stats_[i];
+    stats = {};
+    const std::uint16_t* quotient = &quotients_[i * (kMilliPerGpu + 1)];
+    for (const int free : node.gpu_milli_free) {
+      if (free >= shares_[i]) {
+        ++stats.fitting;
+      } else {
+        stats.too_small += free;
+      }
+      stats.copies += free >= 0 && free <= kMilliPerGpu ? quotient[free] : free / shares_[i];
+    }
+  }
   double frag = 0;
-  for (const TaskType& type : types_) {
+  for (std::size_t ti = 0; ti < types_.size(); ++ti) {
+    const TaskType& type = types_[ti];
     const PodRequest& t = type.request;
     double unusable = 0;
     if (!t.wants_gpu()) {
@@ -77,21 +108,11 @@ double FragmentationModel::NodeFragmentation(const NodeView& node) const {
     } else if (!t.AllowsModel(node.model_id)) {
       unusable = static_cast<double>(total);
     } else if (measure_ == FragmentationMeasure::kFgd) {
-      int fitting = 0;
-      std::int64_t too_small = 0;
-      for (const int free : node.gpu_milli_free) {
-        if (free >= t.gpu_milli) {
-          ++fitting;
-        } else {
-          too_small += free;
-        }
-      }
-      const bool placeable = fitting >= t.num_gpu && node.cpu_free >= t.cpu_milli;
-      unusable = static_cast<double>(placeable ? too_small : total);
+      const ShareStats& stats = stats_[share_of_type_[ti]];
+      const bool placeable = stats.fitting >= t.num_gpu && node.cpu_free >= t.cpu_milli;
+      unusable = static_cast<double>(placeable ? stats.too_small : total);
     } else {
-      std::int64_t gpu_slots = 0;
-      for (const int free : node.gpu_milli_free) gpu_slots += free / t.gpu_milli;
-      gpu_slots /= t.num_gpu;
+      const std::int64_t gpu_slots = stats_[share_of_type_[ti]].copies / t.num_gpu;
       const std::int64_t copies = std::min(gpu_slots, Slots(node.cpu_free, t.cpu_milli));
       unusable = static_cast<double>(total - copies * t.total_gpu_milli());
     }

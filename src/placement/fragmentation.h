@@ -52,7 +52,7 @@ struct NodeView {
 
 // Computes node fragmentation. Fragmentation depends on a node's model, free CPU and free GPU
 // shares (not its memory); a computation is a pass over task types x GPUs, cheap enough that
-// policies cache results per node rather than per state.
+// policies cache results per node rather than per state. Not thread safe (scratch space).
 class FragmentationModel {
  public:
   FragmentationModel(std::vector<TaskType> types, FragmentationMeasure measure);
@@ -63,8 +63,20 @@ class FragmentationModel {
   FragmentationMeasure measure() const { return measure_; }
 
  private:
+  // Per distinct per-GPU share among the GPU types: one pass over a node's GPUs yields, for each
+  // share, the GPUs with room for it, the idle capacity too small for it, and how many copies of
+  // it the GPUs hold (from a table of free / share, so no division per GPU).
+  struct ShareStats {
+    int fitting = 0;
+    std::int64_t too_small = 0;
+    std::int64_t copies = 0;
+  };
   std::vector<TaskType> types_;
   FragmentationMeasure measure_;
+  std::vector<int> shares_;                 // distinct gpu_milli of the GPU types
+  std::vector<std::size_t> share_of_type_;  // per type: index in shares_ (GPU types only)
+  std::vector<std::uint16_t> quotients_;    // [share index * 1001 + free]: free / share
+  mutable std::vector<ShareStats> stats_;   // scratch for NodeFragmentation
 };
 
 }  // namespace gpuslice::placement

@@ -34,6 +34,15 @@ class PlacementPolicy {
                         const Placement& /*placement*/) {}
   virtual void OnRemoved(const ClusterState& /*state*/, const PodRequest& /*pod*/,
                          const Placement& /*placement*/) {}
+
+  // Replaces the target workload of a fragmentation-aware policy (fgd, gpuslice) in place:
+  // `typical` as PolicyOptions::task_types, `all` as PolicyOptions::all_task_types (empty:
+  // `typical`). Clears the policy's caches, so the next decision recomputes every node once.
+  // Returns false, and changes nothing, for policies that use no target workload. Online
+  // workload knowledge (OnlineTaskTypes) calls it as it learns.
+  virtual bool SetTaskTypes(std::vector<TaskType> /*typical*/, std::vector<TaskType> /*all*/) {
+    return false;
+  }
 };
 
 // How a policy chooses among candidates with equal scores.
@@ -61,6 +70,10 @@ struct PolicyOptions {
   // uses them to keep nodes that few others can stand in for able to host the rare large types.
   // Empty: task_types.
   std::vector<TaskType> all_task_types;
+  // fgd and gpuslice: the task types will be given later through PlacementPolicy::SetTaskTypes
+  // (online workload knowledge), so empty task_types are accepted; until then the policy scores
+  // as if no type could be hurt (best fit, then the fullest GPU).
+  bool task_types_later = false;
 };
 
 // "random", "best-fit", "dot-product", "gpu-packing", "gpu-clustering", "fgd", "gpuslice".

@@ -81,23 +81,47 @@ class ScoredPolicy : public PlacementPolicy {
 
   std::optional<Placement> Choose(const ClusterState& state, const PodRequest& pod) override {
     Prepare(state, pod);
-    if (cache_.size() != state.node_count()) cache_.assign(state.node_count(), NodeCache{});
+    if (cache_.size() != state.node_count()) StartCaches(state);
+    const std::uint32_t shape = ShapeId(pod);
     double best = -std::numeric_limits<double>::infinity();
     std::uint64_t ties = 0;
     Placement choice;
+    const std::size_t width = static_cast<std::size_t>(pod.num_gpu);
+    std::vector<double>& bounds = BoundsFor(shape);
+    PodRequest no_memory = pod;
+    no_memory.memory_mib = 0;
     const int n = static_cast<int>(state.node_count());
     for (int node = 0; node < n; ++node) {
-      if (!state.Fits(pod, node)) continue;
-      const CachedScores& scores = ScoresFor(state, pod, node);
+      const auto index = static_cast<std::size_t>(node);
+      // Most nodes are decided here, from two contiguous arrays: the node cannot host the shape,
+      // or none of its candidates can reach the best so far (scores never exceed the bound).
+      double bound = bounds[index];
+      if (bound == kCannotHost || bound < best - kTieEpsilon) continue;
+      if (memory_free_[index] < pod.memory_mib) continue;
+      if (std::isnan(bound)) {
+        if (!state.Fits(no_memory, node)) {
+          bounds[index] = kCannotHost;
+          continue;
+        }
+        const CachedScores& fresh = ScoresFor(state, pod, shape, node);
+        bound = fresh.scores.empty() ? kCannotHost
+                                     : *std::max_element(fresh.scores.begin(), fresh.scores.end());
+        bounds[index] = bound;
+        if (bound == kCannotHost || bound < best - kTieEpsilon) continue;
+      }
+      CachedScores& scores = ScoresFor(state, pod, shape, node);
       std::size_t offset = 0;
-      for (std::size_t c = 0; c < scores.scores.size(); ++c) {
+      for (std::size_t c = 0; c < scores.scores.size(); ++c, offset += width) {
         double score = scores.scores[c];
+        // The slot-loss cost is >= 0: a candidate already below the best can be neither better
+        // nor a tie, so its cost need not be priced (the choice is the same either way).
+        if (score < best - kTieEpsilon) continue;
         if (uses_slot_losses_) {
+          if (!scores.losses_ready) ListLosses(state, pod, node, scores);
           const std::uint32_t first = c == 0 ? 0 : scores.loss_end[c - 1];
           score -= SlotLossCost(
               std::span<const SlotLoss>(scores.losses).subspan(first, scores.loss_end[c] - first));
         }
-        const std::size_t width = static_cast<std::size_t>(pod.num_gpu);
         bool take = false;
         if (score > best + kTieEpsilon) {
           best = score;
@@ -108,18 +132,27 @@ class ScoredPolicy : public PlacementPolicy {
           // Lowest name: a later candidate on the same node (a higher GPU index) never wins.
           take = tie_break_ == TieBreak::kRandom
                      ? rng_.Below(ties) == 0
-                     : state.node(node).spec.name < state.node(choice.node).spec.name;
+                     : name_rank_[static_cast<std::size_t>(node)] <
+                           name_rank_[static_cast<std::size_t>(choice.node)];
         }
         if (take) {
           choice.node = node;
           choice.gpus.assign(scores.gpus.begin() + static_cast<std::ptrdiff_t>(offset),
                              scores.gpus.begin() + static_cast<std::ptrdiff_t>(offset + width));
         }
-        offset += width;
       }
     }
     if (ties == 0) return std::nullopt;
     return choice;
+  }
+
+  bool SetTaskTypes(std::vector<TaskType> typical, std::vector<TaskType> all) final {
+    if (!UsesTaskTypes()) return false;
+    if (all.empty()) all = typical;
+    cache_.clear();
+    bounds_.clear();
+    OnTaskTypes(std::move(typical), std::move(all));
+    return true;
   }
 
   void OnPlaced(const ClusterState& state, const PodRequest& pod, const Placement& p) final {
@@ -138,6 +171,7 @@ class ScoredPolicy : public PlacementPolicy {
   // node: copies of task types ("slots") it could host before and not after. Policies that set
   // uses_slot_losses_ list those in LostSlots (node-local, cached with the score) and price them
   // in SlotLossCost (from the cluster's current state, every decision); the price is subtracted.
+  // Losses are listed lazily, for nodes whose candidates reach the best score so far.
   struct SlotLoss {
     std::uint32_t type = 0;
     std::int32_t copies = 0;
@@ -146,6 +180,9 @@ class ScoredPolicy : public PlacementPolicy {
                          std::span<const int> /*gpus*/, std::vector<SlotLoss>& /*out*/) {}
   virtual double SlotLossCost(std::span<const SlotLoss> /*losses*/) { return 0; }
   bool uses_slot_losses_ = false;
+  // Policies with a target workload: take new task types (caches depending on them cleared).
+  virtual bool UsesTaskTypes() const { return false; }
+  virtual void OnTaskTypes(std::vector<TaskType> /*typical*/, std::vector<TaskType> /*all*/) {}
   virtual void Prepare(const ClusterState& /*state*/, const PodRequest& /*pod*/) {}
   // A pod was placed on (placed = true) or removed from node p.node.
   virtual void OnNodeChanged(const ClusterState& /*state*/, const PodRequest& /*pod*/,
@@ -160,17 +197,21 @@ class ScoredPolicy : public PlacementPolicy {
   }
 
  private:
-  static constexpr std::size_t kShapesPerNode = 32;
+  // More than the shapes a trace file repeats often (35 shapes cover 95 % of the default
+  // file's pods), so common shapes are rarely evicted by rare ones.
+  static constexpr std::size_t kShapesPerNode = 64;
 
   struct CachedScores {
-    PodRequest shape;
+    std::uint32_t shape = 0;              // ShapeId of the pods it answers
     std::vector<double> scores;           // one per candidate, in candidate order
     std::vector<int> gpus;                // candidates' GPU indices, num_gpu each, concatenated
     std::vector<SlotLoss> losses;         // candidates' lost slots, concatenated
     std::vector<std::uint32_t> loss_end;  // per candidate: end of its entries in `losses`
+    bool losses_ready = false;            // listed only once a candidate needs pricing
   };
   struct NodeCache {
     std::vector<CachedScores> entries;  // the first `used` are valid
+    std::vector<std::uint32_t> ids;     // entries[i].shape, kept compact for the lookup
     std::size_t used = 0;
     std::size_t next_victim = 0;
   };
@@ -183,45 +224,116 @@ class ScoredPolicy : public PlacementPolicy {
            a.gpu_compute_percent == b.gpu_compute_percent;
   }
 
-  const CachedScores& ScoresFor(const ClusterState& state, const PodRequest& pod, int node) {
+  // A small number per distinct shape, so a node's cache compares integers. Shapes seen before
+  // are looked up from the most recent; the list is bounded (a cleared list only costs misses).
+  std::uint32_t ShapeId(const PodRequest& pod) {
+    for (std::size_t i = shapes_.size(); i-- > 0;) {
+      if (SameShape(shapes_[i].first, pod)) return shapes_[i].second;
+    }
+    if (shapes_.size() >= kMaxShapes) {
+      shapes_.clear();
+      bounds_.clear();
+      next_shape_id_ = 0;
+      for (NodeCache& cache : cache_) cache.used = 0;
+    }
+    shapes_.emplace_back(pod, next_shape_id_);
+    return next_shape_id_++;
+  }
+  static constexpr std::size_t kMaxShapes = 1024;
+
+  // Per shape, per node: the highest cached score of the node's candidates for that shape (an
+  // upper bound of their final scores, since slot-loss costs are >= 0), kCannotHost when the node
+  // cannot host the shape whatever the pod's memory, NaN when not known since the node changed.
+  std::vector<double>& BoundsFor(std::uint32_t shape) {
+    if (bounds_.size() <= shape) bounds_.resize(shape + 1);
+    std::vector<double>& bounds = bounds_[shape];
+    if (bounds.size() != cache_.size()) {
+      bounds.assign(cache_.size(), std::numeric_limits<double>::quiet_NaN());
+    }
+    return bounds;
+  }
+  static constexpr double kCannotHost = -std::numeric_limits<double>::infinity();
+
+  // Per-node caches and the nodes' rank by name (for the lowest-name tie-break).
+  void StartCaches(const ClusterState& state) {
+    cache_.assign(state.node_count(), NodeCache{});
+    bounds_.clear();
+    memory_free_.resize(state.node_count());
+    for (std::size_t i = 0; i < memory_free_.size(); ++i) {
+      memory_free_[i] = state.node(static_cast<int>(i)).memory_free;
+    }
+    std::vector<int> order(state.node_count());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return state.node(a).spec.name < state.node(b).spec.name;
+    });
+    name_rank_.assign(order.size(), 0);
+    for (std::size_t r = 1; r < order.size(); ++r) {
+      const bool same = state.node(order[r]).spec.name == state.node(order[r - 1]).spec.name;
+      name_rank_[static_cast<std::size_t>(order[r])] =
+          same ? name_rank_[static_cast<std::size_t>(order[r - 1])] : static_cast<int>(r);
+    }
+  }
+
+  // Lists every candidate's lost slots (node-local, so they stay valid as long as the scores).
+  void ListLosses(const ClusterState& state, const PodRequest& pod, int node, CachedScores& entry) {
+    entry.losses.clear();
+    entry.loss_end.clear();
+    const auto width = static_cast<std::size_t>(pod.num_gpu);
+    for (std::size_t c = 0; c < entry.scores.size(); ++c) {
+      LostSlots(state, pod, node, std::span<const int>(entry.gpus).subspan(c * width, width),
+                entry.losses);
+      entry.loss_end.push_back(static_cast<std::uint32_t>(entry.losses.size()));
+    }
+    entry.losses_ready = true;
+  }
+
+  CachedScores& ScoresFor(const ClusterState& state, const PodRequest& pod, std::uint32_t shape,
+                          int node) {
     NodeCache& cache = cache_[static_cast<std::size_t>(node)];
     for (std::size_t i = 0; i < cache.used; ++i) {
-      if (SameShape(cache.entries[i].shape, pod)) return cache.entries[i];
+      if (cache.ids[i] == shape) return cache.entries[i];
     }
     // Reuse a slot's buffers (entries are cleared, not freed, when the node changes).
-    CachedScores* slot = nullptr;
+    std::size_t index = 0;
     if (cache.used < cache.entries.size()) {
-      slot = &cache.entries[cache.used++];
+      index = cache.used++;
     } else if (cache.entries.size() < kShapesPerNode) {
-      cache.entries.emplace_back();
-      ++cache.used;
-      slot = &cache.entries.back();
+      CachedScores& created = cache.entries.emplace_back();
+      // Up to 8 candidates on the trace's nodes: a new entry allocates once per buffer.
+      created.scores.reserve(8);
+      created.gpus.reserve(8);
+      created.loss_end.reserve(8);
+      cache.ids.push_back(0);
+      index = cache.used++;
     } else {
-      slot = &cache.entries[cache.next_victim];
+      index = cache.next_victim;
       cache.next_victim = (cache.next_victim + 1) % kShapesPerNode;
     }
-    slot->shape = pod;
+    CachedScores* slot = &cache.entries[index];
+    cache.ids[index] = shape;
+    slot->shape = shape;
     slot->scores.clear();
     slot->gpus.clear();
-    slot->losses.clear();
-    slot->loss_end.clear();
+    slot->losses_ready = false;
     ForEachCandidate(state, pod, node, scratch_, [&](std::span<const int> gpus) {
       slot->scores.push_back(Score(state, pod, node, gpus));
       slot->gpus.insert(slot->gpus.end(), gpus.begin(), gpus.end());
-      if (uses_slot_losses_) {
-        LostSlots(state, pod, node, gpus, slot->losses);
-        slot->loss_end.push_back(static_cast<std::uint32_t>(slot->losses.size()));
-      }
     });
     return *slot;
   }
 
   void NodeChanged(const ClusterState& state, const PodRequest& pod, const Placement& p,
                    bool placed) {
-    if (static_cast<std::size_t>(p.node) < cache_.size()) {
-      NodeCache& cache = cache_[static_cast<std::size_t>(p.node)];
+    const auto index = static_cast<std::size_t>(p.node);
+    if (index < cache_.size()) {
+      NodeCache& cache = cache_[index];
       cache.used = 0;
       cache.next_victim = 0;
+      memory_free_[index] = state.node(p.node).memory_free;
+      for (std::vector<double>& bounds : bounds_) {
+        if (index < bounds.size()) bounds[index] = std::numeric_limits<double>::quiet_NaN();
+      }
     }
     OnNodeChanged(state, pod, p, placed);
   }
@@ -230,6 +342,11 @@ class ScoredPolicy : public PlacementPolicy {
   TieBreak tie_break_;
   std::vector<int> scratch_;
   std::vector<NodeCache> cache_;
+  std::vector<int> name_rank_;  // per node: its position among the nodes sorted by name
+  std::vector<std::vector<double>> bounds_;  // [shape id][node], see BoundsFor
+  std::vector<std::int64_t> memory_free_;    // per node, as of the last change the policy heard
+  std::vector<std::pair<PodRequest, std::uint32_t>> shapes_;
+  std::uint32_t next_shape_id_ = 0;
 };
 
 // Every candidate scores the same, so every choice is a tie; they are always broken at random.
@@ -373,6 +490,16 @@ class FragmentationPolicy : public ScoredPolicy {
         packable_(options.task_types, FragmentationMeasure::kPackable) {}
 
  protected:
+  bool UsesTaskTypes() const final { return true; }
+  void OnTaskTypes(std::vector<TaskType> typical, std::vector<TaskType> all) override {
+    fgd_ = FragmentationModel(typical, FragmentationMeasure::kFgd);
+    packable_ = FragmentationModel(std::move(typical), FragmentationMeasure::kPackable);
+    for (auto& cache : cached_) cache.clear();
+    OnAllTaskTypes(all);
+  }
+  // The workload's every type (PolicyOptions::all_task_types), after a SetTaskTypes.
+  virtual void OnAllTaskTypes(const std::vector<TaskType>& /*all*/) {}
+
   void OnNodeChanged(const ClusterState&, const PodRequest&, const Placement& p, bool) override {
     Invalidate(p.node);
   }
@@ -462,8 +589,18 @@ class FgdPolicy final : public FragmentationPolicy {
 class GpuslicePolicy final : public FragmentationPolicy {
  public:
   explicit GpuslicePolicy(const PolicyOptions& options) : FragmentationPolicy(options) {
-    const std::vector<TaskType>& all =
-        options.all_task_types.empty() ? options.task_types : options.all_task_types;
+    OnAllTaskTypes(options.all_task_types.empty() ? options.task_types : options.all_task_types);
+  }
+  std::string_view name() const override { return "gpuslice"; }
+
+ protected:
+  void OnAllTaskTypes(const std::vector<TaskType>& all) override {
+    mean_pod_gpu_milli_ = 0;
+    mean_pod_cpu_milli_ = 0;
+    slot_types_.clear();
+    shares_.clear();
+    share_index_.clear();
+    copies_.clear();  // recounted for the new types at the next decision
     for (const TaskType& t : all) {
       mean_pod_gpu_milli_ += t.popularity * static_cast<double>(t.request.total_gpu_milli());
       mean_pod_cpu_milli_ += t.popularity * static_cast<double>(t.request.cpu_milli);
@@ -482,12 +619,10 @@ class GpuslicePolicy final : public FragmentationPolicy {
             static_cast<std::uint16_t>(free / shares_[i]);
       }
     }
-    prices_.resize(slot_types_.size());
+    prices_.assign(slot_types_.size(), 0);
     uses_slot_losses_ = mean_pod_gpu_milli_ > 0 && !slot_types_.empty();
   }
-  std::string_view name() const override { return "gpuslice"; }
 
- protected:
   void Prepare(const ClusterState& state, const PodRequest& pod) override {
     FragmentationPolicy::Prepare(state, pod);
     if (!uses_slot_losses_) return;
@@ -667,7 +802,7 @@ Result<std::unique_ptr<PlacementPolicy>> MakePolicy(std::string_view name,
   if (name == "gpu-packing") return std::unique_ptr<PlacementPolicy>(new GpuPackingPolicy(o));
   if (name == "gpu-clustering") return std::unique_ptr<PlacementPolicy>(new GpuClusteringPolicy(o));
   if (name == "fgd" || name == "gpuslice") {
-    if (options.task_types.empty()) {
+    if (options.task_types.empty() && !options.task_types_later) {
       return InvalidArgument("policy '" + std::string(name) +
                              "' needs the target workload's task types; none were given");
     }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <string>
 
 #include "placement/placement_engine.h"
 #include "placement/rng.h"
@@ -55,6 +56,28 @@ Result<std::vector<PodRequest>> SampleFillSequence(const ClusterState& cluster,
   return pods;
 }
 
+std::string_view WorkloadKnowledgeName(WorkloadKnowledge knowledge) {
+  return knowledge == WorkloadKnowledge::kOnline ? "online" : "given";
+}
+
+Result<WorkloadKnowledge> ParseWorkloadKnowledge(std::string_view text) {
+  for (const WorkloadKnowledge k : {WorkloadKnowledge::kGiven, WorkloadKnowledge::kOnline}) {
+    if (text == WorkloadKnowledgeName(k)) return k;
+  }
+  return InvalidArgument("unknown workload knowledge '" + std::string(text) +
+                         "'; known: given, online");
+}
+
+bool UsesWorkloadKnowledge(std::string_view policy) {
+  return policy == "fgd" || policy == "gpuslice";
+}
+
+std::string RunLabel(std::string_view policy, WorkloadKnowledge knowledge) {
+  std::string label(policy);
+  if (knowledge == WorkloadKnowledge::kOnline && UsesWorkloadKnowledge(policy)) label += "-online";
+  return label;
+}
+
 Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
                            const std::vector<TracePod>& workload, std::string_view policy_name,
                            const FillOptions& options) {
@@ -64,16 +87,109 @@ Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
   GPUSLICE_ASSIGN_OR_RETURN(
       const std::vector<PodRequest> sequence,
       SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
+  GPUSLICE_ASSIGN_OR_RETURN(FillResult result, RunFillSequence(std::move(cluster), sequence,
+                                                               requests, policy_name, options));
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return result;
+}
 
+namespace {
+
+// Allocated milli-GPU after placing `pods` in order with `policy`, skipping pods that fit nowhere.
+Result<std::int64_t> PackOffline(const ClusterState& empty, std::vector<PodRequest> pods,
+                                 std::span<const PodRequest> workload, std::string_view policy,
+                                 bool gpu_first) {
+  std::stable_sort(pods.begin(), pods.end(), [&](const PodRequest& a, const PodRequest& b) {
+    const auto ka = std::make_pair(a.total_gpu_milli(), a.cpu_milli);
+    const auto kb = std::make_pair(b.total_gpu_milli(), b.cpu_milli);
+    return gpu_first ? ka > kb
+                     : std::make_pair(ka.second, ka.first) > std::make_pair(kb.second, kb.first);
+  });
+  FillOptions options;
+  GPUSLICE_ASSIGN_OR_RETURN(const FillResult packed,
+                            RunFillSequence(empty, pods, workload, policy, options));
+  const double capacity = static_cast<double>(empty.gpu_milli_capacity());
+  std::int64_t demand = 0;
+  for (const PodRequest& pod : pods) demand += pod.total_gpu_milli();
+  // unallocated_at_end = arrived % - allocated %, after the last pod.
+  return static_cast<std::int64_t>(
+      std::llround(static_cast<double>(demand) - packed.unallocated_at_end / 100.0 * capacity));
+}
+
+}  // namespace
+
+Result<FillResult> RunOfflineReference(const std::vector<placement::NodeSpec>& nodes,
+                                       const std::vector<TracePod>& workload,
+                                       const FillOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  GPUSLICE_ASSIGN_OR_RETURN(ClusterState cluster, ClusterState::Create(nodes));
+  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<PodRequest> requests, ResolvePods(cluster, workload));
+  GPUSLICE_ASSIGN_OR_RETURN(
+      const std::vector<PodRequest> sequence,
+      SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
+  const double capacity = static_cast<double>(cluster.gpu_milli_capacity());
+  // The pods up to and including the one whose arrival reached 100 % (as RunFill's point).
+  std::vector<PodRequest> prefix;
+  std::int64_t arrived = 0;
+  for (const PodRequest& pod : sequence) {
+    if (static_cast<double>(arrived) >= capacity) break;
+    arrived += pod.total_gpu_milli();
+    prefix.push_back(pod);
+  }
+  std::int64_t total = 0;
+  for (const PodRequest& pod : sequence) total += pod.total_gpu_milli();
+  struct Packer {
+    const char* policy;
+    bool gpu_first;
+  };
+  const Packer packers[] = {{"best-fit", true}, {"best-fit", false}, {"gpuslice", true}};
+  std::int64_t best_prefix = 0;
+  std::int64_t best_all = 0;
+  for (const Packer& packer : packers) {
+    GPUSLICE_ASSIGN_OR_RETURN(const std::int64_t a, PackOffline(cluster, prefix, requests,
+                                                                packer.policy, packer.gpu_first));
+    best_prefix = std::max(best_prefix, a);
+    if (std::string_view(packer.policy) == "gpuslice") continue;  // the whole run: best-fit only
+    GPUSLICE_ASSIGN_OR_RETURN(const std::int64_t b, PackOffline(cluster, sequence, requests,
+                                                                packer.policy, packer.gpu_first));
+    best_all = std::max(best_all, b);
+  }
+  FillResult result;
+  result.policy = "offline";
+  result.seed = options.seed;
+  result.pods_arrived = sequence.size();
+  // As in RunFill: 100 % minus the allocation once the arrived demand reached 100 %.
+  const double arrived_percent = 100.0 * static_cast<double>(arrived) / capacity;
+  result.unallocated_at_100 = std::max(
+      0.0, std::min(100.0, arrived_percent) - 100.0 * static_cast<double>(best_prefix) / capacity);
+  result.unallocated_at_end = 100.0 * static_cast<double>(total - best_all) / capacity;
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return result;
+}
+
+Result<FillResult> RunFillSequence(ClusterState cluster, const std::vector<PodRequest>& sequence,
+                                   std::span<const PodRequest> knowledge,
+                                   std::string_view policy_name, const FillOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  const bool online = options.knowledge == WorkloadKnowledge::kOnline;
   placement::PolicyOptions policy_options;
   policy_options.seed = options.seed;
   policy_options.tie_break = options.tie_break;
-  placement::SetWorkloadTaskTypes(policy_options, requests, options.task_types);
+  if (online) {
+    policy_options.task_types_later = true;
+  } else {
+    placement::SetWorkloadTaskTypes(policy_options, knowledge, options.task_types);
+  }
+  placement::OnlineTaskTypesOptions learner_options = options.online;
+  learner_options.typical = options.task_types;
+  placement::OnlineTaskTypes learner(learner_options);
   GPUSLICE_ASSIGN_OR_RETURN(auto policy, placement::MakePolicy(policy_name, policy_options));
   placement::PlacementEngine engine(std::move(cluster), std::move(policy));
 
   FillResult result;
-  result.policy = std::string(policy_name);
+  result.policy = RunLabel(policy_name, options.knowledge);
   result.seed = options.seed;
   const double capacity = static_cast<double>(engine.state().gpu_milli_capacity());
   std::int64_t arrived = 0;
@@ -85,8 +201,13 @@ Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
     arrived += pod.total_gpu_milli();
     ++result.pods_arrived;
     const auto start = std::chrono::steady_clock::now();
+    const auto cpu_start = ThreadCpuTime();
+    // The scheduler sees the pod before it decides, so the learner may count it first.
+    if (online) learner.ObserveAndUpdate(pod, engine.policy());
     std::optional<placement::Placement> choice = engine.policy().Choose(engine.state(), pod);
-    timer.Record(std::chrono::steady_clock::now() - start);
+    timer.Record(std::chrono::steady_clock::now() - start, ThreadCpuTime() - cpu_start);
+    if (options.record_placements)
+      result.placements.push_back(choice.value_or(placement::Placement{}));
     if (choice) {
       GPUSLICE_RETURN_IF_ERROR(engine.Place(++id, pod, *choice));
       ++result.pods_placed;

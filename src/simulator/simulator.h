@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "core/status.h"
 #include "placement/cluster_state.h"
 #include "placement/fragmentation.h"
+#include "placement/online_task_types.h"
 #include "placement/placement_policy.h"
 #include "simulator/trace_csv.h"
 
@@ -30,6 +32,10 @@ struct DecisionStats {
   double mean_us = 0;
   double p99_us = 0;
   double max_us = 0;
+  // The deciding thread's CPU time (fill runs): what a decision costs when other processes
+  // share the machine and inflate the wall-clock figures above.
+  double cpu_mean_us = 0;
+  double cpu_p99_us = 0;
 };
 
 struct CurvePoint {
@@ -37,11 +43,33 @@ struct CurvePoint {
   double allocated_percent = 0;  // allocated GPU, % of capacity
 };
 
+// Where the fragmentation-aware policies (fgd, gpuslice) get the workload's task types.
+enum class WorkloadKnowledge {
+  // From the whole workload file, before the first pod (the FGD paper's setting).
+  kGiven,
+  // Learned from the pods that have arrived so far (placement::OnlineTaskTypes), as a scheduler
+  // extender must; the file's distribution is never read.
+  kOnline,
+};
+
+// "given" or "online"; an error names the accepted values.
+Result<WorkloadKnowledge> ParseWorkloadKnowledge(std::string_view text);
+std::string_view WorkloadKnowledgeName(WorkloadKnowledge knowledge);
+// The name a run is reported under: the policy's, with "-online" for an online fgd or gpuslice.
+std::string RunLabel(std::string_view policy, WorkloadKnowledge knowledge);
+// Whether `policy` uses workload knowledge at all (fgd, gpuslice).
+bool UsesWorkloadKnowledge(std::string_view policy);
+
 struct FillOptions {
   double target_ratio = 1.3;
   std::uint64_t seed = 42;
   placement::TieBreak tie_break = placement::TieBreak::kLowestNodeName;
   placement::TaskTypeOptions task_types;
+  WorkloadKnowledge knowledge = WorkloadKnowledge::kGiven;
+  // Online knowledge: half-life and republication rule (task_types above sets its coverage).
+  placement::OnlineTaskTypesOptions online;
+  // Keep every pod's placement in FillResult::placements (tests).
+  bool record_placements = false;
 };
 
 struct FillResult {
@@ -58,6 +86,8 @@ struct FillResult {
   std::map<std::string, std::size_t> failed_by_kind_at_100;
   DecisionStats decisions;
   double wall_seconds = 0;
+  // With FillOptions::record_placements: per pod of the sequence, its placement (node -1: none).
+  std::vector<placement::Placement> placements;
 };
 
 // The pod sequence Fill runs for `seed`; identical for every policy. Errors name bad pods.
@@ -72,6 +102,23 @@ Result<std::vector<placement::PodRequest>> ResolvePods(const placement::ClusterS
 Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
                            const std::vector<TracePod>& workload, std::string_view policy,
                            const FillOptions& options);
+
+// The offline reference ("offline"): the same pods as RunFill's run for options.seed, placed in
+// hindsight. For the pods that arrived by 100 % of capacity, and for the whole sequence, each of
+// several offline packers places them sorted — best-fit by GPU demand then CPU (decreasing),
+// best-fit by CPU then GPU, gpuslice (given the workload) by GPU then CPU — and the packer that
+// allocates most gives unallocated_at_100 / unallocated_at_end. Not a bound: what hindsight
+// achieves with simple packers. No curve and no decision times.
+Result<FillResult> RunOfflineReference(const std::vector<placement::NodeSpec>& nodes,
+                                       const std::vector<TracePod>& workload,
+                                       const FillOptions& options);
+
+// Fills `cluster` with `sequence` in order. `knowledge` is the workload the policy is given in
+// WorkloadKnowledge::kGiven mode; in kOnline mode it is not read.
+Result<FillResult> RunFillSequence(placement::ClusterState cluster,
+                                   const std::vector<placement::PodRequest>& sequence,
+                                   std::span<const placement::PodRequest> knowledge,
+                                   std::string_view policy, const FillOptions& options);
 
 struct ReplayOptions {
   std::uint64_t seed = 42;

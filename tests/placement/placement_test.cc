@@ -7,10 +7,12 @@
 #include <ostream>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "placement/cluster_state.h"
 #include "placement/fragmentation.h"
+#include "placement/online_task_types.h"
 #include "placement/placement_engine.h"
 #include "placement/placement_policy.h"
 #include "placement/rng.h"
@@ -263,9 +265,10 @@ INSTANTIATE_TEST_SUITE_P(AllPolicies, PolicyInvariantTest, ::testing::ValuesIn(P
 // Policies whose choice depends only on the cluster's state must choose exactly what a policy
 // created afresh for that state chooses: their per-node caches (and gpuslice's slot counts) may
 // change speed, never a decision. ("random" draws, "gpu-clustering" remembers pods' classes.)
-class PolicyCacheTest : public ::testing::TestWithParam<std::string_view> {};
-
-TEST_P(PolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
+// With `online`, the warm policy learns the workload from the pods as they come
+// (OnlineTaskTypes, half-life short enough that types are republished often) and each fresh
+// policy is created with the task types the warm one last received.
+void ExpectWarmPolicyChoosesLikeAFreshOne(std::string_view policy, bool online) {
   // Memory-poor 8-GPU nodes, so a pod's memory could limit what a node can still host: scores
   // must not depend on it, since pods that differ only in memory share cache entries.
   std::vector<NodeSpec> nodes = MixedNodes();
@@ -281,8 +284,16 @@ TEST_P(PolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
   std::vector<PodRequest> requests;
   for (const PodSpec& p : specs) requests.push_back(MustResolve(initial, p));
   PolicyOptions options;
-  SetWorkloadTaskTypes(options, requests, {.coverage = 0.8});
-  auto warm = MakePolicy(GetParam(), options);
+  options.task_types_later = online;
+  if (!online) SetWorkloadTaskTypes(options, requests, {.coverage = 0.8});
+  OnlineTaskTypesOptions learn;
+  learn.half_life_pods = 30;
+  learn.typical.coverage = 0.8;
+  learn.republish_distance = 0.01;
+  learn.min_gap_pods = 1;
+  learn.republish_every_pods = 5;
+  OnlineTaskTypes learner(learn);
+  auto warm = MakePolicy(policy, options);
   ASSERT_TRUE(warm.ok()) << warm.status().ToString();
   PlacementEngine engine(std::move(initial), std::move(warm).value());
   std::vector<PodId> placed;
@@ -290,7 +301,12 @@ TEST_P(PolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
   int compared = 0;
   for (const PodSpec& spec : specs) {
     const PodRequest pod = MustResolve(engine.state(), spec);
-    auto fresh = MakePolicy(GetParam(), options);
+    const bool republished = online && learner.ObserveAndUpdate(pod, engine.policy());
+    if (republished) {
+      options.task_types = learner.TypicalTypes();
+      options.all_task_types = learner.AllTypes();
+    }
+    auto fresh = MakePolicy(policy, options);
     ASSERT_TRUE(fresh.ok());
     const std::optional<Placement> want = (*fresh)->Choose(engine.state(), pod);
     const std::optional<Placement> got = engine.policy().Choose(engine.state(), pod);
@@ -309,16 +325,160 @@ TEST_P(PolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
     }
   }
   EXPECT_EQ(compared, 1200);
+  if (online) {
+    EXPECT_GT(learner.publications(), 10U) << "the types must change during the run";
+  }
+}
+
+std::string TestName(const ::testing::TestParamInfo<std::string_view>& info) {
+  std::string name(info.param);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+class PolicyCacheTest : public ::testing::TestWithParam<std::string_view> {};
+
+TEST_P(PolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
+  ExpectWarmPolicyChoosesLikeAFreshOne(GetParam(), /*online=*/false);
 }
 
 INSTANTIATE_TEST_SUITE_P(StatelessPolicies, PolicyCacheTest,
                          ::testing::Values("best-fit", "dot-product", "gpu-packing", "fgd",
                                            "gpuslice"),
-                         [](const auto& test_info) {
-                           std::string name(test_info.param);
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+                         TestName);
+
+// The same with online workload knowledge: the task types change under the warm policy's caches.
+class OnlinePolicyCacheTest : public ::testing::TestWithParam<std::string_view> {};
+
+TEST_P(OnlinePolicyCacheTest, WarmPolicyChoosesLikeAFreshOne) {
+  ExpectWarmPolicyChoosesLikeAFreshOne(GetParam(), /*online=*/true);
+}
+
+INSTANTIATE_TEST_SUITE_P(FragmentationPolicies, OnlinePolicyCacheTest,
+                         ::testing::Values("fgd", "gpuslice"), TestName);
+
+// ---- Online workload knowledge ---------------------------------------------------------------
+
+PodRequest Share(int milli, std::int64_t cpu = 1000) {
+  PodRequest p;
+  p.cpu_milli = cpu;
+  p.num_gpu = 1;
+  p.gpu_milli = milli;
+  return p;
+}
+
+OnlineTaskTypesOptions Learning(double half_life_pods) {
+  OnlineTaskTypesOptions options;
+  options.half_life_pods = half_life_pods;
+  return options;
+}
+
+double PopularityOf(const std::vector<TaskType>& types, int milli) {
+  for (const TaskType& t : types) {
+    if (t.request.gpu_milli == milli) return t.popularity;
+  }
+  return 0;
+}
+
+TEST(OnlineTaskTypesTest, LearnsTheMixOfTheObservedPods) {
+  OnlineTaskTypes learner(Learning(1e12));  // practically no decay
+  std::vector<PodRequest> pods;
+  for (int i = 0; i < 10; ++i) pods.push_back(Share(i < 6 ? 500 : i < 9 ? 1000 : 250));
+  for (const PodRequest& p : pods) learner.Observe(p);
+  const std::vector<TaskType> all = learner.AllTypes();
+  const std::vector<TaskType> given = TypicalTaskTypes(pods, {.coverage = 1.0});
+  ASSERT_EQ(all.size(), given.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].request.gpu_milli, given[i].request.gpu_milli) << "same order as given";
+    EXPECT_NEAR(all[i].popularity, given[i].popularity, 1e-9);
+  }
+  // Coverage cuts like TypicalTaskTypes: 0.85 keeps 500 and 1000, renormalised.
+  OnlineTaskTypesOptions cut_options = Learning(1e12);
+  cut_options.typical.coverage = 0.85;
+  OnlineTaskTypes cut(cut_options);
+  for (const PodRequest& p : pods) cut.Observe(p);
+  EXPECT_EQ(cut.TypicalTypes().size(), 2U);
+  EXPECT_NEAR(PopularityOf(cut.TypicalTypes(), 1000), 3.0 / 9.0, 1e-9);
+}
+
+TEST(OnlineTaskTypesTest, DecayFollowsAChangingMix) {
+  OnlineTaskTypes learner(Learning(100));
+  for (int i = 0; i < 2000; ++i) learner.Observe(Share(500));
+  for (int i = 0; i < 100; ++i) learner.Observe(Share(250));
+  // One half-life after the switch, the new type holds about half the weight.
+  EXPECT_NEAR(PopularityOf(learner.AllTypes(), 250), 0.5, 0.01);
+  for (int i = 0; i < 2000; ++i) learner.Observe(Share(250));
+  // 20 half-lives later the old type's share (~1e-6) is below forget_share: it is gone.
+  EXPECT_EQ(learner.AllTypes().size(), 1U);
+  EXPECT_EQ(learner.AllTypes()[0].request.gpu_milli, 250);
+}
+
+TEST(OnlineTaskTypesTest, RepublishesWhenTheMixMovesOrAfterEnoughPods) {
+  OnlineTaskTypesOptions options = Learning(1e12);
+  options.republish_distance = 0.1;
+  options.min_gap_pods = 1;
+  options.republish_every_pods = 500;
+  OnlineTaskTypes learner(options);
+  EXPECT_FALSE(learner.Changed()) << "nothing seen";
+  learner.Observe(Share(500));
+  EXPECT_TRUE(learner.Changed()) << "the first pod is news";
+  PolicyOptions policy_options;
+  learner.Publish(policy_options);
+  ASSERT_EQ(policy_options.task_types.size(), 1U);
+  EXPECT_EQ(policy_options.all_task_types.size(), 1U);
+  EXPECT_FALSE(learner.Changed());
+  for (int i = 0; i < 8; ++i) learner.Observe(Share(500));
+  EXPECT_FALSE(learner.Changed()) << "the same mix";
+  learner.Observe(Share(250));  // 1 of 10: distance 0.1
+  EXPECT_TRUE(learner.Changed());
+  learner.Publish(policy_options);
+  for (int i = 0; i < 499; ++i) learner.Observe(Share(i % 10 == 0 ? 250 : 500));
+  EXPECT_FALSE(learner.Changed());
+  learner.Observe(Share(500));
+  EXPECT_TRUE(learner.Changed()) << "500 pods since the last publication";
+}
+
+TEST(OnlineTaskTypesTest, WaitsAGrowingGapBetweenPublications) {
+  OnlineTaskTypesOptions options = Learning(1000);
+  options.republish_distance = 0;  // any change is worth publishing, as soon as the gap allows
+  OnlineTaskTypes learner(options);
+  PolicyOptions policy_options;
+  std::vector<std::uint64_t> at;
+  for (int i = 0; i < 4000; ++i) {
+    learner.Observe(Share(i % 2 == 0 ? 500 : 100 + 10 * (i % 70)));
+    if (learner.Changed()) {
+      learner.Publish(policy_options);
+      at.push_back(learner.pods_observed());
+    }
+  }
+  ASSERT_GE(at.size(), 5U);
+  EXPECT_EQ(at[0], 1U);
+  EXPECT_EQ(at[1], 33U) << "min_gap_pods after the first";
+  EXPECT_EQ(at[2], 65U);
+  EXPECT_EQ(at[3], 97U) << "half of 65 is 32, below the minimum gap";
+  EXPECT_EQ(at[4], 145U) << "half of 97 is 48";
+  for (std::size_t i = 1; i < at.size(); ++i) {
+    EXPECT_LE(at[i] - at[i - 1], 250U) << "at most half_life / 4 apart";
+  }
+  EXPECT_EQ(at.back() - at[at.size() - 2], 250U);
+  EXPECT_LE(at.size(), 25U);
+}
+
+TEST(OnlineTaskTypesTest, FeedsAPolicyInPlace) {
+  const ClusterState state = MustCreate({Node("g2", 96000, 8, "G"), Node("g3", 128000, 8, "G")});
+  PolicyOptions options;
+  options.task_types_later = true;
+  auto policy = MakePolicy("gpuslice", options);
+  ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+  OnlineTaskTypes learner;
+  EXPECT_TRUE(learner.ObserveAndUpdate(MustResolve(state, Pod(24000, 1, 1000)), **policy));
+  EXPECT_FALSE(learner.ObserveAndUpdate(MustResolve(state, Pod(24000, 1, 1000)), **policy));
+  auto best_fit = MakePolicy("best-fit", {});
+  ASSERT_TRUE(best_fit.ok());
+  EXPECT_FALSE((*best_fit)->SetTaskTypes({}, {})) << "best-fit has no target workload";
+  auto fgd = MakePolicy("fgd", {});
+  EXPECT_FALSE(fgd.ok()) << "without task_types_later the types are still required";
+}
 
 // ---- Fragmentation -------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "simulator/report.h"
 #include "simulator/synthetic_workload.h"
 #include "simulator/trace_csv.h"
+#include "simulator/workload_variants.h"
 
 namespace gpuslice::simulator {
 namespace {
@@ -207,9 +210,71 @@ TEST_F(FillTest, ReportsRenderEveryPolicy) {
   EXPECT_EQ(svg.rfind("<svg", 0), 0U);
   EXPECT_NE(svg.find("t &lt;&amp;&gt;"), std::string::npos);
   EXPECT_EQ(svg.find("nan"), std::string::npos);
+  EXPECT_NE(svg.find("zoom: 80-130 % arrived"), std::string::npos) << "the range where lines part";
+  EXPECT_EQ(ProgressLine(0, 300, 0), "0/300 runs, 0:00 elapsed");
+  EXPECT_EQ(ProgressLine(12, 300, 45), "12/300 runs, 0:45 elapsed, about 18:00 left");
+  EXPECT_EQ(ProgressLine(300, 300, 3725), "300/300 runs, 1:02:05 elapsed");
   const std::string curve = FillCurveCsv(results);
   EXPECT_EQ(curve.rfind("policy,seed,arrived_percent,allocated_percent\n", 0), 0U);
   EXPECT_NE(FillRunsCsv(results).find("best-fit,43,"), std::string::npos);
+}
+
+// Online knowledge never reads the workload's distribution: the same pod sequence with a
+// different "workload file" behind it gets identical choices online, while the given mode (which
+// does read it) chooses differently, so the comparison can tell.
+TEST_F(FillTest, OnlineModeNeverReadsTheWorkloadsDistribution) {
+  auto cluster = placement::ClusterState::Create(nodes_);
+  ASSERT_TRUE(cluster.ok());
+  auto requests = ResolvePods(*cluster, pods_);
+  ASSERT_TRUE(requests.ok());
+  auto sequence = SampleFillSequence(*cluster, *requests, 1.3, 42);
+  ASSERT_TRUE(sequence.ok());
+  // Another file: every pod a whole GPU with many cores, nothing like the real mix.
+  std::vector<placement::PodRequest> other(50);
+  for (placement::PodRequest& p : other) {
+    p.cpu_milli = 32000;
+    p.num_gpu = 1;
+    p.gpu_milli = 1000;
+  }
+  for (const std::string_view policy : {"fgd", "gpuslice"}) {
+    auto run = [&](WorkloadKnowledge knowledge, std::span<const placement::PodRequest> file) {
+      FillOptions options;
+      options.knowledge = knowledge;
+      options.record_placements = true;
+      auto result = RunFillSequence(*cluster, *sequence, file, policy, options);
+      EXPECT_TRUE(result.ok()) << result.status().ToString();
+      return result.value_or(FillResult{}).placements;
+    };
+    const auto online_real = run(WorkloadKnowledge::kOnline, *requests);
+    ASSERT_EQ(online_real.size(), sequence->size());
+    EXPECT_EQ(run(WorkloadKnowledge::kOnline, other), online_real) << policy;
+    EXPECT_EQ(run(WorkloadKnowledge::kOnline, {}), online_real) << policy << ": no file at all";
+    EXPECT_NE(run(WorkloadKnowledge::kGiven, other), run(WorkloadKnowledge::kGiven, *requests))
+        << policy << ": the given mode depends on the file";
+  }
+  FillOptions online;
+  online.knowledge = WorkloadKnowledge::kOnline;
+  auto labelled = RunFill(nodes_, pods_, "gpuslice", online);
+  ASSERT_TRUE(labelled.ok());
+  EXPECT_EQ(labelled->policy, "gpuslice-online");
+  EXPECT_EQ(RunLabel("best-fit", WorkloadKnowledge::kOnline), "best-fit");
+  EXPECT_FALSE(ParseWorkloadKnowledge("psychic").ok());
+}
+
+TEST_F(FillTest, OfflineReferencePacksTheSamePodsInHindsight) {
+  auto offline = RunOfflineReference(nodes_, pods_, {});
+  ASSERT_TRUE(offline.ok()) << offline.status().ToString();
+  EXPECT_EQ(offline->policy, "offline");
+  EXPECT_GE(offline->unallocated_at_100, 0);
+  EXPECT_LT(offline->unallocated_at_100, 20);
+  // The whole sequence asks for 130 % of capacity: at least 30 points stay unallocated.
+  EXPECT_GE(offline->unallocated_at_end, 29.0);
+  auto again = RunOfflineReference(nodes_, pods_, {});
+  ASSERT_TRUE(again.ok());
+  EXPECT_DOUBLE_EQ(again->unallocated_at_100, offline->unallocated_at_100);
+  auto online = RunFill(nodes_, pods_, "best-fit", {});
+  ASSERT_TRUE(online.ok());
+  EXPECT_EQ(offline->pods_arrived, online->pods_arrived) << "the same pods";
 }
 
 TEST_F(FillTest, ReplayAccountsForEveryPod) {
@@ -225,6 +290,144 @@ TEST_F(FillTest, ReplayAccountsForEveryPod) {
   auto error = RunReplay(nodes_, untimed, "gpuslice", {});
   ASSERT_FALSE(error.ok());
   EXPECT_NE(error.status().message().find("creation_time"), std::string::npos);
+}
+
+// ---- Workload variants ---------------------------------------------------------------------
+
+struct MixCount {
+  std::size_t pods = 0, gpu_pods = 0, cpu_only = 0, restricted = 0;
+  double sharing_demand = 0, multi_demand = 0, demand = 0;
+};
+
+MixCount Count(const std::vector<TracePod>& pods) {
+  MixCount c;
+  for (const TracePod& p : pods) {
+    ++c.pods;
+    if (p.spec.num_gpu == 0) {
+      ++c.cpu_only;
+      continue;
+    }
+    ++c.gpu_pods;
+    if (!p.spec.gpu_models.empty()) ++c.restricted;
+    const double d = static_cast<double>(p.spec.num_gpu) * p.spec.gpu_milli;
+    c.demand += d;
+    if (p.spec.num_gpu == 1 && p.spec.gpu_milli < 1000) c.sharing_demand += d;
+    if (p.spec.num_gpu > 1) c.multi_demand += d;
+  }
+  return c;
+}
+
+class VariantTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SyntheticOptions options;
+    options.node_count = 200;
+    nodes_ = SyntheticCluster(options);
+    base_ = SyntheticPods(nodes_, options);
+    sets_ = SingleModelSets(nodes_);
+  }
+  std::vector<placement::NodeSpec> nodes_;
+  std::vector<TracePod> base_;
+  std::vector<ModelSetWeight> sets_;
+};
+
+TEST_F(VariantTest, SameSeedSameVariantOtherSeedAnother) {
+  VariantMix mix;
+  mix.model_restricted = 0.3;
+  mix.sharing = 0.6;
+  auto a = GenerateVariant(base_, nodes_, sets_, mix, 2);
+  auto b = GenerateVariant(base_, nodes_, sets_, mix, 2);
+  auto c = GenerateVariant(base_, nodes_, sets_, mix, 3);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << a.status().ToString();
+  EXPECT_EQ(PodCsv(*a), PodCsv(*b));
+  EXPECT_NE(PodCsv(*a), PodCsv(*c));
+}
+
+TEST_F(VariantTest, ProducesTheRequestedMix) {
+  struct Case {
+    const char* name;
+    VariantMix mix;
+  };
+  const MixCount base = Count(base_);
+  std::vector<Case> cases(5);
+  cases[0] = {"40 % model-restricted", {}};
+  cases[0].mix.model_restricted = 0.4;
+  cases[1] = {"all sharing", {}};
+  cases[1].mix.sharing = 1.0;
+  cases[2] = {"half multi-GPU", {}};
+  cases[2].mix.multi_gpu = 0.5;
+  cases[3] = {"30 % CPU-only", {}};
+  cases[3].mix.cpu_only = 0.3;
+  cases[4] = {"sharing 40 %, multi 20 %, restricted 10 %", {}};
+  cases[4].mix.sharing = 0.4;
+  cases[4].mix.multi_gpu = 0.2;
+  cases[4].mix.model_restricted = 0.1;
+  for (const Case& c : cases) {
+    for (const std::uint64_t seed : {1U, 2U, 3U}) {
+      auto pods = GenerateVariant(base_, nodes_, sets_, c.mix, seed);
+      ASSERT_TRUE(pods.ok()) << c.name << ": " << pods.status().ToString();
+      const MixCount got = Count(*pods);
+      EXPECT_EQ(got.pods, base.pods) << c.name;
+      const auto real = [](std::size_t n) { return static_cast<double>(n); };
+      const double cpu = c.mix.cpu_only.value_or(real(base.cpu_only) / real(base.pods));
+      EXPECT_EQ(got.cpu_only, static_cast<std::size_t>(std::llround(cpu * real(got.pods))))
+          << c.name;
+      const double restricted = c.mix.model_restricted.value_or(0) * real(got.gpu_pods);
+      EXPECT_EQ(got.restricted, static_cast<std::size_t>(std::llround(restricted))) << c.name;
+      // Demand shares are met in expectation (pods are drawn with their sizes): within 3 points.
+      if (c.mix.sharing) {
+        EXPECT_NEAR(got.sharing_demand / got.demand, *c.mix.sharing, 0.03) << c.name;
+      }
+      if (c.mix.multi_gpu) {
+        EXPECT_NEAR(got.multi_demand / got.demand, *c.mix.multi_gpu, 0.03) << c.name;
+      }
+      for (const TracePod& p : *pods) {
+        if (p.spec.gpu_models.empty()) continue;
+        bool hostable = false;
+        for (const auto& n : nodes_) {
+          hostable = hostable || (n.gpu_model == p.spec.gpu_models[0] &&
+                                  n.gpu_count >= p.spec.num_gpu && n.cpu_milli >= p.spec.cpu_milli);
+        }
+        EXPECT_TRUE(hostable) << c.name << ": a restriction no node can host";
+      }
+    }
+  }
+}
+
+TEST_F(VariantTest, BadMixesAndNamesAreClearErrors) {
+  VariantMix too_much;
+  too_much.sharing = 0.7;
+  too_much.multi_gpu = 0.5;
+  auto bad = GenerateVariant(base_, nodes_, sets_, too_much, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("more than 1"), std::string::npos);
+  VariantMix negative;
+  negative.cpu_only = -0.1;
+  EXPECT_FALSE(GenerateVariant(base_, nodes_, sets_, negative, 1).ok());
+  EXPECT_FALSE(ParseVariantName("spec30").ok());
+  EXPECT_FALSE(ParseVariantName("gpus30-s1").ok());
+  EXPECT_FALSE(ParseVariantName("spec130-s1").ok());
+  auto named = ParseVariantName("share60-s3");
+  ASSERT_TRUE(named.ok());
+  EXPECT_DOUBLE_EQ(named->mix.sharing.value_or(0), 0.6);
+  EXPECT_EQ(named->seed, 3U);
+}
+
+TEST(VariantSetTest, TuningAndReportingSetsAreFixedAndDisjoint) {
+  auto tuning = VariantSet("tuning");
+  auto reporting = VariantSet("reporting");
+  ASSERT_TRUE(tuning.ok() && reporting.ok());
+  EXPECT_EQ(tuning->size(), 8U);
+  EXPECT_EQ(reporting->size(), 16U);
+  for (const auto& t : *tuning) {
+    for (const auto& r : *reporting) {
+      EXPECT_NE(t.name, r.name);
+      EXPECT_NE(t.seed, r.seed) << "generator seeds differ between the sets";
+    }
+  }
+  auto list = VariantSet("spec20-s9,cpu5-s1");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2U);
 }
 
 TEST(CompareTest, StrategiesNeedNoFewerGpusThanTheDemand) {
