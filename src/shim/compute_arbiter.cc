@@ -209,10 +209,9 @@ void ReleaseToken(ArbiterLayout* table, std::uint32_t tenant, std::uint64_t comp
 // ---- TenantGate ----
 
 GateDecision TenantGate::BeforeLaunch(std::uint64_t now_ns) noexcept {
-  if (holding_ && Alone()) {
-    ++launches_;
-    return GateDecision::kGo;
-  }
+  if (holding_ && cap_percent_ == 0 && Alone()) return GateDecision::kGo;
+  if (now_ns < bypass_until_) return GateDecision::kGo;
+  if (!holding_ && now_ns < cap_resume_ns_) return GateDecision::kWait;
   ArbiterLayout* t = access_->table();
   access_->Lock();
   GateDecision decision = GateDecision::kWait;
@@ -220,13 +219,24 @@ GateDecision TenantGate::BeforeLaunch(std::uint64_t now_ns) noexcept {
   if (holding_ && holder != tenant_) {
     decision = GateDecision::kDrainThenRelease;  // revoked: account for the backlog first
   } else if (holding_) {
-    decision = TurnOver(t, tenant_, now_ns) ? GateDecision::kDrainThenRelease : GateDecision::kGo;
+    const bool cap_turn_over = cap_percent_ != 0 && now_ns >= held_since_ + t->header.turn_ns;
+    decision = TurnOver(t, tenant_, now_ns) || cap_turn_over ? GateDecision::kDrainThenRelease
+                                                             : GateDecision::kGo;
   } else if (AcquireToken(t, tenant_, now_ns, params_, access_)) {
     holding_ = true;
     launches_ = 0;
+    held_since_ = now_ns;
+    wait_since_ = 0;
+    decision = GateDecision::kGo;
+  } else if (wait_since_ == 0) {
+    wait_since_ = now_ns;
+  } else if (now_ns - wait_since_ >= params_.max_wait_ns) {
+    // Nobody honest keeps a tenant waiting this long: the table has been tampered with.
+    bypass_until_ = now_ns + params_.bypass_ns;
+    wait_since_ = 0;
     decision = GateDecision::kGo;
   }
-  if (decision == GateDecision::kGo) ++launches_;
+  if (decision == GateDecision::kGo && holding_) ++launches_;
   access_->Unlock();
   return decision;
 }
@@ -234,10 +244,17 @@ GateDecision TenantGate::BeforeLaunch(std::uint64_t now_ns) noexcept {
 void TenantGate::Release(std::uint64_t completion_ns, std::uint64_t now_ns,
                          bool wants_more) noexcept {
   if (!holding_) return;
+  if (cap_percent_ != 0) {
+    // Off for as long as the turn ran x (100 - cap) / cap.
+    const std::uint64_t busy = completion_ns > held_since_ ? completion_ns - held_since_ : 0;
+    cap_resume_ns_ = completion_ns + busy * (100 - cap_percent_) / cap_percent_;
+    wants_more = false;  // it waits off the table, not in the queue
+  }
   access_->Lock();
   ReleaseToken(access_->table(), tenant_, completion_ns, launches_, wants_more, now_ns, params_,
                access_);
   holding_ = TokenHolder(Token(access_->table())) == tenant_;
+  if (holding_) held_since_ = now_ns;
   launches_ = 0;
   access_->Unlock();
 }

@@ -84,6 +84,11 @@ struct ArbiterParams {
   std::uint64_t max_turn_ns = 16'000'000;
   std::uint64_t kernels_per_turn = 8;   // turn = this many of the holder's mean kernels, clamped
   std::uint64_t lease_ns = 20'000'000;  // a holder past turn + lease is revoked by a waiter
+  // An honest tenant never waits longer than this for the token, whatever anyone wrote into the
+  // table (legitimate waits stay far below: 100 / weight turns); it then runs unarbitrated for
+  // `bypass_ns` (the hardware's equal turns) and tries again.
+  std::uint64_t max_wait_ns = 4'000'000'000;
+  std::uint64_t bypass_ns = 10'000'000'000;
 };
 
 // Liveness of a tenant record (its owner holds the record's lock); the pure logic asks, the
@@ -135,10 +140,14 @@ enum class GateDecision { kGo, kWait, kDrainThenRelease };
 // process mutex on the slow path).
 class TenantGate {
  public:
-  TenantGate(ArbiterTableAccess* access, std::uint32_t tenant, const ArbiterParams& params)
-      : access_(access), tenant_(tenant), params_(params) {}
+  // `cap_percent` (0: none) is a hard cap: the tenant then never runs alone untimed, holds the
+  // token one turn at a time and stays off afterwards for its turn x (100 - cap) / cap.
+  TenantGate(ArbiterTableAccess* access, std::uint32_t tenant, const ArbiterParams& params,
+             std::uint32_t cap_percent = 0)
+      : access_(access), tenant_(tenant), params_(params), cap_percent_(cap_percent) {}
 
-  // The launch fast path: true when this tenant holds the token and nobody waits.
+  // The launch fast path: true when this tenant holds the token and nobody waits. (A capped
+  // tenant never takes it: the shim checks `capped()` when it sets up its fast path.)
   bool Alone() const noexcept {
     return __atomic_load_n(&access_->table()->header.token, __ATOMIC_ACQUIRE) ==
            PackToken(tenant_, 0);
@@ -149,6 +158,9 @@ class TenantGate {
   void Release(std::uint64_t completion_ns, std::uint64_t now_ns, bool wants_more) noexcept;
   // Whether this tenant thinks it holds the token (it may have been revoked since).
   bool holding() const noexcept { return holding_; }
+  bool capped() const noexcept { return cap_percent_ != 0; }
+  // Whether the last kGo came from the bypass (the table looked hostile), not from the token.
+  bool bypassing(std::uint64_t now_ns) const noexcept { return now_ns < bypass_until_; }
   std::uint32_t tenant() const noexcept { return tenant_; }
 
  private:
@@ -157,6 +169,11 @@ class TenantGate {
   ArbiterParams params_;
   bool holding_ = false;
   std::uint64_t launches_ = 0;  // launches in the current turn
+  std::uint32_t cap_percent_ = 0;
+  std::uint64_t held_since_ = 0;     // when this tenant got the token (cap accounting)
+  std::uint64_t cap_resume_ns_ = 0;  // a capped tenant stays off until then
+  std::uint64_t wait_since_ = 0;     // 0: not waiting
+  std::uint64_t bypass_until_ = 0;
 };
 
 }  // namespace gpuslice::shim

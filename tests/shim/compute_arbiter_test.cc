@@ -151,11 +151,35 @@ TEST(ComputeArbiterTable, TurnAdaptsToTheHoldersKernels) {
   EXPECT_EQ(m.table()->header.turn_ns, p.min_turn_ns) << "B: 8 x 20 us, raised to the minimum";
 }
 
+TEST(ComputeArbiterTable, NoTableWriteKeepsAnHonestTenantWaitingPastTheMaximumWait) {
+  // A hostile tenant keeps forging a fresh turn for itself (token, grant time, its liveness).
+  MemoryTable m;
+  ArbiterParams p;
+  const std::uint32_t hostile = JoinTenant(m.table(), 1, 1);
+  const std::uint32_t honest = JoinTenant(m.table(), 50, 2);
+  TenantGate gate(&m, honest, p);
+  std::uint64_t now = 0;
+  for (;;) {
+    m.table()->tenants[hostile].state = static_cast<std::uint32_t>(TenantState::kHolding);
+    m.table()->tenants[hostile].charging = 1;
+    m.table()->header.token = PackToken(hostile, 0);
+    m.table()->header.grant_ns = now;
+    if (gate.BeforeLaunch(now) == GateDecision::kGo) break;
+    now += 1 * kMs;
+    ASSERT_LT(now, 2 * p.max_wait_ns) << "stalled";
+  }
+  const std::uint64_t waited = now;
+  EXPECT_GE(waited, p.max_wait_ns);
+  EXPECT_TRUE(gate.bypassing(now));
+  EXPECT_EQ(gate.BeforeLaunch(now + p.bypass_ns - 1), GateDecision::kGo) << "runs unarbitrated";
+}
+
 // ---- Tenants on the simulated GPU ----
 
 struct SimTenant {
   std::uint32_t weight = 50;
   std::uint64_t kernel_ns = 200 * kUs;
+  std::uint32_t cap_percent = 0;
   // Active in [start, end) windows of simulated time (none: always).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> active;
 };
@@ -186,7 +210,7 @@ SimResult Simulate(const std::vector<SimTenant>& tenants, std::uint64_t run_ns,
   std::vector<State> st;
   for (const SimTenant& t : tenants) {
     const std::uint32_t id = JoinTenant(m.table(), t.weight, static_cast<int>(st.size()));
-    st.push_back({gpu.AddContext(), std::make_unique<TenantGate>(&m, id, params)});
+    st.push_back({gpu.AddContext(), std::make_unique<TenantGate>(&m, id, params, t.cap_percent)});
   }
   auto active = [&](const SimTenant& t, std::uint64_t now) {
     if (t.active.empty()) return true;
@@ -304,6 +328,15 @@ TEST(ComputeSimulation, WithoutTheArbiterTheGpuSplitsEquallyWhateverTheWeights) 
   long_kernels.kernel_ns = 5 * kMs;
   const SimResult k = Simulate({short_kernels, long_kernels}, 2 * kS, 200 * kMs, false);
   EXPECT_NEAR(k.share_percent[0], 50.0, 2.0);
+}
+
+TEST(ComputeSimulation, ACappedTenantStaysUnderItsCapOnAnIdleGpu) {
+  SimTenant capped;
+  capped.weight = 30;
+  capped.cap_percent = 40;
+  const SimResult r = Simulate({capped}, 2 * kS, 200 * kMs);
+  std::printf("cap 40 alone: busy %.4f\n", r.busy_fraction);
+  EXPECT_NEAR(r.busy_fraction * 100, 40.0, 2.0);
 }
 
 TEST(ComputeSimulation, AnIdleTenantLeavesTheGpuToTheOtherAndReclaimsWithin100ms) {
