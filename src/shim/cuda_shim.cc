@@ -381,7 +381,7 @@ inline ShimState* LoadedState() noexcept {
 
 // ---- Compute arbiter ------------------------------------------------------------------------
 
-volatile std::uint32_t g_never_holding = 0;  // when no wipe-on-fork page can be had
+volatile std::uint32_t g_never_holding[2] = {};  // when no wipe-on-fork page can be had
 
 bool EntryOf(ShimState& s, CUdevice device, std::uint32_t* entry);
 
@@ -409,7 +409,7 @@ void SetUpArbiter(ShimState& s) {
     return;
   }
   volatile std::uint32_t* holding = NewForkToken();
-  g_launch_gate.holding = holding != nullptr ? holding : &g_never_holding;
+  g_launch_gate.holding = holding != nullptr ? holding : g_never_holding;
   g_launch_gate.alone_token = PackToken(kNoTenant, 0);
   a.configured = true;
   __atomic_store_n(&g_launch_gate.token, &a.region.table()->header.token, __ATOMIC_RELEASE);
@@ -419,6 +419,11 @@ void SetUpArbiter(ShimState& s) {
 // full: launches then go unarbitrated.
 bool EnsureTenant(ShimState& s) {
   ArbiterState& a = s.arbiter;
+  // The wipe-on-fork page's second word says "joined" without a getpid() system call.
+  if (a.gate != nullptr && g_launch_gate.holding != g_never_holding &&
+      g_launch_gate.holding[1] != 0) {
+    return true;
+  }
   const pid_t pid = ::getpid();
   if (a.gate != nullptr && a.pid == pid) return true;
   if (a.pid != 0 && a.region.ReopenDescriptor(a.path) != 0) return false;  // forked child
@@ -490,7 +495,7 @@ void ArbiterAfterContextSync(ShimState& s) {
   if (a.gate == nullptr || a.pid != ::getpid() || !a.gate->holding()) return;
   const std::uint64_t now = MonotonicNowNs();
   if (!TurnOver(a.region.table(), a.gate->tenant(), now)) return;
-  *g_launch_gate.holding = 0;
+  if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
   a.stream_count = 0;
   a.streams_overflow = false;
   a.gate->Release(now, now, false);
@@ -1110,32 +1115,32 @@ LaunchGateFastPath g_launch_gate;
 // nor charged; the graph's launch is); otherwise wait for the token, handing on at a turn's end.
 CUresult AdmitLaunchSlow(CUstream stream) noexcept {
   ShimState* s = g_state;
-  if (s == nullptr || !s->arbiter.configured) return CUDA_SUCCESS;
-  if (Capturing(*s, stream) || !OnArbitratedDevice(*s)) return CUDA_SUCCESS;
+  if (s == nullptr || !s->arbiter.configured || !OnArbitratedDevice(*s)) return CUDA_SUCCESS;
   ArbiterState& a = s->arbiter;
   std::unique_lock<std::mutex> lock(a.mutex);
   if (!EnsureTenant(*s)) return CUDA_SUCCESS;
   for (;;) {
     const std::uint64_t now = MonotonicNowNs();
-    switch (a.gate->BeforeLaunch(now)) {
-      case GateDecision::kGo:
-        if (a.gate->holding()) RememberStream(a, stream);
+    const GateDecision decision = a.gate->BeforeLaunch(now);
+    if (decision == GateDecision::kGo) {
+      if (a.gate->holding()) RememberStream(a, stream);
+      if (g_launch_gate.holding != g_never_holding) {  // no fork detection: always the slow path
         *g_launch_gate.holding = a.gate->holding() && !a.gate->capped() ? 1 : 0;
-        return CUDA_SUCCESS;
-      case GateDecision::kDrainThenRelease: {
-        *g_launch_gate.holding = 0;
-        const std::uint64_t done = DrainTurn(*s);
-        a.gate->Release(done, MonotonicNowNs(), true);
-        break;
+        g_launch_gate.holding[1] = 1;  // joined (a forked child reads 0)
       }
-      case GateDecision::kWait: {
-        *g_launch_gate.holding = 0;
-        lock.unlock();
-        const timespec pause{0, 50'000};  // 50 us: a fraction of the shortest turn
-        ::nanosleep(&pause, nullptr);
-        lock.lock();
-        break;
-      }
+      return CUDA_SUCCESS;
+    }
+    if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
+    // A launch recorded into a graph during capture is neither gated nor charged.
+    if (Capturing(*s, stream)) return CUDA_SUCCESS;
+    if (decision == GateDecision::kDrainThenRelease) {
+      const std::uint64_t done = DrainTurn(*s);
+      a.gate->Release(done, MonotonicNowNs(), true);
+    } else {
+      lock.unlock();
+      const timespec pause{0, 50'000};  // 50 us: a fraction of the shortest turn
+      ::nanosleep(&pause, nullptr);
+      lock.lock();
     }
   }
 }
