@@ -20,8 +20,18 @@ bool ParseUnsigned(std::string_view text, std::uint64_t* value) noexcept {
   return true;
 }
 
+// Printable, no spaces: what a path or UUID in the file may hold (so it round-trips).
+bool PlainText(std::string_view value) noexcept {
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
 bool CopyPath(std::string_view value, char* out, std::size_t out_size) noexcept {
-  if (value.empty() || value.size() >= out_size || value.front() != '/') return false;
+  if (value.empty() || value.size() >= out_size || value.front() != '/' || !PlainText(value)) {
+    return false;
+  }
   std::memcpy(out, value.data(), value.size());
   out[value.size()] = '\0';
   return true;
@@ -69,8 +79,8 @@ bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* devi
       device->nvml_index = static_cast<std::int32_t>(number);
     } else if (key == "uuid") {
       if (value == "-") continue;
-      if (value.size() >= kMaxUuid) {
-        *why = "uuid is too long";
+      if (value.size() >= kMaxUuid || !PlainText(value)) {
+        *why = "uuid must be printable and shorter than 96 bytes";
         return false;
       }
       std::memcpy(device->uuid, value.data(), value.size());
@@ -93,7 +103,7 @@ bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* devi
       return false;
     } else if (key == "compute-arbiter") {
       if (!CopyPath(value, device->arbiter_path, sizeof(device->arbiter_path))) {
-        *why = "compute-arbiter must be an absolute path shorter than 256 bytes";
+        *why = "compute-arbiter must be an absolute path without spaces, shorter than 256 bytes";
         return false;
       }
     } else if (key == "compute-cap-percent") {
@@ -184,15 +194,15 @@ bool ParseContainerLimits(const char* text, std::size_t size, ContainerLimits* o
       }
     } else if (key == "region") {
       if (!CopyPath(value, out->region_path, sizeof(out->region_path))) {
-        why = "region must be an absolute path shorter than 256 bytes";
+        why = "region must be an absolute path without spaces, shorter than 256 bytes";
       }
     } else if (key == "cuda-driver") {
       if (!CopyPath(value, out->cuda_driver_path, sizeof(out->cuda_driver_path))) {
-        why = "cuda-driver must be an absolute path shorter than 256 bytes";
+        why = "cuda-driver must be an absolute path without spaces, shorter than 256 bytes";
       }
     } else if (key == "nvml-driver") {
       if (!CopyPath(value, out->nvml_driver_path, sizeof(out->nvml_driver_path))) {
-        why = "nvml-driver must be an absolute path shorter than 256 bytes";
+        why = "nvml-driver must be an absolute path without spaces, shorter than 256 bytes";
       }
     } else if (key == "context-overhead-bytes") {
       if (!ParseUnsigned(value, &out->context_overhead_bytes)) {

@@ -65,6 +65,8 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"FutureVersion", "gpuslice-limits 3\nregion /r\n", false, "unsupported"},
         ParseCase{"NoRegion", "gpuslice-limits 1\n", false, "missing 'region"},
         ParseCase{"RelativeRegion", "gpuslice-limits 1\nregion r\n", false, "absolute"},
+        ParseCase{"RegionWithSpaces", "gpuslice-limits 1\nregion /run/a b\n", false,
+                  "without spaces"},
         ParseCase{"UnknownKey", "gpuslice-limits 1\nregion /r\nmemory 5\n", false,
                   "line 3: unknown setting"},
         ParseCase{"DeviceWithoutMemory", "gpuslice-limits 1\nregion /r\ndevice index=0\n", false,
@@ -87,6 +89,15 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<ParseCase>& param_info) {
       return std::string(param_info.param.name);
     });
+
+TEST(ContainerLimitsTest, APathWithANulByteIsRefused) {
+  // Found by container_limits_fuzzer: it would not survive formatting and parsing again.
+  const char text[] = "gpuslice-limits 1\nregion /r\0x\n";
+  ContainerLimits limits;
+  char error[256];
+  EXPECT_FALSE(ParseContainerLimits(text, sizeof(text) - 1, &limits, error, sizeof(error)));
+  EXPECT_NE(std::strstr(error, "without spaces"), nullptr) << error;
+}
 
 TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   ContainerLimits limits;
