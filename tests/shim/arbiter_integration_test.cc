@@ -57,6 +57,16 @@ class ArbiterNode {
             "ASAN_OPTIONS=verify_asan_link_order=0"};
   }
 
+  // Whether the table has (or had: records outlive their process) a record of process `pid`.
+  bool HasRecordOf(pid_t pid) {
+    ArbiterRegion region;
+    if (region.Open(arbiter_path_.c_str()) != 0) return false;
+    for (const ArbiterTenant& t : region.table()->tenants) {
+      if (t.pid == pid) return true;
+    }
+    return false;
+  }
+
   // GPU time charged to the tenant record of process `pid` (records outlive their process).
   std::uint64_t ChargedNs(pid_t pid) {
     ArbiterRegion region;
@@ -128,6 +138,16 @@ TEST_F(ArbiterIntegration, ASigkilledHolderDoesNotStallOthers) {
   EXPECT_LT(std::stoull(other.Value("first_wait_us")),
             (params.min_turn_ns + params.lease_ns) / 1000)
       << "the dead holder's lock is gone: its token is taken at once";
+}
+
+TEST_F(ArbiterIntegration, ARawForkChildIsATenantOfItsOwn) {
+  ArbiterNode node;
+  ProbeProcess parent(Probe({"raw-fork"}), node.Container(50));
+  ASSERT_EQ(parent.Finish(), 0) << parent.output();
+  EXPECT_EQ(parent.Value("child_status"), "0") << "the child's launches all went";
+  EXPECT_TRUE(node.HasRecordOf(std::stoi(parent.Value("parent_pid"))));
+  EXPECT_TRUE(node.HasRecordOf(std::stoi(parent.Value("child_pid"))))
+      << "the child joined instead of launching on its parent's token";
 }
 
 TEST_F(ArbiterIntegration, GraphCaptureSucceedsWhileAnotherTenantContends) {

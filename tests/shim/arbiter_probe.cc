@@ -2,8 +2,11 @@
 // driver at link time, the shim under LD_PRELOAD at run time). Commands:
 //   spin <ms>   launch kernels for <ms> ms; prints launches, the first launch's wait (us), exit
 //   hold        launch once (taking the token), print "holding", wait for stdin to close
+//   raw-fork    launch, then SYS_fork a child that launches 100 times
 //   capture     capture 20 launches into a graph on a new stream, instantiate, launch it 5 times
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -85,6 +88,23 @@ void Hold() {
   }
 }
 
+// A raw fork (no pthread_atfork handlers) after taking the token: the child must not launch as
+// its parent's tenant.
+void RawFork() {
+  SetUp();
+  Check(Launch(nullptr), "parent-launch");
+  const long child = syscall(SYS_fork);
+  if (child == 0) {
+    for (int i = 0; i < 100; ++i) {
+      if (Launch(nullptr) != CUDA_SUCCESS) _exit(4);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(static_cast<pid_t>(child), &status, 0);
+  std::printf("parent_pid=%d\nchild_pid=%ld\nchild_status=%d\ndone\n", getpid(), child, status);
+}
+
 void Capture() {
   SetUp();
   CUstream stream = nullptr;
@@ -113,6 +133,8 @@ int main(int argc, char** argv) {
     Spin(argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100);
   } else if (command == "hold") {
     Hold();
+  } else if (command == "raw-fork") {
+    RawFork();
   } else if (command == "capture") {
     Capture();
   } else {
