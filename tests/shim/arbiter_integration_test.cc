@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -122,6 +123,28 @@ TEST_F(ArbiterIntegration, AnIdleHolderIsRevokedAfterItsTurnAndLease) {
   const auto waited_us = std::stoull(other.Value("first_wait_us"));
   EXPECT_GE(waited_us, (params.min_turn_ns + params.lease_ns) / 1000) << "it did wait";
   EXPECT_LT(waited_us, 2'000'000u) << "but only for the turn and the lease";
+  holder.CloseStdin();
+  EXPECT_EQ(holder.Finish(), 0);
+}
+
+TEST_F(ArbiterIntegration, ATenantInANewPidNamespaceCannotTakeALiveHoldersToken) {
+  if (std::system("/usr/bin/unshare --user --pid --mount --mount-proc --fork true 2>/dev/null") !=
+      0) {
+    GTEST_SKIP() << "unprivileged user + pid namespaces are not available here";
+  }
+  ArbiterNode node;
+  ProbeProcess holder(Probe({"hold"}), node.Container(50));
+  ASSERT_TRUE(holder.WaitForLine("holding")) << holder.output();
+  // Inside the namespace no other pid is visible: liveness by pid would call the holder dead.
+  std::vector<std::string> argv = {"/usr/bin/unshare", "--user", "--pid", "--mount",
+                                   "--mount-proc",     "--fork", "--"};
+  for (const std::string& a : Probe({"spin", "50"})) argv.push_back(a);
+  ProbeProcess other(argv, node.Container(50));
+  ASSERT_EQ(other.Finish(), 0) << other.output();
+  const ArbiterParams params;
+  EXPECT_GE(std::stoull(other.Value("first_wait_us")),
+            (params.min_turn_ns + params.lease_ns) / 1000)
+      << "it waited out the live holder's turn and lease";
   holder.CloseStdin();
   EXPECT_EQ(holder.Finish(), 0);
 }
