@@ -137,6 +137,24 @@ grep '^windows=' "$STATE/two.out" | cut -c1-400
 echo "== graph replay against a loop"
 share 50 "graph 5" 50 "loop 5 1000"
 grep -q '^PASS graph' "$STATE/one.out"; record "compute share: CUDA graph replay under the arbiter" $?
+echo "== PyTorch training step (30 %) against a GEMM loop (70 %)"
+T_LONE=$("$GPUSLICE" run --gpu "$GPU" --memory 8Gi --state-dir "$STATE" -- "$PYTHON" "$HERE/torch_compute_share.py" train 5 | sed -n 's/^steps=//p')
+G_LONE=$("$GPUSLICE" run --gpu "$GPU" --memory 8Gi --state-dir "$STATE" -- "$PYTHON" "$HERE/torch_compute_share.py" gemm 5 | sed -n 's/^iterations=//p')
+if [ -n "$T_LONE" ] && [ -n "$G_LONE" ]; then
+  "$GPUSLICE" run --gpu "$GPU" --memory 8Gi --compute 30 --state-dir "$STATE" -- \
+    "$PYTHON" "$HERE/torch_compute_share.py" train 5 >"$STATE/train.out" &
+  "$GPUSLICE" run --gpu "$GPU" --memory 8Gi --compute 70 --state-dir "$STATE" -- \
+    "$PYTHON" "$HERE/torch_compute_share.py" gemm 5 >"$STATE/gemm.out"
+  wait
+  T=$(sed -n 's/^steps=//p' "$STATE/train.out"); G=$(sed -n 's/^iterations=//p' "$STATE/gemm.out")
+  echo "train: $T steps (alone $T_LONE), gemm: $G iterations (alone $G_LONE)"
+  awk -v t="$T" -v tl="$T_LONE" -v g="$G" -v gl="$G_LONE" 'BEGIN{
+    ts=100*t/tl; gs=100*g/gl; printf "shares: train %.1f %% (want 30), gemm %.1f %% (want 70)\n", ts, gs;
+    exit !(ts >= 25 && ts <= 35 && gs >= 65 && gs <= 75)}'
+  record "compute share: PyTorch training step vs GEMM loop at 30/70 (+-5)" $?
+else
+  record "compute share: PyTorch training step vs GEMM loop at 30/70 (+-5)" 77
+fi
 rm -rf "$STATE"
 
 echo
