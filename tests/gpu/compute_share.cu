@@ -63,8 +63,8 @@ int Loop(double seconds, double kernel_us, double idle_from, double idle_to) {
   }
   cudaStreamSynchronize(stream);
   const cudaError_t error = cudaGetLastError();
-  std::printf("%s loop\niterations=%ld\ngpu_ms=%.1f\nwindows=", error == cudaSuccess ? "PASS" : "FAIL",
-              completed, completed * kernel_us / 1000.0);
+  std::printf("%s loop\niterations=%ld\ngpu_ms=%.1f\nwindows=",
+              error == cudaSuccess ? "PASS" : "FAIL", completed, completed * kernel_us / 1000.0);
   for (long w : per_window) std::printf("%ld,", w);
   std::printf("\n");
   return error == cudaSuccess ? 0 : 1;
@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     return Loop(std::atof(argv[2]), std::atof(argv[3]), idle_from, idle_to);
   }
   if (argc >= 3 && std::strcmp(argv[1], "graph") == 0) return Graph(std::atof(argv[2]));
-  std::fprintf(stderr, "usage: compute_share loop <s> <kernel_us> [idle_from idle_to] | graph <s>\n");
+  std::fprintf(stderr,
+               "usage: compute_share loop <s> <kernel_us> [idle_from idle_to] | graph <s>\n");
   return 64;
 }
