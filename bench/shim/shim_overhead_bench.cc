@@ -12,6 +12,8 @@
 #include <string>
 
 #include "shim/accounting_region.h"
+#include "shim/arbiter_region.h"
+#include "shim/compute_arbiter.h"
 #include "shim/container_limits.h"
 #include "shim/cuda_driver_types.h"
 
@@ -32,6 +34,7 @@ struct Driver {
 
 Driver g_direct;
 Driver g_shimmed;
+std::string g_arbiter_path;
 
 template <typename Fn>
 Fn Symbol(void* handle, const char* name) {
@@ -64,6 +67,27 @@ void LaunchKernel(benchmark::State& state, const Driver& driver) {
   }
 }
 
+// The shim's tenant holds the token while another tenant waits: every launch takes the slow
+// path (process mutex, clock read, turn check). The waiter has a huge virtual time, so at each
+// turn's end (2 ms) the holder drains, hands on and is granted the token again at once.
+void LaunchKernelAsContendedHolder(benchmark::State& state, const Driver& driver) {
+  static gpuslice::shim::ArbiterRegion waiter_region;
+  if (!waiter_region.is_open()) {
+    using namespace gpuslice::shim;
+    if (waiter_region.Open(g_arbiter_path.c_str()) != 0) state.SkipWithError("no arbiter");
+    driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr);  // shim holds it
+    const std::uint32_t waiter = waiter_region.Join(50, 0);
+    waiter_region.Lock();
+    AcquireToken(waiter_region.table(), waiter, MonotonicNowNs(), ArbiterParams{}, &waiter_region);
+    waiter_region.table()->tenants[waiter].vtime = UINT64_MAX / 4;
+    waiter_region.Unlock();
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr));
+  }
+}
+
 void MemGetInfo(benchmark::State& state, const Driver& driver) {
   for (auto _ : state) {
     size_t free_bytes = 0, total = 0;
@@ -77,11 +101,14 @@ BENCHMARK_CAPTURE(LaunchKernel, unshimmed, g_direct);
 BENCHMARK_CAPTURE(LaunchKernel, shimmed, g_shimmed);
 BENCHMARK_CAPTURE(MemGetInfo, unshimmed, g_direct);
 BENCHMARK_CAPTURE(MemGetInfo, shimmed, g_shimmed);
+// Last: it leaves a waiter in the table.
+BENCHMARK_CAPTURE(LaunchKernelAsContendedHolder, shimmed, g_shimmed);
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A container with one 8 GiB GPU, as `gpuslice run` would set it up.
+  // A container with one 8 GiB GPU and 50 % of its time, as `gpuslice run --compute 50` would
+  // set it up (alone on the GPU: LaunchKernel/shimmed is the arbitrated lone tenant).
   char pattern[] = "/tmp/gpuslice-shim-bench-XXXXXX";
   const std::filesystem::path dir = mkdtemp(pattern);
   gpuslice::shim::ContainerLimits limits;
@@ -91,6 +118,11 @@ int main(int argc, char** argv) {
   limits.device_count = 1;
   limits.devices[0].nvml_index = 0;
   limits.devices[0].memory_bytes = 8ULL << 30;
+  limits.devices[0].compute_percent = 50;
+  g_arbiter_path = (dir / "arbiter").string();
+  std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
+                g_arbiter_path.c_str());
+  if (gpuslice::shim::ArbiterRegion::Create(g_arbiter_path.c_str()) != 0) return 1;
   const std::string limits_path = (dir / "limits").string();
   if (!gpuslice::shim::WriteContainerLimitsFile(limits_path, limits).ok()) return 1;
   if (gpuslice::shim::AccountingRegion::Create(limits.region_path) != 0) return 1;

@@ -33,6 +33,7 @@
 #include "cli/commands.h"
 #include "core/status.h"
 #include "shim/accounting_region.h"
+#include "shim/arbiter_region.h"
 #include "shim/container_limits.h"
 #include "watchdog/memory_watchdog.h"
 #include "watchdog/nvml_process_usage.h"
@@ -51,6 +52,7 @@ struct RunOptions {
   std::string gpus = "0";
   std::string memory;
   int compute_percent = 100;
+  int compute_cap_percent = 0;
   std::string context_overhead = "0";
   std::string shim_dir;
   std::string cuda_driver;
@@ -225,6 +227,35 @@ Status CopyPath(const std::string& from, char (&to)[N], const char* what) {
 
 volatile sig_atomic_t g_child = 0;
 
+// The GPU's arbiter table, shared by every `gpuslice run` on that GPU under `base`: opened when
+// it exists, else created (under a temporary name, then linked into place, so two runs starting
+// together end up with one table).
+Result<std::string> SharedArbiter(const fs::path& base, const std::string& gpu_name) {
+  const fs::path dir = base / ("gpu-" + gpu_name);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const fs::path path = dir / "arbiter";
+  shim::ArbiterRegion region;
+  int rc = region.Open(path.c_str());
+  if (rc == ENOENT) {
+    const fs::path tmp = dir / ("arbiter.tmp." + std::to_string(::getpid()));
+    rc = shim::ArbiterRegion::Create(tmp.c_str(), 0600);
+    if (rc == 0 && ::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) rc = errno;
+    ::unlink(tmp.c_str());
+    if (rc == 0) rc = region.Open(path.c_str());
+  }
+  if (rc == EPROTO) {
+    return FailedPrecondition("the compute arbiter " + path.string() +
+                              " is not a valid table; remove it when no gpuslice run uses "
+                              "that GPU");
+  }
+  if (rc != 0) {
+    return Unavailable("cannot open the compute arbiter " + path.string() + ": " +
+                       std::strerror(rc));
+  }
+  return path.string();
+}
+
 void ForwardSignal(int signal) {
   if (g_child > 0) ::kill(g_child, signal);
 }
@@ -244,6 +275,10 @@ Result<int> Run(const RunOptions& options) {
   }
   if (options.compute_percent < 1 || options.compute_percent > 100) {
     return InvalidArgument("--compute must be 1-100");
+  }
+  if (options.compute_cap_percent != 0 && (options.compute_cap_percent < options.compute_percent ||
+                                           options.compute_cap_percent > 100)) {
+    return InvalidArgument("--compute-cap must be between --compute and 100 (0: no cap)");
   }
   GPUSLICE_ASSIGN_OR_RETURN(const watchdog::WatchdogOptions watchdog_options,
                             WatchdogOptionsFrom(options));
@@ -288,6 +323,11 @@ Result<int> Run(const RunOptions& options) {
     GPUSLICE_RETURN_IF_ERROR(CopyPath(uuids[i], d.uuid, "uuid"));
     d.memory_bytes = memory_bytes;
     d.compute_percent = static_cast<std::uint32_t>(options.compute_percent);
+    d.compute_cap_percent = static_cast<std::uint32_t>(options.compute_cap_percent);
+    GPUSLICE_ASSIGN_OR_RETURN(
+        const std::string arbiter,
+        SharedArbiter(base, uuids[i].empty() ? std::to_string(gpus[i]) : uuids[i]));
+    GPUSLICE_RETURN_IF_ERROR(CopyPath(arbiter, d.arbiter_path, "compute-arbiter"));
   }
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(limits_path.string(), limits));
   {
@@ -380,8 +420,11 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--memory", options->memory, "Memory limit per GPU, e.g. 4Gi")->required();
   cmd->add_option("--compute", options->compute_percent,
-                  "Share of GPU time in percent, 1-100 (recorded for the compute-share limiter; "
-                  "not enforced yet)")
+                  "Share of GPU time in percent, 1-100: the weight among every gpuslice run on "
+                  "the same GPU (work-conserving: all of it when nobody else wants it)")
+      ->capture_default_str();
+  cmd->add_option("--compute-cap", options->compute_cap_percent,
+                  "Hard cap on GPU time in percent, even on an idle GPU (0: none)")
       ->capture_default_str();
   cmd->add_option("--context-overhead", options->context_overhead,
                   "Memory charged per CUDA context, e.g. 300Mi")

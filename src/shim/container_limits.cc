@@ -31,7 +31,15 @@ Result<std::string> FormatContainerLimits(const ContainerLimits& limits) {
     out << "device";
     if (d.nvml_index >= 0) out << " index=" << d.nvml_index;
     out << " uuid=" << (d.uuid[0] != '\0' ? d.uuid : "-");
-    out << " memory-bytes=" << d.memory_bytes << " compute-percent=" << d.compute_percent << "\n";
+    out << " memory-bytes=" << d.memory_bytes << " compute-percent=" << d.compute_percent;
+    if (d.arbiter_path[0] != '\0') {
+      if (d.arbiter_path[0] != '/') {
+        return InvalidArgument("limits: compute-arbiter must be an absolute path");
+      }
+      out << " compute-arbiter=" << d.arbiter_path;
+    }
+    if (d.compute_cap_percent != 0) out << " compute-cap-percent=" << d.compute_cap_percent;
+    out << "\n";
   }
   return out.str();
 }

@@ -2,12 +2,19 @@
 // read-only into the container, read by the shims when they load.
 //
 // Format (text, one setting per line, '#' starts a comment; version first):
-//   gpuslice-limits 1
+//   gpuslice-limits 2
 //   region /run/gpuslice/<container>/accounting     # shared accounting region (created if absent)
 //   cuda-driver /usr/lib/x86_64-linux-gnu/libcuda.so.1          # the real driver (absolute)
 //   nvml-driver /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1     # the real NVML (absolute)
 //   context-overhead-bytes 268435456              # counted per CUDA context
 //   device index=0 uuid=GPU-xxxxxxxx-... memory-bytes=4294967296 compute-percent=50
+//          compute-arbiter=/run/gpuslice/gpu/GPU-xxxxxxxx-.../arbiter compute-cap-percent=60   (one
+//          line)
+// Version 2 adds the two compute fields (version 1 files, without them, are still read):
+// `compute-arbiter` names the GPU's arbiter table (shared by every container on that physical
+// GPU, created by the control plane, compute_arbiter.h); `compute-percent` is then the
+// container's weight there. `compute-cap-percent` (optional, >= compute-percent) is a hard cap
+// even on an idle GPU. Without `compute-arbiter` launches are not arbitrated.
 // `device` lines, in the order the container's CUDA ordinals see the GPUs; `index` is the NVML
 // index (used when `uuid` is `-`). A GPU the file does not list gets a limit of zero.
 //
@@ -24,7 +31,8 @@
 
 namespace gpuslice::shim {
 
-inline constexpr std::uint32_t kContainerLimitsVersion = 1;
+inline constexpr std::uint32_t kContainerLimitsVersion = 2;
+inline constexpr std::uint32_t kOldestContainerLimitsVersion = 1;
 inline constexpr std::size_t kMaxLimitedDevices = 16;
 inline constexpr std::size_t kMaxLimitsPath = 256;
 inline constexpr std::size_t kMaxUuid = 96;
@@ -37,6 +45,8 @@ struct DeviceLimit {
   char uuid[kMaxUuid] = {};  // empty: match by index
   std::uint64_t memory_bytes = 0;
   std::uint32_t compute_percent = 100;
+  char arbiter_path[kMaxLimitsPath] = {};  // empty: launches on this GPU are not arbitrated
+  std::uint32_t compute_cap_percent = 0;   // 0: no cap (work-conserving)
 };
 
 struct ContainerLimits {

@@ -20,8 +20,18 @@ bool ParseUnsigned(std::string_view text, std::uint64_t* value) noexcept {
   return true;
 }
 
+// Printable, no spaces: what a path or UUID in the file may hold (so it round-trips).
+bool PlainText(std::string_view value) noexcept {
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
 bool CopyPath(std::string_view value, char* out, std::size_t out_size) noexcept {
-  if (value.empty() || value.size() >= out_size || value.front() != '/') return false;
+  if (value.empty() || value.size() >= out_size || value.front() != '/' || !PlainText(value)) {
+    return false;
+  }
   std::memcpy(out, value.data(), value.size());
   out[value.size()] = '\0';
   return true;
@@ -47,12 +57,15 @@ std::string_view NextToken(std::string_view* rest) noexcept {
   return token;
 }
 
-bool ParseDevice(std::string_view rest, DeviceLimit* device, const char** why) noexcept {
+bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* device,
+                 const char** why) noexcept {
   bool have_memory = false;
   for (std::string_view token = NextToken(&rest); !token.empty(); token = NextToken(&rest)) {
     const std::size_t eq = token.find('=');
     if (eq == std::string_view::npos) {
-      *why = "device fields are key=value (index, uuid, memory-bytes, compute-percent)";
+      *why =
+          "device fields are key=value (index, uuid, memory-bytes, compute-percent, "
+          "compute-arbiter, compute-cap-percent)";
       return false;
     }
     const std::string_view key = token.substr(0, eq);
@@ -66,8 +79,8 @@ bool ParseDevice(std::string_view rest, DeviceLimit* device, const char** why) n
       device->nvml_index = static_cast<std::int32_t>(number);
     } else if (key == "uuid") {
       if (value == "-") continue;
-      if (value.size() >= kMaxUuid) {
-        *why = "uuid is too long";
+      if (value.size() >= kMaxUuid || !PlainText(value)) {
+        *why = "uuid must be printable and shorter than 96 bytes";
         return false;
       }
       std::memcpy(device->uuid, value.data(), value.size());
@@ -85,13 +98,33 @@ bool ParseDevice(std::string_view rest, DeviceLimit* device, const char** why) n
         return false;
       }
       device->compute_percent = static_cast<std::uint32_t>(number);
+    } else if ((key == "compute-arbiter" || key == "compute-cap-percent") && version < 2) {
+      *why = "compute-arbiter and compute-cap-percent need 'gpuslice-limits 2'";
+      return false;
+    } else if (key == "compute-arbiter") {
+      if (!CopyPath(value, device->arbiter_path, sizeof(device->arbiter_path))) {
+        *why = "compute-arbiter must be an absolute path without spaces, shorter than 256 bytes";
+        return false;
+      }
+    } else if (key == "compute-cap-percent") {
+      if (!ParseUnsigned(value, &number) || number < 1 || number > 100) {
+        *why = "compute-cap-percent must be an integer 1-100";
+        return false;
+      }
+      device->compute_cap_percent = static_cast<std::uint32_t>(number);
     } else {
-      *why = "unknown device field (accepted: index, uuid, memory-bytes, compute-percent)";
+      *why =
+          "unknown device field (accepted: index, uuid, memory-bytes, compute-percent, "
+          "compute-arbiter, compute-cap-percent)";
       return false;
     }
   }
   if (!have_memory) {
     *why = "device line needs memory-bytes";
+    return false;
+  }
+  if (device->compute_cap_percent != 0 && device->compute_cap_percent < device->compute_percent) {
+    *why = "compute-cap-percent must be at least compute-percent";
     return false;
   }
   if (device->nvml_index < 0 && device->uuid[0] == '\0') {
@@ -154,22 +187,22 @@ bool ParseContainerLimits(const char* text, std::size_t size, ContainerLimits* o
     if (out->version == 0) {
       if (key != "gpuslice-limits" || !ParseUnsigned(value, &number)) {
         why = "the file must start with 'gpuslice-limits <version>'";
-      } else if (number != kContainerLimitsVersion) {
-        why = "unsupported limits file version (this shim reads version 1)";
+      } else if (number < kOldestContainerLimitsVersion || number > kContainerLimitsVersion) {
+        why = "unsupported limits file version (this shim reads versions 1 and 2)";
       } else {
         out->version = static_cast<std::uint32_t>(number);
       }
     } else if (key == "region") {
       if (!CopyPath(value, out->region_path, sizeof(out->region_path))) {
-        why = "region must be an absolute path shorter than 256 bytes";
+        why = "region must be an absolute path without spaces, shorter than 256 bytes";
       }
     } else if (key == "cuda-driver") {
       if (!CopyPath(value, out->cuda_driver_path, sizeof(out->cuda_driver_path))) {
-        why = "cuda-driver must be an absolute path shorter than 256 bytes";
+        why = "cuda-driver must be an absolute path without spaces, shorter than 256 bytes";
       }
     } else if (key == "nvml-driver") {
       if (!CopyPath(value, out->nvml_driver_path, sizeof(out->nvml_driver_path))) {
-        why = "nvml-driver must be an absolute path shorter than 256 bytes";
+        why = "nvml-driver must be an absolute path without spaces, shorter than 256 bytes";
       }
     } else if (key == "context-overhead-bytes") {
       if (!ParseUnsigned(value, &out->context_overhead_bytes)) {
@@ -178,7 +211,7 @@ bool ParseContainerLimits(const char* text, std::size_t size, ContainerLimits* o
     } else if (key == "device") {
       if (out->device_count == kMaxLimitedDevices) {
         why = "too many device lines (at most 16)";
-      } else if (ParseDevice(value, &out->devices[out->device_count], &why)) {
+      } else if (ParseDevice(value, out->version, &out->devices[out->device_count], &why)) {
         ++out->device_count;
       }
     } else {
@@ -188,7 +221,7 @@ bool ParseContainerLimits(const char* text, std::size_t size, ContainerLimits* o
     }
   }
   if (why == nullptr && out->version == 0) {
-    why = "empty file: expected 'gpuslice-limits 1'";
+    why = "empty file: expected 'gpuslice-limits 2'";
     line_number = 1;
   }
   if (why == nullptr && out->region_path[0] == '\0') {

@@ -29,6 +29,19 @@ typedef struct CUDA_GRAPH_INSTANTIATE_PARAMS_st CUDA_GRAPH_INSTANTIATE_PARAMS;  
 typedef struct CUmemAccessDesc_st CUmemAccessDesc;                              // passed through
 typedef struct CUexecAffinityParam_st CUexecAffinityParam;  // only passed through
 typedef struct CUctxCreateParams_st CUctxCreateParams;      // only passed through
+typedef struct CUDA_LAUNCH_PARAMS_st CUDA_LAUNCH_PARAMS;    // only passed through
+
+// Stream capture (cuStreamIsCapturing, cuThreadExchangeStreamCaptureMode).
+typedef enum {
+  CU_STREAM_CAPTURE_STATUS_NONE = 0,
+  CU_STREAM_CAPTURE_STATUS_ACTIVE = 1,
+  CU_STREAM_CAPTURE_STATUS_INVALIDATED = 2,
+} CUstreamCaptureStatus;
+typedef enum {
+  CU_STREAM_CAPTURE_MODE_GLOBAL = 0,
+  CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
+  CU_STREAM_CAPTURE_MODE_RELAXED = 2,
+} CUstreamCaptureMode;
 
 enum {
   CUDA_SUCCESS = 0,
@@ -41,6 +54,8 @@ enum {
   CUDA_ERROR_INVALID_HANDLE = 400,
   CUDA_ERROR_NOT_FOUND = 500,
   CUDA_ERROR_NOT_SUPPORTED = 801,
+  CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900,
+  CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901,
   CUDA_ERROR_UNKNOWN = 999,
 };
 

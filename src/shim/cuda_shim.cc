@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <new>
@@ -21,6 +22,8 @@
 
 #include "shim/accounting_region.h"
 #include "shim/allocation_table.h"
+#include "shim/arbiter_region.h"
+#include "shim/compute_arbiter.h"
 #include "shim/container_limits.h"
 #include "shim/cuda_driver_types.h"
 #include "shim/forwarding_trampoline.h"
@@ -87,6 +90,8 @@ struct RealDriver {
   CUresult (*cuDeviceGetCount)(int*) = nullptr;
   CUresult (*cuDeviceGetUuid)(CUuuid*, CUdevice) = nullptr;
   CUresult (*cuMemGetAddressRange_v2)(CUdeviceptr*, size_t*, CUdeviceptr) = nullptr;
+  CUresult (*cuStreamIsCapturing)(CUstream, CUstreamCaptureStatus*) = nullptr;
+  CUresult (*cuThreadExchangeStreamCaptureMode)(CUstreamCaptureMode*) = nullptr;
 };
 
 // cuGetProcAddress substitution: an intercepted symbol's real pointer -> its wrapper.
@@ -158,6 +163,26 @@ struct GraphExecCharge {
   bool charged = false;  // graph memory is taken at the first launch, kept until destroyed
 };
 
+// The compute arbiter as this process uses it (one arbitrated GPU per container).
+constexpr std::size_t kMaxTurnStreams = 8;
+struct ArbiterState {
+  bool configured = false;
+  std::uint32_t entry = 0;  // the limits entry whose GPU is arbitrated
+  char path[kMaxLimitsPath] = {};
+  std::uint32_t weight = 100;
+  std::uint32_t cap_percent = 0;
+  ArbiterParams params;
+  ArbiterRegion region;
+  std::mutex mutex;  // the slow path, one thread at a time
+  TenantGate* gate = nullptr;
+  pid_t pid = 0;  // the process `gate` belongs to (a forked child joins anew)
+  bool complained_full = false;
+  // Streams launched on since the turn began: drained at its end (more: the whole context).
+  CUstream streams[kMaxTurnStreams] = {};
+  std::size_t stream_count = 0;
+  bool streams_overflow = false;
+};
+
 // Everything the shim knows. Created once at load and never destroyed, so calls made while
 // the process exits still find it.
 struct ShimState {
@@ -203,6 +228,8 @@ struct ShimState {
   std::unordered_map<const void*, std::vector<GraphCharge>> graph_allocations;
   std::unordered_map<const void*, GraphExecCharge> graph_execs;
   std::atomic<bool> graphs_allocate{false};  // any graph has an allocation node
+
+  ArbiterState arbiter;
 };
 
 ShimState* g_state = nullptr;
@@ -290,6 +317,8 @@ void BindDriver(ShimState& s) {
   Resolve(h, "cuDeviceGetCount", &s.real.cuDeviceGetCount);
   Resolve(h, "cuDeviceGetUuid", &s.real.cuDeviceGetUuid);
   Resolve(h, "cuMemGetAddressRange_v2", &s.real.cuMemGetAddressRange_v2);
+  Resolve(h, "cuStreamIsCapturing", &s.real.cuStreamIsCapturing);
+  Resolve(h, "cuThreadExchangeStreamCaptureMode", &s.real.cuThreadExchangeStreamCaptureMode);
   for (ProcEntry& e : g_proc_entries) e.real = ::dlsym(h, e.name);
 }
 
@@ -350,6 +379,134 @@ inline ShimState* LoadedState() noexcept {
   return g_state;
 }
 
+// ---- Compute arbiter ------------------------------------------------------------------------
+
+volatile std::uint32_t g_never_holding[2] = {};  // when no wipe-on-fork page can be had
+
+bool EntryOf(ShimState& s, CUdevice device, std::uint32_t* entry);
+
+// Maps the GPU's arbiter table when the limits file names one. A table that cannot be opened
+// leaves launches unarbitrated (the hardware's equal turns) with a complaint: the table is shared
+// by every container on the GPU, so failing launches would let one tenant that corrupts it stop
+// all the others.
+void SetUpArbiter(ShimState& s) {
+  ArbiterState& a = s.arbiter;
+  for (std::uint32_t i = 0; i < s.limits.device_count; ++i) {
+    const DeviceLimit& d = s.limits.devices[i];
+    if (d.arbiter_path[0] == '\0') continue;
+    if (a.path[0] != '\0') {
+      Complain("only the first arbitrated GPU of a container is arbitrated", d.arbiter_path);
+      continue;
+    }
+    std::memcpy(a.path, d.arbiter_path, sizeof(a.path));
+    a.entry = i;
+    a.weight = d.compute_percent;
+    a.cap_percent = d.compute_cap_percent;
+  }
+  if (a.path[0] == '\0') return;
+  if (const int rc = a.region.Open(a.path); rc != 0) {
+    Complain("cannot open the compute arbiter; launches are not arbitrated", std::strerror(rc));
+    return;
+  }
+  volatile std::uint32_t* holding = NewForkToken();
+  g_launch_gate.holding = holding != nullptr ? holding : g_never_holding;
+  g_launch_gate.alone_token = PackToken(kNoTenant, 0);
+  a.configured = true;
+  __atomic_store_n(&g_launch_gate.token, &a.region.table()->header.token, __ATOMIC_RELEASE);
+}
+
+// This process's tenant (a forked child joins as a tenant of its own). False when the table is
+// full: launches then go unarbitrated.
+bool EnsureTenant(ShimState& s) {
+  ArbiterState& a = s.arbiter;
+  // The wipe-on-fork page's second word says "joined" without a getpid() system call.
+  if (a.gate != nullptr && g_launch_gate.holding != g_never_holding &&
+      g_launch_gate.holding[1] != 0) {
+    return true;
+  }
+  const pid_t pid = ::getpid();
+  if (a.gate != nullptr && a.pid == pid) return true;
+  if (a.pid != 0 && a.region.ReopenDescriptor(a.path) != 0) return false;  // forked child
+  a.pid = pid;
+  const std::uint32_t tenant = a.region.Join(a.weight, pid);
+  if (tenant == kNoTenant) {
+    if (!a.complained_full) Complain("the compute arbiter has no free tenant record", a.path);
+    a.complained_full = true;
+    return false;
+  }
+  delete a.gate;
+  a.gate = new (std::nothrow) TenantGate(&a.region, tenant, a.params, a.cap_percent);
+  g_launch_gate.alone_token = PackToken(tenant, 0);
+  return a.gate != nullptr;
+}
+
+bool OnArbitratedDevice(ShimState& s) {
+  if (s.limits.device_count <= 1) return true;
+  CUdevice device = 0;
+  std::uint32_t entry = 0;
+  return s.real.cuCtxGetDevice != nullptr && s.real.cuCtxGetDevice(&device) == CUDA_SUCCESS &&
+         EntryOf(s, device, &entry) && entry == s.arbiter.entry;
+}
+
+bool Capturing(ShimState& s, CUstream stream) {
+  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+  return s.real.cuStreamIsCapturing != nullptr &&
+         s.real.cuStreamIsCapturing(stream, &status) == CUDA_SUCCESS &&
+         status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+void RememberStream(ArbiterState& a, CUstream stream) {
+  for (std::size_t i = 0; i < a.stream_count; ++i) {
+    if (a.streams[i] == stream) return;
+  }
+  if (a.stream_count == kMaxTurnStreams) {
+    a.streams_overflow = true;
+  } else {
+    a.streams[a.stream_count++] = stream;
+  }
+}
+
+// Waits for the work this tenant launched in its turn; returns when it completed. Relaxed capture
+// mode for this thread, so another thread's capture is not invalidated by our synchronisation.
+std::uint64_t DrainTurn(ShimState& s) {
+  ArbiterState& a = s.arbiter;
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+  const bool exchanged = s.real.cuThreadExchangeStreamCaptureMode != nullptr &&
+                         s.real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+  if (a.streams_overflow && s.real.cuCtxSynchronize != nullptr) {
+    s.real.cuCtxSynchronize();
+  } else if (s.real.cuStreamSynchronize != nullptr) {
+    for (std::size_t i = 0; i < a.stream_count; ++i) {
+      if (!Capturing(s, a.streams[i])) s.real.cuStreamSynchronize(a.streams[i]);
+    }
+  }
+  if (exchanged) s.real.cuThreadExchangeStreamCaptureMode(&mode);
+  a.stream_count = 0;
+  a.streams_overflow = false;
+  return MonotonicNowNs();
+}
+
+// After cuCtxSynchronize: nothing of ours is queued, so a holder whose turn is over hands on now
+// instead of at its next launch.
+void ArbiterAfterContextSync(ShimState& s) {
+  ArbiterState& a = s.arbiter;
+  if (!a.configured) return;
+  std::lock_guard<std::mutex> lock(a.mutex);
+  if (a.gate == nullptr || a.pid != ::getpid() || !a.gate->holding()) return;
+  const std::uint64_t now = MonotonicNowNs();
+  if (!TurnOver(a.region.table(), a.gate->tenant(), now)) return;
+  if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
+  a.stream_count = 0;
+  a.streams_overflow = false;
+  a.gate->Release(now, now, false);
+}
+
+void LeaveArbiter(ShimState& s) {
+  ArbiterState& a = s.arbiter;
+  if (!a.configured || a.gate == nullptr || a.pid != ::getpid()) return;
+  a.region.Leave(a.gate->tenant(), MonotonicNowNs(), a.params);
+}
+
 // Reads the limits, maps the region and claims this process's slot. The real driver is loaded
 // on the first CUDA call (x86-64), so processes that never use CUDA never load it.
 __attribute__((constructor)) void LoadShim() {
@@ -365,6 +522,7 @@ __attribute__((constructor)) void LoadShim() {
       s->broken = true;
     }
   }
+  if (s->enforcing && !s->broken) SetUpArbiter(*s);
   ::pthread_atfork(nullptr, nullptr, &AfterForkInChild);
   g_state = s;
 #if !GPUSLICE_HAS_LAZY_LOADING
@@ -380,6 +538,7 @@ __attribute__((destructor)) void UnloadShim() {
       ::getpid() == g_state->owner_pid) {
     g_state->region.ReleaseSlot(g_state->slot.exchange(-1));
   }
+  if (g_state != nullptr) LeaveArbiter(*g_state);
 }
 
 // ---- Accounting helpers ---------------------------------------------------------------------
@@ -948,6 +1107,46 @@ void* Substitute(const char* symbol, void* real, int cuda_version, cuuint64_t fl
 }  // namespace
 }  // namespace gpuslice::shim
 
+namespace gpuslice::shim {
+
+LaunchGateFastPath g_launch_gate;
+
+// The launch slow path: launches recorded into a graph during capture go at once (neither gated
+// nor charged; the graph's launch is); otherwise wait for the token, handing on at a turn's end.
+CUresult AdmitLaunchSlow(CUstream stream) noexcept {
+  ShimState* s = g_state;
+  if (s == nullptr || !s->arbiter.configured || !OnArbitratedDevice(*s)) return CUDA_SUCCESS;
+  ArbiterState& a = s->arbiter;
+  std::unique_lock<std::mutex> lock(a.mutex);
+  if (!EnsureTenant(*s)) return CUDA_SUCCESS;
+  for (;;) {
+    const std::uint64_t now = MonotonicNowNs();
+    const GateDecision decision = a.gate->BeforeLaunch(now);
+    if (decision == GateDecision::kGo) {
+      if (a.gate->holding()) RememberStream(a, stream);
+      if (g_launch_gate.holding != g_never_holding) {  // no fork detection: always the slow path
+        *g_launch_gate.holding = a.gate->holding() && !a.gate->capped() ? 1 : 0;
+        g_launch_gate.holding[1] = 1;  // joined (a forked child reads 0)
+      }
+      return CUDA_SUCCESS;
+    }
+    if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
+    // A launch recorded into a graph during capture is neither gated nor charged.
+    if (Capturing(*s, stream)) return CUDA_SUCCESS;
+    if (decision == GateDecision::kDrainThenRelease) {
+      const std::uint64_t done = DrainTurn(*s);
+      a.gate->Release(done, MonotonicNowNs(), true);
+    } else {
+      lock.unlock();
+      const timespec pause{0, 50'000};  // 50 us: a fraction of the shortest turn
+      ::nanosleep(&pause, nullptr);
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace gpuslice::shim
+
 extern "C" void gpuslice_cuda_load_driver() noexcept {
   ::pthread_once(&gpuslice::shim::g_driver_once, &gpuslice::shim::LoadDriverOnce);
 }
@@ -1174,7 +1373,10 @@ CUresult cuStreamSynchronize_ptsz(CUstream stream) noexcept {
 CUresult cuCtxSynchronize() noexcept {
   GPUSLICE_REAL_OR_UNSUPPORTED(cuCtxSynchronize);
   const CUresult r = s->real.cuCtxSynchronize();
-  if (r == CUDA_SUCCESS) gpuslice::shim::PoolsSynchronised(*s, nullptr, true, true);
+  if (r == CUDA_SUCCESS) {
+    gpuslice::shim::PoolsSynchronised(*s, nullptr, true, true);
+    gpuslice::shim::ArbiterAfterContextSync(*s);
+  }
   return r;
 }
 
@@ -1834,6 +2036,30 @@ CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid_x, unsig
       cuLaunchCooperativeKernel_ptsz, stream,
       s->real.cuLaunchCooperativeKernel_ptsz(f, grid_x, grid_y, grid_z, block_x, block_y, block_z,
                                              shared_bytes, stream, params));
+}
+
+// Legacy launches (deprecated since CUDA 4 but still exported) and multi-device cooperative
+// launches: gated like the others (a multi-device launch by the current context's GPU).
+CUresult cuLaunch(CUfunction f) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuLaunch, nullptr, s->real.cuLaunch(f));
+}
+
+CUresult cuLaunchGrid(CUfunction f, int grid_width, int grid_height) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuLaunchGrid, nullptr, s->real.cuLaunchGrid(f, grid_width, grid_height));
+}
+
+CUresult cuLaunchGridAsync(CUfunction f, int grid_width, int grid_height,
+                           CUstream stream) noexcept {
+  GPUSLICE_GATED_LAUNCH(cuLaunchGridAsync, stream,
+                        s->real.cuLaunchGridAsync(f, grid_width, grid_height, stream));
+}
+
+CUresult cuLaunchCooperativeKernelMultiDevice(CUDA_LAUNCH_PARAMS* launch_params,
+                                              unsigned int device_count,
+                                              unsigned int flags) noexcept {
+  GPUSLICE_GATED_LAUNCH(
+      cuLaunchCooperativeKernelMultiDevice, nullptr,
+      s->real.cuLaunchCooperativeKernelMultiDevice(launch_params, device_count, flags));
 }
 
 // A graph with allocation nodes takes its memory at its first launch: charged then.

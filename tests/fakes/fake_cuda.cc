@@ -20,6 +20,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "shim/cuda_driver_types.h"
 
@@ -97,6 +98,17 @@ struct FakeDriver {
   std::uint64_t next_address = 0x7f0000000000ULL;
   std::atomic<std::uint64_t> launches{0};
   std::string usage_dir;  // GPUSLICE_FAKE_DRIVER_DIR
+  // Stream capture, as CUDA documents it: a launch into a capturing stream is recorded, not run;
+  // synchronising a capturing stream, or the context while a global-mode capture is active,
+  // fails and invalidates the capture.
+  struct Capture {
+    int mode = 0;
+    int launches = 0;
+    bool invalidated = false;
+  };
+  std::map<const void*, Capture> captures;  // stream -> its capture
+  std::uint64_t next_stream = 1;
+  std::atomic<std::uint64_t> captured_launches{0};
 };
 
 // Publishes this process's usage for the fake NVML (write to a temporary file, then rename).
@@ -596,6 +608,10 @@ FAKE_EXPORT CUresult cuStreamSynchronize(CUstream stream) {
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
+  if (auto it = d.captures.find(stream); it != d.captures.end()) {
+    it->second.invalidated = true;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   SynchroniseLocked(d, stream, false, true);
   return CUDA_SUCCESS;
 }
@@ -606,6 +622,11 @@ FAKE_EXPORT CUresult cuCtxSynchronize() {
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.captures.empty()) {
+    // Synchronising the context synchronises the capturing streams too: not permitted.
+    for (auto& [stream, capture] : d.captures) capture.invalidated = true;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   SynchroniseLocked(d, nullptr, true, true);
   return CUDA_SUCCESS;
 }
@@ -970,9 +991,79 @@ FAKE_EXPORT CUresult cuMemFreeHost(void* pointer) {
 
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction /*f*/, unsigned int, unsigned int, unsigned int,
                                     unsigned int, unsigned int, unsigned int, unsigned int,
-                                    CUstream, void**, void**) {
+                                    CUstream stream, void**, void**) {
   if (t_current == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
-  Driver().launches.fetch_add(1, std::memory_order_relaxed);
+  FakeDriver& d = Driver();
+  if (stream != nullptr) {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (auto it = d.captures.find(stream); it != d.captures.end()) {
+      ++it->second.launches;  // recorded into the graph being captured
+      d.captured_launches.fetch_add(1, std::memory_order_relaxed);
+      return CUDA_SUCCESS;
+    }
+  }
+  d.launches.fetch_add(1, std::memory_order_relaxed);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuLaunch(CUfunction f) {
+  return cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr);
+}
+FAKE_EXPORT CUresult cuLaunchGrid(CUfunction f, int, int) {
+  return cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr);
+}
+FAKE_EXPORT CUresult cuLaunchGridAsync(CUfunction f, int, int, CUstream stream) {
+  return cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, stream, nullptr, nullptr);
+}
+FAKE_EXPORT std::uint64_t gpuslice_fake_cuda_captured_launches() {
+  return Driver().captured_launches.load();
+}
+
+FAKE_EXPORT CUresult cuStreamCreate(CUstream* stream, unsigned int /*flags*/) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (stream == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  *stream = reinterpret_cast<CUstream>(NewAddressLocked(d, 1));
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream /*stream*/) { return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream, CUstreamCaptureMode mode) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (stream == nullptr) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;  // legacy stream
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (d.captures.count(stream) != 0) return CUDA_ERROR_INVALID_VALUE;
+  d.captures[stream].mode = static_cast<int>(mode);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph* graph) {
+  if (graph == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.captures.find(stream);
+  if (it == d.captures.end()) return CUDA_ERROR_INVALID_VALUE;
+  const bool invalidated = it->second.invalidated;
+  d.captures.erase(it);
+  if (invalidated) return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+  const std::uint64_t id = NewAddressLocked(d, 1);
+  d.graphs[id] = {};
+  *graph = reinterpret_cast<CUgraph>(id);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream stream, CUstreamCaptureStatus* status) {
+  if (status == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.captures.find(stream);
+  *status = it == d.captures.end()   ? CU_STREAM_CAPTURE_STATUS_NONE
+            : it->second.invalidated ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
+                                     : CU_STREAM_CAPTURE_STATUS_ACTIVE;
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode* mode) {
+  if (mode == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  thread_local CUstreamCaptureMode current = CU_STREAM_CAPTURE_MODE_GLOBAL;
+  std::swap(current, *mode);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gx, unsigned int gy,
@@ -1059,6 +1150,15 @@ const ProcEntry kProcTable[] = {
     FAKE_PROC("cuLaunchKernel", 4000, false, cuLaunchKernel),
     FAKE_PROC("cuLaunchKernel", 7000, true, cuLaunchKernel_ptsz),
     FAKE_PROC("cuGraphLaunch", 10000, false, cuGraphLaunch),
+    FAKE_PROC("cuLaunch", 2000, false, cuLaunch),
+    FAKE_PROC("cuLaunchGrid", 2000, false, cuLaunchGrid),
+    FAKE_PROC("cuLaunchGridAsync", 2000, false, cuLaunchGridAsync),
+    FAKE_PROC("cuStreamCreate", 2000, false, cuStreamCreate),
+    FAKE_PROC("cuStreamDestroy", 4000, false, cuStreamDestroy_v2),
+    FAKE_PROC("cuStreamBeginCapture", 10010, false, cuStreamBeginCapture_v2),
+    FAKE_PROC("cuStreamEndCapture", 10000, false, cuStreamEndCapture),
+    FAKE_PROC("cuStreamIsCapturing", 10000, false, cuStreamIsCapturing),
+    FAKE_PROC("cuThreadExchangeStreamCaptureMode", 10010, false, cuThreadExchangeStreamCaptureMode),
     FAKE_PROC("cuDeviceGetDefaultMemPool", 11020, false, cuDeviceGetDefaultMemPool),
     FAKE_PROC("cuDeviceGetMemPool", 11020, false, cuDeviceGetMemPool),
     FAKE_PROC("cuMemPoolSetAttribute", 11020, false, cuMemPoolSetAttribute),

@@ -37,6 +37,7 @@ compile driver_memory_limit -L"$CUDA_HOME/lib64/stubs" -lcuda || exit 1
 compile driver_two_processes -L"$CUDA_HOME/lib64/stubs" -lcuda || exit 1
 compile driver_memory_lifetimes -L"$CUDA_HOME/lib64/stubs" -lcuda || exit 1
 compile launch_overhead || exit 1
+compile compute_share || exit 1
 if [ "$COMPILE_ONLY" = 1 ]; then
   echo "compiled: $(ls "$OUT")"
   exit 0
@@ -105,6 +106,56 @@ if [ -n "$BASE" ] && [ -n "$SHIM" ]; then
 else
   record "launch loop runs under the shim" 1
 fi
+
+# Compute shares: runs on one GPU share its time by --compute (one state directory, one table).
+STATE=$(mktemp -d)
+share() {  # share W1 ARGS1 -- W2 ARGS2: runs both at once, prints each one's gpu_ms
+  local w1="$1" a1="$2" w2="$3" a2="$4"
+  "$GPUSLICE" run --gpu "$GPU" --memory 2Gi --compute "$w1" --state-dir "$STATE" -- \
+    "$OUT/compute_share" $a1 >"$STATE/one.out" &
+  "$GPUSLICE" run --gpu "$GPU" --memory 2Gi --compute "$w2" --state-dir "$STATE" -- \
+    "$OUT/compute_share" $a2 >"$STATE/two.out"
+  wait
+  echo "$(sed -n 's/^gpu_ms=//p' "$STATE/one.out") $(sed -n 's/^gpu_ms=//p' "$STATE/two.out")"
+}
+check_split() {  # check_split NAME EXPECTED_FIRST_PERCENT "A B" LONE
+  local got
+  got=$(echo "$3" | awk -v lone="$4" '{s=$1+$2; printf "%.1f %.1f", 100*$1/s, 100*s/lone}')
+  echo "$1: first=${got% *} % (want $2 +-2), sum=${got#* } % of a lone process (want >= 97)"
+  echo "$got" | awk -v want="$2" '{exit !($1 >= want-2 && $1 <= want+2 && $2 >= 97)}'
+  record "compute share: $1" $?
+}
+LONE=$("$GPUSLICE" run --gpu "$GPU" --memory 2Gi --state-dir "$STATE" -- "$OUT/compute_share" loop 5 1000 | sed -n 's/^gpu_ms=//p')
+echo "lone: gpu_ms=$LONE in 5 s"
+check_split "30/70" 30 "$(share 30 'loop 5 1000' 70 'loop 5 1000')" "$LONE"
+check_split "10/90" 10 "$(share 10 'loop 5 1000' 90 'loop 5 1000')" "$LONE"
+check_split "50/50" 50 "$(share 50 'loop 5 1000' 50 'loop 5 1000')" "$LONE"
+check_split "20us vs 5ms kernels at 50/50" 50 "$(share 50 'loop 5 20' 50 'loop 5 5000')" "$LONE"
+echo "== idle and reclaim: the 70 % process idles from 1.5 s to 3 s (windows = completions per 10 ms)"
+share 30 "loop 5 1000" 70 "loop 5 1000 1.5 3" >/dev/null
+grep '^windows=' "$STATE/two.out" | cut -c1-400
+echo "== graph replay against a loop"
+share 50 "graph 5" 50 "loop 5 1000"
+grep -q '^PASS graph' "$STATE/one.out"; record "compute share: CUDA graph replay under the arbiter" $?
+echo "== PyTorch training step (30 %) against a GEMM loop (70 %)"
+T_LONE=$("$GPUSLICE" run --gpu "$GPU" --memory 8Gi --state-dir "$STATE" -- "$PYTHON" "$HERE/torch_compute_share.py" train 5 | sed -n 's/^steps=//p')
+G_LONE=$("$GPUSLICE" run --gpu "$GPU" --memory 8Gi --state-dir "$STATE" -- "$PYTHON" "$HERE/torch_compute_share.py" gemm 5 | sed -n 's/^iterations=//p')
+if [ -n "$T_LONE" ] && [ -n "$G_LONE" ]; then
+  "$GPUSLICE" run --gpu "$GPU" --memory 8Gi --compute 30 --state-dir "$STATE" -- \
+    "$PYTHON" "$HERE/torch_compute_share.py" train 5 >"$STATE/train.out" &
+  "$GPUSLICE" run --gpu "$GPU" --memory 8Gi --compute 70 --state-dir "$STATE" -- \
+    "$PYTHON" "$HERE/torch_compute_share.py" gemm 5 >"$STATE/gemm.out"
+  wait
+  T=$(sed -n 's/^steps=//p' "$STATE/train.out"); G=$(sed -n 's/^iterations=//p' "$STATE/gemm.out")
+  echo "train: $T steps (alone $T_LONE), gemm: $G iterations (alone $G_LONE)"
+  awk -v t="$T" -v tl="$T_LONE" -v g="$G" -v gl="$G_LONE" 'BEGIN{
+    ts=100*t/tl; gs=100*g/gl; printf "shares: train %.1f %% (want 30), gemm %.1f %% (want 70)\n", ts, gs;
+    exit !(ts >= 25 && ts <= 35 && gs >= 65 && gs <= 75)}'
+  record "compute share: PyTorch training step vs GEMM loop at 30/70 (+-5)" $?
+else
+  record "compute share: PyTorch training step vs GEMM loop at 30/70 (+-5)" 77
+fi
+rm -rf "$STATE"
 
 echo
 echo "== summary: ${#PASSED[@]} passed, ${#FAILED[@]} failed, ${#SKIPPED[@]} skipped"

@@ -41,11 +41,32 @@ INSTANTIATE_TEST_SUITE_P(
                   "nvml-driver /x/libnvidia-ml.so.1\ncontext-overhead-bytes 100\n"
                   "device index=0 uuid=GPU-1 memory-bytes=4294967296 compute-percent=50  # c\n",
                   true, ""},
-        ParseCase{"Empty", "", false, "expected 'gpuslice-limits 1'"},
+        ParseCase{"Empty", "", false, "expected 'gpuslice-limits 2'"},
+        ParseCase{"ComputeArbiterAndCap",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 compute-percent=30 "
+                  "compute-arbiter=/run/gpuslice/gpu/GPU-1/arbiter compute-cap-percent=40\n",
+                  true, ""},
+        ParseCase{"ComputeArbiterNeedsVersion2",
+                  "gpuslice-limits 1\nregion /r\ndevice index=0 memory-bytes=1 "
+                  "compute-arbiter=/a\n",
+                  false, "need 'gpuslice-limits 2'"},
+        ParseCase{"RelativeArbiter",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 compute-arbiter=a\n",
+                  false, "compute-arbiter must be an absolute path"},
+        ParseCase{"CapBelowRequest",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 compute-percent=50 "
+                  "compute-cap-percent=40\n",
+                  false, "at least compute-percent"},
+        ParseCase{"CapOutOfRange",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 "
+                  "compute-cap-percent=101\n",
+                  false, "compute-cap-percent must be an integer 1-100"},
         ParseCase{"NoVersionLine", "region /r\n", false, "must start with"},
-        ParseCase{"FutureVersion", "gpuslice-limits 2\nregion /r\n", false, "unsupported"},
+        ParseCase{"FutureVersion", "gpuslice-limits 3\nregion /r\n", false, "unsupported"},
         ParseCase{"NoRegion", "gpuslice-limits 1\n", false, "missing 'region"},
         ParseCase{"RelativeRegion", "gpuslice-limits 1\nregion r\n", false, "absolute"},
+        ParseCase{"RegionWithSpaces", "gpuslice-limits 1\nregion /run/a b\n", false,
+                  "without spaces"},
         ParseCase{"UnknownKey", "gpuslice-limits 1\nregion /r\nmemory 5\n", false,
                   "line 3: unknown setting"},
         ParseCase{"DeviceWithoutMemory", "gpuslice-limits 1\nregion /r\ndevice index=0\n", false,
@@ -69,6 +90,15 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(param_info.param.name);
     });
 
+TEST(ContainerLimitsTest, APathWithANulByteIsRefused) {
+  // Found by container_limits_fuzzer: it would not survive formatting and parsing again.
+  const char text[] = "gpuslice-limits 1\nregion /r\0x\n";
+  ContainerLimits limits;
+  char error[256];
+  EXPECT_FALSE(ParseContainerLimits(text, sizeof(text) - 1, &limits, error, sizeof(error)));
+  EXPECT_NE(std::strstr(error, "without spaces"), nullptr) << error;
+}
+
 TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   ContainerLimits limits;
   std::strcpy(limits.region_path, "/run/gpuslice/c1/accounting");
@@ -77,6 +107,8 @@ TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   limits.device_count = 2;
   limits.devices[0] = {0, "GPU-abc", 4ULL << 30, 50};
   limits.devices[1] = {3, "", 1ULL << 30, 100};
+  std::strcpy(limits.devices[0].arbiter_path, "/run/gpuslice/gpu/GPU-abc/arbiter");
+  limits.devices[0].compute_cap_percent = 60;
   auto text = FormatContainerLimits(limits);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
   ContainerLimits parsed;
@@ -92,6 +124,10 @@ TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   EXPECT_STREQ(parsed.devices[0].uuid, "GPU-abc");
   EXPECT_EQ(parsed.devices[0].memory_bytes, 4ULL << 30);
   EXPECT_EQ(parsed.devices[0].compute_percent, 50u);
+  EXPECT_STREQ(parsed.devices[0].arbiter_path, "/run/gpuslice/gpu/GPU-abc/arbiter");
+  EXPECT_EQ(parsed.devices[0].compute_cap_percent, 60u);
+  EXPECT_EQ(parsed.devices[1].arbiter_path[0], '\0');
+  EXPECT_EQ(parsed.devices[1].compute_cap_percent, 0u);
   EXPECT_EQ(parsed.devices[1].nvml_index, 3);
   EXPECT_EQ(parsed.devices[1].uuid[0], '\0');
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "probe_process.h"
+#include "shim/arbiter_region.h"
 #include "shim_test_env.h"
 
 namespace gpuslice::shim::testing {
@@ -53,6 +54,37 @@ TEST_F(RunCommandTest, TheCommandSeesTheLimitAsTheGpu) {
   EXPECT_EQ(run.Value("nvml_total"), std::to_string(4 * kGiB));
 }
 
+TEST_F(RunCommandTest, RunsOnOneGpuShareItsTimeByTheirComputeWeights) {
+  ProbeProcess light = Run(
+      {"--memory", "1Gi", "--compute", "30", "--", GPUSLICE_ARBITER_PROBE_PATH, "spin", "1500"});
+  ProbeProcess heavy = Run(
+      {"--memory", "1Gi", "--compute", "70", "--", GPUSLICE_ARBITER_PROBE_PATH, "spin", "1500"});
+  ASSERT_EQ(light.Finish(), 0) << light.output();
+  ASSERT_EQ(heavy.Finish(), 0) << heavy.output();
+  // Both runs used the GPU's one table under the state directory.
+  std::vector<std::filesystem::path> tables;
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir_)) {
+    if (entry.path().filename().string().rfind("gpu-", 0) == 0) {
+      tables.push_back(entry.path() / "arbiter");
+    }
+  }
+  ASSERT_EQ(tables.size(), 1u);
+  ArbiterRegion region;
+  ASSERT_EQ(region.Open(tables[0].c_str()), 0);
+  double charged[101] = {};
+  for (const ArbiterTenant& t : region.table()->tenants) {
+    if (t.weight <= 100) charged[t.weight] += static_cast<double>(t.charged_ns);
+  }
+  ASSERT_GT(charged[30] + charged[70], 0.0);
+  EXPECT_NEAR(100 * charged[30] / (charged[30] + charged[70]), 30.0, 5.0);
+}
+
+TEST_F(RunCommandTest, ACapBelowTheRequestIsRefused) {
+  ProbeProcess run = Run({"--memory", "1Gi", "--compute", "50", "--compute-cap", "40", "--",
+                          GPUSLICE_PROBE_DIRECT_PATH, "info"});
+  EXPECT_NE(run.Finish(), 0);
+}
+
 TEST_F(RunCommandTest, AllocationsPastTheLimitFail) {
   ProbeProcess run =
       Run({"--memory", "1Gi", "--", GPUSLICE_PROBE_DIRECT_PATH, "alloc", std::to_string(2 * kGiB)});
@@ -89,7 +121,10 @@ TEST_F(RunCommandTest, AGpuNotGivenToTheRunHasNoMemory) {
 TEST_F(RunCommandTest, ReturnsTheCommandsExitCodeAndCleansUp) {
   ProbeProcess run = Run({"--memory", "1Gi", "--", "/bin/sh", "-c", "exit 7"});
   EXPECT_EQ(run.Finish(), 7);
-  EXPECT_TRUE(std::filesystem::is_empty(state_dir_)) << "the run directory is removed";
+  // The run directory is removed; the GPU's arbiter table, shared by every run on it, stays.
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir_)) {
+    EXPECT_EQ(entry.path().filename().string().rfind("gpu-", 0), 0u) << entry.path();
+  }
 }
 
 TEST_F(RunCommandTest, RejectsBadFlagsWithAMessage) {
