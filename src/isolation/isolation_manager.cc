@@ -30,7 +30,8 @@ nlohmann::json PartitionJson(const Partition& p) {
           {"soft", p.soft_limit_bytes},
           {"mps", p.mps},
           {"threads", p.active_thread_percentage},
-          {"priority", p.client_priority}};
+          {"priority", p.client_priority},
+          {"namespace", p.mps_namespace}};
 }
 
 Partition PartitionFrom(const nlohmann::json& j) {
@@ -41,20 +42,8 @@ Partition PartitionFrom(const nlohmann::json& j) {
   p.mps = j.value("mps", false);
   p.active_thread_percentage = j.value("threads", 100);
   p.client_priority = j.value("priority", 0);
+  p.mps_namespace = j.value("namespace", std::string());
   return p;
-}
-
-// MPS v3 names allow [a-z0-9_-]: container ids are lowered and other characters become '-'.
-std::string NamespaceNameFor(const std::string& container_id) {
-  std::string name = "c-";
-  for (char c : container_id) {
-    if (name.size() >= 63) break;
-    const char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    name += ((lower >= 'a' && lower <= 'z') || (lower >= '0' && lower <= '9') || lower == '_')
-                ? lower
-                : '-';
-  }
-  return name;
 }
 
 void WriteReply(const std::string& spool, const std::string& id, const Status& status) {
@@ -101,9 +90,18 @@ Result<std::string> IsolationManager::RegisterPartition(const Partition& partiti
                            " is outside 1..100");
   }
   std::string token = RandomToken();
-  pending_[token] = partition;
+  Partition registered = partition;
+  if (registered.mps) registered.mps_namespace = "ns-" + token.substr(0, 16);
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_[token] = registered;
   GPUSLICE_RETURN_IF_ERROR(Save());
   return token;
+}
+
+Result<Partition> IsolationManager::PartitionFor(const std::string& token) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = pending_.find(token); it != pending_.end()) return it->second;
+  return NotFound("no pending partition for the token");
 }
 
 Status IsolationManager::Apply(const ContainerBinding& b) {
@@ -153,6 +151,7 @@ bool IsolationManager::ContainerAlive(const ContainerBinding& b) {
 
 Status IsolationManager::Bind(const std::string& container_id, long pid,
                               const std::string& cgroup_path, const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
   GPUSLICE_RETURN_IF_ERROR(ValidateContainerId(container_id));
   if (auto it = bindings_.find(container_id); it != bindings_.end()) {
     // A hook retried for the same container (runtime retry): idempotent only for the same cgroup.
@@ -182,7 +181,7 @@ Status IsolationManager::Bind(const std::string& container_id, long pid,
   binding.partition = pending->second;
   if (binding.partition.mps) {
     binding.mps_server = MpsServerFor(binding.partition.gpu_uuid);
-    binding.mps_namespace = NamespaceNameFor(container_id);
+    binding.mps_namespace = binding.partition.mps_namespace;
   }
   GPUSLICE_RETURN_IF_ERROR(Apply(binding));
   pending_.erase(pending);
@@ -218,6 +217,7 @@ int IsolationManager::ProcessRequests() {
 }
 
 int IsolationManager::ReapEnded() {
+  std::lock_guard<std::mutex> lock(mu_);
   int reaped = 0;
   for (auto it = bindings_.begin(); it != bindings_.end();) {
     if (ContainerAlive(it->second)) {
@@ -233,6 +233,7 @@ int IsolationManager::ReapEnded() {
 }
 
 std::vector<ContainerBinding> IsolationManager::Bindings() const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<ContainerBinding> out;
   for (const auto& [id, b] : bindings_) out.push_back(b);
   return out;
@@ -265,6 +266,7 @@ Status IsolationManager::Save() const {
 }
 
 Status IsolationManager::Restore() {
+  std::lock_guard<std::mutex> lock(mu_);
   std::ifstream in(options_.state_file);
   if (!in) return Status::Ok();
   std::ostringstream text;

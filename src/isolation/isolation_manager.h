@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct Partition {
   bool mps = false;                    // also an MPS v3 namespace
   int active_thread_percentage = 100;  // MPS only
   int client_priority = 0;             // MPS only
+  // Set by RegisterPartition under MPS: "ns-" + the token's first 16 hex digits, so Allocate can
+  // name the namespace's socket directory before the container exists.
+  std::string mps_namespace = {};
 };
 
 struct ContainerBinding {
@@ -56,6 +60,8 @@ class IsolationManager {
   // Records a partition for a container being allocated; returns its token (unguessable, 128
   // random bits in hex). Persisted, so a container created after an agent restart still binds.
   Result<std::string> RegisterPartition(const Partition& partition);
+  // The partition registered under `token` (pending or bound); NotFound otherwise.
+  Result<Partition> PartitionFor(const std::string& token) const;
 
   // After a (re)start: loads the state file, re-applies the limits and namespaces of every live
   // container, clears those of ended ones. Missing state file = fresh node.
@@ -72,7 +78,10 @@ class IsolationManager {
               const std::string& token);
 
   std::vector<ContainerBinding> Bindings() const;
-  std::size_t PendingTokens() const { return pending_.size(); }
+  std::size_t PendingTokens() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pending_.size();
+  }
 
   // The MPS v3 server name used for a GPU.
   std::string MpsServerFor(const std::string& gpu_uuid) const;
@@ -88,6 +97,7 @@ class IsolationManager {
   MpsV3Control* mps_;
   std::map<std::string, Partition> pending_;          // token -> partition
   std::map<std::string, ContainerBinding> bindings_;  // container id -> binding
+  mutable std::mutex mu_;  // Allocate (gRPC threads) registers while the loop binds
 };
 
 }  // namespace gpuslice

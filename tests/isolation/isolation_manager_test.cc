@@ -120,13 +120,17 @@ TEST_F(IsolationTest, MpsTwoContainersGetTheirOwnNamespaceWithTheirShare) {
   auto t1 = manager.RegisterPartition({kGpu0, 20 * kGi, 20 * kGi, true, 25, 0});
   auto t2 = manager.RegisterPartition({kGpu0, 40 * kGi, 40 * kGi, true, 50, 1});
   ASSERT_TRUE(t1.ok() && t2.ok());
+  const std::string ns1 = manager.PartitionFor(*t1)->mps_namespace;
+  const std::string ns2 = manager.PartitionFor(*t2)->mps_namespace;
+  EXPECT_EQ(ns1, "ns-" + t1->substr(0, 16));
+  EXPECT_NE(ns1, ns2);
   ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/pod1/ctr1", a_.pid, *t1).ok());
   ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/pod2/ctr2", b_.pid, *t2).ok());
   const std::string server = manager.MpsServerFor(kGpu0);
   EXPECT_EQ(server, "gpu-11111111");
   ASSERT_EQ(mps_.servers[server].size(), 2u);
-  const MpsV3Namespace& n1 = mps_.servers[server]["c-ctr1"];
-  const MpsV3Namespace& n2 = mps_.servers[server]["c-ctr2"];
+  const MpsV3Namespace& n1 = mps_.servers[server][ns1];
+  const MpsV3Namespace& n2 = mps_.servers[server][ns2];
   EXPECT_EQ(n1.pinned_memory_limit_bytes, 20 * kGi);
   EXPECT_EQ(n1.active_thread_percentage, 25);
   EXPECT_EQ(n1.client_priority, 0);
@@ -160,6 +164,8 @@ TEST_F(IsolationTest, ContainerThatEndsHasItsLimitAndNamespaceCleared) {
   IsolationManager manager(Options(), &driver_, &mps_);
   auto t1 = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi, true, 50, 0});
   auto t2 = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi, true, 50, 0});
+  const std::string ns1 = manager.PartitionFor(*t1)->mps_namespace;
+  const std::string ns2 = manager.PartitionFor(*t2)->mps_namespace;
   ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/pod1/ctr1", a_.pid, *t1).ok());
   ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/pod2/ctr2", b_.pid, *t2).ok());
   const std::string cgroup1 = tree_.cgroup_mount() + "/kubepods/pod1/ctr1";
@@ -167,15 +173,15 @@ TEST_F(IsolationTest, ContainerThatEndsHasItsLimitAndNamespaceCleared) {
   FakeCgroupTree::SetProcs(cgroup1, {});  // its last process exited; the cgroup still exists
   EXPECT_EQ(manager.ReapEnded(), 1);
   EXPECT_FALSE(Limits(kGpu0, cgroup1).set());
-  EXPECT_EQ(mps_.servers[manager.MpsServerFor(kGpu0)].count("c-ctr1"), 0u);
-  EXPECT_EQ(mps_.servers[manager.MpsServerFor(kGpu0)].count("c-ctr2"), 1u);
+  EXPECT_EQ(mps_.servers[manager.MpsServerFor(kGpu0)].count(ns1), 0u);
+  EXPECT_EQ(mps_.servers[manager.MpsServerFor(kGpu0)].count(ns2), 1u);
   EXPECT_EQ(Limits(kGpu0, tree_.cgroup_mount() + "/kubepods/pod2/ctr2").hard_limit_bytes, 4 * kGi);
   ASSERT_EQ(manager.Bindings().size(), 1u);
   EXPECT_EQ(manager.Bindings()[0].container_id, "ctr2");
 }
 
 TEST_F(IsolationTest, AgentRestartKeepsLiveContainersAndCleansEndedOnes) {
-  std::string t3;
+  std::string t3, ns1, ns2;
   {
     IsolationManager manager(Options(), &driver_, &mps_);
     auto t1 = manager.RegisterPartition({kGpu0, 4 * kGi, 2 * kGi, true, 30, 0});
@@ -183,6 +189,8 @@ TEST_F(IsolationTest, AgentRestartKeepsLiveContainersAndCleansEndedOnes) {
     auto pending = manager.RegisterPartition({kGpu0, 2 * kGi, 2 * kGi});
     ASSERT_TRUE(t1.ok() && t2.ok() && pending.ok());
     t3 = *pending;
+    ns1 = manager.PartitionFor(*t1)->mps_namespace;
+    ns2 = manager.PartitionFor(*t2)->mps_namespace;
     ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/pod1/ctr1", a_.pid, *t1).ok());
     ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/pod2/ctr2", b_.pid, *t2).ok());
   }  // the agent stops
@@ -196,10 +204,10 @@ TEST_F(IsolationTest, AgentRestartKeepsLiveContainersAndCleansEndedOnes) {
   EXPECT_EQ(restarted.Bindings()[0].container_id, "ctr1");
   EXPECT_EQ(Limits(kGpu0, tree_.cgroup_mount() + "/kubepods/pod1/ctr1").hard_limit_bytes, 4 * kGi);
   EXPECT_FALSE(Limits(kGpu1, tree_.cgroup_mount() + "/kubepods/pod2/ctr2").set());
-  const auto& ns = mps_.servers[restarted.MpsServerFor(kGpu0)];
-  ASSERT_EQ(ns.count("c-ctr1"), 1u);
-  EXPECT_EQ(ns.at("c-ctr1").active_thread_percentage, 30);
-  EXPECT_EQ(mps_.servers[restarted.MpsServerFor(kGpu1)].count("c-ctr2"), 0u);
+  const auto& live = mps_.servers[restarted.MpsServerFor(kGpu0)];
+  ASSERT_EQ(live.count(ns1), 1u);
+  EXPECT_EQ(live.at(ns1).active_thread_percentage, 30);
+  EXPECT_EQ(mps_.servers[restarted.MpsServerFor(kGpu1)].count(ns2), 0u);
   // A container allocated before the restart and created after it still binds.
   EXPECT_TRUE(StartContainer(restarted, "ctr3", "/kubepods/pod3/ctr3", c_.pid, t3).ok());
   EXPECT_EQ(Limits(kGpu0, tree_.cgroup_mount() + "/kubepods/pod3/ctr3").hard_limit_bytes, 2 * kGi);
