@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
@@ -71,6 +72,27 @@ inline std::string CgroupOfPid(const std::string& root, long pid) {
     }
   }
   return "";
+}
+
+// Sets `pid`'s use in `cgroup` on `uuid` to `bytes` (no check: the allocation already happened).
+inline void SetUse(const std::string& cgroup, const std::string& uuid, long pid,
+                   std::uint64_t bytes) {
+  const std::string file = cgroup + "/" + ChargePrefix(uuid) + std::to_string(pid);
+  std::ofstream(file, std::ios::trunc) << bytes << "\n";
+}
+
+// True when raising `pid`'s use to `bytes` would take the cgroup over its hard limit.
+inline bool WouldExceed(const std::string& cgroup, const std::string& uuid, long pid,
+                        std::uint64_t bytes) {
+  std::uint64_t soft = 0, hard = 0;
+  if (!ReadLimits(cgroup, uuid, soft, hard)) return false;
+  std::uint64_t mine = 0;
+  {
+    std::ifstream in(cgroup + "/" + ChargePrefix(uuid) + std::to_string(pid));
+    in >> mine;
+  }
+  const std::uint64_t others = CurrentUse(cgroup, uuid) - std::min(mine, CurrentUse(cgroup, uuid));
+  return others + bytes > hard;
 }
 
 // Charges `delta` bytes (negative: frees) to `pid` in `cgroup` on `uuid`. A positive charge that

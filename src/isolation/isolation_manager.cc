@@ -143,6 +143,15 @@ void IsolationManager::Release(const ContainerBinding& b) {
 }
 
 bool IsolationManager::ContainerAlive(const ContainerBinding& b) {
+  // cgroup.events' "populated" counts processes in descendant cgroups too (a container that
+  // nests cgroups); cgroup.procs only those of the cgroup itself.
+  if (std::ifstream events(b.cgroup_path + "/cgroup.events"); events) {
+    std::string key;
+    int value = 0;
+    while (events >> key >> value) {
+      if (key == "populated") return value != 0;
+    }
+  }
   std::ifstream procs(b.cgroup_path + "/cgroup.procs");
   if (!procs) return false;
   long pid = 0;

@@ -48,9 +48,14 @@ class FakeCgroupTree {
     }
     return dir;
   }
+  // Writes cgroup.procs and cgroup.events ("populated 0|1"), as the kernel keeps them.
   static void SetProcs(const std::string& dir, const std::vector<long>& pids) {
-    std::ofstream out(dir + "/cgroup.procs", std::ios::trunc);
-    for (long pid : pids) out << pid << "\n";
+    {
+      std::ofstream out(dir + "/cgroup.procs", std::ios::trunc);
+      for (long pid : pids) out << pid << "\n";
+    }
+    std::ofstream(dir + "/cgroup.events", std::ios::trunc)
+        << "populated " << (pids.empty() ? 0 : 1) << "\nfrozen 0\n";
   }
   // An OCI bundle whose config.json has `env`; returns the bundle directory.
   std::string AddBundle(const std::string& id, const std::vector<std::string>& env) {

@@ -213,6 +213,22 @@ TEST_F(IsolationTest, AgentRestartKeepsLiveContainersAndCleansEndedOnes) {
   EXPECT_EQ(Limits(kGpu0, tree_.cgroup_mount() + "/kubepods/pod3/ctr3").hard_limit_bytes, 2 * kGi);
 }
 
+TEST_F(IsolationTest, ContainerWhoseProcessesMovedToChildCgroupsStaysBound) {
+  IsolationManager manager(Options(), &driver_, nullptr);
+  auto token = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi});
+  ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/pod1/ctr1", a_.pid, *token).ok());
+  const std::string cgroup = tree_.cgroup_mount() + "/kubepods/pod1/ctr1";
+  // The container nested a cgroup and moved its process there: cgroup.procs is empty but the
+  // kernel still reports the subtree populated.
+  std::ofstream(cgroup + "/cgroup.procs", std::ios::trunc).close();
+  std::ofstream(cgroup + "/cgroup.events", std::ios::trunc) << "populated 1\nfrozen 0\n";
+  EXPECT_EQ(manager.ReapEnded(), 0);
+  EXPECT_EQ(Limits(kGpu0, cgroup).hard_limit_bytes, 4 * kGi);
+  std::ofstream(cgroup + "/cgroup.events", std::ios::trunc) << "populated 0\nfrozen 0\n";
+  EXPECT_EQ(manager.ReapEnded(), 1);
+  EXPECT_FALSE(Limits(kGpu0, cgroup).set());
+}
+
 TEST_F(IsolationTest, RestoreReappliesALimitTheDriverLost) {
   {
     IsolationManager manager(Options(), &driver_, nullptr);
