@@ -46,7 +46,18 @@ Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInf
   manager_options.spool_dir = spool_dir();
   manager_options.state_file = options_.directory + "/state.json";
   manager_ = std::make_unique<IsolationManager>(manager_options, limits_, mps_);
-  return manager_->Restore();
+  Status restored = manager_->Restore();
+  if (restored.code() == ErrorCode::kInvalidArgument) {
+    // An unreadable state file: never overwrite it (it names live containers' limits). The tier
+    // stays off, and the labels say so, until an operator moves the file away.
+    manager_.reset();
+    for (GpuIsolation& gpu : node_.gpus) {
+      gpu.memory_partitions = false;
+      gpu.mps_v3 = false;
+      gpu.reason = restored.message();
+    }
+  }
+  return restored;
 }
 
 std::map<std::string, std::string> AgentIsolation::Labels(bool mps_sharing) const {

@@ -185,3 +185,19 @@ TEST_F(IsolationIntegrationTest, IncapableNodeFallsBackToShimAndLabelsItself) {
 
 }  // namespace
 }  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+TEST_F(IsolationIntegrationTest, UnreadableStateFileTurnsTheTierOffAndIsKept) {
+  std::filesystem::create_directories(dir_ / "iso");
+  std::ofstream(dir_ / "iso/state.json") << "{garbage";
+  StartAgent("615.20.03");
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos) << Features();
+  EXPECT_EQ(ReadFileOrEmpty(dir_ / "iso/state.json"), "{garbage");
+  EXPECT_TRUE(agent_->WaitForLog("isolation state", 10s));
+}
+
+}  // namespace
+}  // namespace gpuslice
