@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "backends/gpu_backend.h"
+#include "backends/isolation_capability.h"
+#include "backends/nvml_memory_limits.h"
 #include "cli/commands.h"
 #include "core/advertised_resources.h"
 #include "core/sharing_config.h"
@@ -24,7 +26,51 @@ struct InventoryOptions {
   std::string output = "table";
   bool show_device_ids = false;
   bool show_config = false;
+  std::string cgroup_mount = "/sys/fs/cgroup";
 };
+
+// The isolation tier (docs/isolation.md). The simulated driver has the memory-limit calls from
+// r615; on `nvml` they are probed in the driver library, per GPU.
+NodeIsolation InventoryIsolation(const InventoryOptions& options, const DriverInfo& driver,
+                                 const std::vector<GpuInfo>& gpus) {
+  bool api = options.backend.rfind("sim:", 0) == 0;
+  std::vector<std::string> unsupported;
+  if (options.backend == "nvml") {
+    auto limits = NvmlMemoryLimits::Create("libnvidia-ml.so.1", options.cgroup_mount);
+    api = limits.ok();
+    for (const GpuInfo& gpu : gpus) {
+      if (api && !gpu.mig_enabled && !(*limits)->Supported(gpu.uuid)) {
+        unsupported.push_back(gpu.uuid);
+      }
+    }
+  }
+  return DetectIsolation(driver, gpus, IsCgroupV2(options.cgroup_mount), api, unsupported);
+}
+
+// What the node agent offers: it does not run MPS v3 servers yet (docs/isolation.md, "What
+// remains"), so its MPS tier is v2 even where the driver could do v3.
+NodeIsolation OfferedIsolation(NodeIsolation node) {
+  for (GpuIsolation& gpu : node.gpus) gpu.mps_v3 = false;
+  return node;
+}
+
+// `capable`: what the driver can do; the tiers are what the agent offers.
+nlohmann::json IsolationJson(const NodeIsolation& capable) {
+  const NodeIsolation offered = OfferedIsolation(capable);
+  nlohmann::json gpus = nlohmann::json::array();
+  for (const GpuIsolation& gpu : capable.gpus) {
+    gpus.push_back({{"uuid", gpu.uuid},
+                    {"memoryPartitions", gpu.memory_partitions},
+                    {"mpsV3Capable", gpu.mps_v3},
+                    {"reason", gpu.reason}});
+  }
+  return {{"driverMajor", capable.driver_major},
+          {"cgroupV2", capable.cgroup_v2},
+          {"memoryLimitApi", capable.memory_limit_api},
+          {"memoryIsolation", offered.MemoryIsolationTier()},
+          {"mps", offered.MpsTier()},
+          {"gpus", gpus}};
+}
 
 nlohmann::json GpuJson(const GpuInfo& gpu) {
   nlohmann::json j = {
@@ -81,6 +127,19 @@ nlohmann::json ReportJson(const std::string& backend, const DriverInfo& driver,
   return report;
 }
 
+void PrintIsolation(std::ostream& out, const NodeIsolation& node,
+                    const std::map<std::string, std::string>& labels) {
+  out << "\nIsolation: memory " << node.MemoryIsolationTier() << ", MPS "
+      << OfferedIsolation(node).MpsTier() << "  (driver r" << node.driver_major << ", cgroup "
+      << (node.cgroup_v2 ? "v2" : "v1/none") << ")\n";
+  for (const GpuIsolation& gpu : node.gpus) {
+    out << "  " << gpu.uuid << "  memory " << (gpu.memory_partitions ? "driver" : "shim")
+        << "  MPS v3 " << (gpu.mps_v3 ? "capable (not run yet)" : "no")
+        << (gpu.reason.empty() ? "" : "  (" + gpu.reason + ")") << "\n";
+  }
+  for (const auto& [key, value] : labels) out << "  label " << key << "=" << value << "\n";
+}
+
 void EmitYaml(YAML::Emitter& out, const nlohmann::json& j) {
   if (j.is_object()) {
     out << YAML::BeginMap;
@@ -116,7 +175,8 @@ void PrintTable(std::ostream& out, const std::string& backend, const DriverInfo&
       << "\n\nGPUs (" << gpus.size() << ")\n";
   out << std::left << "  " << std::setw(4) << "IDX" << std::setw(26) << "PRODUCT" << std::setw(10)
       << "MEMORY" << std::setw(5) << "SMS" << std::setw(5) << "CC" << std::setw(6) << "NUMA"
-      << std::setw(18) << "PCI" << std::setw(10) << "MIG" << "UUID\n";
+      << std::setw(18) << "PCI" << std::setw(10) << "MIG"
+      << "UUID\n";
   for (const GpuInfo& gpu : gpus) {
     std::ostringstream cc, mem;
     cc << gpu.compute_major << "." << gpu.compute_minor;
@@ -129,8 +189,8 @@ void PrintTable(std::ostream& out, const std::string& backend, const DriverInfo&
     for (const MigDeviceInfo& m : gpu.mig_devices) {
       out << "      MIG " << std::setw(10) << m.profile_name << " gi " << std::setw(3)
           << m.gpu_instance_id << " slots " << m.start_slot << "-"
-          << m.start_slot + m.size_slots - 1 << "  " << m.memory_bytes / kMiB << "MiB  "
-          << m.uuid << (m.healthy ? "" : "  UNHEALTHY") << "\n";
+          << m.start_slot + m.size_slots - 1 << "  " << m.memory_bytes / kMiB << "MiB  " << m.uuid
+          << (m.healthy ? "" : "  UNHEALTHY") << "\n";
     }
   }
   out << "\nAdvertised resources (" << ad.resources.size() << ")\n";
@@ -174,15 +234,24 @@ Status RunInventory(const InventoryOptions& options, std::ostream& out) {
   }
   Result<NodeAdvertisement> ad = AdvertiseNode(gpus, config, driver, facts);
   if (!ad.ok()) {
-    return ad.status().WithContext("configuration " +
-                                   (options.config_path.empty() ? "<default>" : options.config_path) +
-                                   " cannot be applied to " + backend->Name());
+    return ad.status().WithContext(
+        "configuration " + (options.config_path.empty() ? "<default>" : options.config_path) +
+        " cannot be applied to " + backend->Name());
+  }
+  const NodeIsolation isolation = InventoryIsolation(options, driver, gpus);
+  bool mps_sharing = false;
+  for (const AdvertisedResource& r : ad->resources) {
+    mps_sharing = mps_sharing || r.sharing == SharingStrategy::kMps;
   }
   if (options.output == "table") {
     PrintTable(out, backend->Name(), driver, gpus, *ad, options.show_device_ids);
+    PrintIsolation(out, isolation, IsolationLabels(OfferedIsolation(isolation), mps_sharing));
     return Status::Ok();
   }
-  const nlohmann::json report = ReportJson(backend->Name(), driver, gpus, *ad);
+  nlohmann::json report = ReportJson(backend->Name(), driver, gpus, *ad);
+  report["isolation"] = IsolationJson(isolation);
+  // Kept apart from "labels" (which stay exactly GPU Feature Discovery's): the agent adds these.
+  report["isolation"]["labels"] = IsolationLabels(OfferedIsolation(isolation), mps_sharing);
   if (options.output == "json") {
     out << report.dump(2) << "\n";
   } else {
@@ -206,6 +275,9 @@ void AddInventoryCommand(CLI::App& app, int* exit_code) {
                   "Sharing configuration file (NVIDIA device-plugin format, version v1)");
   cmd->add_option("--output,-o", options->output, "Output format")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
+      ->capture_default_str();
+  cmd->add_option("--cgroup-mount", options->cgroup_mount,
+                  "cgroup mount checked for cgroup v2 (the driver isolation tier needs it)")
       ->capture_default_str();
   cmd->add_flag("--show-device-ids", options->show_device_ids,
                 "List every advertised device ID in the table output");

@@ -50,6 +50,10 @@ inline constexpr std::string_view kLabelDevicePluginConfig = "nvidia.com/device-
 inline constexpr std::string_view kLabelGpusliceFractionalCount = "gpuslice.io/gpu.count";
 inline constexpr std::string_view kLabelGpusliceFractionalSlots = "gpuslice.io/gpu.slots";
 inline constexpr std::string_view kLabelGpusliceFractionalMemory = "gpuslice.io/gpu.memory";
+// Which isolation the node gives (docs/isolation.md): "driver" (per-cgroup limits enforced by the
+// NVIDIA driver, r615+) or "shim"; and the MPS generation: "v3", "v2" or "none".
+inline constexpr std::string_view kLabelMemoryIsolation = "gpuslice.io/memory-isolation";
+inline constexpr std::string_view kLabelMps = "gpuslice.io/mps";
 
 // Container-side names the node agent hands to containers in Allocate.
 inline constexpr std::string_view kVisibleDevicesEnv = "NVIDIA_VISIBLE_DEVICES";
@@ -60,6 +64,9 @@ inline constexpr std::string_view kMpsActiveThreadPercentageEnv =
     "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE";
 inline constexpr std::string_view kMpsPinnedDeviceMemLimitEnv = "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT";
 inline constexpr std::string_view kMpsContainerPipeDirectory = "/tmp/nvidia-mps";
+// The one-time token the agent puts in a shared container's environment at Allocate; the OCI
+// createContainer hook hands it back with the container's cgroup (docs/isolation.md).
+inline constexpr std::string_view kIsolationTokenEnv = "GPUSLICE_ISOLATION_TOKEN";
 inline constexpr std::string_view kCdiAnnotationPlugin = "gpuslice-node-agent";
 
 // Scheduler extender <-> node agent hand-off (docs/scheduler.md). Node annotation: the GPUs a node

@@ -23,7 +23,8 @@ nlohmann::json Device(const std::string& name, std::vector<std::string> paths) {
 CdiSpecWriter::CdiSpecWriter(std::string cdi_dir) : cdi_dir_(std::move(cdi_dir)) {}
 
 std::string CdiSpecWriter::Render(const std::vector<GpuInfo>& gpus,
-                                  const std::map<std::string, int>& mig_cap_minors) {
+                                  const std::map<std::string, int>& mig_cap_minors,
+                                  const std::vector<std::string>& hook_command) {
   nlohmann::json devices = nlohmann::json::array();
   std::vector<std::string> all_paths;
   for (const GpuInfo& gpu : gpus) {
@@ -61,12 +62,17 @@ std::string CdiSpecWriter::Render(const std::vector<GpuInfo>& gpus,
       {"devices", devices},
       {"containerEdits", {{"deviceNodes", common_nodes}}},
   };
+  if (!hook_command.empty()) {
+    spec["containerEdits"]["hooks"] = nlohmann::json::array(
+        {{{"hookName", "createContainer"}, {"path", hook_command[0]}, {"args", hook_command}}});
+  }
   return spec.dump(2) + "\n";
 }
 
 Result<bool> CdiSpecWriter::Write(const std::vector<GpuInfo>& gpus,
-                                  const std::map<std::string, int>& mig_cap_minors) {
-  const std::string content = Render(gpus, mig_cap_minors);
+                                  const std::map<std::string, int>& mig_cap_minors,
+                                  const std::vector<std::string>& hook_command) {
+  const std::string content = Render(gpus, mig_cap_minors, hook_command);
   if (std::filesystem::exists(path()) && ReadFileOrEmpty(path()) == content) return false;
   GPUSLICE_RETURN_IF_ERROR(WriteFileAtomically(path(), content));
   return true;

@@ -19,13 +19,17 @@ class CdiSpecWriter {
   explicit CdiSpecWriter(std::string cdi_dir);
 
   // The spec as JSON text. `mig_cap_minors` as ParseMigMinors returns it.
+  // `hook_command` (argv, argv[0] an absolute path), when not empty, becomes a createContainer
+  // hook in the spec-wide containerEdits (docs/isolation.md).
   static std::string Render(const std::vector<GpuInfo>& gpus,
-                            const std::map<std::string, int>& mig_cap_minors);
+                            const std::map<std::string, int>& mig_cap_minors,
+                            const std::vector<std::string>& hook_command = {});
 
   // Writes <cdi_dir>/gpuslice-nvidia-gpu.json atomically when its content changed; true when
   // written.
   Result<bool> Write(const std::vector<GpuInfo>& gpus,
-                     const std::map<std::string, int>& mig_cap_minors);
+                     const std::map<std::string, int>& mig_cap_minors,
+                     const std::vector<std::string>& hook_command = {});
   void Remove();
 
   std::string path() const { return cdi_dir_ + "/gpuslice-nvidia-gpu.json"; }

@@ -190,6 +190,9 @@ grpc::Status DevicePluginServer::Allocate(grpc::ServerContext* /*context*/,
       spdlog::warn("Allocate for {} refused: {}", resource_name_, allocated.status().message());
       return ToGrpc(allocated.status());
     }
+    if (state->decorate) {
+      if (Status s = state->decorate(ids, *allocated); !s.ok()) return ToGrpc(s);
+    }
     *response->add_container_responses() = std::move(allocated).value();
   }
   return grpc::Status::OK;

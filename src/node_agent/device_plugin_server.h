@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,9 @@ struct ResourceState {
   v1beta1::ListAndWatchResponse devices;  // every device ID with health and NUMA node
   std::shared_ptr<const ContainerAllocator> allocator;
   std::shared_ptr<const PreferredAllocator> preferred;
+  // Optional, after `allocator`: adds per-container isolation (driver tier, docs/isolation.md).
+  std::function<Status(const std::vector<std::string>& ids, v1beta1::ContainerAllocateResponse&)>
+      decorate;
 };
 
 class DevicePluginServer final : public v1beta1::DevicePlugin::Service {

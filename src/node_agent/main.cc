@@ -8,11 +8,17 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <iostream>
+#include <iterator>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "backends/gpu_backend.h"
 #include "backends/mps_control.h"
+#include "backends/nvml_memory_limits.h"
+#include "backends/simulated_memory_limits.h"
+#include "isolation/oci_hook.h"
 #include "node_agent/no_gpu_backend.h"
 #include "node_agent/node_agent.h"
 #include "watchdog/memory_watchdog.h"
@@ -68,9 +74,52 @@ std::unique_ptr<MemoryWatchdogParts> StartMemoryWatchdog(const std::string& mode
   return parts;
 }
 
+// `gpuslice-node-agent hook create-container ...`: the OCI createContainer hook the CDI spec
+// carries (docs/isolation.md). Reads the container state on stdin; exit 0 lets it start.
+int RunHook(int argc, char** argv) {
+  CLI::App app{"gpuslice OCI hook: hands a shared container's cgroup to the node agent"};
+  gpuslice::HookOptions options;
+  int timeout_ms = static_cast<int>(options.timeout.count());
+  auto* create = app.add_subcommand("create-container", "the createContainer hook")->required();
+  create->add_option("--spool-dir", options.spool_dir, "the node agent's isolation spool")
+      ->capture_default_str();
+  create->add_option("--proc-root", options.proc_root, "procfs mount")->capture_default_str();
+  create->add_option("--cgroup-mount", options.cgroup_mount, "cgroup v2 mount")
+      ->capture_default_str();
+  create->add_option("--timeout-ms", timeout_ms, "longest wait for the agent")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  options.timeout = std::chrono::milliseconds(timeout_ms);
+  const std::string state((std::istreambuf_iterator<char>(std::cin)),
+                          std::istreambuf_iterator<char>());
+  const gpuslice::Status status = gpuslice::RunCreateContainerHook(options, state);
+  if (!status.ok()) {
+    std::cerr << "gpuslice hook: " << status.ToString() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+// The simulated driver's memory limits: every whole GPU of a simulated r615+ node.
+std::unique_ptr<gpuslice::MemoryLimitDriver> SimulatedMemoryLimits(gpuslice::GpuBackend& backend) {
+  auto driver = backend.GetDriverInfo();
+  auto gpus = backend.ListGpus();
+  if (!driver.ok() || !gpus.ok() ||
+      gpuslice::DriverMajorVersion(driver->driver_version) <
+          gpuslice::kMinDriverMajorForDriverIsolation) {
+    return nullptr;
+  }
+  std::set<std::string> whole;
+  for (const auto& gpu : *gpus) {
+    if (!gpu.mig_enabled) whole.insert(gpu.uuid);
+  }
+  return std::make_unique<gpuslice::FileMemoryLimits>(whole);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "hook") return RunHook(argc - 1, argv + 1);
   CLI::App app{
       "gpuslice node agent: kubelet device plugin for whole GPUs, time-slicing, MPS and MIG"};
   std::string backend_spec = "nvml";
@@ -144,7 +193,33 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--memory-watchdog-nvml", watchdog_nvml, "NVML library the watchdog reads")
       ->capture_default_str();
+  std::string isolation_mode = "auto";
+  std::string hook_path;
+  app.add_option("--isolation", isolation_mode,
+                 "driver isolation tier (docs/isolation.md): auto (where the node is capable) or "
+                 "off")
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
+  app.add_option("--isolation-dir", options.isolation.directory,
+                 "spool and state of the driver isolation tier (shared with the hook)")
+      ->capture_default_str();
+  app.add_option("--cgroup-mount", options.isolation.cgroup_mount, "cgroup v2 mount")
+      ->capture_default_str();
+  app.add_option("--hook-path", hook_path,
+                 "host path of this binary for the CDI createContainer hook; unset = no hook, "
+                 "so containers stay on the shim tier");
   CLI11_PARSE(app, argc, argv);
+  options.isolation.enabled = isolation_mode == "auto";
+  if (!hook_path.empty()) {
+    options.isolation.hook_installed = true;
+    options.hook_command = {hook_path,
+                            "hook",
+                            "create-container",
+                            "--spool-dir",
+                            options.isolation.directory + "/spool",
+                            "--cgroup-mount",
+                            options.isolation.cgroup_mount};
+  }
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   auto xids = gpuslice::HealthTracker::ParseXidList(ignored_xids);
@@ -211,6 +286,21 @@ int main(int argc, char** argv) {
   }
   gpuslice::ProcessMpsControl mps_control(command);
   gpuslice::NodeAgent agent(options, **backend, mps_control);
+  // Driver memory limits: the simulated driver's on a simulated node; NVML's
+  // nvmlDeviceSetMemoryLimits_v1 where the driver library has it (r615+).
+  std::unique_ptr<gpuslice::MemoryLimitDriver> memory_limits;
+  if (backend_spec.rfind("sim:", 0) == 0) {
+    memory_limits = SimulatedMemoryLimits(**backend);
+  } else if (backend_spec == "nvml" && isolation_mode == "auto") {
+    auto nvml_limits =
+        gpuslice::NvmlMemoryLimits::Create("libnvidia-ml.so.1", options.isolation.cgroup_mount);
+    if (nvml_limits.ok()) {
+      memory_limits = std::move(*nvml_limits);
+    } else {
+      spdlog::info("driver memory limits unavailable: {}", nvml_limits.status().message());
+    }
+  }
+  agent.SetIsolationDrivers(memory_limits.get(), nullptr);
   if (gpuslice::Status s = agent.Start(); !s.ok()) {
     spdlog::critical("cannot start: {}", s.message());
     return 1;

@@ -51,6 +51,10 @@ NodeAgent::NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& 
 
 NodeAgent::~NodeAgent() { Stop(); }
 
+void NodeAgent::SetIsolationDrivers(MemoryLimitDriver* limits, MpsV3Control* mps) {
+  isolation_ = std::make_unique<AgentIsolation>(options_.isolation, limits, mps);
+}
+
 std::string NodeAgent::kubelet_socket() const {
   return (std::filesystem::path(options_.device_plugin_dir) / options_.kubelet_socket_name)
       .string();
@@ -106,6 +110,16 @@ Status NodeAgent::Apply(const SharingConfig& config) {
   gpus_ = std::move(gpus);
   driver_ = driver;
   advertisement_ = std::move(advertised).value();
+  if (isolation_ == nullptr)
+    isolation_ = std::make_unique<AgentIsolation>(options_.isolation, nullptr, nullptr);
+  if (Status s = isolation_->Update(driver_, gpus_); !s.ok()) {
+    spdlog::error("isolation state: {}", s.message());
+  }
+  bool mps_sharing = false;
+  for (const AdvertisedResource& r : advertisement_.resources) {
+    mps_sharing = mps_sharing || r.sharing == SharingStrategy::kMps;
+  }
+  for (auto& [key, value] : isolation_->Labels(mps_sharing)) advertisement_.labels[key] = value;
 
   std::string summary;
   for (const AdvertisedResource& r : advertisement_.resources) {
@@ -126,7 +140,9 @@ Status NodeAgent::Apply(const SharingConfig& config) {
   } else if (*wrote) {
     spdlog::info("wrote {} labels to {}", advertisement_.labels.size(), features_.path());
   }
-  Result<bool> cdi = cdi_.Write(gpus_, mig_cap_minors_);
+  Result<bool> cdi = cdi_.Write(
+      gpus_, mig_cap_minors_,
+      isolation_->manager() != nullptr ? options_.hook_command : std::vector<std::string>{});
   if (!cdi.ok()) spdlog::error("cannot write the CDI spec: {}", cdi.status().message());
 
   std::set<std::string> mps_devices;
@@ -161,6 +177,10 @@ Status NodeAgent::Publish() {
     }
     state->allocator = std::make_shared<ContainerAllocator>(r, gpus_, settings);
     state->preferred = std::make_shared<PreferredAllocator>(r, policy);
+    state->decorate = [this, r, gpus = gpus_](const std::vector<std::string>& ids,
+                                              v1beta1::ContainerAllocateResponse& out) {
+      return isolation_->Decorate(r, gpus, ids, out);
+    };
     states[r.name] = std::move(state);
   }
   return plugins_.Reconcile(states);
@@ -240,6 +260,7 @@ void NodeAgent::RunOnce() {
     plugins_.RegisterPending(std::chrono::milliseconds(1000));
     (void)mps_.RestartDead();
   }
+  if (isolation_ != nullptr) isolation_->RunOnce();
 }
 
 void NodeAgent::Stop() {

@@ -20,6 +20,7 @@
 #include "backends/mps_control.h"
 #include "core/advertised_resources.h"
 #include "core/sharing_config.h"
+#include "node_agent/agent_isolation.h"
 #include "node_agent/cdi_spec_writer.h"
 #include "node_agent/config_source.h"
 #include "node_agent/feature_file_writer.h"
@@ -47,6 +48,10 @@ struct NodeAgentOptions {
   std::optional<ReplicaPolicy> replica_policy;
   // Longest a RunOnce waits for health events; also how often files are polled.
   std::chrono::milliseconds poll_interval{100};
+  // The driver isolation tier (docs/isolation.md).
+  AgentIsolationOptions isolation;
+  // The command the CDI spec gives the runtime as the createContainer hook (argv[0] = path).
+  std::vector<std::string> hook_command;
 };
 
 // The configuration the agent would start with under `options` (for decisions taken before the
@@ -68,12 +73,16 @@ class NodeAgent {
   void RequestReload() { reload_requested_ = true; }
   // Stops the servers (removing their sockets) and the MPS daemons.
   void Stop();
+  // Gives the agent the driver's memory-limit interface and the MPS v3 control (either may be
+  // null). Call before Start().
+  void SetIsolationDrivers(MemoryLimitDriver* limits, MpsV3Control* mps);
 
   // For tests and benchmarks.
   const NodeAdvertisement& advertisement() const { return advertisement_; }
   // The configuration source as last applied (name, file, why it was chosen).
   const ConfigSnapshot& applied_config() const { return applied_; }
   PluginManager& plugins() { return plugins_; }
+  AgentIsolation* isolation() { return isolation_.get(); }
   std::string kubelet_socket() const;
 
  private:
@@ -96,6 +105,7 @@ class NodeAgent {
   HealthTracker health_;
 
   std::unique_ptr<ConfigSource> config_source_;
+  std::unique_ptr<AgentIsolation> isolation_;
   std::optional<SharingConfig> config_;
   ConfigSnapshot seen_;            // what the source held when last looked at
   ConfigSnapshot applied_;         // what is running

@@ -7,10 +7,14 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "backends/isolation_capability.h"
 #include "backends/nvml_api.h"
+#include "backends/nvml_memory_limits.h"
+#include "backends/simulated_memory_limits.h"
 #include "backends/simulated_backend.h"
 #include "core/clock.h"
 
@@ -337,6 +341,90 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlEventSetWait_v2(nvmlEven
 
 __attribute__((visibility("default"))) nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
   return set == nullptr ? NVML_ERROR_INVALID_ARGUMENT : NVML_SUCCESS;
+}
+
+// Driver r615's per-cgroup memory limits, over the simulated driver's cgroup tree
+// (FileMemoryLimits): NOT_SUPPORTED on MIG handles and on nodes older than r615, NOT_FOUND for a
+// cgroup that does not exist, soft 0 + hard NVML_DEVICE_MEMORY_LIMIT_MAX clears.
+namespace {
+nvmlReturn_t ToNvml(const gpuslice::Status& s) {
+  switch (s.code()) {
+    case gpuslice::ErrorCode::kOk:
+      return NVML_SUCCESS;
+    case gpuslice::ErrorCode::kNotFound:
+      return NVML_ERROR_NOT_FOUND;
+    case gpuslice::ErrorCode::kInvalidArgument:
+      return NVML_ERROR_INVALID_ARGUMENT;
+    case gpuslice::ErrorCode::kFailedPrecondition:
+      return NVML_ERROR_NOT_SUPPORTED;
+    default:
+      return NVML_ERROR_UNKNOWN;
+  }
+}
+// The UUID a memory-limit call may use, or "" (MIG handle, old driver).
+std::string LimitUuid(nvmlDevice_t d) {
+  FakeDevice* dev = AsDevice(d);
+  if (dev == nullptr || dev->mig != nullptr) return "";
+  if (gpuslice::DriverMajorVersion(Fake().node.driver.driver_version) <
+      gpuslice::kMinDriverMajorForDriverIsolation) {
+    return "";
+  }
+  return dev->gpu->uuid;
+}
+gpuslice::FileMemoryLimits& Limits(const std::string& uuid) {
+  static gpuslice::FileMemoryLimits* limits = nullptr;
+  static std::set<std::string> known;
+  if (limits == nullptr || known.count(uuid) == 0) {
+    known.insert(uuid);
+    limits = new gpuslice::FileMemoryLimits(known);  // test-only, process lifetime
+  }
+  return *limits;
+}
+}  // namespace
+
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetHandleByUUID(const char* uuid,
+                                                                               nvmlDevice_t* out) {
+  if (!Initialised()) return NVML_ERROR_UNINITIALIZED;
+  if (uuid == nullptr || out == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  for (const auto& dev : Fake().devices) {
+    if (dev->gpu->uuid == uuid) {
+      *out = AsHandle(dev.get());
+      return NVML_SUCCESS;
+    }
+    for (const auto& child : dev->migs) {
+      if (child->mig->uuid == uuid) {
+        *out = AsHandle(child.get());
+        return NVML_SUCCESS;
+      }
+    }
+  }
+  return NVML_ERROR_NOT_FOUND;
+}
+
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceSetMemoryLimits_v1(
+    nvmlDevice_t d, nvmlSetMemoryLimits_v1_t* limits) {
+  if (!Initialised()) return NVML_ERROR_UNINITIALIZED;
+  if (limits == nullptr || limits->nameSpace == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  const std::string uuid = LimitUuid(d);
+  if (uuid.empty()) return NVML_ERROR_NOT_SUPPORTED;
+  std::lock_guard lock(Fake().mu);
+  return ToNvml(Limits(uuid).SetMemoryLimits(uuid, limits->nameSpace, limits->softLimit,
+                                             limits->hardLimit));
+}
+
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetMemoryLimits_v1(
+    nvmlDevice_t d, nvmlGetMemoryLimits_v1_t* limits) {
+  if (!Initialised()) return NVML_ERROR_UNINITIALIZED;
+  if (limits == nullptr || limits->nameSpace == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  const std::string uuid = LimitUuid(d);
+  if (uuid.empty()) return NVML_ERROR_NOT_SUPPORTED;
+  std::lock_guard lock(Fake().mu);
+  auto got = Limits(uuid).GetMemoryLimits(uuid, limits->nameSpace);
+  if (!got.ok()) return ToNvml(got.status());
+  limits->softLimit = got->soft_limit_bytes;
+  limits->hardLimit = got->hard_limit_bytes;
+  limits->currentUsed = got->current_used_bytes;
+  return NVML_SUCCESS;
 }
 
 }  // extern "C"

@@ -22,6 +22,7 @@
 #include <string>
 #include <utility>
 
+#include "fake_cuda_dmem.h"
 #include "shim/cuda_driver_types.h"
 
 #define FAKE_EXPORT extern "C" __attribute__((visibility("default")))
@@ -113,6 +114,7 @@ struct FakeDriver {
 
 // Publishes this process's usage for the fake NVML (write to a temporary file, then rename).
 void PublishUsageLocked(const FakeDriver& d) {
+  fake_dmem::Publish(d.used, d.device_count);
   if (d.usage_dir.empty()) return;
   const std::string path = d.usage_dir + "/" + std::to_string(::getpid());
   const std::string temporary = path + ".tmp";
@@ -186,7 +188,10 @@ CUresult AllocateOn(int device, std::uint64_t bytes, unsigned long long* address
   FakeDriver& d = Driver();
   if (bytes == 0) return CUDA_ERROR_INVALID_VALUE;
   std::lock_guard<std::mutex> lock(d.mutex);
-  if (d.used[device] + bytes > d.capacity || bytes > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (d.used[device] + bytes > d.capacity || bytes > d.capacity ||
+      fake_dmem::Refuses(device, d.used[device] + bytes)) {
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
   d.used[device] += bytes;
   *address = NewAddressLocked(d, bytes);
   (handle ? d.handles : d.pointers)[*address] = {device, bytes, handle ? nullptr : t_current};
@@ -498,7 +503,10 @@ CUresult AllocateFromPool(std::uint64_t pool_id, std::uint64_t bytes, const void
   std::uint64_t& same_stream = pool.pending[stream];
   const std::uint64_t reuse_pending = std::min(same_stream, bytes - reuse);
   const std::uint64_t fresh = bytes - reuse - reuse_pending;
-  if (d.used[pool.device] + fresh > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (d.used[pool.device] + fresh > d.capacity ||
+      fake_dmem::Refuses(pool.device, d.used[pool.device] + fresh)) {
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
   pool.cached -= reuse;
   same_stream -= reuse_pending;
   d.used[pool.device] += fresh;
@@ -669,7 +677,10 @@ FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t by
   }
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
-  if (device >= 0 && d.used[device] + bytes > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (device >= 0 && (d.used[device] + bytes > d.capacity ||
+                      fake_dmem::Refuses(device, d.used[device] + bytes))) {
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
   const std::uint64_t physical = NewAddressLocked(d, 1);
   d.physicals[physical] = {device, device >= 0 ? bytes : 0, 1};
   if (device >= 0) d.used[device] += bytes;
@@ -1080,7 +1091,9 @@ FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec graph, CUstream /*stream*/) {
     auto it = d.execs.find(reinterpret_cast<std::uint64_t>(graph));
     if (it != d.execs.end() && !it->second.backed) {
       for (const auto& [device, bytes] : it->second.alloc_bytes) {
-        if (d.used[device] + bytes > d.capacity) return CUDA_ERROR_OUT_OF_MEMORY;
+        if (d.used[device] + bytes > d.capacity || fake_dmem::Refuses(device, d.used[device] + bytes)) {
+          return CUDA_ERROR_OUT_OF_MEMORY;
+        }
       }
       for (const auto& [device, bytes] : it->second.alloc_bytes) d.used[device] += bytes;
       it->second.backed = true;  // kept by the graph's pool until the exec is destroyed

@@ -227,7 +227,14 @@ TEST_P(ConfigurationTest, ServesAdvertisedResources) {
   const std::size_t ts_end = features.find('\n', ts);
   EXPECT_EQ(ts_end - ts, std::string("nvidia.com/gfd.timestamp=").size() + 10) << features;
   features.erase(ts, ts_end + 1 - ts);
-  EXPECT_EQ(features, FeatureFileWriter::Render(expected.labels));
+  // Plus the isolation tier's labels (docs/isolation.md): these nodes have a pre-r615 driver.
+  std::map<std::string, std::string> labels = expected.labels;
+  labels["gpuslice.io/memory-isolation"] = "shim";
+  labels["gpuslice.io/mps"] = "none";
+  for (const auto& r : expected.resources) {
+    if (r.sharing == SharingStrategy::kMps) labels["gpuslice.io/mps"] = "v2";
+  }
+  EXPECT_EQ(features, FeatureFileWriter::Render(labels));
   EXPECT_TRUE(std::filesystem::exists(dir_ / "cdi/gpuslice-nvidia-gpu.json"));
   ExpectCleanExit();
 }

@@ -1,0 +1,318 @@
+#include "isolation/isolation_manager.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "isolation/oci_hook.h"
+
+namespace gpuslice {
+namespace {
+
+std::string RandomToken() {
+  std::random_device random;
+  std::ostringstream out;
+  for (int i = 0; i < 4; ++i) {
+    char buf[9];
+    std::snprintf(buf, sizeof(buf), "%08x", static_cast<unsigned>(random()));
+    out << buf;
+  }
+  return out.str();
+}
+
+nlohmann::json PartitionJson(const Partition& p) {
+  return {{"gpu", p.gpu_uuid},
+          {"hard", p.hard_limit_bytes},
+          {"soft", p.soft_limit_bytes},
+          {"mps", p.mps},
+          {"threads", p.active_thread_percentage},
+          {"priority", p.client_priority},
+          {"namespace", p.mps_namespace}};
+}
+
+Partition PartitionFrom(const nlohmann::json& j) {
+  Partition p;
+  p.gpu_uuid = j.value("gpu", std::string());
+  p.hard_limit_bytes = j.value("hard", std::uint64_t{0});
+  p.soft_limit_bytes = j.value("soft", std::uint64_t{0});
+  p.mps = j.value("mps", false);
+  p.active_thread_percentage = j.value("threads", 100);
+  p.client_priority = j.value("priority", 0);
+  p.mps_namespace = j.value("namespace", std::string());
+  return p;
+}
+
+void WriteReply(const std::string& spool, const std::string& id, const Status& status) {
+  const nlohmann::json reply = {{"ok", status.ok()}, {"message", status.ToString()}};
+  const std::string path = SpoolReplyPath(spool, id);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << reply.dump();
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+}
+
+}  // namespace
+
+IsolationManager::IsolationManager(IsolationManagerOptions options, MemoryLimitDriver* limits,
+                                   MpsV3Control* mps)
+    : options_(std::move(options)), limits_(limits), mps_(mps) {}
+
+std::string IsolationManager::MpsServerFor(const std::string& gpu_uuid) const {
+  if (auto it = options_.mps_server_by_gpu.find(gpu_uuid); it != options_.mps_server_by_gpu.end()) {
+    return it->second;
+  }
+  std::string hex;
+  for (char c : gpu_uuid.substr(gpu_uuid.rfind('-') == std::string::npos ? 0 : 4)) {
+    const char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if ((lower >= 'a' && lower <= 'f') || (lower >= '0' && lower <= '9')) hex += lower;
+    if (hex.size() == 8) break;
+  }
+  return "gpu-" + hex;
+}
+
+Result<std::string> IsolationManager::RegisterPartition(const Partition& partition) {
+  if (partition.gpu_uuid.empty()) return InvalidArgument("partition names no GPU");
+  if (partition.soft_limit_bytes > partition.hard_limit_bytes) {
+    return InvalidArgument("partition soft limit " + std::to_string(partition.soft_limit_bytes) +
+                           " exceeds its hard limit " + std::to_string(partition.hard_limit_bytes));
+  }
+  if (partition.mps &&
+      (partition.active_thread_percentage < 1 || partition.active_thread_percentage > 100)) {
+    return InvalidArgument("active thread percentage " +
+                           std::to_string(partition.active_thread_percentage) +
+                           " is outside 1..100");
+  }
+  std::string token = RandomToken();
+  Partition registered = partition;
+  if (registered.mps) registered.mps_namespace = "ns-" + token.substr(0, 16);
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_[token] = registered;
+  GPUSLICE_RETURN_IF_ERROR(Save());
+  return token;
+}
+
+Result<Partition> IsolationManager::PartitionFor(const std::string& token) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = pending_.find(token); it != pending_.end()) return it->second;
+  return NotFound("no pending partition for the token");
+}
+
+Status IsolationManager::Apply(const ContainerBinding& b) {
+  if (limits_ != nullptr && b.partition.hard_limit_bytes != 0) {
+    GPUSLICE_RETURN_IF_ERROR(
+        limits_
+            ->SetMemoryLimits(b.partition.gpu_uuid, b.cgroup_path, b.partition.soft_limit_bytes,
+                              b.partition.hard_limit_bytes)
+            .WithContext("setting the driver memory limit of container " + b.container_id));
+  }
+  if (b.partition.mps) {
+    if (mps_ == nullptr) {
+      return FailedPrecondition("container " + b.container_id +
+                                " needs an MPS v3 namespace but the node has no MPS v3");
+    }
+    MpsV3Namespace ns{b.mps_server, b.mps_namespace, b.partition.hard_limit_bytes,
+                      b.partition.active_thread_percentage, b.partition.client_priority};
+    GPUSLICE_ASSIGN_OR_RETURN(auto existing, mps_->ListNamespaces(b.mps_server));
+    for (const auto& e : existing) {
+      if (e.name != ns.name) continue;
+      if (e == ns) return Status::Ok();
+      GPUSLICE_RETURN_IF_ERROR(mps_->DeleteNamespace(ns.server, ns.name));  // stale values
+    }
+    GPUSLICE_RETURN_IF_ERROR(mps_->CreateNamespace(ns).WithContext(
+        "creating the MPS v3 namespace of container " + b.container_id));
+  }
+  return Status::Ok();
+}
+
+void IsolationManager::Release(const ContainerBinding& b) {
+  std::error_code ec;
+  if (limits_ != nullptr && b.partition.hard_limit_bytes != 0 &&
+      std::filesystem::is_directory(b.cgroup_path, ec)) {
+    // A removed cgroup has no limits any more (NVIDIA); an emptied one is cleared explicitly.
+    (void)limits_->ClearMemoryLimits(b.partition.gpu_uuid, b.cgroup_path);
+  }
+  if (b.partition.mps && mps_ != nullptr)
+    (void)mps_->DeleteNamespace(b.mps_server, b.mps_namespace);
+}
+
+bool IsolationManager::ContainerAlive(const ContainerBinding& b) {
+  // cgroup.events' "populated" counts processes in descendant cgroups too (a container that
+  // nests cgroups); cgroup.procs only those of the cgroup itself.
+  if (std::ifstream events(b.cgroup_path + "/cgroup.events"); events) {
+    std::string key;
+    int value = 0;
+    while (events >> key >> value) {
+      if (key == "populated") return value != 0;
+    }
+  }
+  std::ifstream procs(b.cgroup_path + "/cgroup.procs");
+  if (!procs) return false;
+  long pid = 0;
+  return static_cast<bool>(procs >> pid);
+}
+
+Status IsolationManager::Bind(const std::string& container_id, long pid,
+                              const std::string& cgroup_path, const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  GPUSLICE_RETURN_IF_ERROR(ValidateContainerId(container_id));
+  if (auto it = bindings_.find(container_id); it != bindings_.end()) {
+    // A hook retried for the same container (runtime retry): idempotent only for the same cgroup.
+    if (it->second.cgroup_path == cgroup_path) return Apply(it->second);
+    return AlreadyExists("container " + container_id + " is already bound to cgroup " +
+                         it->second.cgroup_path);
+  }
+  auto pending = pending_.find(token);
+  if (pending == pending_.end()) {
+    return PermissionDenied("container " + container_id +
+                            " presented an isolation token the node agent did not issue or "
+                            "already bound to another container");
+  }
+  std::error_code ec;
+  if (cgroup_path.empty() || !std::filesystem::is_directory(cgroup_path, ec)) {
+    return NotFound("cgroup " + cgroup_path + " of container " + container_id + " does not exist");
+  }
+  for (const auto& [id, other] : bindings_) {
+    if (other.cgroup_path == cgroup_path) {
+      return AlreadyExists("cgroup " + cgroup_path + " already belongs to container " + id);
+    }
+  }
+  ContainerBinding binding;
+  binding.container_id = container_id;
+  binding.pid = pid;
+  binding.cgroup_path = cgroup_path;
+  binding.partition = pending->second;
+  if (binding.partition.mps) {
+    binding.mps_server = MpsServerFor(binding.partition.gpu_uuid);
+    binding.mps_namespace = binding.partition.mps_namespace;
+  }
+  GPUSLICE_RETURN_IF_ERROR(Apply(binding));
+  pending_.erase(pending);
+  bindings_[container_id] = binding;
+  return Save();
+}
+
+int IsolationManager::ProcessRequests() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.spool_dir + "/requests", ec);
+  std::filesystem::create_directories(options_.spool_dir + "/replies", ec);
+  int handled = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(options_.spool_dir + "/requests", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".json") continue;  // *.tmp.<pid>: still being written
+    const std::string id = entry.path().stem().string();
+    std::ifstream in(entry.path());
+    std::ostringstream text;
+    text << in.rdbuf();
+    Result<HookRequest> request = HookRequestFromJson(text.str());
+    Status status = request.status();
+    if (request.ok() && request->container_id != id) {
+      status =
+          InvalidArgument("request file " + name + " names container " + request->container_id);
+    }
+    if (status.ok()) status = Bind(id, request->pid, request->cgroup_path, request->token);
+    std::filesystem::remove(entry.path(), ec);
+    if (ValidateContainerId(id).ok()) WriteReply(options_.spool_dir, id, status);
+    ++handled;
+  }
+  return handled;
+}
+
+int IsolationManager::ReapEnded() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int reaped = 0;
+  for (auto it = bindings_.begin(); it != bindings_.end();) {
+    if (ContainerAlive(it->second)) {
+      ++it;
+      continue;
+    }
+    Release(it->second);
+    it = bindings_.erase(it);
+    ++reaped;
+  }
+  if (reaped > 0) (void)Save();
+  return reaped;
+}
+
+std::vector<ContainerBinding> IsolationManager::Bindings() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ContainerBinding> out;
+  for (const auto& [id, b] : bindings_) out.push_back(b);
+  return out;
+}
+
+Status IsolationManager::Save() const {
+  nlohmann::json state;
+  state["version"] = 1;
+  state["pending"] = nlohmann::json::object();
+  for (const auto& [token, p] : pending_) state["pending"][token] = PartitionJson(p);
+  state["containers"] = nlohmann::json::array();
+  for (const auto& [id, b] : bindings_) {
+    state["containers"].push_back({{"id", id},
+                                   {"pid", b.pid},
+                                   {"cgroup", b.cgroup_path},
+                                   {"partition", PartitionJson(b.partition)},
+                                   {"mpsServer", b.mps_server},
+                                   {"mpsNamespace", b.mps_namespace}});
+  }
+  const std::string tmp = options_.state_file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << state.dump(1) << "\n";
+    if (!out) return Unavailable("cannot write isolation state " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, options_.state_file, ec);
+  if (ec) return Unavailable("cannot replace " + options_.state_file + ": " + ec.message());
+  return Status::Ok();
+}
+
+Status IsolationManager::Restore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::ifstream in(options_.state_file);
+  if (!in) return Status::Ok();
+  std::ostringstream text;
+  text << in.rdbuf();
+  const nlohmann::json state = nlohmann::json::parse(text.str(), nullptr, false);
+  if (state.is_discarded() || !state.is_object() || state.value("version", 0) != 1) {
+    return InvalidArgument("isolation state " + options_.state_file +
+                           " is not a version 1 gpuslice state file; move it away to start "
+                           "fresh (live containers then keep their limits until they end)");
+  }
+  pending_.clear();
+  bindings_.clear();
+  if (state.contains("pending") && state["pending"].is_object()) {
+    for (const auto& [token, p] : state["pending"].items()) pending_[token] = PartitionFrom(p);
+  }
+  Status first_error;
+  if (state.contains("containers") && state["containers"].is_array()) {
+    for (const auto& c : state["containers"]) {
+      ContainerBinding b;
+      b.container_id = c.value("id", std::string());
+      b.pid = c.value("pid", 0L);
+      b.cgroup_path = c.value("cgroup", std::string());
+      b.partition = PartitionFrom(c.value("partition", nlohmann::json::object()));
+      b.mps_server = c.value("mpsServer", std::string());
+      b.mps_namespace = c.value("mpsNamespace", std::string());
+      if (!ValidateContainerId(b.container_id).ok()) continue;
+      if (!ContainerAlive(b)) {
+        Release(b);
+        continue;
+      }
+      Status applied = Apply(b);
+      if (!applied.ok() && first_error.ok()) first_error = applied;
+      bindings_[b.container_id] = b;
+    }
+  }
+  GPUSLICE_RETURN_IF_ERROR(Save());
+  return first_error;
+}
+
+}  // namespace gpuslice

@@ -1,0 +1,103 @@
+// IsolationManager: the driver isolation tier on one node.
+//
+// At Allocate the node agent registers a Partition (GPU, hard/soft memory limits, MPS share)
+// under a fresh one-time token that goes into the container's environment. The createContainer
+// hook hands back {container id, pid, cgroup, token} through the spool directory; the manager
+// binds the token to that container (once: a token is never bound twice), sets the driver's
+// memory limits on the container's cgroup and, under MPS, creates the container's MPS v3
+// namespace, then replies so the hook lets the container start. When a container ends (its
+// cgroup is gone or has no processes) its limits are cleared and its namespace deleted. Every
+// binding is persisted (state file, written atomically) so an agent restart re-applies the limits
+// and namespaces of live containers and cleans up after ended ones.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/memory_limits.h"
+#include "core/status.h"
+#include "isolation/mps_v3.h"
+
+namespace gpuslice {
+
+struct Partition {
+  std::string gpu_uuid;
+  std::uint64_t hard_limit_bytes = 0;  // gpuslice.io/gpu-memory limit, or the replica's share
+  std::uint64_t soft_limit_bytes = 0;  // the request (<= hard)
+  bool mps = false;                    // also an MPS v3 namespace
+  int active_thread_percentage = 100;  // MPS only
+  int client_priority = 0;             // MPS only
+  // Set by RegisterPartition under MPS: "ns-" + the token's first 16 hex digits, so Allocate can
+  // name the namespace's socket directory before the container exists.
+  std::string mps_namespace = {};
+};
+
+struct ContainerBinding {
+  std::string container_id;
+  long pid = 0;
+  std::string cgroup_path;
+  Partition partition;
+  std::string mps_server;     // "" unless partition.mps
+  std::string mps_namespace;  // ditto
+};
+
+struct IsolationManagerOptions {
+  std::string spool_dir;   // where the hook writes requests (see oci_hook.h)
+  std::string state_file;  // persisted bindings and pending tokens
+  // The MPS v3 server name for a GPU; default "gpu-" + the UUID's first 8 hex digits.
+  std::map<std::string, std::string> mps_server_by_gpu;
+};
+
+class IsolationManager {
+ public:
+  // `limits` may be null (no driver memory partitions: the manager then only does MPS v3);
+  // `mps` may be null (no MPS v3). Both must outlive the manager.
+  IsolationManager(IsolationManagerOptions options, MemoryLimitDriver* limits, MpsV3Control* mps);
+
+  // Records a partition for a container being allocated; returns its token (unguessable, 128
+  // random bits in hex). Persisted, so a container created after an agent restart still binds.
+  Result<std::string> RegisterPartition(const Partition& partition);
+  // The partition registered under `token` (pending or bound); NotFound otherwise.
+  Result<Partition> PartitionFor(const std::string& token) const;
+
+  // After a (re)start: loads the state file, re-applies the limits and namespaces of every live
+  // container, clears those of ended ones. Missing state file = fresh node.
+  Status Restore();
+
+  // Handles every request in the spool (writes each reply); returns how many were handled.
+  int ProcessRequests();
+
+  // Clears limits and deletes namespaces of containers that ended; returns how many.
+  int ReapEnded();
+
+  // Binds one request (the spool path calls this). OK = limits/namespace are in place.
+  Status Bind(const std::string& container_id, long pid, const std::string& cgroup_path,
+              const std::string& token);
+
+  std::vector<ContainerBinding> Bindings() const;
+  std::size_t PendingTokens() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pending_.size();
+  }
+
+  // The MPS v3 server name used for a GPU.
+  std::string MpsServerFor(const std::string& gpu_uuid) const;
+
+ private:
+  Status Apply(const ContainerBinding& binding);
+  void Release(const ContainerBinding& binding);
+  static bool ContainerAlive(const ContainerBinding& binding);
+  Status Save() const;
+
+  IsolationManagerOptions options_;
+  MemoryLimitDriver* limits_;
+  MpsV3Control* mps_;
+  std::map<std::string, Partition> pending_;          // token -> partition
+  std::map<std::string, ContainerBinding> bindings_;  // container id -> binding
+  mutable std::mutex mu_;  // Allocate (gRPC threads) registers while the loop binds
+};
+
+}  // namespace gpuslice

@@ -1,0 +1,69 @@
+// AgentIsolation: the node agent's side of the driver isolation tier (docs/isolation.md).
+//
+// Decides the node's tier from the backend (driver version, cgroup v2, the memory-limit driver),
+// adds the gpuslice.io/memory-isolation and gpuslice.io/mps labels, and at Allocate registers a
+// partition for each shared container on a driver-capable GPU and hands the container its token
+// (GPUSLICE_ISOLATION_TOKEN); the createContainer hook brings it back with the cgroup, and the
+// agent's loop binds it (IsolationManager). Kept out of NodeAgent so the Allocate path only gains
+// one call.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/isolation_capability.h"
+#include "backends/memory_limits.h"
+#include "core/advertised_resources.h"
+#include "core/status.h"
+#include "isolation/isolation_manager.h"
+#include "isolation/mps_v3.h"
+#include "node_agent/device_plugin_api.pb.h"
+
+namespace gpuslice {
+
+struct AgentIsolationOptions {
+  bool enabled = true;                                // --isolation=auto|off
+  std::string directory = "/run/gpuslice/isolation";  // spool + state file
+  std::string cgroup_mount = "/sys/fs/cgroup";
+  // The CDI spec carries the createContainer hook (--hook-path given). Without it no container
+  // could bind a partition, so none is registered and the shim tier stays the enforcer.
+  bool hook_installed = false;
+};
+
+class AgentIsolation {
+ public:
+  // `limits`, `mps` may be null (no driver memory limits / no MPS v3 control); must outlive this.
+  AgentIsolation(AgentIsolationOptions options, MemoryLimitDriver* limits, MpsV3Control* mps);
+
+  // Re-detects the tier for the node's GPUs; on the first call also restores persisted bindings.
+  Status Update(const DriverInfo& driver, const std::vector<GpuInfo>& gpus);
+  // The node labels; `mps_sharing`: the configuration shares some GPU with MPS.
+  std::map<std::string, std::string> Labels(bool mps_sharing) const;
+  NodeIsolation node() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return node_;
+  }
+
+  // For one container's Allocate: registers its partition and adds the token env when the
+  // container gets replicas of exactly one driver-capable GPU. No-op otherwise.
+  Status Decorate(const AdvertisedResource& resource, const std::vector<GpuInfo>& gpus,
+                  const std::vector<std::string>& ids, v1beta1::ContainerAllocateResponse& out);
+
+  // One turn of the agent loop: hook requests, ended containers.
+  void RunOnce();
+
+  IsolationManager* manager() { return manager_.get(); }
+  std::string spool_dir() const { return options_.directory + "/spool"; }
+
+ private:
+  AgentIsolationOptions options_;
+  MemoryLimitDriver* limits_;
+  MpsV3Control* mps_;
+  mutable std::mutex mu_;  // node_: written by the loop, read by Allocate threads
+  NodeIsolation node_;
+  std::unique_ptr<IsolationManager> manager_;
+};
+
+}  // namespace gpuslice

@@ -1,0 +1,184 @@
+// Capability detection, labels, the hook's parsers and the MPS v3 file format, table-driven.
+#include <gtest/gtest.h>
+
+#include "backends/isolation_capability.h"
+#include "core/resource_names.h"
+#include "fake_cgroup_tree.h"
+#include "isolation/mps_v3.h"
+#include "isolation/oci_hook.h"
+
+namespace gpuslice {
+namespace {
+
+GpuInfo Gpu(const std::string& uuid, bool mig = false) {
+  GpuInfo gpu;
+  gpu.uuid = uuid;
+  gpu.mig_capable = mig;
+  gpu.mig_enabled = mig;
+  return gpu;
+}
+
+struct CapabilityRow {
+  std::string name;
+  std::string driver;
+  bool cgroup_v2;
+  bool api;
+  bool mig_on_second;
+  std::vector<std::string> unsupported;
+  std::string memory_label;
+  std::string mps_label;
+};
+
+class CapabilityTest : public ::testing::TestWithParam<CapabilityRow> {};
+
+TEST_P(CapabilityTest, LabelsFollowDriverCgroupAndApi) {
+  const CapabilityRow& row = GetParam();
+  DriverInfo driver{row.driver, 13040};
+  const NodeIsolation node =
+      DetectIsolation(driver, {Gpu("GPU-a"), Gpu("GPU-b", row.mig_on_second)}, row.cgroup_v2,
+                      row.api, row.unsupported);
+  const auto labels = IsolationLabels(node, /*mps_enabled=*/true);
+  EXPECT_EQ(labels.at(std::string(names::kLabelMemoryIsolation)), row.memory_label);
+  EXPECT_EQ(labels.at(std::string(names::kLabelMps)), row.mps_label);
+  for (const auto& gpu : node.gpus) {
+    EXPECT_EQ(gpu.memory_partitions && gpu.mps_v3, gpu.reason.empty()) << gpu.uuid;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rows, CapabilityTest,
+    ::testing::Values(
+        CapabilityRow{
+            "R615CgroupV2ApiIsDriverTier", "615.20.03", true, true, false, {}, "driver", "v3"},
+        CapabilityRow{"R620IsDriverTier", "620.1", true, true, false, {}, "driver", "v3"},
+        CapabilityRow{"R580FallsBackToShim", "580.65.06", true, true, false, {}, "shim", "v2"},
+        CapabilityRow{
+            "CgroupV1FallsBackToShimKeepsMpsV3", "615.20.03", false, true, false, {}, "shim", "v3"},
+        CapabilityRow{
+            "NoApiSymbolFallsBackToShim", "615.20.03", true, false, false, {}, "shim", "v3"},
+        CapabilityRow{"OneGpuUnsupportedMakesNodeShim",
+                      "615.20.03",
+                      true,
+                      true,
+                      false,
+                      {"GPU-b"},
+                      "shim",
+                      "v3"},
+        CapabilityRow{"MigGpuIsNeverDriverPartitionedAndNotCounted",
+                      "615.20.03",
+                      true,
+                      true,
+                      true,
+                      {},
+                      "driver",
+                      "v3"},
+        CapabilityRow{"UnparsableVersionIsShim", "abc", true, true, false, {}, "shim", "v2"}),
+    [](const auto& row_info) { return row_info.param.name; });
+
+TEST(CapabilityTest, MpsLabelIsNoneWithoutMpsSharing) {
+  const NodeIsolation node = DetectIsolation({"615.20.03", 13040}, {Gpu("GPU-a")}, true, true);
+  EXPECT_EQ(IsolationLabels(node, false).at(std::string(names::kLabelMps)), "none");
+}
+
+TEST(CapabilityTest, MigDevicesAreLeftOut) {
+  const NodeIsolation node =
+      DetectIsolation({"615.20.03", 13040}, {Gpu("GPU-a"), Gpu("GPU-m", true)}, true, true);
+  ASSERT_EQ(node.gpus.size(), 1u);
+  EXPECT_EQ(node.Find("GPU-m"), nullptr);
+}
+
+TEST(CapabilityTest, DriverMajorVersion) {
+  EXPECT_EQ(DriverMajorVersion("615.20.03"), 615);
+  EXPECT_EQ(DriverMajorVersion("550"), 550);
+  EXPECT_EQ(DriverMajorVersion(""), 0);
+  EXPECT_EQ(DriverMajorVersion("x615"), 0);
+  EXPECT_EQ(DriverMajorVersion("615x"), 0);
+}
+
+TEST(CapabilityTest, FakeCgroupTreeCountsAsCgroupV2AndEmptyDirDoesNot) {
+  testing::FakeCgroupTree tree;
+  EXPECT_TRUE(IsCgroupV2(tree.cgroup_mount()));
+  EXPECT_FALSE(IsCgroupV2(tree.proc_root()));
+}
+
+struct StateRow {
+  std::string name;
+  std::string json;
+  std::string error;  // "" = parses
+};
+
+class OciStateTest : public ::testing::TestWithParam<StateRow> {};
+
+TEST_P(OciStateTest, Parses) {
+  Result<OciState> state = ParseOciState(GetParam().json);
+  if (GetParam().error.empty()) {
+    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    EXPECT_EQ(state->id, "abc");
+    EXPECT_EQ(state->pid, 42);
+    EXPECT_EQ(state->bundle, "/run/b");
+  } else {
+    ASSERT_FALSE(state.ok());
+    EXPECT_NE(state.status().message().find(GetParam().error), std::string::npos)
+        << state.status().message();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rows, OciStateTest,
+    ::testing::Values(
+        StateRow{
+            "Valid",
+            R"({"ociVersion":"1.1.0","id":"abc","status":"created","pid":42,"bundle":"/run/b"})",
+            ""},
+        StateRow{"NotJson", "{", "not a JSON object"},
+        StateRow{"NoId", R"({"pid":42,"bundle":"/run/b"})", "\"id\""},
+        StateRow{"IdWithSlash", R"({"id":"../x","pid":42,"bundle":"/run/b"})", "container id"},
+        StateRow{"NoPidAsInPrestartOfCreate", R"({"id":"abc","bundle":"/run/b"})", "\"pid\""},
+        StateRow{"NegativePid", R"({"id":"abc","pid":-1,"bundle":"/run/b"})", "\"pid\""},
+        StateRow{"NoBundle", R"({"id":"abc","pid":42})", "\"bundle\""}),
+    [](const auto& row_info) { return row_info.param.name; });
+
+TEST(CgroupPathTest, FindsTheUnifiedEntry) {
+  auto path = ParseCgroupV2Path("12:pids:/x\n0::/kubepods.slice/cri-containerd-abc.scope\n");
+  ASSERT_TRUE(path.ok());
+  EXPECT_EQ(*path, "/kubepods.slice/cri-containerd-abc.scope");
+  EXPECT_EQ(ParseCgroupV2Path("4:memory:/x\n").status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_FALSE(ParseCgroupV2Path("0::relative\n").ok());
+  EXPECT_FALSE(ParseCgroupV2Path("0::/a/../../etc\n").ok());
+}
+
+TEST(BundleEnvTest, LastDefinitionWins) {
+  testing::FakeCgroupTree tree;
+  const std::string bundle = tree.AddBundle("x", {"A=1", "GPUSLICE_ISOLATION_TOKEN=t1", "A=2"});
+  EXPECT_EQ(*ReadBundleEnv(bundle, "A"), "2");
+  EXPECT_EQ(*ReadBundleEnv(bundle, "GPUSLICE_ISOLATION_TOKEN"), "t1");
+  EXPECT_EQ(*ReadBundleEnv(bundle, "MISSING"), "");
+  EXPECT_FALSE(ReadBundleEnv(tree.root() + "/nope", "A").ok());
+}
+
+TEST(MpsV3Test, TomlHasOnlyDocumentedKeys) {
+  const std::string toml = RenderMpsV3Toml(
+      {{"gpu-aaaa", "GPU-aaaa"}},
+      {{"gpu-aaaa", "c-ctr1", 10ULL << 30, 25, 0}, {"gpu-aaaa", "c-ctr2", 512ULL << 20, 75, 1}});
+  EXPECT_NE(toml.find("schema_version = \"1.0\""), std::string::npos);
+  EXPECT_NE(toml.find("[servers.gpu-aaaa]\nallowed_devices = \"GPU-aaaa\""), std::string::npos);
+  EXPECT_NE(toml.find("[servers.gpu-aaaa.namespaces.c-ctr1]\npinned_memory_limit = \"10G\"\n"
+                      "active_thread_percentage = \"25\"\nclient_priority = \"0\""),
+            std::string::npos)
+      << toml;
+  EXPECT_NE(toml.find("pinned_memory_limit = \"512M\""), std::string::npos);
+}
+
+TEST(MpsV3Test, Names) {
+  EXPECT_TRUE(ValidateMpsV3Name("c-ctr1").ok());
+  EXPECT_FALSE(ValidateMpsV3Name("default").ok());
+  EXPECT_FALSE(ValidateMpsV3Name("A").ok());
+  EXPECT_FALSE(ValidateMpsV3Name("a/b").ok());
+  EXPECT_FALSE(ValidateMpsV3Name("").ok());
+  EXPECT_EQ(MpsV3NamespaceDirectory("/run/mps", {"s", "n"}), "/run/mps/s/n");
+  EXPECT_EQ(MpsV3MemoryString(1536ULL << 20), "1536M");
+  EXPECT_EQ(MpsV3MemoryString(1000), "1000");
+}
+
+}  // namespace
+}  // namespace gpuslice

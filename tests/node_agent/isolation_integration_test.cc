@@ -1,0 +1,203 @@
+// The driver isolation tier through the real gpuslice-node-agent binary: a simulated r615 node,
+// the test kubelet's Allocate, the CDI spec's createContainer hook run as the runtime runs it
+// (state JSON on stdin), driver limits read back from the simulated driver, an agent restart,
+// and an incapable node that stays on the shim tier.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "agent_process.h"
+#include "backends/simulated_memory_limits.h"
+#include "core/resource_names.h"
+#include "fake_cgroup_tree.h"
+#include "node_agent/atomic_file.h"
+#include "temp_dir.h"
+#include "test_kubelet.h"
+
+namespace gpuslice {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::AgentProcess;
+using testing::FakeCgroupTree;
+using testing::TempDir;
+using testing::TestKubelet;
+
+constexpr std::uint64_t kGi = 1ULL << 30;
+
+std::string Node(const std::string& driver_version) {
+  return "node:\n  name: iso-node\n  driverVersion: \"" + driver_version +
+         "\"\ngpus:\n  - model: A100-SXM4-40GB\n    count: 2\n";
+}
+constexpr char kTimeSlicing4[] = R"(version: v1
+sharing:
+  timeSlicing:
+    resources:
+      - name: nvidia.com/gpu
+        replicas: 4
+)";
+
+class IsolationIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kubelet_ = std::make_unique<TestKubelet>(dir_ / "dp");
+    ASSERT_TRUE(kubelet_->Start());
+  }
+  void TearDown() override {
+    if (agent_ != nullptr && HasFailure()) std::cerr << "---- agent log ----\n" << agent_->Log();
+  }
+  void StartAgent(const std::string& driver_version) {
+    std::ofstream(dir_ / "node.yaml") << Node(driver_version);
+    ASSERT_TRUE(WriteFileAtomically(dir_ / "config.yaml", kTimeSlicing4).ok());
+    agent_ = std::make_unique<AgentProcess>(std::vector<std::string>{GPUSLICE_NODE_AGENT,
+                                                                     "--backend",
+                                                                     "sim:" + (dir_ / "node.yaml"),
+                                                                     "--config",
+                                                                     dir_ / "config.yaml",
+                                                                     "--device-plugin-dir",
+                                                                     dir_ / "dp",
+                                                                     "--features-file",
+                                                                     dir_ / "features",
+                                                                     "--cdi-dir",
+                                                                     dir_ / "cdi",
+                                                                     "--mps-root",
+                                                                     dir_ / "mps",
+                                                                     "--mig-minors-file",
+                                                                     dir_ / "none",
+                                                                     "--memory-watchdog",
+                                                                     "off",
+                                                                     "--isolation-dir",
+                                                                     dir_ / "iso",
+                                                                     "--cgroup-mount",
+                                                                     tree_.cgroup_mount(),
+                                                                     "--hook-path",
+                                                                     GPUSLICE_NODE_AGENT},
+                                            dir_ / "agent.log");
+    ASSERT_TRUE(agent_->started());
+    ++registrations_;
+    ASSERT_TRUE(kubelet_->WaitForRegistration("nvidia.com/gpu", registrations_, 10s));
+  }
+  v1beta1::ContainerAllocateResponse Allocate(const std::vector<std::string>& ids) {
+    auto client = kubelet_->Connect("nvidia.com/gpu");
+    v1beta1::AllocateResponse response;
+    EXPECT_TRUE(client->Allocate({ids}, &response).ok());
+    return response.container_responses_size() == 1 ? response.container_responses(0)
+                                                    : v1beta1::ContainerAllocateResponse{};
+  }
+  // Runs the hook exactly as the CDI spec tells the runtime to, for a container with `env`.
+  int RunHook(const std::string& id, long pid, const std::string& cgroup,
+              const std::map<std::string, std::string>& env) {
+    tree_.AddCgroup(cgroup, {pid});
+    std::vector<std::string> env_list;
+    for (const auto& [k, v] : env) env_list.push_back(k + "=" + v);
+    const std::string bundle = tree_.AddBundle(id, env_list);
+    std::ofstream(dir_ / ("state-" + id)) << FakeCgroupTree::State(id, pid, bundle);
+    const nlohmann::json spec =
+        nlohmann::json::parse(ReadFileOrEmpty(dir_ / "cdi/gpuslice-nvidia-gpu.json"));
+    const auto& hook = spec["containerEdits"]["hooks"][0];
+    EXPECT_EQ(hook["hookName"], "createContainer");
+    std::string command = hook["path"].get<std::string>();
+    for (std::size_t i = 1; i < hook["args"].size(); ++i) {
+      command += " '" + hook["args"][i].get<std::string>() + "'";
+    }
+    command += " --proc-root '" + tree_.proc_root() + "' < '" + (dir_ / ("state-" + id)) + "'";
+    const int rc = std::system(command.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+  MemoryLimits Limits(const std::string& gpu, const std::string& cgroup) {
+    FileMemoryLimits driver({gpu});
+    auto got = driver.GetMemoryLimits(gpu, tree_.cgroup_mount() + cgroup);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : MemoryLimits{};
+  }
+  std::string Features() { return ReadFileOrEmpty(dir_ / "features"); }
+  bool WaitFor(const std::function<bool()>& done) {
+    for (int i = 0; i < 500 && !done(); ++i) std::this_thread::sleep_for(10ms);
+    return done();
+  }
+
+  TempDir dir_;
+  FakeCgroupTree tree_;
+  std::unique_ptr<TestKubelet> kubelet_;
+  std::unique_ptr<AgentProcess> agent_;
+  int registrations_ = 0;
+};
+
+TEST_F(IsolationIntegrationTest, CapableNodeLimitsEachContainerThroughTheHookAndSurvivesRestart) {
+  StartAgent("615.20.03");
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/memory-isolation=driver"), std::string::npos)
+      << Features();
+  EXPECT_NE(Features().find("gpuslice.io/mps=none"), std::string::npos);
+  const std::string token_env(names::kIsolationTokenEnv);
+  // Device IDs are "<uuid>::<n>"; take them from the device list.
+  auto client = kubelet_->Connect("nvidia.com/gpu");
+  client->StartWatching();
+  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
+  std::vector<std::string> ids;
+  const v1beta1::ListAndWatchResponse list = client->latest();
+  for (const auto& d : list.devices()) ids.push_back(d.id());
+  std::sort(ids.begin(), ids.end());
+  const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  auto one = Allocate({ids[0]});
+  auto two = Allocate({ids[1], ids[2]});
+  ASSERT_EQ(one.envs().count(token_env), 1u);
+  ASSERT_EQ(two.envs().count(token_env), 1u);
+  EXPECT_NE(one.envs().at(token_env), two.envs().at(token_env));
+
+  EXPECT_EQ(RunHook("ctr1", 4101, "/kubepods/p1/ctr1", {{token_env, one.envs().at(token_env)}}), 0);
+  EXPECT_EQ(RunHook("ctr2", 4102, "/kubepods/p2/ctr2", {{token_env, two.envs().at(token_env)}}), 0);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p2/ctr2").hard_limit_bytes, 20 * kGi);
+  // A container presenting a token already used is refused: the runtime fails its creation.
+  EXPECT_NE(RunHook("ctr3", 4103, "/kubepods/p3/ctr3", {{token_env, one.envs().at(token_env)}}), 0);
+  EXPECT_FALSE(Limits(gpu0, "/kubepods/p3/ctr3").set());
+  // A container without a token (not shared) starts without the agent's involvement.
+  EXPECT_EQ(RunHook("plain", 4104, "/kubepods/p4/plain", {{"PATH", "/bin"}}), 0);
+
+  // Restart: ctr2 ends while the agent is down; ctr1 keeps its limit, ctr2's is cleared.
+  ASSERT_EQ(agent_->Terminate(10s), 0);
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p2/ctr2", {});
+  StartAgent("615.20.03");
+  EXPECT_TRUE(WaitFor([&] { return !Limits(gpu0, "/kubepods/p2/ctr2").set(); }));
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+  // And a container that ends while the agent runs is cleared by the loop.
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
+  EXPECT_TRUE(WaitFor([&] { return !Limits(gpu0, "/kubepods/p1/ctr1").set(); }));
+}
+
+TEST_F(IsolationIntegrationTest, IncapableNodeFallsBackToShimAndLabelsItself) {
+  StartAgent("550.54.15");
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos) << Features();
+  auto client = kubelet_->Connect("nvidia.com/gpu");
+  client->StartWatching();
+  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
+  auto response = Allocate({client->latest().devices(0).id()});
+  EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+TEST_F(IsolationIntegrationTest, UnreadableStateFileTurnsTheTierOffAndIsKept) {
+  std::filesystem::create_directories(dir_ / "iso");
+  std::ofstream(dir_ / "iso/state.json") << "{garbage";
+  StartAgent("615.20.03");
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos) << Features();
+  EXPECT_EQ(ReadFileOrEmpty(dir_ / "iso/state.json"), "{garbage");
+  EXPECT_TRUE(agent_->WaitForLog("isolation state", 10s));
+}
+
+}  // namespace
+}  // namespace gpuslice
