@@ -484,11 +484,14 @@ TEST_F(KubeSourceTest, PodDeletedWhileTheWatchWasBrokenReleasesItsShareAfterTheR
   ASSERT_TRUE(cluster_.client().Delete(kube::Pod("team-a", "big-0")).ok());
   cluster_.server().CompactHistory();
   sleeper.Open();
-  ASSERT_TRUE(WaitFor([&] { return scheduler.source().rebuilds() >= rebuilds + 2; }));
-  EXPECT_EQ(scheduler.source().PodStats().synthesized_deletes, 1);
+  ASSERT_TRUE(WaitFor([&] {
+    return scheduler.http().Post("filter", FilterArgs(late, kGpuNodes))["NodeNames"] ==
+           json({"gpu-a"});
+  })) << "big-0's share is still held after the relist";
   EXPECT_EQ(scheduler.extender().FreeGpus("gpu-a")[0].memory_free_bytes, 16 * kGiB);
-  EXPECT_EQ(scheduler.http().Post("filter", FilterArgs(late, kGpuNodes))["NodeNames"],
-            json({"gpu-a"}));
+  EXPECT_EQ(scheduler.source().PodStats().synthesized_deletes, 1);
+  // Both informers relisted, and each relist rebuilt the extender's cache.
+  EXPECT_TRUE(WaitFor([&] { return scheduler.source().rebuilds() >= rebuilds + 2; }));
   EXPECT_EQ(Schedule(scheduler, late, "gpu-a"), "");
 }
 
