@@ -36,8 +36,8 @@ std::string DiffersFromBinding(const json& pod, const BindingRequest& request) {
 }  // namespace
 
 Status KubeBindingWriter::Bind(const BindingRequest& request) {
-  const Status bound = kube::BindPod(api_, request.pod_namespace, request.pod_name, request.pod_uid,
-                                     request.node, request.annotations);
+  Status bound = kube::BindPod(api_, request.pod_namespace, request.pod_name, request.pod_uid,
+                               request.node, request.annotations);
   if (bound.ok() || !kube::IsConflict(bound)) return bound;
   // 409: already bound (or recreated under the same name). Success only if it is this binding.
   Result<json> pod = api_.Get(kube::Pod(request.pod_namespace, request.pod_name));

@@ -433,6 +433,7 @@ TEST_F(KubeSourceTest, ConcurrentBindsOverHttpNeverOverbookAGpu) {
   ASSERT_TRUE(scheduler.WaitReady());
   constexpr int kPods = 8;  // 8 GiB each; gpu-a's two 16 GiB GPUs take 4
   std::vector<json> pods;
+  pods.reserve(kPods);
   for (int i = 0; i < kPods; ++i) {
     pods.push_back(cluster_.CreatePod("w" + std::to_string(i), {.memory = "8Gi", .compute = "10"}));
   }
@@ -443,6 +444,7 @@ TEST_F(KubeSourceTest, ConcurrentBindsOverHttpNeverOverbookAGpu) {
   for (const json& pod : pods) scheduler.http().Post("prioritize", FilterArgs(pod, {"gpu-a"}));
   std::atomic<int> accepted{0};
   std::vector<std::thread> threads;
+  threads.reserve(pods.size());
   for (const json& pod : pods) {
     threads.emplace_back([&, pod] {
       SchedulerHttp http(scheduler.port());
