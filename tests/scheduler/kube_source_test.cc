@@ -497,6 +497,29 @@ TEST_F(KubeSourceTest, PodDeletedWhileTheWatchWasBrokenReleasesItsShareAfterTheR
   EXPECT_EQ(Schedule(scheduler, late, "gpu-a"), "");
 }
 
+// A pod that finishes releases its share through the watch, without a relist (the pod informer
+// selects non-terminal pods, so the watch sends DELETED; the extender also releases terminal
+// phases itself).
+TEST_F(KubeSourceTest, PodThatSucceedsReleasesItsShareThroughTheWatch) {
+  Scheduler scheduler(cluster_.client());
+  ASSERT_TRUE(scheduler.WaitReady());
+  ASSERT_TRUE(scheduler.WaitCommitted(Uid(running_)));
+  const json pod = cluster_.CreatePod("next", {.memory = "8Gi", .compute = "30"});
+  EXPECT_EQ(scheduler.http().Post("filter", FilterArgs(pod, {"gpu-b"}))["NodeNames"],
+            json::array());
+  kube::ResourceRef status = kube::Pod("team-a", "running");
+  status.subresource = "status";
+  ASSERT_TRUE(cluster_.client()
+                  .Patch(status, kube::PatchType::kMerge, {{"status", {{"phase", "Succeeded"}}}})
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return scheduler.http().Post("filter", FilterArgs(pod, {"gpu-b"}))["NodeNames"] ==
+           json({"gpu-b"});
+  })) << "the finished pod's share is still held";
+  EXPECT_FALSE(scheduler.extender().AssignmentOf(Uid(running_)).has_value());
+  EXPECT_EQ(scheduler.source().PodStats().lists, 1);  // through the watch, not a relist
+}
+
 // A restarted scheduler lists the pods, counts every bound share from its annotation, and gives
 // the same answers as the one before it.
 TEST_F(KubeSourceTest, RestartedSchedulerRebuildsFromAnnotationsAndAnswersIdentically) {
