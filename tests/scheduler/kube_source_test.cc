@@ -622,5 +622,32 @@ TEST_F(KubeSourceTest, BinaryOnAKubeconfigBindsThroughTheApiAndRestartsIdentical
   EXPECT_EQ(http.Post("bind", BindArgs(pod, "gpu-a")), (json{{"Error", ""}}));  // already bound
 }
 
+// Bad configuration: a clear message on stderr and exit status 1, before serving anything.
+TEST(SchedulerBinaryConfigTest, BadSourceFlagsAreClearErrors) {
+  struct Row {
+    const char* behaviour;
+    std::string flags;
+    const char* message;
+  };
+  const std::vector<Row> rows = {
+      {"unreadable kubeconfig", "--kubeconfig /nonexistent/kc",
+       "Kubernetes config: cannot read kubeconfig '/nonexistent/kc'"},
+      {"both sources", "--kubeconfig /nonexistent/kc --state-file x.json",
+       "--state-file excludes --kubeconfig"},
+  };
+  for (const Row& row : rows) {
+    const std::string command =
+        std::string(GPUSLICE_SCHEDULER_BINARY) + " --listen 127.0.0.1:0 " + row.flags + " 2>&1";
+    FILE* pipe = popen(command.c_str(), "r");
+    ASSERT_NE(pipe, nullptr);
+    std::string output;
+    char buffer[512];
+    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+    const int status = pclose(pipe);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << row.behaviour << ": " << status;
+    EXPECT_NE(output.find(row.message), std::string::npos) << row.behaviour << ": " << output;
+  }
+}
+
 }  // namespace
 }  // namespace gpuslice::scheduler
