@@ -159,6 +159,7 @@ Status Informer::Relist() {
     synced_ = true;
   }
   synced_cv_.notify_all();
+  if (handlers_.on_relisted) handlers_.on_relisted();
   return Status::Ok();
 }
 

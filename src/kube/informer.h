@@ -51,6 +51,9 @@ struct InformerHandlers {
   std::function<void(const Json& object)> on_added;
   std::function<void(const Json& old_object, const Json& new_object)> on_modified;
   std::function<void(const Json& last_known)> on_deleted;
+  // After every successful list (the first one included), once its diff has been delivered: a
+  // consumer that keeps derived state may rebuild it from List() here (a full resync).
+  std::function<void()> on_relisted = nullptr;  // (initialised: aggregate users may omit it)
 };
 
 struct InformerOptions {

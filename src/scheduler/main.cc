@@ -1,6 +1,7 @@
 // gpuslice-scheduler: the kube-scheduler extender. A thin composition root: flags, the node and
-// pod source, the Extender and its HTTP(S) server. Until the Kubernetes API client is wired in,
-// nodes and pods come from a static JSON file (--state-file) and binds are applied in memory.
+// pod source, the Extender and its HTTP(S) server. Nodes and pods come from the Kubernetes API
+// (informers; in-cluster config, or --kubeconfig) and binds are Bindings posted to it; with
+// --state-file (demos) they come from a static JSON file and binds are applied in memory.
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -9,9 +10,12 @@
 #include <string>
 
 #include "core/clock.h"
+#include "kube/kube_client.h"
+#include "kube/kube_config.h"
 #include "placement/placement_policy.h"
 #include "scheduler/extender.h"
 #include "scheduler/extender_server.h"
+#include "scheduler/kube_source.h"
 #include "scheduler/static_source.h"
 
 namespace {
@@ -27,12 +31,19 @@ struct Flags {
   std::string policy = "gpuslice";
   double reservation_ttl_s = 120;
   std::string state_file;
+  std::string kubeconfig;
   std::size_t max_body_bytes = 64 << 20;
 };
 
 int Fail(const std::string& message) {
   std::cerr << "gpuslice-scheduler: " << message << "\n";
   return 1;
+}
+
+std::string Summary(const SyncReport& report) {
+  return std::to_string(report.nodes) + " nodes (" + std::to_string(report.gpu_nodes) +
+         " with GPUs), " + std::to_string(report.pods) + " pods (" +
+         std::to_string(report.holding_pods) + " holding GPUs)";
 }
 
 int Run(const Flags& flags) {
@@ -45,23 +56,54 @@ int Run(const Flags& flags) {
   } catch (const std::exception&) {
     return Fail("--listen port is not a number: " + flags.listen);
   }
-  Result<StaticObjects> objects = ReadStaticObjects(flags.state_file);
-  if (!objects.ok()) return Fail(objects.status().message());
-
   SteadyClock clock;
-  LoopbackBindingWriter writer(objects->pods);
   ExtenderOptions options;
   options.policy = flags.policy;
   options.reservation_ttl = std::chrono::duration_cast<Clock::Duration>(
       std::chrono::duration<double>(flags.reservation_ttl_s));
+
+  // The source: a static file (demo) or the API server. Exactly one of these is set up.
+  std::unique_ptr<LoopbackBindingWriter> loopback;
+  std::unique_ptr<kube::KubeClient> client;
+  std::unique_ptr<KubeBindingWriter> api_writer;
+  StaticObjects objects;
+  if (!flags.state_file.empty()) {
+    Result<StaticObjects> read = ReadStaticObjects(flags.state_file);
+    if (!read.ok()) return Fail(read.status().message());
+    objects = *std::move(read);
+    loopback = std::make_unique<LoopbackBindingWriter>(objects.pods);
+  } else {
+    Result<kube::KubeConfig> config = kube::LoadDefaultConfig(flags.kubeconfig);
+    if (!config.ok()) return Fail("Kubernetes config: " + config.status().message());
+    Result<std::unique_ptr<kube::KubeClient>> created = kube::KubeClient::Create(*config);
+    if (!created.ok()) return Fail("Kubernetes client: " + created.status().message());
+    client = *std::move(created);
+    api_writer = std::make_unique<KubeBindingWriter>(*client);
+  }
+  BindingWriter& writer =
+      loopback ? static_cast<BindingWriter&>(*loopback) : static_cast<BindingWriter&>(*api_writer);
   Result<std::unique_ptr<Extender>> extender = Extender::Create(options, clock, writer);
   if (!extender.ok()) return Fail(extender.status().message());
-  writer.Attach(extender->get());
-  const SyncReport report = (*extender)->Rebuild(objects->nodes, objects->pods);
-  std::cerr << "gpuslice-scheduler: synced " << report.nodes << " nodes (" << report.gpu_nodes
-            << " with GPUs), " << report.pods << " pods (" << report.holding_pods
-            << " holding GPUs) from " << flags.state_file << "\n";
-  for (const std::string& problem : report.problems) std::cerr << "  problem: " << problem << "\n";
+
+  std::unique_ptr<KubeSource> source;
+  if (loopback) {
+    loopback->Attach(extender->get());
+    const SyncReport report = (*extender)->Rebuild(objects.nodes, objects.pods);
+    std::cerr << "gpuslice-scheduler: synced " << Summary(report) << " from " << flags.state_file
+              << "\n";
+    for (const std::string& problem : report.problems)
+      std::cerr << "  problem: " << problem << "\n";
+  } else {
+    KubeSourceOptions source_options;
+    source_options.on_problem = [](const std::string& problem) {
+      std::cerr << "gpuslice-scheduler: problem: " << problem << std::endl;
+    };
+    source_options.on_rebuilt = [server = client->config().server](const SyncReport& report) {
+      std::cerr << "gpuslice-scheduler: synced " << Summary(report) << " from " << server
+                << std::endl;
+    };
+    source = std::make_unique<KubeSource>(*client, **extender, source_options);
+  }
 
   ServerOptions server_options;
   server_options.url_prefix = flags.url_prefix;
@@ -77,6 +119,7 @@ int Run(const Flags& flags) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before the server thread starts
+  if (source) source->Start();  // after blocking signals: its threads inherit the mask
   Result<int> bound = (*server)->Start(host, port);
   if (!bound.ok()) return Fail(bound.status().message());
   std::cerr << "gpuslice-scheduler: serving " << ((*server)->tls() ? "https" : "http") << " on "
@@ -87,6 +130,7 @@ int Run(const Flags& flags) {
   int signal = 0;
   sigwait(&signals, &signal);
   (*server)->Stop();
+  if (source) source->Stop();
   std::cerr << "gpuslice-scheduler: stopped by signal " << signal << "\n";
   return 0;
 }
@@ -113,9 +157,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-body-bytes", flags.max_body_bytes, "largest request body accepted")
       ->capture_default_str();
-  app.add_option("--state-file", flags.state_file,
-                 "JSON file of v1 Nodes and Pods to serve from (until the API client is wired in)")
-      ->required();
+  CLI::Option* state_file =
+      app.add_option("--state-file", flags.state_file,
+                     "demo mode: serve from this JSON file of v1 Nodes and Pods (no API server)");
+  app.add_option("--kubeconfig", flags.kubeconfig,
+                 "kubeconfig file; default: $KUBECONFIG, else in-cluster, else ~/.kube/config")
+      ->excludes(state_file);
   CLI11_PARSE(app, argc, argv);
   return Run(flags);
 }

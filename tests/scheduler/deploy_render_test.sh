@@ -21,6 +21,12 @@ for needle in "kind: KubeSchedulerConfiguration" "schedulerName: gpuslice-schedu
   grep -Eq -- "$needle" <<<"$out" ||
     { echo "FAIL: rendered output lacks '$needle'"; status=1; }
 done
+# The extender runs on in-cluster config: no static state file, no kubeconfig.
+for banned in "--state-file" "--kubeconfig"; do
+  ! grep -q -- "$banned" <<<"$out" || { echo "FAIL: rendered output passes $banned"; status=1; }
+done
+grep -q "automountServiceAccountToken: true" <<<"$out" ||
+  { echo "FAIL: the service account token is not mounted"; status=1; }
 ignored=$(grep -c "ignoredByScheduler: true" <<<"$out")
 [ "$ignored" -eq 3 ] || { echo "FAIL: $ignored managed resources ignoredByScheduler, want 3"; status=1; }
 [ $status -eq 0 ] && echo "ok $dir"
