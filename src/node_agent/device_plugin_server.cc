@@ -190,6 +190,12 @@ grpc::Status DevicePluginServer::Allocate(grpc::ServerContext* /*context*/,
       spdlog::warn("Allocate for {} refused: {}", resource_name_, allocated.status().message());
       return ToGrpc(allocated.status());
     }
+    if (state->after_allocate) {
+      if (Status s = state->after_allocate(ids, *allocated); !s.ok()) {
+        spdlog::error("Allocate for {} refused: {}", resource_name_, s.message());
+        return ToGrpc(s);
+      }
+    }
     *response->add_container_responses() = std::move(allocated).value();
   }
   return grpc::Status::OK;

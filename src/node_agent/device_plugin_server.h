@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,11 @@ struct ResourceState {
   v1beta1::ListAndWatchResponse devices;  // every device ID with health and NUMA node
   std::shared_ptr<const ContainerAllocator> allocator;
   std::shared_ptr<const PreferredAllocator> preferred;
+  // Runs after the allocator for each container (the fractional hand-off: mounts the
+  // per-allocation directory); an error refuses the Allocate.
+  std::function<Status(const std::vector<std::string>& ids,
+                       v1beta1::ContainerAllocateResponse& response)>
+      after_allocate;
 };
 
 class DevicePluginServer final : public v1beta1::DevicePlugin::Service {
