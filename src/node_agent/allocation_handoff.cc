@@ -366,12 +366,16 @@ void AllocationHandoff::Record(HandoffResult result) {
   LimitsListener listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_.erase(result.key);
-    results_[result.key] = result;
     if (result.state == HandoffResult::State::kLimited) listener = listener_;
   }
-  settled_cv_.notify_all();
+  // Registered (watchdog) before the result is visible as settled.
   if (listener) listener(result);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.erase(result.key);
+    results_[result.key] = std::move(result);
+  }
+  settled_cv_.notify_all();
 }
 
 HandoffResult AllocationHandoff::ResultFor(const std::vector<std::string>& device_ids) const {

@@ -7,6 +7,7 @@
 // slots to the pod, reads its assignment and writes the container's limits file.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,7 @@
 #include "test_kubelet.h"
 #include "test_nodes.h"
 #include "test_pod_resources.h"
+#include "watchdog/memory_watchdog.h"
 
 namespace gpuslice::testing {
 namespace {
@@ -343,6 +345,95 @@ TEST_F(NodeClusterTest, NodeAnnotationFollowsTheConfigTheNodeLabelPicks) {
   })) << NodeAnnotation();
   EXPECT_EQ(agent_->applied_config().selected_by, "label nvidia.com/device-plugin.config=frac4");
 }
+
+TEST_F(NodeClusterTest, UnhealthyGpuLeavesTheNodeAnnotationUntilItRecovers) {
+  ASSERT_TRUE(RunUntil([&] { return PublishedIndices() == std::vector<int>{0, 1}; }));
+  backend_->InjectHealthEvent({HealthEvent::Kind::kXid, Uuid(1), 79, "fell off the bus"});
+  ASSERT_TRUE(RunUntil([&] { return PublishedIndices() == std::vector<int>{0}; }))
+      << NodeAnnotation();
+  backend_->InjectHealthEvent({HealthEvent::Kind::kRecovered, Uuid(1), 0, "reset"});
+  ASSERT_TRUE(RunUntil([&] {
+    return PublishedIndices() == std::vector<int>{0, 1};
+  })) << NodeAnnotation();
+}
+
+// The watchdog's view of processes: one process of the pod's cgroup on GPU 1.
+class OneProcess final : public watchdog::GpuProcessUsageSource, public watchdog::ProcessTable {
+ public:
+  Result<std::vector<watchdog::GpuProcessUsage>> ReadProcessUsage() override {
+    return std::vector<watchdog::GpuProcessUsage>{{4242, 1, used_bytes}};
+  }
+  std::optional<std::string> CgroupOf(std::int32_t pid) override {
+    return pid == 4242 ? std::optional<std::string>(cgroup) : std::nullopt;
+  }
+  std::optional<std::int32_t> ParentOf(std::int32_t) override { return 1; }
+  std::string cgroup;
+  std::uint64_t used_bytes = 0;
+};
+class Events final : public watchdog::WatchdogEventSink, public watchdog::ProcessKiller {
+ public:
+  void OnEvent(const watchdog::WatchdogEvent& event) override { events.push_back(event); }
+  void Kill(std::int32_t pid) override { killed.push_back(pid); }
+  std::vector<watchdog::WatchdogEvent> events;
+  std::vector<std::int32_t> killed;
+};
+
+TEST_F(NodeClusterTest, LimitedContainerIsWatchedByTheMemoryWatchdog) {
+  OneProcess node;
+  Events events;
+  ManualClock clock;
+  watchdog::WatchdogOptions options;
+  options.kill = false;
+  watchdog::MemoryWatchdog dog(options, node, node, events, events, clock);
+  side_->AttachWatchdog(&dog);
+  CreatePod("watched", AssignmentFor(1, 8 * kGi, 30));
+  Result<Json> pod = api_->Get(kube::Pod("default", "watched"));
+  ASSERT_TRUE(pod.ok());
+  const std::string uid = (*pod)["metadata"]["uid"].get<std::string>();
+  ASSERT_FALSE(uid.empty());
+  std::string underscored = uid;
+  std::replace(underscored.begin(), underscored.end(), '-', '_');
+  node.cgroup = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + underscored +
+                ".slice/cri-containerd-abc.scope";
+  node.used_bytes = 9 * static_cast<std::uint64_t>(kGi);  // over its 8 GiB
+
+  ASSERT_TRUE(dog.CheckOnce().ok());
+  EXPECT_TRUE(events.events.empty()) << "not registered yet, so not watched";
+  Allocate("watched", {Slot(1, 1)});
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(1, 1)}, std::chrono::seconds(5)));
+  ASSERT_TRUE(dog.CheckOnce().ok());
+  ASSERT_EQ(events.events.size(), 1u);
+  EXPECT_EQ(events.events[0].kind, watchdog::WatchdogEventKind::kOverLimit);
+  EXPECT_EQ(events.events[0].container, "default/watched/main");
+  EXPECT_EQ(events.events[0].limit_bytes, static_cast<std::uint64_t>(8 * kGi));
+}
+
+struct CgroupRow {
+  const char* name;
+  CgroupDriver driver;
+  const char* qos;
+  const char* want;
+};
+class PodCgroupPathTest : public ::testing::TestWithParam<CgroupRow> {};
+TEST_P(PodCgroupPathTest, MatchesTheKubeletsLayout) {
+  EXPECT_EQ(PodCgroupPath(GetParam().driver, "1a2b-3c", GetParam().qos), GetParam().want);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Rows, PodCgroupPathTest,
+    ::testing::Values(
+        CgroupRow{"SystemdGuaranteed", CgroupDriver::kSystemd, "Guaranteed",
+                  "/kubepods.slice/kubepods-pod1a2b_3c.slice"},
+        CgroupRow{"SystemdBurstable", CgroupDriver::kSystemd, "Burstable",
+                  "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c.slice"},
+        CgroupRow{"SystemdBestEffort", CgroupDriver::kSystemd, "BestEffort",
+                  "/kubepods.slice/kubepods-besteffort.slice/"
+                  "kubepods-besteffort-pod1a2b_3c.slice"},
+        CgroupRow{"CgroupfsGuaranteed", CgroupDriver::kCgroupfs, "Guaranteed",
+                  "/kubepods/pod1a2b-3c"},
+        CgroupRow{"CgroupfsBurstable", CgroupDriver::kCgroupfs, "Burstable",
+                  "/kubepods/burstable/pod1a2b-3c"},
+        CgroupRow{"UnknownQosIsNotGuessed", CgroupDriver::kSystemd, "", ""}),
+    [](const ::testing::TestParamInfo<CgroupRow>& row) { return std::string(row.param.name); });
 
 }  // namespace
 }  // namespace gpuslice::testing
