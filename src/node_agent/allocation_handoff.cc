@@ -181,7 +181,9 @@ int AllocationHandoff::ReconcileOnce() {
     std::lock_guard<std::mutex> lock(mu_);
     pending = pending_;
   }
-  if (pending.empty()) return 0;
+  const auto started = std::chrono::steady_clock::now();
+  const bool release_due = started - last_release_check_ >= options_.release_interval;
+  if (pending.empty() && !release_due) return 0;
   Result<std::vector<ContainerDevices>> listed = pod_resources_.List();
   std::map<std::string, ContainerDevices> holders;  // by key
   if (!listed.ok()) {
@@ -193,6 +195,10 @@ int AllocationHandoff::ReconcileOnce() {
     last_list_error_.clear();
     for (const ContainerDevices& c : *listed) {
       if (c.resource_name == options_.resource_name) holders[KeyFor(c.device_ids)] = c;
+    }
+    if (release_due) {
+      last_release_check_ = started;
+      ReleaseEnded(holders);
     }
   }
   int settled = 0;
@@ -376,6 +382,30 @@ void AllocationHandoff::Record(HandoffResult result) {
     results_[result.key] = std::move(result);
   }
   settled_cv_.notify_all();
+}
+
+void AllocationHandoff::ReleaseEnded(const std::map<std::string, ContainerDevices>& holders) {
+  std::vector<HandoffResult> ended;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = results_.begin(); it != results_.end();) {
+      const bool settled = it->second.state == HandoffResult::State::kLimited ||
+                           it->second.state == HandoffResult::State::kRefused;
+      if (settled && !holders.count(it->first) && !pending_.count(it->first)) {
+        ended.push_back(it->second);
+        it = results_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const HandoffResult& r : ended) {
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(options_.host_root) / r.key, ec);
+    spdlog::info("pod {} container {} no longer holds its devices: removed {}{}", r.pod,
+                 r.container, r.key, ec ? " (failed: " + ec.message() + ")" : std::string());
+    if (released_) released_(r);
+  }
 }
 
 HandoffResult AllocationHandoff::ResultFor(const std::vector<std::string>& device_ids) const {

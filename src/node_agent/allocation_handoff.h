@@ -73,6 +73,9 @@ struct HandoffOptions {
   std::string cuda_driver;  // `cuda-driver` line of the limits file; "" = the shim's default
   std::string nvml_driver;  // `nvml-driver` line
   std::chrono::milliseconds reconcile_interval{100};
+  // How often settled allocations are checked against PodResources; those no longer listed
+  // (the pod ended) have their directory removed and are released (watchdog Unwatch).
+  std::chrono::milliseconds release_interval{std::chrono::seconds(10)};
   // How long an allocation may stay unknown to PodResources before it is given up (logged).
   std::chrono::milliseconds give_up_after{std::chrono::minutes(5)};
 };
@@ -116,6 +119,9 @@ class AllocationHandoff {
   // The node's fractional GPUs (index, UUID, memory), as published. Thread-safe.
   void SetGpus(const std::vector<scheduler::NodeGpu>& gpus);
   void SetLimitsListener(LimitsListener listener);
+  // Called (on the reconciler thread) when a settled allocation is no longer held. Set before
+  // Start.
+  void SetReleasedListener(LimitsListener listener) { released_ = std::move(listener); }
 
   // Allocate for one container: creates the directories and the region, adds the mounts to
   // `response`, queues the allocation for the reconciler. Thread-safe.
@@ -146,6 +152,7 @@ class AllocationHandoff {
   Result<HandoffResult> Limit(HandoffResult result, scheduler::GpuAssignment assignment,
                               const std::string& pod_namespace, const std::string& pod_name);
   void Record(HandoffResult result);
+  void ReleaseEnded(const std::map<std::string, ContainerDevices>& holders);
 
   const HandoffOptions options_;
   kube::KubeApi& api_;
@@ -158,6 +165,8 @@ class AllocationHandoff {
   std::map<std::string, Pending> pending_;        // by key
   std::map<std::string, HandoffResult> results_;  // by key
   std::string last_list_error_;
+  LimitsListener released_;
+  std::chrono::steady_clock::time_point last_release_check_{};
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -69,6 +69,9 @@ void ClusterSide::AttachWatchdog(watchdog::MemoryWatchdog* watchdog) {
     spdlog::info("memory watchdog watches {} (cgroup {})", container.name, container.cgroup);
     watchdog->Watch(std::move(container));
   });
+  handoff_->SetReleasedListener([watchdog](const HandoffResult& result) {
+    watchdog->Unwatch(result.pod + "/" + result.container);
+  });
 }
 
 void ClusterSide::Start() { handoff_->Start(); }

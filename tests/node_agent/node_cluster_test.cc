@@ -102,6 +102,7 @@ class NodeClusterTest : public ::testing::Test {
     cluster.pod_resources_socket = pod_resources_.socket_path();
     cluster.handoff.host_root = dir_ / "allocations";
     cluster.handoff.reconcile_interval = std::chrono::milliseconds(10);
+    cluster.handoff.release_interval = std::chrono::milliseconds(20);
     Result<std::unique_ptr<ClusterSide>> side = ClusterSide::Create(cluster, ClientFor(kubeconfig));
     ASSERT_TRUE(side.ok()) << side.status().ToString();
     side_ = std::move(*side);
@@ -406,6 +407,18 @@ TEST_F(NodeClusterTest, LimitedContainerIsWatchedByTheMemoryWatchdog) {
   EXPECT_EQ(events.events[0].kind, watchdog::WatchdogEventKind::kOverLimit);
   EXPECT_EQ(events.events[0].container, "default/watched/main");
   EXPECT_EQ(events.events[0].limit_bytes, static_cast<std::uint64_t>(8 * kGi));
+}
+
+TEST_F(NodeClusterTest, EndedPodsDirectoryIsRemovedAndItsWatchEnds) {
+  CreatePod("short", AssignmentFor(0, kGi, 10));
+  const std::vector<std::string> ids = {Slot(0, 0)};
+  const v1beta1::ContainerAllocateResponse r = Allocate("short", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  const std::string dir = std::filesystem::path(HostDir(r, kContainerLimitsDir)).parent_path();
+  ASSERT_TRUE(std::filesystem::exists(dir + "/limits/limits"));
+  pod_resources_.ForgetPod("default", "short");  // the pod ended; the kubelet forgets it
+  ASSERT_TRUE(RunUntil([&] { return !std::filesystem::exists(dir); }));
+  EXPECT_EQ(side_->handoff().ResultFor(ids).state, HandoffResult::State::kPending);
 }
 
 struct CgroupRow {
