@@ -134,6 +134,8 @@ std::string AllocationHandoff::KeyFor(std::vector<std::string> device_ids) {
 
 Status AllocationHandoff::PrepareAllocation(const std::vector<std::string>& device_ids,
                                             v1beta1::ContainerAllocateResponse& response) {
+  // Held throughout, so that a release of the same slots' directory cannot interleave.
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> ids = device_ids;
   std::sort(ids.begin(), ids.end());
   const std::string key = KeyFor(ids);
@@ -166,7 +168,6 @@ Status AllocationHandoff::PrepareAllocation(const std::vector<std::string>& devi
   region_mount->set_host_path(region_dir.string());
   region_mount->set_read_only(false);
 
-  std::lock_guard<std::mutex> lock(mu_);
   pending_[key] = Pending{ids, std::chrono::steady_clock::now()};
   HandoffResult result;
   result.key = key;
@@ -392,6 +393,9 @@ void AllocationHandoff::ReleaseEnded(const std::map<std::string, ContainerDevice
       const bool settled = it->second.state == HandoffResult::State::kLimited ||
                            it->second.state == HandoffResult::State::kRefused;
       if (settled && !holders.count(it->first) && !pending_.count(it->first)) {
+        std::error_code ec;
+        fs::remove_all(fs::path(options_.host_root) / it->first, ec);
+        if (ec) spdlog::warn("cannot remove {}: {}", it->first, ec.message());
         ended.push_back(it->second);
         it = results_.erase(it);
       } else {
@@ -400,10 +404,8 @@ void AllocationHandoff::ReleaseEnded(const std::map<std::string, ContainerDevice
     }
   }
   for (const HandoffResult& r : ended) {
-    std::error_code ec;
-    std::filesystem::remove_all(std::filesystem::path(options_.host_root) / r.key, ec);
-    spdlog::info("pod {} container {} no longer holds its devices: removed {}{}", r.pod,
-                 r.container, r.key, ec ? " (failed: " + ec.message() + ")" : std::string());
+    spdlog::info("pod {} container {} no longer holds its devices: removed {}", r.pod, r.container,
+                 r.key);
     if (released_) released_(r);
   }
 }
