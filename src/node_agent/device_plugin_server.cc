@@ -193,6 +193,12 @@ grpc::Status DevicePluginServer::Allocate(grpc::ServerContext* /*context*/,
     if (state->decorate) {
       if (Status s = state->decorate(ids, *allocated); !s.ok()) return ToGrpc(s);
     }
+    if (state->after_allocate) {
+      if (Status s = state->after_allocate(ids, *allocated); !s.ok()) {
+        spdlog::error("Allocate for {} refused: {}", resource_name_, s.message());
+        return ToGrpc(s);
+      }
+    }
     *response->add_container_responses() = std::move(allocated).value();
   }
   return grpc::Status::OK;

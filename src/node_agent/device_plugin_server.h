@@ -35,6 +35,11 @@ struct ResourceState {
   // Optional, after `allocator`: adds per-container isolation (driver tier, docs/isolation.md).
   std::function<Status(const std::vector<std::string>& ids, v1beta1::ContainerAllocateResponse&)>
       decorate;
+  // Runs after the allocator for each container (the fractional hand-off: mounts the
+  // per-allocation directory); an error refuses the Allocate.
+  std::function<Status(const std::vector<std::string>& ids,
+                       v1beta1::ContainerAllocateResponse& response)>
+      after_allocate;
 };
 
 class DevicePluginServer final : public v1beta1::DevicePlugin::Service {

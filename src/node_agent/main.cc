@@ -19,6 +19,7 @@
 #include "backends/nvml_memory_limits.h"
 #include "backends/simulated_memory_limits.h"
 #include "isolation/oci_hook.h"
+#include "node_agent/cluster_side.h"
 #include "node_agent/no_gpu_backend.h"
 #include "node_agent/node_agent.h"
 #include "watchdog/memory_watchdog.h"
@@ -208,7 +209,28 @@ int main(int argc, char** argv) {
   app.add_option("--hook-path", hook_path,
                  "host path of this binary for the CDI createContainer hook; unset = no hook, "
                  "so containers stay on the shim tier");
+  // Issue 13 node side: the Kubernetes API (capacity annotation, node label, limits hand-off).
+  gpuslice::ClusterSideOptions cluster;
+  std::string cgroup_driver = "systemd";
+  app.add_option("--node-name", cluster.node_name,
+                 "this node's name; enables the Kubernetes API side (gpuslice.io/gpus "
+                 "annotation, the config label from the API, fractional limits files)")
+      ->envname("NODE_NAME");
+  app.add_option("--kubeconfig", cluster.kubeconfig,
+                 "kubeconfig file (default: in-cluster service account, then $KUBECONFIG)");
+  app.add_option("--pod-resources-socket", cluster.pod_resources_socket,
+                 "the kubelet's PodResources API socket")
+      ->capture_default_str();
+  app.add_option("--allocations-dir", cluster.handoff.host_root,
+                 "host directory for per-allocation limits files and accounting regions")
+      ->capture_default_str();
+  app.add_option("--cgroup-driver", cgroup_driver,
+                 "the kubelet's cgroup driver, for the memory watchdog: systemd or cgroupfs")
+      ->check(CLI::IsMember({"systemd", "cgroupfs"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  cluster.cgroup_driver = cgroup_driver == "cgroupfs" ? gpuslice::CgroupDriver::kCgroupfs
+                                                      : gpuslice::CgroupDriver::kSystemd;
   options.isolation.enabled = isolation_mode == "auto";
   if (!hook_path.empty()) {
     options.isolation.hook_installed = true;
@@ -285,7 +307,28 @@ int main(int argc, char** argv) {
     for (std::string w; words >> w;) command.push_back(w);
   }
   gpuslice::ProcessMpsControl mps_control(command);
-  gpuslice::NodeAgent agent(options, **backend, mps_control);
+  std::unique_ptr<gpuslice::ClusterSide> cluster_side;
+  if (!cluster.node_name.empty()) {
+    auto created = gpuslice::ClusterSide::Create(cluster);
+    if (!created.ok()) {
+      spdlog::critical("--node-name {}: {}", cluster.node_name, created.status().message());
+      return 1;
+    }
+    cluster_side = std::move(*created);
+  }
+  std::unique_ptr<gpuslice::ConfigSource> config_source;
+  if (cluster_side != nullptr && !options.named.directory.empty() &&
+      options.node_labels_file.empty()) {
+    // Issue 13 part 7: the config label is read from this node in the API server.
+    config_source = std::make_unique<gpuslice::NamedConfigSource>(options.named,
+                                                                  cluster_side->MakeLabelSource());
+  } else if (!options.named.directory.empty()) {
+    config_source = std::make_unique<gpuslice::NamedConfigSource>(
+        options.named, std::make_unique<gpuslice::FileNodeLabelSource>(options.node_labels_file));
+  } else {
+    config_source = std::make_unique<gpuslice::SingleFileConfigSource>(options.config_path);
+  }
+  gpuslice::NodeAgent agent(options, **backend, mps_control, std::move(config_source));
   // Driver memory limits: the simulated driver's on a simulated node; NVML's
   // nvmlDeviceSetMemoryLimits_v1 where the driver library has it (r615+).
   std::unique_ptr<gpuslice::MemoryLimitDriver> memory_limits;
@@ -301,6 +344,7 @@ int main(int argc, char** argv) {
     }
   }
   agent.SetIsolationDrivers(memory_limits.get(), nullptr);
+  if (cluster_side != nullptr) cluster_side->Attach(agent);
   if (gpuslice::Status s = agent.Start(); !s.ok()) {
     spdlog::critical("cannot start: {}", s.message());
     return 1;
@@ -308,6 +352,11 @@ int main(int argc, char** argv) {
 
   const auto memory_watchdog =
       StartMemoryWatchdog(watchdog_mode, watchdog_nvml, watchdog_interval_ms, watchdog_grace_ms);
+  if (cluster_side != nullptr) {
+    cluster_side->AttachWatchdog(memory_watchdog != nullptr ? memory_watchdog->watchdog.get()
+                                                            : nullptr);
+    cluster_side->Start();
+  }
 
   std::atomic<bool> stop{false};
   std::thread signal_thread([&] {
@@ -323,7 +372,11 @@ int main(int argc, char** argv) {
       }
     }
   });
-  while (!stop) agent.RunOnce();
+  while (!stop) {
+    agent.RunOnce();
+    if (cluster_side != nullptr) cluster_side->Tick();
+  }
+  if (cluster_side != nullptr) cluster_side->Stop();
   if (memory_watchdog != nullptr) memory_watchdog->watchdog->Stop();
   agent.Stop();
   signal_thread.join();

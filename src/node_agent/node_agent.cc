@@ -181,9 +181,15 @@ Status NodeAgent::Publish() {
                                               v1beta1::ContainerAllocateResponse& out) {
       return isolation_->Decorate(r, gpus, ids, out);
     };
+    if (r.fractional) state->after_allocate = fractional_allocate_;
     states[r.name] = std::move(state);
   }
-  return plugins_.Reconcile(states);
+  Status reconciled = plugins_.Reconcile(states);
+  if (on_publish_) {
+    on_publish_(advertisement_, gpus_,
+                [this](const AdvertisedDevice& d) { return health_.IsHealthy(d); });
+  }
+  return reconciled;
 }
 
 void NodeAgent::HandleHealthEvents(const std::vector<HealthEvent>& events) {

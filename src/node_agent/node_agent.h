@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -83,6 +84,17 @@ class NodeAgent {
   const ConfigSnapshot& applied_config() const { return applied_; }
   PluginManager& plugins() { return plugins_; }
   AgentIsolation* isolation() { return isolation_.get(); }
+
+  // Issue 13 node side (wired by main, see allocation_handoff.h and node_capacity.h); set before
+  // Start. `on_publish` runs after every push to the kubelet (config applied, health changed)
+  // with the advertisement, the GPUs and device health; `fractional_allocate` runs in Allocate
+  // of gpuslice.io/gpu after the allocator.
+  using PublishListener = std::function<void(const NodeAdvertisement&, const std::vector<GpuInfo>&,
+                                             const std::function<bool(const AdvertisedDevice&)>&)>;
+  void SetPublishListener(PublishListener listener) { on_publish_ = std::move(listener); }
+  void SetFractionalAllocateHook(decltype(ResourceState::after_allocate) hook) {
+    fractional_allocate_ = std::move(hook);
+  }
   std::string kubelet_socket() const;
 
  private:
@@ -126,6 +138,9 @@ class NodeAgent {
   };
   KubeletSocketId KubeletSocketNow() const;
   KubeletSocketId kubelet_id_;
+
+  PublishListener on_publish_;
+  decltype(ResourceState::after_allocate) fractional_allocate_;
 
   std::atomic<bool> reload_requested_{false};
   std::chrono::steady_clock::time_point last_config_poll_{};

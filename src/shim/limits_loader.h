@@ -20,6 +20,17 @@ struct LoadedLimits {
 // so call it once, at load.
 void LoadLimitsForProcess(LoadedLimits* out) noexcept;
 
+// The directory the node agent mounts (read-only) into a fractional container, holding
+// `limits` once the agent has matched the allocation to its pod, or `refused` (the reason) when
+// it will not. Its presence means a limit is expected: the shim waits for either file.
+inline constexpr const char* kManagedLimitsDir = "/etc/gpuslice";
+inline constexpr unsigned kLimitsWaitMs = 5000;
+
+// LoadLimitsForProcess with the managed directory and the wait as parameters (tests). When
+// `managed_dir` exists but holds neither file after `wait_ms`, or holds `refused`, the result is
+// enforcing and broken (fail closed), with one line to stderr saying why.
+void LoadLimitsFrom(const char* managed_dir, unsigned wait_ms, LoadedLimits* out) noexcept;
+
 // One line to stderr, at load time only: why GPU calls are going to fail.
 void ShimComplain(const char* what, const char* detail) noexcept;
 

@@ -1,0 +1,458 @@
+#include "node_agent/allocation_handoff.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "core/resource_names.h"
+#include "node_agent/atomic_file.h"
+#include "node_agent/pod_resources_api.grpc.pb.h"
+#include "shim/accounting_region.h"
+#include "shim/container_limits.h"
+
+namespace gpuslice {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kLimitsFileName = "limits";
+constexpr const char* kRefusedFileName = "refused";
+constexpr const char* kRegionFileName = "accounting";
+
+// "GPU-abc::3" -> "GPU-abc"; an ID without a replica suffix is the GPU itself.
+std::string GpuOfSlot(const std::string& id) {
+  const auto sep = id.find(names::kReplicaSeparator);
+  return sep == std::string::npos ? id : id.substr(0, sep);
+}
+
+std::string PodKey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+void CopyString(const std::string& from, char* to, std::size_t size) {
+  std::snprintf(to, size, "%s", from.c_str());
+}
+
+}  // namespace
+
+std::string PodCgroupPath(CgroupDriver driver, const std::string& pod_uid,
+                          const std::string& qos_class) {
+  if (pod_uid.empty()) return "";
+  std::string qos;
+  if (qos_class == "Burstable") {
+    qos = "burstable";
+  } else if (qos_class == "BestEffort") {
+    qos = "besteffort";
+  } else if (qos_class != "Guaranteed") {
+    return "";
+  }
+  if (driver == CgroupDriver::kCgroupfs) {
+    return "/kubepods" + (qos.empty() ? "" : "/" + qos) + "/pod" + pod_uid;
+  }
+  std::string uid = pod_uid;
+  std::replace(uid.begin(), uid.end(), '-', '_');
+  if (qos.empty()) return "/kubepods.slice/kubepods-pod" + uid + ".slice";
+  return "/kubepods.slice/kubepods-" + qos + ".slice/kubepods-" + qos + "-pod" + uid + ".slice";
+}
+
+// --- PodResources over gRPC ---------------------------------------------------------------
+
+struct GrpcPodResources::Impl {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<::v1::PodResourcesLister::Stub> stub;
+};
+
+GrpcPodResources::GrpcPodResources(std::string socket_path)
+    : socket_path_(std::move(socket_path)), impl_(std::make_unique<Impl>()) {
+  impl_->channel =
+      grpc::CreateChannel("unix://" + socket_path_, grpc::InsecureChannelCredentials());
+  impl_->stub = ::v1::PodResourcesLister::NewStub(impl_->channel);
+}
+
+GrpcPodResources::~GrpcPodResources() = default;
+
+Result<std::vector<ContainerDevices>> GrpcPodResources::List() {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  ::v1::ListPodResourcesRequest request;
+  ::v1::ListPodResourcesResponse response;
+  const grpc::Status s = impl_->stub->List(&context, request, &response);
+  if (!s.ok()) {
+    return Unavailable("kubelet PodResources List on " + socket_path_ + ": " + s.error_message() +
+                       " (is the kubelet's pod-resources directory mounted?)");
+  }
+  std::vector<ContainerDevices> out;
+  for (const auto& pod : response.pod_resources()) {
+    for (const auto& container : pod.containers()) {
+      for (const auto& devices : container.devices()) {
+        out.push_back({pod.namespace_(),
+                       pod.name(),
+                       container.name(),
+                       devices.resource_name(),
+                       {devices.device_ids().begin(), devices.device_ids().end()}});
+      }
+    }
+  }
+  return out;
+}
+
+// --- AllocationHandoff --------------------------------------------------------------------
+
+AllocationHandoff::AllocationHandoff(HandoffOptions options, kube::KubeApi& api,
+                                     PodResourcesSource& pod_resources)
+    : options_(std::move(options)), api_(api), pod_resources_(pod_resources) {}
+
+AllocationHandoff::~AllocationHandoff() { Stop(); }
+
+void AllocationHandoff::SetGpus(const std::vector<scheduler::NodeGpu>& gpus) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gpus_.clear();
+  for (const scheduler::NodeGpu& gpu : gpus) gpus_[gpu.uuid] = gpu;
+}
+
+void AllocationHandoff::SetLimitsListener(LimitsListener listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  listener_ = std::move(listener);
+}
+
+std::string AllocationHandoff::KeyFor(std::vector<std::string> device_ids) {
+  std::sort(device_ids.begin(), device_ids.end());
+  std::uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64
+  for (const std::string& id : device_ids) {
+    for (const char c : id + '\n') {
+      hash ^= static_cast<unsigned char>(c);
+      hash *= 1099511628211ULL;
+    }
+  }
+  char key[32];
+  std::snprintf(key, sizeof(key), "alloc-%016llx", static_cast<unsigned long long>(hash));
+  return key;
+}
+
+Status AllocationHandoff::PrepareAllocation(const std::vector<std::string>& device_ids,
+                                            v1beta1::ContainerAllocateResponse& response) {
+  // Held throughout, so that a release of the same slots' directory cannot interleave.
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> ids = device_ids;
+  std::sort(ids.begin(), ids.end());
+  const std::string key = KeyFor(ids);
+  const fs::path dir = fs::path(options_.host_root) / key;
+  const fs::path limits_dir = dir / "limits";
+  const fs::path region_dir = dir / "region";
+  std::error_code ec;
+  // A new container: nothing of an earlier holder of these slots may survive.
+  fs::remove(limits_dir / kLimitsFileName, ec);
+  fs::remove(limits_dir / kRefusedFileName, ec);
+  fs::create_directories(limits_dir, ec);
+  if (!ec) fs::create_directories(region_dir, ec);
+  if (ec) {
+    return Internal("cannot create the allocation directory " + dir.string() + ": " + ec.message() +
+                    " (check --allocations-dir)");
+  }
+  ::chmod(limits_dir.c_str(), 0755);
+  ::chmod(region_dir.c_str(), 0755);
+  const std::string region = (region_dir / kRegionFileName).string();
+  if (const int rc = shim::AccountingRegion::Create(region.c_str(), 0666); rc != 0) {
+    return Internal("cannot create the accounting region " + region + ": " +
+                    std::error_code(rc, std::generic_category()).message());
+  }
+  auto* limits_mount = response.add_mounts();
+  limits_mount->set_container_path(kContainerLimitsDir);
+  limits_mount->set_host_path(limits_dir.string());
+  limits_mount->set_read_only(true);
+  auto* region_mount = response.add_mounts();
+  region_mount->set_container_path(kContainerRegionDir);
+  region_mount->set_host_path(region_dir.string());
+  region_mount->set_read_only(false);
+
+  pending_[key] = Pending{ids, std::chrono::steady_clock::now()};
+  HandoffResult result;
+  result.key = key;
+  result.device_ids = ids;
+  results_[key] = result;
+  return Status::Ok();
+}
+
+int AllocationHandoff::ReconcileOnce() {
+  std::map<std::string, Pending> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending = pending_;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const bool release_due = started - last_release_check_ >= options_.release_interval;
+  if (pending.empty() && !release_due) return 0;
+  Result<std::vector<ContainerDevices>> listed = pod_resources_.List();
+  std::map<std::string, ContainerDevices> holders;  // by key
+  if (!listed.ok()) {
+    if (listed.status().message() != last_list_error_) {
+      last_list_error_ = listed.status().message();
+      spdlog::error("{}; {} allocation(s) wait for their limits", last_list_error_, pending.size());
+    }
+  } else {
+    last_list_error_.clear();
+    for (const ContainerDevices& c : *listed) {
+      if (c.resource_name == options_.resource_name) holders[KeyFor(c.device_ids)] = c;
+    }
+    if (release_due) {
+      last_release_check_ = started;
+      ReleaseEnded(holders);
+    }
+  }
+  int settled = 0;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [key, p] : pending) {
+    auto holder = holders.find(key);
+    if (holder == holders.end()) {
+      if (now - p.queued < options_.give_up_after) continue;
+      HandoffResult result = ResultFor(p.device_ids);
+      result.state = HandoffResult::State::kGivenUp;
+      result.message =
+          "the kubelet's PodResources never listed a container holding these "
+          "devices; the container (if it runs) has no limits and its GPU calls fail";
+      spdlog::error("allocation {} ({} device(s)): {}", key, p.device_ids.size(), result.message);
+      Record(std::move(result));
+      ++settled;
+      continue;
+    }
+    Result<HandoffResult> result = Settle(p, holder->second);
+    if (!result.ok()) {
+      spdlog::warn("allocation {} for {}: {}; retrying", key,
+                   PodKey(holder->second.pod_namespace, holder->second.pod_name),
+                   result.status().message());
+      continue;
+    }
+    Record(*std::move(result));
+    ++settled;
+  }
+  return settled;
+}
+
+Result<HandoffResult> AllocationHandoff::Settle(const Pending& pending,
+                                                const ContainerDevices& holder) {
+  HandoffResult result;
+  result.key = KeyFor(pending.device_ids);
+  result.device_ids = pending.device_ids;
+  result.pod = PodKey(holder.pod_namespace, holder.pod_name);
+  result.container = holder.container;
+  const fs::path limits_dir = fs::path(options_.host_root) / result.key / "limits";
+
+  Result<kube::Json> pod = api_.Get(kube::Pod(holder.pod_namespace, holder.pod_name));
+  if (!pod.ok()) return pod.status();  // retried: the API server may be briefly unreachable
+  std::string text;
+  const kube::Json& meta = (*pod)["metadata"];
+  if (meta.is_object() && meta.contains("uid") && meta["uid"].is_string()) {
+    result.pod_uid = meta["uid"].get<std::string>();
+  }
+  if (const kube::Json& status = (*pod)["status"];
+      status.is_object() && status.contains("qosClass") && status["qosClass"].is_string()) {
+    result.qos_class = status["qosClass"].get<std::string>();
+  }
+  if (meta.is_object() && meta.contains("annotations") && meta["annotations"].is_object()) {
+    const kube::Json& a = meta["annotations"];
+    if (auto it = a.find(std::string(names::kAnnotationPodAssignment));
+        it != a.end() && it->is_string()) {
+      text = it->get<std::string>();
+    }
+  }
+  auto refuse = [&](std::string why) -> Result<HandoffResult> {
+    result.state = HandoffResult::State::kRefused;
+    result.message = std::move(why);
+    spdlog::error("pod {} container {}: {}", result.pod, result.container, result.message);
+    GPUSLICE_RETURN_IF_ERROR(
+        WriteFileAtomically((limits_dir / kRefusedFileName).string(), result.message + "\n"));
+    ::chmod((limits_dir / kRefusedFileName).c_str(), 0444);
+    return result;
+  };
+  if (text.empty()) {
+    return refuse("pod " + result.pod + " holds " + options_.resource_name +
+                  " devices but has no " + std::string(names::kAnnotationPodAssignment) +
+                  " annotation (was it scheduled by gpuslice-scheduler? set spec.schedulerName); "
+                  "its GPU memory allocations are refused");
+  }
+  Result<scheduler::GpuAssignment> assignment = scheduler::DecodeAssignment(text);
+  if (!assignment.ok()) {
+    return refuse("pod " + result.pod + ": invalid " +
+                  std::string(names::kAnnotationPodAssignment) +
+                  " annotation: " + assignment.status().message());
+  }
+  if (!assignment->container.empty() && assignment->container != holder.container) {
+    return refuse("pod " + result.pod + ": the assignment is for container \"" +
+                  assignment->container + "\" but the kubelet allocated for container \"" +
+                  holder.container + "\"");
+  }
+  if (!options_.node_name.empty() && !assignment->node.empty() &&
+      assignment->node != options_.node_name) {
+    return refuse("pod " + result.pod + ": the assignment names node " + assignment->node +
+                  " but the pod runs on " + options_.node_name);
+  }
+  return Limit(std::move(result), *std::move(assignment), holder.pod_namespace, holder.pod_name);
+}
+
+Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result,
+                                               scheduler::GpuAssignment assignment,
+                                               const std::string& pod_namespace,
+                                               const std::string& pod_name) {
+  // The GPUs the container really got: those its slots belong to, in slot order.
+  std::vector<std::string> real;
+  for (const std::string& id : result.device_ids) {
+    const std::string gpu = GpuOfSlot(id);
+    if (std::find(real.begin(), real.end(), gpu) == real.end()) real.push_back(gpu);
+  }
+  std::map<std::string, scheduler::NodeGpu> gpus;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gpus = gpus_;
+  }
+  std::set<std::string> assigned;
+  for (const scheduler::AssignedGpu& g : assignment.gpus) assigned.insert(g.uuid);
+  if (assigned != std::set<std::string>(real.begin(), real.end())) {
+    // The slots are what the container sees: the accounting must follow them.
+    std::string said;
+    for (const auto& g : assignment.gpus) said += (said.empty() ? "" : ",") + g.uuid;
+    std::string got;
+    assignment.gpus.clear();
+    for (const std::string& uuid : real) {
+      auto it = gpus.find(uuid);
+      assignment.gpus.push_back({it == gpus.end() ? -1 : it->second.index, uuid});
+      got += (got.empty() ? "" : ",") + uuid;
+    }
+    result.message = "the kubelet allocated GPU " + got + " but the assignment said " + said +
+                     "; the limits follow the kubelet and the assignment annotation is corrected";
+    spdlog::warn("pod {} container {}: {}", result.pod, result.container, result.message);
+    const kube::Json patch = {{"metadata",
+                               {{"annotations",
+                                 {{std::string(names::kAnnotationPodAssignment),
+                                   scheduler::EncodeAssignment(assignment)}}}}}};
+    Result<kube::Json> patched =
+        api_.Patch(kube::Pod(pod_namespace, pod_name), kube::PatchType::kMerge, patch);
+    if (!patched.ok()) {
+      return Status(patched.status().code(),
+                    "cannot correct the assignment annotation: " + patched.status().message());
+    }
+  }
+
+  shim::ContainerLimits limits;
+  limits.version = shim::kContainerLimitsVersion;
+  CopyString(std::string(kContainerRegionDir) + "/" + kRegionFileName, limits.region_path,
+             sizeof(limits.region_path));
+  CopyString(options_.cuda_driver, limits.cuda_driver_path, sizeof(limits.cuda_driver_path));
+  CopyString(options_.nvml_driver, limits.nvml_driver_path, sizeof(limits.nvml_driver_path));
+  for (const scheduler::AssignedGpu& g : assignment.gpus) {
+    if (limits.device_count == shim::kMaxLimitedDevices) break;
+    shim::DeviceLimit& d = limits.devices[limits.device_count++];
+    auto it = gpus.find(g.uuid);
+    d.nvml_index = it == gpus.end() ? g.index : it->second.index;
+    CopyString(g.uuid, d.uuid, sizeof(d.uuid));
+    // 0 = whole GPU: its full memory.
+    const std::int64_t whole = it == gpus.end() ? 0 : it->second.memory_bytes;
+    d.memory_bytes =
+        static_cast<std::uint64_t>(assignment.memory_bytes > 0 ? assignment.memory_bytes : whole);
+    d.compute_percent = static_cast<std::uint32_t>(
+        assignment.compute_percent > 0 ? assignment.compute_percent : 100);
+    if (d.nvml_index >= 0) {
+      result.limit_bytes[static_cast<std::uint32_t>(d.nvml_index)] = d.memory_bytes;
+    }
+  }
+  const fs::path file = fs::path(options_.host_root) / result.key / "limits" / kLimitsFileName;
+  GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(file.string(), limits));
+  result.state = HandoffResult::State::kLimited;
+  result.gpu_uuid = assignment.gpus.empty() ? std::string() : assignment.gpus.front().uuid;
+  result.memory_bytes = static_cast<std::int64_t>(limits.devices[0].memory_bytes);
+  result.compute_percent = static_cast<int>(limits.devices[0].compute_percent);
+  spdlog::info("pod {} container {}: limits written to {} (GPU {}, {} bytes, {}% compute)",
+               result.pod, result.container, file.string(), result.gpu_uuid, result.memory_bytes,
+               result.compute_percent);
+  return result;
+}
+
+void AllocationHandoff::Record(HandoffResult result) {
+  LimitsListener listener;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (result.state == HandoffResult::State::kLimited) listener = listener_;
+  }
+  // Registered (watchdog) before the result is visible as settled.
+  if (listener) listener(result);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.erase(result.key);
+    results_[result.key] = std::move(result);
+  }
+  settled_cv_.notify_all();
+}
+
+void AllocationHandoff::ReleaseEnded(const std::map<std::string, ContainerDevices>& holders) {
+  std::vector<HandoffResult> ended;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = results_.begin(); it != results_.end();) {
+      const bool settled = it->second.state == HandoffResult::State::kLimited ||
+                           it->second.state == HandoffResult::State::kRefused;
+      if (settled && !holders.count(it->first) && !pending_.count(it->first)) {
+        std::error_code ec;
+        fs::remove_all(fs::path(options_.host_root) / it->first, ec);
+        if (ec) spdlog::warn("cannot remove {}: {}", it->first, ec.message());
+        ended.push_back(it->second);
+        it = results_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const HandoffResult& r : ended) {
+    spdlog::info("pod {} container {} no longer holds its devices: removed {}", r.pod, r.container,
+                 r.key);
+    if (released_) released_(r);
+  }
+}
+
+HandoffResult AllocationHandoff::ResultFor(const std::vector<std::string>& device_ids) const {
+  const std::string key = KeyFor(device_ids);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = results_.find(key);
+  if (it != results_.end()) return it->second;
+  HandoffResult none;
+  none.key = key;
+  return none;
+}
+
+bool AllocationHandoff::WaitSettled(const std::vector<std::string>& device_ids,
+                                    std::chrono::milliseconds timeout) const {
+  const std::string key = KeyFor(device_ids);
+  std::unique_lock<std::mutex> lock(mu_);
+  return settled_cv_.wait_for(lock, timeout, [&] {
+    auto it = results_.find(key);
+    return it != results_.end() && it->second.state != HandoffResult::State::kPending;
+  });
+}
+
+void AllocationHandoff::Start() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = false;
+  }
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    while (!stopping_) {
+      lock.unlock();
+      ReconcileOnce();
+      lock.lock();
+      stop_cv_.wait_for(lock, options_.reconcile_interval, [this] { return stopping_; });
+    }
+  });
+}
+
+void AllocationHandoff::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace gpuslice

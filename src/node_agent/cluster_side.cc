@@ -1,0 +1,90 @@
+#include "node_agent/cluster_side.h"
+
+#include <spdlog/spdlog.h>
+
+#include "kube/kube_client.h"
+#include "kube/kube_config.h"
+#include "node_agent/api_node_labels.h"
+#include "node_agent/atomic_file.h"
+
+namespace gpuslice {
+
+Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions options,
+                                                         std::unique_ptr<kube::KubeApi> api) {
+  if (options.node_name.empty()) {
+    return InvalidArgument("the node name is empty (give --node-name or NODE_NAME)");
+  }
+  std::unique_ptr<ClusterSide> side(new ClusterSide(std::move(options)));
+  if (api == nullptr) {
+    Result<kube::KubeConfig> config = kube::LoadDefaultConfig(side->options_.kubeconfig);
+    if (!config.ok()) return config.status().WithContext("Kubernetes API configuration");
+    GPUSLICE_ASSIGN_OR_RETURN(std::unique_ptr<kube::KubeClient> client,
+                              kube::KubeClient::Create(*config));
+    api = std::move(client);
+  }
+  side->api_ = std::move(api);
+  side->publisher_ = std::make_unique<NodeCapacityPublisher>(*side->api_, side->options_.node_name);
+  side->pod_resources_ = std::make_unique<GrpcPodResources>(side->options_.pod_resources_socket);
+  HandoffOptions handoff = side->options_.handoff;
+  handoff.node_name = side->options_.node_name;
+  side->handoff_ = std::make_unique<AllocationHandoff>(handoff, *side->api_, *side->pod_resources_);
+  return side;
+}
+
+ClusterSide::~ClusterSide() { Stop(); }
+
+std::unique_ptr<NodeLabelSource> ClusterSide::MakeLabelSource() {
+  return std::make_unique<ApiNodeLabelSource>(*api_, options_.node_name);
+}
+
+void ClusterSide::Attach(NodeAgent& agent) {
+  agent.SetPublishListener([this](const NodeAdvertisement& advertisement,
+                                  const std::vector<GpuInfo>& gpus,
+                                  const std::function<bool(const AdvertisedDevice&)>& healthy) {
+    const std::vector<scheduler::NodeGpu> capacity =
+        FractionalCapacity(advertisement, gpus, healthy);
+    handoff_->SetGpus(capacity);
+    if (Status s = publisher_->Publish(capacity); !s.ok()) {
+      spdlog::error("{} (retried every {} ms)", s.message(), options_.publish_retry.count());
+    }
+  });
+  agent.SetFractionalAllocateHook(
+      [this](const std::vector<std::string>& ids, v1beta1::ContainerAllocateResponse& response) {
+        return handoff_->PrepareAllocation(ids, response);
+      });
+}
+
+void ClusterSide::AttachWatchdog(watchdog::MemoryWatchdog* watchdog) {
+  if (watchdog == nullptr) return;
+  handoff_->SetLimitsListener([this, watchdog](const HandoffResult& result) {
+    watchdog::WatchedContainer container;
+    container.name = result.pod + "/" + result.container;
+    container.cgroup = PodCgroupPath(options_.cgroup_driver, result.pod_uid, result.qos_class);
+    if (container.cgroup.empty()) {
+      spdlog::warn("{}: unknown pod UID or QoS class; the memory watchdog does not cover it",
+                   container.name);
+      return;
+    }
+    container.limit_bytes = result.limit_bytes;  // the same figures as the limits file
+    spdlog::info("memory watchdog watches {} (cgroup {})", container.name, container.cgroup);
+    watchdog->Watch(std::move(container));
+  });
+  handoff_->SetReleasedListener([watchdog](const HandoffResult& result) {
+    watchdog->Unwatch(result.pod + "/" + result.container);
+  });
+}
+
+void ClusterSide::Start() { handoff_->Start(); }
+
+void ClusterSide::Tick() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_retry_ < options_.publish_retry) return;
+  last_retry_ = now;
+  if (Status s = publisher_->RetryPending(); !s.ok()) spdlog::error("{}", s.message());
+}
+
+void ClusterSide::Stop() {
+  if (handoff_ != nullptr) handoff_->Stop();
+}
+
+}  // namespace gpuslice

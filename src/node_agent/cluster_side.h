@@ -1,0 +1,65 @@
+// ClusterSide: the node agent's Kubernetes API half (issue 13 parts 5 and 7), composed in one
+// place for main: the API client, the Node's `gpuslice.io/gpus` capacity annotation, the node
+// label source for named configs, and the Allocate -> PodResources -> limits-file hand-off with
+// memory-watchdog registration. Off unless a node name is given (--node-name / NODE_NAME).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "kube/kube_api.h"
+#include "node_agent/allocation_handoff.h"
+#include "node_agent/config_source.h"
+#include "node_agent/node_agent.h"
+#include "node_agent/node_capacity.h"
+#include "watchdog/memory_watchdog.h"
+
+namespace gpuslice {
+
+struct ClusterSideOptions {
+  std::string node_name;
+  std::string kubeconfig;  // "": in-cluster config, else $KUBECONFIG / ~/.kube/config
+  std::string pod_resources_socket = "/var/lib/kubelet/pod-resources/kubelet.sock";
+  HandoffOptions handoff;  // node_name is filled in from node_name
+  CgroupDriver cgroup_driver = CgroupDriver::kSystemd;
+  std::chrono::milliseconds publish_retry{5000};
+};
+
+class ClusterSide {
+ public:
+  // Connects the client (no request is made yet). `api` may be given (tests); else one is built
+  // from the kubeconfig or in-cluster config.
+  static Result<std::unique_ptr<ClusterSide>> Create(ClusterSideOptions options,
+                                                     std::unique_ptr<kube::KubeApi> api = nullptr);
+  ~ClusterSide();
+
+  // The named-config label source backed by the Node's labels in the API server.
+  std::unique_ptr<NodeLabelSource> MakeLabelSource();
+  // Hooks the agent (capacity publishing, the Allocate hand-off); call before agent.Start().
+  void Attach(NodeAgent& agent);
+  // Registers limited containers with `watchdog` (may be null: not registered).
+  void AttachWatchdog(watchdog::MemoryWatchdog* watchdog);
+  // Starts the reconciler thread.
+  void Start();
+  // Once per agent loop turn: retries a failed capacity publish (at most every publish_retry).
+  void Tick();
+  void Stop();
+
+  kube::KubeApi& api() { return *api_; }
+  AllocationHandoff& handoff() { return *handoff_; }
+  NodeCapacityPublisher& publisher() { return *publisher_; }
+
+ private:
+  explicit ClusterSide(ClusterSideOptions options) : options_(std::move(options)) {}
+
+  ClusterSideOptions options_;
+  std::unique_ptr<kube::KubeApi> api_;
+  std::unique_ptr<GrpcPodResources> pod_resources_;
+  std::unique_ptr<NodeCapacityPublisher> publisher_;
+  std::unique_ptr<AllocationHandoff> handoff_;
+  std::chrono::steady_clock::time_point last_retry_{};
+};
+
+}  // namespace gpuslice

@@ -1,0 +1,452 @@
+// The node agent's Kubernetes side (issue 13 parts 5 and 7), with real parts: the fake API
+// server over HTTP on loopback, the test kubelet's device-plugin client and PodResources server
+// over gRPC on Unix sockets, the simulated GPU backend, real files.
+//
+// A pod bound by the extender carries gpuslice.io/assignment; the test kubelet Allocates
+// gpuslice.io/gpu slots and records them in PodResources as the kubelet does; the agent maps the
+// slots to the pod, reads its assignment and writes the container's limits file.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "backends/simulated_backend.h"
+#include "core/clock.h"
+#include "core/resource_names.h"
+#include "fake_apiserver/fake_apiserver.h"
+#include "kube/kube_client.h"
+#include "kube/kube_config.h"
+#include "node_agent/atomic_file.h"
+#include "node_agent/cluster_side.h"
+#include "node_agent/node_agent.h"
+#include "scheduler/kube_objects.h"
+#include "shim/container_limits.h"
+#include "temp_dir.h"
+#include "test_kubelet.h"
+#include "test_nodes.h"
+#include "test_pod_resources.h"
+#include "watchdog/memory_watchdog.h"
+
+namespace gpuslice::testing {
+namespace {
+
+using kube::Json;
+constexpr std::int64_t kGi = 1024LL * 1024 * 1024;
+constexpr char kNode[] = "node-1";
+constexpr char kSlots[] = "gpuslice.io/gpu";
+
+// Named configs: GPUs 0 and 1 take fractional requests, or all four.
+constexpr char kFrac2[] = R"(version: v1
+gpuslice:
+  fractional:
+    enabled: true
+    devices: [0, 1]
+    slotsPerGpu: 4
+)";
+constexpr char kFrac4[] = R"(version: v1
+gpuslice:
+  fractional:
+    enabled: true
+    slotsPerGpu: 4
+)";
+
+class NullMps final : public MpsControl {
+ public:
+  Status Start(const MpsDaemonSpec&) override { return Status::Ok(); }
+  Status Stop(const std::string&) override { return Status::Ok(); }
+  bool IsRunning(const std::string&) override { return true; }
+};
+
+std::unique_ptr<kube::KubeClient> ClientFor(const std::string& kubeconfig_path) {
+  Result<kube::KubeConfig> config = kube::LoadKubeconfigFile(kubeconfig_path);
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  config->request_timeout = std::chrono::milliseconds(5000);
+  Result<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(*config);
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  return std::move(*client);
+}
+
+class NodeClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start().ok());
+    const std::string kubeconfig = dir_ / "kubeconfig";
+    std::ofstream(kubeconfig) << server_.Kubeconfig();
+    api_ = ClientFor(kubeconfig);
+    ASSERT_TRUE(
+        api_->Create(kube::Nodes(),
+                     {{"apiVersion", "v1"},
+                      {"kind", "Node"},
+                      {"metadata",
+                       {{"name", kNode},
+                        {"labels", {{std::string(names::kLabelDevicePluginConfig), "frac2"}}}}}})
+            .ok());
+    std::filesystem::create_directories(dir_ / "configs");
+    ASSERT_TRUE(WriteFileAtomically(dir_ / "configs/frac2", kFrac2).ok());
+    ASSERT_TRUE(WriteFileAtomically(dir_ / "configs/frac4", kFrac4).ok());
+
+    Result<SimulatedNode> node = ParseSimulatedNode(kFourA100, "four-a100");
+    ASSERT_TRUE(node.ok());
+    gpus_ = node->gpus;
+    backend_ = std::make_unique<SimulatedBackend>(*node, "four-a100", clock_);
+    ASSERT_TRUE(pod_resources_.Start());
+    ASSERT_TRUE(kubelet_.Start());
+
+    ClusterSideOptions cluster;
+    cluster.node_name = kNode;
+    cluster.pod_resources_socket = pod_resources_.socket_path();
+    cluster.handoff.host_root = dir_ / "allocations";
+    cluster.handoff.reconcile_interval = std::chrono::milliseconds(10);
+    cluster.handoff.release_interval = std::chrono::milliseconds(20);
+    Result<std::unique_ptr<ClusterSide>> side = ClusterSide::Create(cluster, ClientFor(kubeconfig));
+    ASSERT_TRUE(side.ok()) << side.status().ToString();
+    side_ = std::move(*side);
+
+    NodeAgentOptions options;
+    options.named.directory = dir_ / "configs";
+    options.device_plugin_dir = dir_.path();
+    options.features_file = dir_ / "features";
+    options.cdi_dir = dir_ / "cdi";
+    options.mps_root = dir_ / "mps";
+    options.mig_minors_file = dir_ / "no-mig-minors";
+    options.poll_interval = std::chrono::milliseconds(5);
+    agent_ = std::make_unique<NodeAgent>(
+        options, *backend_, mps_,
+        std::make_unique<NamedConfigSource>(options.named, side_->MakeLabelSource()));
+    side_->Attach(*agent_);
+    Status started = agent_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    side_->Start();
+    ASSERT_TRUE(RunUntil([&] { return kubelet_.WaitForRegistration(kSlots, 1, kTick); }));
+    client_ = kubelet_.Connect(kSlots);
+    ASSERT_NE(client_, nullptr);
+  }
+  void TearDown() override {
+    if (side_) side_->Stop();
+    if (agent_) agent_->Stop();
+    kubelet_.Stop();
+    pod_resources_.Stop();
+    server_.Stop();
+  }
+
+  static constexpr std::chrono::milliseconds kTick{5};
+  // Runs the agent's loop until `done` (false after ~5 s).
+  template <typename F>
+  bool RunUntil(F done) {
+    for (int i = 0; i < 1000; ++i) {
+      agent_->RunOnce();
+      if (done()) return true;
+    }
+    return false;
+  }
+
+  std::string Uuid(int index) const { return gpus_.at(static_cast<std::size_t>(index)).uuid; }
+  std::string Slot(int gpu, int slot) const { return Uuid(gpu) + "::" + std::to_string(slot); }
+
+  // A pod bound to kNode, with the assignment the extender would write ("" = none).
+  void CreatePod(const std::string& name, const std::string& assignment) {
+    Json pod = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"spec",
+                 {{"nodeName", kNode},
+                  {"schedulerName", "gpuslice-scheduler"},
+                  {"containers", {{{"name", "main"}, {"image", "cuda"}}}}}},
+                {"status", {{"qosClass", "BestEffort"}}}};
+    if (!assignment.empty()) {
+      pod["metadata"]["annotations"] = {{std::string(names::kAnnotationPodAssignment), assignment}};
+    }
+    ASSERT_TRUE(api_->Create(kube::Pods("default"), pod).ok());
+  }
+  std::string AssignmentFor(int gpu, std::int64_t memory_bytes, int compute_percent) const {
+    scheduler::GpuAssignment a;
+    a.node = kNode;
+    a.container = "main";
+    a.gpus = {{gpu, Uuid(gpu)}};
+    a.memory_bytes = memory_bytes;
+    a.compute_percent = compute_percent;
+    return scheduler::EncodeAssignment(a);
+  }
+
+  // The kubelet's part: Allocate, then (only on success) record the devices for the container.
+  v1beta1::ContainerAllocateResponse Allocate(const std::string& pod,
+                                              const std::vector<std::string>& ids) {
+    v1beta1::AllocateResponse response;
+    grpc::Status s = client_->Allocate({ids}, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok() || response.container_responses_size() != 1) return {};
+    pod_resources_.RecordAllocation("default", pod, "main", kSlots, ids);
+    return response.container_responses(0);
+  }
+  static std::string HostDir(const v1beta1::ContainerAllocateResponse& r,
+                             const std::string& container_path) {
+    for (const auto& m : r.mounts()) {
+      if (m.container_path() == container_path) return m.host_path();
+    }
+    return "";
+  }
+
+  std::string NodeAnnotation() {
+    Result<Json> node = api_->Get(kube::Node(kNode));
+    if (!node.ok()) return "";
+    const Json& meta = (*node)["metadata"];
+    if (!meta.contains("annotations")) return "";
+    auto it = meta["annotations"].find(std::string(names::kAnnotationNodeGpus));
+    return it == meta["annotations"].end() ? "" : it->get<std::string>();
+  }
+  std::vector<int> PublishedIndices() {
+    Result<std::vector<scheduler::NodeGpu>> gpus = scheduler::DecodeNodeGpus(NodeAnnotation());
+    std::vector<int> out;
+    if (gpus.ok()) {
+      for (const auto& g : *gpus) out.push_back(g.index);
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  fake::FakeApiServer server_;
+  std::unique_ptr<kube::KubeClient> api_;
+  SteadyClock clock_;
+  NullMps mps_;
+  std::vector<GpuInfo> gpus_;
+  std::unique_ptr<SimulatedBackend> backend_;
+  TestPodResources pod_resources_{dir_ / "pod-resources.sock"};
+  TestKubelet kubelet_{dir_.path()};
+  std::unique_ptr<ClusterSide> side_;
+  std::unique_ptr<NodeAgent> agent_;
+  std::unique_ptr<PluginClient> client_;
+};
+
+TEST_F(NodeClusterTest, FractionalPodGetsTheLimitsItsAssignmentSays) {
+  CreatePod("p1", AssignmentFor(1, 8 * kGi, 30));
+  const std::vector<std::string> ids = {Slot(1, 0)};
+  v1beta1::ContainerAllocateResponse r = Allocate("p1", ids);
+  const std::string limits_dir = HostDir(r, kContainerLimitsDir);
+  ASSERT_FALSE(limits_dir.empty()) << r.DebugString();
+  ASSERT_FALSE(HostDir(r, kContainerRegionDir).empty());
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+
+  Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(limits_dir + "/limits");
+  ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+  ASSERT_EQ(limits->device_count, 1u);
+  EXPECT_EQ(std::string(limits->devices[0].uuid), Uuid(1));
+  EXPECT_EQ(limits->devices[0].nvml_index, 1);
+  EXPECT_EQ(limits->devices[0].memory_bytes, static_cast<std::uint64_t>(8 * kGi));
+  EXPECT_EQ(limits->devices[0].compute_percent, 30u);
+  EXPECT_EQ(std::string(limits->region_path), "/run/gpuslice/accounting");
+  EXPECT_TRUE(std::filesystem::exists(HostDir(r, kContainerRegionDir) + "/accounting"));
+  // Read-only for the container: mode 0444 and a read-only mount.
+  EXPECT_EQ(
+      std::filesystem::status(limits_dir + "/limits").permissions() & std::filesystem::perms::all,
+      std::filesystem::perms::owner_read | std::filesystem::perms::group_read |
+          std::filesystem::perms::others_read);
+  const HandoffResult result = side_->handoff().ResultFor(ids);
+  EXPECT_EQ(result.pod, "default/p1");
+  EXPECT_EQ(result.container, "main");
+  EXPECT_GE(pod_resources_.list_calls(), 1);
+}
+
+TEST_F(NodeClusterTest, TwoPodsOnTwoGpusEachGetTheirOwnGpu) {
+  CreatePod("a", AssignmentFor(0, 4 * kGi, 50));
+  CreatePod("b", AssignmentFor(1, 10 * kGi, 20));
+  const v1beta1::ContainerAllocateResponse ra = Allocate("a", {Slot(0, 2)});
+  const v1beta1::ContainerAllocateResponse rb = Allocate("b", {Slot(1, 3)});
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(0, 2)}, std::chrono::seconds(5)));
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(1, 3)}, std::chrono::seconds(5)));
+  ASSERT_NE(HostDir(ra, kContainerLimitsDir), HostDir(rb, kContainerLimitsDir));
+  Result<shim::ContainerLimits> a =
+      shim::ReadContainerLimitsFile(HostDir(ra, kContainerLimitsDir) + "/limits");
+  Result<shim::ContainerLimits> b =
+      shim::ReadContainerLimitsFile(HostDir(rb, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::string(a->devices[0].uuid), Uuid(0));
+  EXPECT_EQ(a->devices[0].memory_bytes, static_cast<std::uint64_t>(4 * kGi));
+  EXPECT_EQ(a->devices[0].compute_percent, 50u);
+  EXPECT_EQ(std::string(b->devices[0].uuid), Uuid(1));
+  EXPECT_EQ(b->devices[0].memory_bytes, static_cast<std::uint64_t>(10 * kGi));
+  EXPECT_EQ(b->devices[0].compute_percent, 20u);
+}
+
+TEST_F(NodeClusterTest, PodWithoutAssignmentIsRefusedWithAReason) {
+  CreatePod("stray", "");
+  const std::vector<std::string> ids = {Slot(0, 1)};
+  const v1beta1::ContainerAllocateResponse r = Allocate("stray", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  EXPECT_EQ(side_->handoff().ResultFor(ids).state, HandoffResult::State::kRefused);
+  const std::string dir = HostDir(r, kContainerLimitsDir);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/limits"));
+  const std::string refused = ReadFileOrEmpty(dir + "/refused");
+  EXPECT_NE(refused.find("pod default/stray"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("has no gpuslice.io/assignment annotation"), std::string::npos) << refused;
+}
+
+TEST_F(NodeClusterTest, KubeletsGpuWinsAndTheAssignmentIsCorrected) {
+  CreatePod("moved", AssignmentFor(0, 2 * kGi, 10));
+  const std::vector<std::string> ids = {Slot(1, 0)};  // the kubelet picked a slot of GPU 1
+  const v1beta1::ContainerAllocateResponse r = Allocate("moved", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(HostDir(r, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(limits.ok());
+  EXPECT_EQ(std::string(limits->devices[0].uuid), Uuid(1));
+  EXPECT_EQ(limits->devices[0].memory_bytes, static_cast<std::uint64_t>(2 * kGi));
+  Result<Json> pod = api_->Get(kube::Pod("default", "moved"));
+  ASSERT_TRUE(pod.ok());
+  Result<scheduler::GpuAssignment> now = scheduler::DecodeAssignment(
+      (*pod)["metadata"]["annotations"][std::string(names::kAnnotationPodAssignment)]
+          .get<std::string>());
+  ASSERT_TRUE(now.ok());
+  ASSERT_EQ(now->gpus.size(), 1u);
+  EXPECT_EQ(now->gpus[0].uuid, Uuid(1));
+  EXPECT_EQ(now->gpus[0].index, 1);
+  EXPECT_EQ(now->memory_bytes, 2 * kGi);
+  EXPECT_NE(side_->handoff().ResultFor(ids).message.find("the kubelet allocated GPU"),
+            std::string::npos);
+}
+
+TEST_F(NodeClusterTest, AllocationUnknownToPodResourcesStaysPending) {
+  // The kubelet has not recorded it (yet): no guess, no limits file.
+  CreatePod("later", AssignmentFor(0, kGi, 10));
+  v1beta1::AllocateResponse response;
+  ASSERT_TRUE(client_->Allocate({{Slot(0, 3)}}, &response).ok());
+  const int calls = pod_resources_.list_calls();
+  ASSERT_TRUE(RunUntil([&] { return pod_resources_.list_calls() >= calls + 3; }));
+  EXPECT_EQ(side_->handoff().ResultFor({Slot(0, 3)}).state, HandoffResult::State::kPending);
+  const std::string dir = HostDir(response.container_responses(0), kContainerLimitsDir);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/limits"));
+  pod_resources_.RecordAllocation("default", "later", "main", kSlots, {Slot(0, 3)});
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(0, 3)}, std::chrono::seconds(5)));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/limits"));
+}
+
+TEST_F(NodeClusterTest, NodeAnnotationFollowsTheConfigTheNodeLabelPicks) {
+  // frac2: GPUs 0 and 1, published as format v1.
+  ASSERT_TRUE(RunUntil([&] {
+    return PublishedIndices() == std::vector<int>{0, 1};
+  })) << NodeAnnotation();
+  Result<std::vector<scheduler::NodeGpu>> published = scheduler::DecodeNodeGpus(NodeAnnotation());
+  ASSERT_TRUE(published.ok()) << published.status().ToString();
+  EXPECT_EQ((*published)[0].uuid, Uuid(0));
+  EXPECT_EQ((*published)[0].memory_bytes, static_cast<std::int64_t>(gpus_[0].memory_bytes));
+  EXPECT_EQ((*published)[0].model, "NVIDIA-A100-SXM4-40GB");
+  EXPECT_EQ(agent_->applied_config().name, "frac2");
+
+  // The GPU Operator's way: relabel the Node in the API server.
+  const Json patch = {
+      {"metadata", {{"labels", {{std::string(names::kLabelDevicePluginConfig), "frac4"}}}}}};
+  ASSERT_TRUE(api_->Patch(kube::Node(kNode), kube::PatchType::kMerge, patch).ok());
+  ASSERT_TRUE(RunUntil([&] { return agent_->applied_config().name == "frac4"; }));
+  ASSERT_TRUE(RunUntil([&] {
+    return PublishedIndices() == std::vector<int>{0, 1, 2, 3};
+  })) << NodeAnnotation();
+  EXPECT_EQ(agent_->applied_config().selected_by, "label nvidia.com/device-plugin.config=frac4");
+}
+
+TEST_F(NodeClusterTest, UnhealthyGpuLeavesTheNodeAnnotationUntilItRecovers) {
+  ASSERT_TRUE(RunUntil([&] { return PublishedIndices() == std::vector<int>{0, 1}; }));
+  backend_->InjectHealthEvent({HealthEvent::Kind::kXid, Uuid(1), 79, "fell off the bus"});
+  ASSERT_TRUE(RunUntil([&] { return PublishedIndices() == std::vector<int>{0}; }))
+      << NodeAnnotation();
+  backend_->InjectHealthEvent({HealthEvent::Kind::kRecovered, Uuid(1), 0, "reset"});
+  ASSERT_TRUE(RunUntil([&] {
+    return PublishedIndices() == std::vector<int>{0, 1};
+  })) << NodeAnnotation();
+}
+
+// The watchdog's view of processes: one process of the pod's cgroup on GPU 1.
+class OneProcess final : public watchdog::GpuProcessUsageSource, public watchdog::ProcessTable {
+ public:
+  Result<std::vector<watchdog::GpuProcessUsage>> ReadProcessUsage() override {
+    return std::vector<watchdog::GpuProcessUsage>{{4242, 1, used_bytes}};
+  }
+  std::optional<std::string> CgroupOf(std::int32_t pid) override {
+    return pid == 4242 ? std::optional<std::string>(cgroup) : std::nullopt;
+  }
+  std::optional<std::int32_t> ParentOf(std::int32_t) override { return 1; }
+  std::string cgroup;
+  std::uint64_t used_bytes = 0;
+};
+class Events final : public watchdog::WatchdogEventSink, public watchdog::ProcessKiller {
+ public:
+  void OnEvent(const watchdog::WatchdogEvent& event) override { events.push_back(event); }
+  void Kill(std::int32_t pid) override { killed.push_back(pid); }
+  std::vector<watchdog::WatchdogEvent> events;
+  std::vector<std::int32_t> killed;
+};
+
+TEST_F(NodeClusterTest, LimitedContainerIsWatchedByTheMemoryWatchdog) {
+  OneProcess node;
+  Events events;
+  ManualClock clock;
+  watchdog::WatchdogOptions options;
+  options.kill = false;
+  watchdog::MemoryWatchdog dog(options, node, node, events, events, clock);
+  side_->AttachWatchdog(&dog);
+  CreatePod("watched", AssignmentFor(1, 8 * kGi, 30));
+  Result<Json> pod = api_->Get(kube::Pod("default", "watched"));
+  ASSERT_TRUE(pod.ok());
+  const std::string uid = (*pod)["metadata"]["uid"].get<std::string>();
+  ASSERT_FALSE(uid.empty());
+  std::string underscored = uid;
+  std::replace(underscored.begin(), underscored.end(), '-', '_');
+  node.cgroup = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + underscored +
+                ".slice/cri-containerd-abc.scope";
+  node.used_bytes = 9 * static_cast<std::uint64_t>(kGi);  // over its 8 GiB
+
+  ASSERT_TRUE(dog.CheckOnce().ok());
+  EXPECT_TRUE(events.events.empty()) << "not registered yet, so not watched";
+  Allocate("watched", {Slot(1, 1)});
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(1, 1)}, std::chrono::seconds(5)));
+  ASSERT_TRUE(dog.CheckOnce().ok());
+  ASSERT_EQ(events.events.size(), 1u);
+  EXPECT_EQ(events.events[0].kind, watchdog::WatchdogEventKind::kOverLimit);
+  EXPECT_EQ(events.events[0].container, "default/watched/main");
+  EXPECT_EQ(events.events[0].limit_bytes, static_cast<std::uint64_t>(8 * kGi));
+}
+
+TEST_F(NodeClusterTest, EndedPodsDirectoryIsRemovedAndItsWatchEnds) {
+  CreatePod("short", AssignmentFor(0, kGi, 10));
+  const std::vector<std::string> ids = {Slot(0, 0)};
+  const v1beta1::ContainerAllocateResponse r = Allocate("short", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  const std::string dir = std::filesystem::path(HostDir(r, kContainerLimitsDir)).parent_path();
+  ASSERT_TRUE(std::filesystem::exists(dir + "/limits/limits"));
+  pod_resources_.ForgetPod("default", "short");  // the pod ended; the kubelet forgets it
+  ASSERT_TRUE(RunUntil([&] { return !std::filesystem::exists(dir); }));
+  EXPECT_EQ(side_->handoff().ResultFor(ids).state, HandoffResult::State::kPending);
+}
+
+struct CgroupRow {
+  const char* name;
+  CgroupDriver driver;
+  const char* qos;
+  const char* want;
+};
+class PodCgroupPathTest : public ::testing::TestWithParam<CgroupRow> {};
+TEST_P(PodCgroupPathTest, MatchesTheKubeletsLayout) {
+  EXPECT_EQ(PodCgroupPath(GetParam().driver, "1a2b-3c", GetParam().qos), GetParam().want);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Rows, PodCgroupPathTest,
+    ::testing::Values(
+        CgroupRow{"SystemdGuaranteed", CgroupDriver::kSystemd, "Guaranteed",
+                  "/kubepods.slice/kubepods-pod1a2b_3c.slice"},
+        CgroupRow{"SystemdBurstable", CgroupDriver::kSystemd, "Burstable",
+                  "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c.slice"},
+        CgroupRow{"SystemdBestEffort", CgroupDriver::kSystemd, "BestEffort",
+                  "/kubepods.slice/kubepods-besteffort.slice/"
+                  "kubepods-besteffort-pod1a2b_3c.slice"},
+        CgroupRow{"CgroupfsGuaranteed", CgroupDriver::kCgroupfs, "Guaranteed",
+                  "/kubepods/pod1a2b-3c"},
+        CgroupRow{"CgroupfsBurstable", CgroupDriver::kCgroupfs, "Burstable",
+                  "/kubepods/burstable/pod1a2b-3c"},
+        CgroupRow{"UnknownQosIsNotGuessed", CgroupDriver::kSystemd, "", ""}),
+    [](const ::testing::TestParamInfo<CgroupRow>& row) { return std::string(row.param.name); });
+
+}  // namespace
+}  // namespace gpuslice::testing
