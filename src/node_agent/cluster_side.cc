@@ -28,6 +28,9 @@ Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions opti
   HandoffOptions handoff = side->options_.handoff;
   handoff.node_name = side->options_.node_name;
   side->handoff_ = std::make_unique<AllocationHandoff>(handoff, *side->api_, *side->pod_resources_);
+  side->event_sink_ = std::make_unique<KubeEventSink>(
+      *side->api_, side->options_.node_name, watchdog::WatchdogOptions{}.kill_grace, true,
+      [](const std::string& line) { spdlog::warn("{}", line); });
   return side;
 }
 
@@ -67,11 +70,18 @@ void ClusterSide::AttachWatchdog(watchdog::MemoryWatchdog* watchdog) {
     }
     container.limit_bytes = result.limit_bytes;  // the same figures as the limits file
     spdlog::info("memory watchdog watches {} (cgroup {})", container.name, container.cgroup);
+    const std::size_t slash = result.pod.find('/');
+    event_sink_->SetPod(container.name,
+                        {slash == std::string::npos ? "" : result.pod.substr(0, slash),
+                         slash == std::string::npos ? result.pod : result.pod.substr(slash + 1),
+                         result.pod_uid, result.container});
     watchdog->Watch(std::move(container));
   });
-  handoff_->SetReleasedListener([watchdog](const HandoffResult& result) {
+  handoff_->SetReleasedListener([this, watchdog](const HandoffResult& result) {
     watchdog->Unwatch(result.pod + "/" + result.container);
+    event_sink_->ForgetPod(result.pod + "/" + result.container);
   });
+  event_sink_->SetKillPolicy(watchdog->options().kill_grace, watchdog->options().kill);
 }
 
 void ClusterSide::Start() { handoff_->Start(); }

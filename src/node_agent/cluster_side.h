@@ -12,6 +12,7 @@
 #include "kube/kube_api.h"
 #include "node_agent/allocation_handoff.h"
 #include "node_agent/config_source.h"
+#include "node_agent/kube_event_sink.h"
 #include "node_agent/node_agent.h"
 #include "node_agent/node_capacity.h"
 #include "watchdog/memory_watchdog.h"
@@ -39,8 +40,12 @@ class ClusterSide {
   std::unique_ptr<NodeLabelSource> MakeLabelSource();
   // Hooks the agent (capacity publishing, the Allocate hand-off); call before agent.Start().
   void Attach(NodeAgent& agent);
-  // Registers limited containers with `watchdog` (may be null: not registered).
+  // Registers limited containers with `watchdog` (may be null: not registered), and their pods
+  // with event_sink(), so the watchdog's breaches and kills become Events on the pod.
   void AttachWatchdog(watchdog::MemoryWatchdog* watchdog);
+  // The sink to build the watchdog with: logs every event and posts a core/v1 Event on the pod
+  // of a container registered by AttachWatchdog (docs/shim.md).
+  KubeEventSink& event_sink() { return *event_sink_; }
   // Starts the reconciler thread.
   void Start();
   // Once per agent loop turn: retries a failed capacity publish (at most every publish_retry).
@@ -59,6 +64,7 @@ class ClusterSide {
   std::unique_ptr<GrpcPodResources> pod_resources_;
   std::unique_ptr<NodeCapacityPublisher> publisher_;
   std::unique_ptr<AllocationHandoff> handoff_;
+  std::unique_ptr<KubeEventSink> event_sink_;
   std::chrono::steady_clock::time_point last_retry_{};
 };
 

@@ -53,9 +53,9 @@ struct MemoryWatchdogParts {
   std::unique_ptr<gpuslice::watchdog::MemoryWatchdog> watchdog;
 };
 
-std::unique_ptr<MemoryWatchdogParts> StartMemoryWatchdog(const std::string& mode,
-                                                         const std::string& nvml_library,
-                                                         int interval_ms, int grace_ms) {
+std::unique_ptr<MemoryWatchdogParts> StartMemoryWatchdog(
+    const std::string& mode, const std::string& nvml_library, int interval_ms, int grace_ms,
+    gpuslice::watchdog::WatchdogEventSink* events) {
   gpuslice::watchdog::WatchdogOptions options;
   options.check_interval = std::chrono::milliseconds(interval_ms);
   options.kill_grace = std::chrono::milliseconds(grace_ms);
@@ -69,7 +69,8 @@ std::unique_ptr<MemoryWatchdogParts> StartMemoryWatchdog(const std::string& mode
   auto parts = std::make_unique<MemoryWatchdogParts>();
   parts->nvml = std::move(*nvml);
   parts->watchdog = std::make_unique<gpuslice::watchdog::MemoryWatchdog>(
-      options, *parts->nvml, parts->processes, parts->killer, parts->events, parts->clock);
+      options, *parts->nvml, parts->processes, parts->killer,
+      events != nullptr ? *events : parts->events, parts->clock);
   parts->watchdog->Start(
       [](const gpuslice::Status& s) { spdlog::warn("memory watchdog: {}", s.message()); });
   return parts;
@@ -351,7 +352,9 @@ int main(int argc, char** argv) {
   }
 
   const auto memory_watchdog =
-      StartMemoryWatchdog(watchdog_mode, watchdog_nvml, watchdog_interval_ms, watchdog_grace_ms);
+      StartMemoryWatchdog(watchdog_mode, watchdog_nvml, watchdog_interval_ms, watchdog_grace_ms,
+                          // With the API: log line plus a core/v1 Event on the pod.
+                          cluster_side != nullptr ? &cluster_side->event_sink() : nullptr);
   if (cluster_side != nullptr) {
     cluster_side->AttachWatchdog(memory_watchdog != nullptr ? memory_watchdog->watchdog.get()
                                                             : nullptr);

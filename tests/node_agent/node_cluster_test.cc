@@ -409,6 +409,40 @@ TEST_F(NodeClusterTest, LimitedContainerIsWatchedByTheMemoryWatchdog) {
   EXPECT_EQ(events.events[0].limit_bytes, static_cast<std::uint64_t>(8 * kGi));
 }
 
+// Issue 11: through the agent's own sink, the breach becomes a core/v1 Event on the pod.
+TEST_F(NodeClusterTest, OverLimitContainerGetsAnEventOnItsPodThroughTheAgentsSink) {
+  OneProcess node;
+  Events killer;
+  ManualClock clock;
+  watchdog::WatchdogOptions options;
+  options.kill = false;
+  watchdog::MemoryWatchdog dog(options, node, node, killer, side_->event_sink(), clock);
+  side_->AttachWatchdog(&dog);
+  CreatePod("breach", AssignmentFor(1, 8 * kGi, 30));
+  Result<Json> pod = api_->Get(kube::Pod("default", "breach"));
+  ASSERT_TRUE(pod.ok());
+  const std::string uid = (*pod)["metadata"]["uid"].get<std::string>();
+  std::string underscored = uid;
+  std::replace(underscored.begin(), underscored.end(), '-', '_');
+  node.cgroup = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + underscored +
+                ".slice/cri-containerd-abc.scope";
+  node.used_bytes = 9 * static_cast<std::uint64_t>(kGi);
+  Allocate("breach", {Slot(1, 1)});
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(1, 1)}, std::chrono::seconds(5)));
+  ASSERT_TRUE(dog.CheckOnce().ok());
+  ASSERT_TRUE(side_->event_sink().Flush(std::chrono::seconds(10)));
+  Result<Json> list = api_->List({"v1", "events", "default", "", ""}, {});
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ((*list)["items"].size(), 1u) << list->dump();
+  const Json& event = (*list)["items"][0];
+  EXPECT_EQ(event["reason"], kReasonGpuMemoryLimitExceeded);
+  EXPECT_EQ(event["type"], "Warning");
+  EXPECT_EQ(event["involvedObject"]["kind"], "Pod");
+  EXPECT_EQ(event["involvedObject"]["name"], "breach");
+  EXPECT_EQ(event["involvedObject"]["uid"], uid);
+  EXPECT_EQ(event["source"]["host"], kNode);
+}
+
 TEST_F(NodeClusterTest, EndedPodsDirectoryIsRemovedAndItsWatchEnds) {
   CreatePod("short", AssignmentFor(0, kGi, 10));
   const std::vector<std::string> ids = {Slot(0, 0)};
