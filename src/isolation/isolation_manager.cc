@@ -276,6 +276,16 @@ Status IsolationManager::Save() const {
 
 Status IsolationManager::Restore() {
   std::lock_guard<std::mutex> lock(mu_);
+  try {
+    return RestoreLocked();
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type: refuse the file rather than crash the agent.
+    return InvalidArgument("isolation state " + options_.state_file + " is malformed (" +
+                           e.what() + "); move it away to start fresh");
+  }
+}
+
+Status IsolationManager::RestoreLocked() {
   std::ifstream in(options_.state_file);
   if (!in) return Status::Ok();
   std::ostringstream text;

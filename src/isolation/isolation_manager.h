@@ -87,6 +87,7 @@ class IsolationManager {
   std::string MpsServerFor(const std::string& gpu_uuid) const;
 
  private:
+  Status RestoreLocked();  // Restore() under mu_; may throw nlohmann::json::exception
   Status Apply(const ContainerBinding& binding);
   void Release(const ContainerBinding& binding);
   static bool ContainerAlive(const ContainerBinding& binding);

@@ -87,7 +87,8 @@ Status StatusFromApiStatusObject(std::string_view context, const nlohmann::json&
 
 Status StatusFromApiResponse(std::string_view context, long http_code, std::string_view body) {
   nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_object() && parsed.value("kind", "") == "Status") {
+  const auto kind = parsed.is_object() ? parsed.find("kind") : parsed.end();
+  if (kind != parsed.end() && kind->is_string() && kind->get<std::string>() == "Status") {
     parsed["code"] = http_code;  // the HTTP code wins over a body that disagrees
     return StatusFromApiStatusObject(context, parsed);
   }

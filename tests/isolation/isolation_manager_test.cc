@@ -291,5 +291,17 @@ TEST_F(IsolationTest, CorruptStateFileIsAClearError) {
   EXPECT_NE(status.message().find(tree_.state_file()), std::string::npos);
 }
 
+TEST_F(IsolationTest, StateFileWithFieldsOfTheWrongTypeIsAClearErrorNotACrash) {
+  for (const char* text : {R"({"version":"1"})",
+                           R"({"version":1,"containers":[{"id":7,"pid":"x"}]})",
+                           R"({"version":1,"pending":{"t":{"hard":"lots"}}})"}) {
+    std::ofstream(tree_.state_file()) << text;
+    IsolationManager manager(Options(), &driver_, nullptr);
+    Status status = manager.Restore();
+    EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << text;
+    EXPECT_NE(status.message().find(tree_.state_file()), std::string::npos) << text;
+  }
+}
+
 }  // namespace
 }  // namespace gpuslice
