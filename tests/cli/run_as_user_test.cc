@@ -115,12 +115,13 @@ TEST_F(RunAsUserTest, TheUserCannotWriteItsLimitsFile) {
   EXPECT_EQ(run.Value("result"), "2") << "the 1 GiB limit held\n" << run.output();
 }
 
-// (b) Replace the file in its directory: rename over it, remove it and put another there.
+// (b) Replace the file in its directory: create another beside it, remove it, rename the forged
+// one over it.
 TEST_F(RunAsUserTest, TheUserCannotReplaceItsLimitsFile) {
   ProbeProcess run = Shell(std::string(kForgeBiggerLimits) +
-                           "if mv -f \"$T\" \"$F\"; then echo renamed=1; else echo renamed=0; fi; "
-                           "if rm -f \"$F\"; then echo removed=1; else echo removed=0; fi; "
                            "if cp \"$T\" \"$F.new\"; then echo created=1; else echo created=0; fi; "
+                           "if rm -f \"$F\"; then echo removed=1; else echo removed=0; fi; "
+                           "if mv -f \"$T\" \"$F\"; then echo renamed=1; else echo renamed=0; fi; "
                            "exec \"$PROBE\" alloc " +
                            kTwoGiB);
   run.Finish();
@@ -171,7 +172,8 @@ TEST_F(RunAsUserTest, TheUserCannotReinitialiseTheRegion) {
       "R=$(sed -n 's/^region //p' \"$GPUSLICE_LIMITS_FILE\"); cp \"$R\" \"$SCRATCH/fresh\"; "
       "mkfifo \"$SCRATCH/in\"; "
       "\"$PROBE\" hold 805306368 < \"$SCRATCH/in\" > \"$SCRATCH/hold\" & exec 3> \"$SCRATCH/in\"; "
-      "while ! grep -q ready \"$SCRATCH/hold\"; do sleep 0.02; done; "
+      "i=0; while ! grep -q -e ready -e error= \"$SCRATCH/hold\" && [ $i -lt 500 ]; do "
+      "sleep 0.02; i=$((i+1)); done; "
       "sed -n 's/^result=/held=/p' \"$SCRATCH/hold\"; "
       "if mv -f \"$SCRATCH/fresh\" \"$R\"; then echo renamed=1; else echo renamed=0; fi; "
       "\"$PROBE\" alloc 536870912; "
