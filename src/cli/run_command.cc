@@ -299,13 +299,40 @@ Result<TargetUser> ResolveTargetUser(const std::string& spec) {
   return user;
 }
 
-// Whether `user` may search (traverse) directory `st`.
-bool Searchable(const struct stat& st, const TargetUser& user) {
-  if (st.st_uid == user.uid) return (st.st_mode & S_IXUSR) != 0;
-  for (gid_t g : user.groups) {
-    if (st.st_gid == g) return (st.st_mode & S_IXGRP) != 0;
+// Whether `user` has `permission` (r 4, w 2, x 1) on `st`, as the kernel decides for a process
+// without capabilities: the owner's bits, else the first matching group's, else the others'.
+bool Permits(const struct stat& st, const TargetUser& user, unsigned permission) {
+  unsigned bits = st.st_mode & 07;
+  if (st.st_uid == user.uid) {
+    bits = (st.st_mode >> 6) & 07;
+  } else {
+    for (gid_t g : user.groups) {
+      if (st.st_gid == g) {
+        bits = (st.st_mode >> 3) & 07;
+        break;
+      }
+    }
   }
-  return (st.st_mode & S_IXOTH) != 0;
+  return (bits & permission) == permission;
+}
+
+// `what` (a file the command needs) must be readable by `user`, through directories it can
+// search: otherwise the command would fail, or, for a shim, the dynamic linker would quietly
+// skip it and the command would run without the shim's limit.
+Status CheckReadableBy(const fs::path& file, const TargetUser& user, const std::string& what) {
+  struct stat st {};
+  for (fs::path path = file;; path = path.parent_path()) {
+    const bool is_file = path == file;
+    if (::stat(path.c_str(), &st) == 0 && !Permits(st, user, is_file ? 4 : 1)) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return FailedPrecondition(what + ": " + path.string() + " (mode " + mode + ") is not " +
+                                (is_file ? "readable" : "searchable") + " by uid " +
+                                std::to_string(user.uid));
+    }
+    if (path == path.root_path() || path.empty()) break;
+  }
+  return Status::Ok();
 }
 
 // The checks the command's shim will make on `limits_path`, made here first so that a state
@@ -326,18 +353,7 @@ Status CheckLimitsFileAsTheShimWill(const fs::path& limits_path, const TargetUse
   }
   ::close(fd);
   if (user == nullptr) return Status::Ok();
-  for (fs::path dir = limits_path.parent_path();; dir = dir.parent_path()) {
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) == 0 && !Searchable(st, *user)) {
-      char mode[8];
-      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      return FailedPrecondition("--state-dir: " + dir.string() + " (mode " + mode +
-                                ") is not searchable by uid " + std::to_string(user->uid) +
-                                ", so the command could not read its limits");
-    }
-    if (dir == dir.root_path()) break;
-  }
-  return Status::Ok();
+  return CheckReadableBy(limits_path, *user, "--state-dir: the command could not read its limits");
 }
 
 // PATH lookup as execvp does it, made in the parent (the child may only make async-signal-safe
@@ -498,6 +514,11 @@ Result<int> Run(const RunOptions& options) {
   }
   const TargetUser* run_as = user ? &*user : nullptr;
   GPUSLICE_ASSIGN_OR_RETURN(fs::path shim_dir, FindShimDir(options.shim_dir));
+  for (const char* shim_name : {kCudaShimName, kNvmlShimName}) {
+    if (run_as == nullptr) break;
+    GPUSLICE_RETURN_IF_ERROR(
+        CheckReadableBy(shim_dir / shim_name, *run_as, "--user: the shim would not load"));
+  }
   GPUSLICE_ASSIGN_OR_RETURN(std::string cuda_driver,
                             ResolveLibrary(options.cuda_driver, "libcuda.so.1", "--cuda-driver"));
   Result<std::string> nvml_driver =

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -203,7 +204,7 @@ TEST_F(RunAsUserTest, BadUsersAndStateDirectoriesAreClearErrors) {
   struct Row {
     const char* name;
     std::vector<std::string> args;
-    const char* message;
+    std::string message;
   };
   const std::string home_like = state_dir_ + "/private";
   fs::create_directories(home_like);
@@ -211,6 +212,11 @@ TEST_F(RunAsUserTest, BadUsersAndStateDirectoriesAreClearErrors) {
   const std::string tenants = state_dir_ + "/tenant-owned";
   fs::create_directories(tenants);
   ASSERT_EQ(::chown(tenants.c_str(), 65534, 65534), 0);
+  const std::string private_shims = state_dir_ + "/private-shims";  // root's, 0700
+  fs::create_directories(private_shims);
+  ::chmod(private_shims.c_str(), 0700);
+  fs::copy_file(GPUSLICE_CUDA_SHIM_PATH, private_shims + "/libgpuslice-cuda.so");
+  fs::copy_file(GPUSLICE_NVML_SHIM_PATH, private_shims + "/libgpuslice-nvml.so");
   const Row rows[] = {
       {"unknown user", {"--user", "no-such-user-gpuslice"}, "no user 'no-such-user-gpuslice'"},
       {"root", {"--user", "0:0"}, "unprivileged user"},
@@ -221,11 +227,16 @@ TEST_F(RunAsUserTest, BadUsersAndStateDirectoriesAreClearErrors) {
       {"state dir of the tenant's",
        {"--user", kTenant, "--state-dir", tenants},
        "owned by uid 65534"},
+      {"shims the user cannot read (the dynamic linker would skip them)",
+       {"--user", kTenant, "--shim-dir", private_shims},
+       "the shim would not load: " + private_shims + " (mode 0700) is not searchable"},
   };
   for (const Row& row : rows) {
     std::vector<std::string> args = {GPUSLICE_CLI_PATH, "run", "--memory", "1Gi"};
     args.insert(args.end(), row.args.begin(), row.args.end());
-    if (row.args.size() == 2) args.insert(args.end(), {"--state-dir", state_dir_});
+    if (std::find(row.args.begin(), row.args.end(), "--state-dir") == row.args.end()) {
+      args.insert(args.end(), {"--state-dir", state_dir_});
+    }
     args.insert(args.end(), {"--", "/bin/true"});
     std::vector<std::string> shell = {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"};
     shell.insert(shell.end(), args.begin(), args.end());
