@@ -1,9 +1,10 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+
+#include <ostream>
 #include <yaml-cpp/yaml.h>
 
 #include <nlohmann/json.hpp>
-#include <ostream>
 
 #include "cli_runner.h"
 #include "core/sharing_config.h"
@@ -59,8 +60,7 @@ TEST(InventoryCommandTest, YamlOutputParsesAndAgreesWithJson) {
 }
 
 TEST(InventoryCommandTest, ShowDeviceIdsListsReplicaIds) {
-  auto r =
-      RunCli({"inventory", "--backend", kA100, "--config", kTimeSlicing4, "--show-device-ids"});
+  auto r = RunCli({"inventory", "--backend", kA100, "--config", kTimeSlicing4, "--show-device-ids"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("::3\n"), std::string::npos);
 }
@@ -96,20 +96,18 @@ TEST_P(InventoryBadInputTest, ExitsNonZeroWithAClearMessage) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, InventoryBadInputTest,
     testing::Values(
-        BadInvocation{"UnknownBackend",
-                      {"inventory", "--backend", "cuda"},
+        BadInvocation{"UnknownBackend", {"inventory", "--backend", "cuda"},
                       "unknown backend \"cuda\"; accepted: nvml, sim:"},
-        BadInvocation{"MissingNodeFile",
-                      {"inventory", "--backend", "sim:/nonexistent.yaml"},
+        BadInvocation{"MissingNodeFile", {"inventory", "--backend", "sim:/nonexistent.yaml"},
                       "/nonexistent.yaml: cannot be opened"},
         BadInvocation{"MissingConfig",
                       {"inventory", "--backend", kA100, "--config", "/nonexistent-config.yaml"},
                       "/nonexistent-config.yaml"},
         BadInvocation{"BadOutputFormat", {"inventory", "--backend", kA100, "-o", "xml"}, "xml"},
-        BadInvocation{
-            "MalformedNode",
-            {"inventory", "--backend", "sim:" + kRoot + "/fixtures/configs/time-slicing-4.yaml"},
-            "unknown field"}),
+        BadInvocation{"MalformedNode",
+                      {"inventory", "--backend",
+                       "sim:" + kRoot + "/fixtures/configs/time-slicing-4.yaml"},
+                      "unknown field"}),
     [](const testing::TestParamInfo<BadInvocation>& p) { return p.param.name; });
 
 // --show-config prints the configuration in force with every default spelt out, and it loads
@@ -118,9 +116,9 @@ TEST(InventoryCommandTest, ShowConfigPrintsTheEffectiveDefaultedConfig) {
   const std::string mps = kRoot + "/fixtures/configs/mps-4.yaml";
   auto r = RunCli({"inventory", "--config", mps, "--show-config"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* line :
-       {"migStrategy: none", "failRequestsGreaterThanOne: true",
-        "sharedDevicesAllocationPolicy: distributed", "sleepInterval: 60s", "devices: all"}) {
+  for (const char* line : {"migStrategy: none", "failRequestsGreaterThanOne: true",
+                           "sharedDevicesAllocationPolicy: distributed", "sleepInterval: 60s",
+                           "devices: all"}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   }
   Result<SharingConfig> printed = ParseSharingConfig(r.out, "show-config");
