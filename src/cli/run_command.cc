@@ -247,9 +247,11 @@ Status CopyPath(const std::string& from, char (&to)[N], const char* what) {
   return Status::Ok();
 }
 
+// A numeric uid or gid: digits only, below 4294967295 (which means "no id" to the kernel).
 bool AllDigits(const std::string& text) {
   return !text.empty() && text.size() <= 10 &&
-         text.find_first_not_of("0123456789") == std::string::npos;
+         text.find_first_not_of("0123456789") == std::string::npos &&
+         std::stoull(text) < 4294967295ULL;
 }
 
 Result<gid_t> ParseGroup(const std::string& text) {
@@ -282,8 +284,10 @@ Result<TargetUser> ResolveTargetUser(const std::string& spec) {
     return InvalidArgument("--user: uid " + user_part +
                            " has no passwd entry; give its group too, as " + user_part + ":GID");
   }
-  if (user.uid == 0) {
-    return InvalidArgument("--user: give an unprivileged user; the command must not be root");
+  if (user.uid == 0 || user.gid == 0) {
+    return InvalidArgument(
+        "--user: give an unprivileged user and group; the command must not be root (uid or gid "
+        "0)");
   }
   user.groups = {user.gid};
   if (!user.name.empty()) {

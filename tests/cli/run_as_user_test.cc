@@ -220,6 +220,8 @@ TEST_F(RunAsUserTest, BadUsersAndStateDirectoriesAreClearErrors) {
   const Row rows[] = {
       {"unknown user", {"--user", "no-such-user-gpuslice"}, "no user 'no-such-user-gpuslice'"},
       {"root", {"--user", "0:0"}, "unprivileged user"},
+      {"root's group", {"--user", "65534:0"}, "unprivileged user and group"},
+      {"an id out of range", {"--user", "4294967295:1"}, "no user '4294967295'"},
       {"uid without passwd or group", {"--user", "65533"}, "give its group too"},
       {"state dir not searchable",
        {"--user", kTenant, "--state-dir", home_like},
