@@ -4,12 +4,16 @@
 // supervisor itself. Each attack must fail and the 1 GiB limit hold; next to them, the
 // legitimate run. Needs root (the supervisor becomes another user): skipped otherwise.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../shim/probe_process.h"
@@ -45,8 +49,9 @@ class RunAsUserTest : public ::testing::Test {
   ProbeProcess Run(const std::vector<std::string>& command, const std::string& memory = "1Gi",
                    const std::string& user = kTenant) {
     std::vector<std::string> args = {GPUSLICE_CLI_PATH, "run", "--state-dir", state_dir_,
-                                     "--user",          user,  "--memory",    memory,
-                                     "--watchdog",      "off", "--"};
+                                     "--user",          user,  "--memory",    memory};
+    args.insert(args.end(), watchdog_flags_.begin(), watchdog_flags_.end());
+    args.push_back("--");
     args.insert(args.end(), command.begin(), command.end());
     return ProbeProcess(args, Env());
   }
@@ -59,12 +64,15 @@ class RunAsUserTest : public ::testing::Test {
   std::vector<std::string> Env() const {
     return {std::string("LD_LIBRARY_PATH=") + GPUSLICE_FAKE_CUDA_DIR + ":" + GPUSLICE_FAKE_NVML_DIR,
             std::string("GPUSLICE_TEST_FAKE_CUDA=") + GPUSLICE_FAKE_CUDA_PATH,
-            "GPUSLICE_FAKE_GPUS=count=1,memory=16Gi",
-            "PATH=/usr/bin:/bin",
-            "ASAN_OPTIONS=verify_asan_link_order=0",
-            "SCRATCH=" + scratch_,
-            std::string("PROBE=") + GPUSLICE_PROBE_DIRECT_PATH};
+            "GPUSLICE_FAKE_GPUS=count=1,memory=16Gi", "PATH=/usr/bin:/bin",
+            "ASAN_OPTIONS=verify_asan_link_order=0", "SCRATCH=" + scratch_,
+            std::string("PROBE=") + GPUSLICE_PROBE_DIRECT_PATH,
+            // The fake driver publishes each process's usage here for the fake NVML.
+            "GPUSLICE_FAKE_DRIVER_DIR=" + scratch_};
   }
+
+  // The attacks on the shim are tested with the watchdog off, so that the shim alone holds.
+  std::vector<std::string> watchdog_flags_ = {"--watchdog", "off"};
 
   std::string state_dir_;
   std::string scratch_;
@@ -185,6 +193,48 @@ TEST_F(RunAsUserTest, TheUserCannotReinitialiseTheRegion) {
   EXPECT_EQ(run.Value("renamed"), "0");
   EXPECT_EQ(run.Value("result"), "2") << "768 MiB held + 512 MiB is over 1 GiB\n" << run.output();
   EXPECT_EQ(run.Value("removed"), "0");
+}
+
+// (d') What the user can do: rewrite the region's contents (it must be able to write them) with
+// an empty copy while 768 MiB are held, so the shim forgets them and allows 512 MiB more. The
+// shim cannot see that; the supervisor's watchdog, reading the driver's per-process usage, kills
+// the largest process.
+TEST_F(RunAsUserTest, AUserWhoRewritesItsRegionIsCaughtByTheWatchdog) {
+  const std::string watchdog_mode = "kill";
+  watchdog_flags_ = {"--watchdog", watchdog_mode,         "--watchdog-interval-ms",
+                     "100",        "--watchdog-grace-ms", "0"};
+  const std::string wait_ready =
+      "i=0; while ! grep -q -e ready -e error= \"$SCRATCH/$1\" && [ $i -lt 500 ]; do "
+      "sleep 0.02; i=$((i+1)); done; ";
+  ProbeProcess run =
+      Shell("ready() { " + wait_ready +
+            "}; "
+            "R=$(sed -n 's/^region //p' \"$GPUSLICE_LIMITS_FILE\"); cp \"$R\" \"$SCRATCH/fresh\"; "
+            "mkfifo \"$SCRATCH/in1\" \"$SCRATCH/in2\"; "
+            "\"$PROBE\" hold 805306368 < \"$SCRATCH/in1\" > \"$SCRATCH/h1\" & H1=$!; "
+            "exec 3> \"$SCRATCH/in1\"; ready h1; sed -n 's/^result=/first=/p' \"$SCRATCH/h1\"; "
+            "if cat \"$SCRATCH/fresh\" > \"$R\"; then echo rewrote=1; else echo rewrote=0; fi; "
+            "\"$PROBE\" hold 536870912 < \"$SCRATCH/in2\" > \"$SCRATCH/h2\" & H2=$!; "
+            "exec 4> \"$SCRATCH/in2\"; ready h2; sed -n 's/^result=/second=/p' \"$SCRATCH/h2\"; "
+            "wait $H1; echo first_status=$?; exec 4>&-; wait $H2; echo second_status=$?");
+  std::atomic<bool> exited{false};
+  std::thread guard([&] {  // on failure: end the run instead of hanging
+    for (int i = 0; i < 300 && !exited; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!exited) run.Kill(SIGTERM);
+  });
+  const int status = run.WaitForExit();
+  exited = true;
+  guard.join();
+  EXPECT_EQ(status, 0) << run.output();
+  EXPECT_EQ(run.Value("first"), "0") << run.output();
+  EXPECT_EQ(run.Value("rewrote"), "1") << "the user owns its region's contents";
+  EXPECT_EQ(run.Value("second"), "0") << "the shim, its count wiped, allowed 512 MiB more";
+  EXPECT_EQ(run.Value("first_status"), std::to_string(128 + SIGKILL))
+      << "the watchdog killed the largest process\n"
+      << run.output();
+  EXPECT_EQ(run.Value("second_status"), "0") << "and only until the rest fit";
 }
 
 // (e) Signal, trace or write the supervisor (the command's parent).
