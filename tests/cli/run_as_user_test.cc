@@ -326,5 +326,38 @@ TEST_F(RunAsUserTest, WithoutRootUserIsAClearError) {
   EXPECT_NE(run.output().find("--user needs root"), std::string::npos) << run.output();
 }
 
+// A same-user supervisor that itself has no_new_privs (and is not root) would write limits its
+// command's shim must refuse: said before the command starts, not as failing allocations.
+TEST_F(RunAsUserTest, ANoNewPrivsSupervisorWithoutUserIsAClearError) {
+  if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv";
+  ProbeProcess run({"/usr/bin/setpriv",
+                    "--no-new-privs",
+                    "--reuid",
+                    "65534",
+                    "--regid",
+                    "65534",
+                    "--clear-groups",
+                    "/bin/sh",
+                    "-c",
+                    "exec \"$@\" 2>&1",
+                    "sh",
+                    GPUSLICE_CLI_PATH,
+                    "run",
+                    "--state-dir",
+                    scratch_,
+                    "--memory",
+                    "1Gi",
+                    "--watchdog",
+                    "off",
+                    "--",
+                    "/bin/true"},
+                   Env());
+  EXPECT_EQ(run.Finish(), 2) << run.output();
+  EXPECT_NE(run.output().find("the command's shim would refuse this run's limits file"),
+            std::string::npos)
+      << run.output();
+  EXPECT_NE(run.output().find("no_new_privs"), std::string::npos) << run.output();
+}
+
 }  // namespace
 }  // namespace gpuslice::shim::testing
