@@ -299,64 +299,39 @@ TEST_F(RunAsUserTest, BadUsersAndStateDirectoriesAreClearErrors) {
   }
 }
 
-TEST_F(RunAsUserTest, WithoutRootUserIsAClearError) {
+// A supervisor that is not root (setpriv drops it to uid 65534): --user is refused; and without
+// --user but with no_new_privs set on the supervisor itself, the limits it would write (its
+// user's) are ones its command's shim must refuse — said before the command starts, not as
+// failing allocations.
+TEST_F(RunAsUserTest, NonRootSupervisorsAreClearErrors) {
   if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv to drop root";
-  ProbeProcess run({"/usr/bin/setpriv",
-                    "--reuid",
-                    "65534",
-                    "--regid",
-                    "65534",
-                    "--clear-groups",
-                    "/bin/sh",
-                    "-c",
-                    "exec \"$@\" 2>&1",
-                    "sh",
-                    GPUSLICE_CLI_PATH,
-                    "run",
-                    "--state-dir",
-                    scratch_,
-                    "--user",
-                    kTenant,
-                    "--memory",
-                    "1Gi",
-                    "--",
-                    "/bin/true"},
-                   Env());
-  EXPECT_EQ(run.Finish(), 2) << run.output();
-  EXPECT_NE(run.output().find("--user needs root"), std::string::npos) << run.output();
-}
-
-// A same-user supervisor that itself has no_new_privs (and is not root) would write limits its
-// command's shim must refuse: said before the command starts, not as failing allocations.
-TEST_F(RunAsUserTest, ANoNewPrivsSupervisorWithoutUserIsAClearError) {
-  if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv";
-  ProbeProcess run({"/usr/bin/setpriv",
-                    "--no-new-privs",
-                    "--reuid",
-                    "65534",
-                    "--regid",
-                    "65534",
-                    "--clear-groups",
-                    "/bin/sh",
-                    "-c",
-                    "exec \"$@\" 2>&1",
-                    "sh",
-                    GPUSLICE_CLI_PATH,
-                    "run",
-                    "--state-dir",
-                    scratch_,
-                    "--memory",
-                    "1Gi",
-                    "--watchdog",
-                    "off",
-                    "--",
-                    "/bin/true"},
-                   Env());
-  EXPECT_EQ(run.Finish(), 2) << run.output();
-  EXPECT_NE(run.output().find("the command's shim would refuse this run's limits file"),
-            std::string::npos)
-      << run.output();
-  EXPECT_NE(run.output().find("no_new_privs"), std::string::npos) << run.output();
+  struct Row {
+    const char* name;
+    std::vector<std::string> setpriv_flags;
+    std::vector<std::string> run_flags;
+    std::vector<std::string> messages;
+  };
+  const Row rows[] = {
+      {"--user without root", {}, {"--user", kTenant}, {"--user needs root"}},
+      {"no_new_privs without --user",
+       {"--no-new-privs"},
+       {"--watchdog", "off"},
+       {"the command's shim would refuse this run's limits file", "no_new_privs"}},
+  };
+  for (const Row& row : rows) {
+    std::vector<std::string> args = {"/usr/bin/setpriv", "--reuid", "65534",
+                                     "--regid",          "65534",   "--clear-groups"};
+    args.insert(args.end(), row.setpriv_flags.begin(), row.setpriv_flags.end());
+    args.insert(args.end(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh", GPUSLICE_CLI_PATH, "run",
+                             "--state-dir", scratch_, "--memory", "1Gi"});
+    args.insert(args.end(), row.run_flags.begin(), row.run_flags.end());
+    args.insert(args.end(), {"--", "/bin/true"});
+    ProbeProcess run(args, Env());
+    EXPECT_EQ(run.Finish(), 2) << row.name << "\n" << run.output();
+    for (const std::string& message : row.messages) {
+      EXPECT_NE(run.output().find(message), std::string::npos) << row.name << "\n" << run.output();
+    }
+  }
 }
 
 }  // namespace
