@@ -119,10 +119,15 @@ int main(int argc, char** argv) {
   limits.devices[0].nvml_index = 0;
   limits.devices[0].memory_bytes = 8ULL << 30;
   limits.devices[0].compute_percent = 50;
-  g_arbiter_path = (dir / "arbiter").string();
-  std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
-                g_arbiter_path.c_str());
-  if (gpuslice::shim::ArbiterRegion::Create(g_arbiter_path.c_str()) != 0) return 1;
+  // GPUSLICE_BENCH_UNARBITRATED=1: no arbiter table, so launches take the not-arbitrated path
+  // (LaunchKernelAsContendedHolder is then skipped).
+  const char* unarbitrated = std::getenv("GPUSLICE_BENCH_UNARBITRATED");
+  if (unarbitrated == nullptr || std::strcmp(unarbitrated, "1") != 0) {
+    g_arbiter_path = (dir / "arbiter").string();
+    std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
+                  g_arbiter_path.c_str());
+    if (gpuslice::shim::ArbiterRegion::Create(g_arbiter_path.c_str()) != 0) return 1;
+  }
   const std::string limits_path = (dir / "limits").string();
   if (!gpuslice::shim::WriteContainerLimitsFile(limits_path, limits).ok()) return 1;
   if (gpuslice::shim::AccountingRegion::Create(limits.region_path) != 0) return 1;

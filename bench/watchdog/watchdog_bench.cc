@@ -10,40 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "fakes/watchdog_fakes.h"
 #include "watchdog/memory_watchdog.h"
 
 namespace {
 
 using gpuslice::watchdog::GpuProcessUsage;
 
-class FixedUsage : public gpuslice::watchdog::GpuProcessUsageSource {
- public:
-  gpuslice::Result<std::vector<GpuProcessUsage>> ReadProcessUsage() override { return rows; }
-  std::vector<GpuProcessUsage> rows;
-};
-
-class MapProcessTable : public gpuslice::watchdog::ProcessTable {
- public:
-  std::optional<std::string> CgroupOf(std::int32_t pid) override {
-    auto it = cgroups.find(pid);
-    return it == cgroups.end() ? std::nullopt : std::optional<std::string>(it->second);
-  }
-  std::optional<std::int32_t> ParentOf(std::int32_t pid) override {
-    auto it = parents.find(pid);
-    return it == parents.end() ? std::nullopt : std::optional<std::int32_t>(it->second);
-  }
-  std::map<std::int32_t, std::string> cgroups;
-  std::map<std::int32_t, std::int32_t> parents;
-};
-
-class NoKill : public gpuslice::watchdog::ProcessKiller {
- public:
-  void Kill(std::int32_t) override {}
-};
-class NoEvents : public gpuslice::watchdog::WatchdogEventSink {
- public:
-  void OnEvent(const gpuslice::watchdog::WatchdogEvent&) override {}
-};
+// Nothing is killed and no event fires in the steady state measured here.
+using FixedUsage = gpuslice::watchdog::testing::FakeGpuProcessUsage;
+using MapProcessTable = gpuslice::watchdog::testing::FakeProcessTable;
+using NoKill = gpuslice::watchdog::testing::RecordingKiller;
+using NoEvents = gpuslice::watchdog::testing::RecordingSink;
 
 // `processes` GPU processes spread over 8 GPUs and `processes / 4` containers matched by cgroup;
 // every container within its limit (the steady state).

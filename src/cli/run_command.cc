@@ -10,10 +10,14 @@
 // a child subreaper, so daemonised descendants stay its descendants), and kills offenders past
 // the grace period. The shim inside the command is only a first line: the command can point it
 // at another limits file or bypass it; the watchdog's limit lives in this process.
+//
+// With --user (root only) the command runs as another user: the run directory and limits file
+// belong to root, the accounting region to the user, the command gets no_new_privs (so its shim
+// trusts only root-owned limits files, see src/shim/limits_loader.h) and cannot signal or trace
+// this process.
 #include <dlfcn.h>
 #include <link.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,20 +25,24 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/run_as_user.h"
 #include "core/status.h"
 #include "shim/accounting_region.h"
 #include "shim/arbiter_region.h"
 #include "shim/container_limits.h"
+#include "shim/limits_loader.h"
 #include "watchdog/memory_watchdog.h"
 #include "watchdog/nvml_process_usage.h"
 
@@ -61,6 +69,7 @@ struct RunOptions {
   std::string watchdog = "kill";  // kill, report, off
   int watchdog_interval_ms = 500;
   int watchdog_grace_ms = 2000;
+  std::string user;  // --user NAME|UID[:GID]; empty: the command runs as this process's user
   std::vector<std::string> command;
 };
 
@@ -225,12 +234,36 @@ Status CopyPath(const std::string& from, char (&to)[N], const char* what) {
   return Status::Ok();
 }
 
+// The checks the command's shim will make on `limits_path`, made here first so that a state
+// directory the shim would refuse is a clear error before the command starts: under --user the
+// file must be root's all the way up (and reachable by the user), else root's or this user's.
+Status CheckLimitsFileAsTheShimWill(const fs::path& limits_path, const TargetUser* user) {
+  const bool no_new_privs = user != nullptr || ::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+  char why[512] = {};
+  const int fd = shim::OpenTrustedLimitsFile(
+      limits_path.c_str(),
+      no_new_privs ? shim::LimitsFileOwners::kRootOnly : shim::LimitsFileOwners::kRootOrSelf,
+      ::getuid(), why, sizeof(why));
+  if (fd < 0) {
+    return FailedPrecondition(
+        std::string("--state-dir: the command's shim would refuse this run's limits file: ") + why +
+        (user != nullptr ? " (use a directory owned by root such as the default /run/gpuslice)"
+                         : ""));
+  }
+  ::close(fd);
+  if (user == nullptr) return Status::Ok();
+  return CheckReadableBy(limits_path, *user, "--state-dir: the command could not read its limits");
+}
+
 volatile sig_atomic_t g_child = 0;
 
 // The GPU's arbiter table, shared by every `gpuslice run` on that GPU under `base`: opened when
 // it exists, else created (under a temporary name, then linked into place, so two runs starting
 // together end up with one table).
-Result<std::string> SharedArbiter(const fs::path& base, const std::string& gpu_name) {
+// `mode`: 0600 for runs of one user; 0666 under --user, where each command runs as its own user
+// and must write the table (as in Kubernetes, where every container on the GPU shares it).
+Result<std::string> SharedArbiter(const fs::path& base, const std::string& gpu_name,
+                                  unsigned mode) {
   const fs::path dir = base / ("gpu-" + gpu_name);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -239,7 +272,7 @@ Result<std::string> SharedArbiter(const fs::path& base, const std::string& gpu_n
   int rc = region.Open(path.c_str());
   if (rc == ENOENT) {
     const fs::path tmp = dir / ("arbiter.tmp." + std::to_string(::getpid()));
-    rc = shim::ArbiterRegion::Create(tmp.c_str(), 0600);
+    rc = shim::ArbiterRegion::Create(tmp.c_str(), mode);
     if (rc == 0 && ::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) rc = errno;
     ::unlink(tmp.c_str());
     if (rc == 0) rc = region.Open(path.c_str());
@@ -253,6 +286,7 @@ Result<std::string> SharedArbiter(const fs::path& base, const std::string& gpu_n
     return Unavailable("cannot open the compute arbiter " + path.string() + ": " +
                        std::strerror(rc));
   }
+  if (mode == 0666) ::chmod(path.c_str(), 0666);  // a table an earlier root-only run created
   return path.string();
 }
 
@@ -282,7 +316,22 @@ Result<int> Run(const RunOptions& options) {
   }
   GPUSLICE_ASSIGN_OR_RETURN(const watchdog::WatchdogOptions watchdog_options,
                             WatchdogOptionsFrom(options));
+  std::optional<TargetUser> user;
+  if (!options.user.empty()) {
+    if (::geteuid() != 0) {
+      return FailedPrecondition(
+          "--user needs root: the supervisor must own the run directory and become the user "
+          "(run gpuslice run as root, e.g. with sudo, or leave out --user to run as yourself)");
+    }
+    GPUSLICE_ASSIGN_OR_RETURN(user, ResolveTargetUser(options.user));
+  }
+  const TargetUser* run_as = user ? &*user : nullptr;
   GPUSLICE_ASSIGN_OR_RETURN(fs::path shim_dir, FindShimDir(options.shim_dir));
+  for (const char* shim_name : {kCudaShimName, kNvmlShimName}) {
+    if (run_as == nullptr) break;
+    GPUSLICE_RETURN_IF_ERROR(
+        CheckReadableBy(shim_dir / shim_name, *run_as, "--user: the shim would not load"));
+  }
   GPUSLICE_ASSIGN_OR_RETURN(std::string cuda_driver,
                             ResolveLibrary(options.cuda_driver, "libcuda.so.1", "--cuda-driver"));
   Result<std::string> nvml_driver =
@@ -292,20 +341,28 @@ Result<int> Run(const RunOptions& options) {
 
   // A private directory for this run's limits file and accounting region.
   fs::path base = options.state_dir;
-  if (base.empty()) {
+  if (base.empty() && run_as != nullptr) {
+    base = "/run/gpuslice";  // root's, searchable by the user
+  } else if (base.empty()) {
     const char* runtime = std::getenv("XDG_RUNTIME_DIR");
     base = runtime != nullptr && runtime[0] == '/'
                ? fs::path(runtime) / "gpuslice"
                : fs::path("/tmp") / ("gpuslice-" + std::to_string(::getuid()));
   }
   std::error_code ec;
-  fs::create_directories(base, ec);
+  if (!fs::exists(base, ec)) {
+    fs::create_directories(base, ec);
+    ::chmod(base.c_str(), run_as != nullptr ? 0711 : 0700);
+  }
   std::string pattern = (base / "run-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) {
     return Unavailable("cannot create a run directory under " + base.string() + ": " +
                        std::strerror(errno));
   }
-  const fs::path run_dir = pattern;
+  const fs::path run_dir = fs::weakly_canonical(fs::path(pattern), ec);
+  // Under --user: root's, searchable but not listable or writable by the user, so the limits
+  // file and the region cannot be replaced, renamed or removed.
+  if (run_as != nullptr) ::chmod(run_dir.c_str(), 0711);
   const fs::path limits_path = run_dir / "limits";
   const fs::path region_path = run_dir / "accounting";
 
@@ -326,15 +383,25 @@ Result<int> Run(const RunOptions& options) {
     d.compute_cap_percent = static_cast<std::uint32_t>(options.compute_cap_percent);
     GPUSLICE_ASSIGN_OR_RETURN(
         const std::string arbiter,
-        SharedArbiter(base, uuids[i].empty() ? std::to_string(gpus[i]) : uuids[i]));
+        SharedArbiter(base, uuids[i].empty() ? std::to_string(gpus[i]) : uuids[i],
+                      run_as != nullptr ? 0666 : 0600));
     GPUSLICE_RETURN_IF_ERROR(CopyPath(arbiter, d.arbiter_path, "compute-arbiter"));
   }
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(limits_path.string(), limits));
-  {
-    if (const int rc = shim::AccountingRegion::Create(region_path.c_str(), 0600); rc != 0) {
-      return Unavailable("cannot create the accounting region " + region_path.string() + ": " +
-                         std::strerror(rc));
-    }
+  if (Status trusted = CheckLimitsFileAsTheShimWill(limits_path, run_as); !trusted.ok()) {
+    fs::remove_all(run_dir, ec);
+    return trusted;
+  }
+  if (const int rc = shim::AccountingRegion::Create(region_path.c_str(), 0600); rc != 0) {
+    return Unavailable("cannot create the accounting region " + region_path.string() + ": " +
+                       std::strerror(rc));
+  }
+  // The shim must write the region (its slots and locks); only the user may, not every user:
+  // another tenant pointing its shim at this run's limits file cannot open it.
+  if (run_as != nullptr && ::lchown(region_path.c_str(), run_as->uid, run_as->gid) != 0) {
+    fs::remove_all(run_dir, ec);
+    return Unavailable("cannot give the accounting region to uid " + std::to_string(run_as->uid) +
+                       ": " + std::strerror(errno));
   }
 
   // The child's environment: ours, plus the shims and the limits.
@@ -350,15 +417,25 @@ Result<int> Run(const RunOptions& options) {
     if (i > 0) visible += ",";
     visible += all_uuids ? uuids[i] : std::to_string(gpus[i]);
   }
+  // Under --user, the user's identity replaces root's (as runuser does).
+  std::vector<std::string> replaced = {
+      "GPUSLICE_LIMITS_FILE=", "CUDA_VISIBLE_DEVICES=", "CUDA_DEVICE_ORDER="};
+  if (run_as != nullptr) {
+    replaced.insert(replaced.end(), {"XDG_RUNTIME_DIR=", "HOME=", "USER=", "LOGNAME="});
+    if (!run_as->name.empty()) {
+      env.insert(env.end(),
+                 {"HOME=" + run_as->home, "USER=" + run_as->name, "LOGNAME=" + run_as->name});
+    }
+  }
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry = *e;
     if (entry.rfind("LD_PRELOAD=", 0) == 0) {
       preload += " " + entry.substr(11);
-    } else if (entry.rfind("GPUSLICE_LIMITS_FILE=", 0) != 0 &&
-               entry.rfind("CUDA_VISIBLE_DEVICES=", 0) != 0 &&
-               entry.rfind("CUDA_DEVICE_ORDER=", 0) != 0) {
-      env.push_back(entry);
+      continue;
     }
+    bool keep = true;
+    for (const std::string& prefix : replaced) keep = keep && entry.rfind(prefix, 0) != 0;
+    if (keep) env.push_back(entry);
   }
   env.push_back("LD_PRELOAD=" + preload);
   env.push_back("GPUSLICE_LIMITS_FILE=" + limits_path.string());
@@ -374,12 +451,12 @@ Result<int> Run(const RunOptions& options) {
 
   // Orphaned descendants are re-parented here, so the watchdog still sees them as the run's.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  pid_t child = 0;
-  const int spawn_rc = ::posix_spawnp(&child, argv[0], nullptr, nullptr, argv.data(), envp.data());
-  if (spawn_rc != 0) {
+  Result<pid_t> started = StartCommand(options.command, argv.data(), envp.data(), env, run_as);
+  if (!started.ok()) {
     fs::remove_all(run_dir, ec);
-    return NotFound("cannot run '" + options.command[0] + "': " + std::strerror(spawn_rc));
+    return started.status();
   }
+  const pid_t child = *started;
   g_child = child;
   struct sigaction forward {};
   forward.sa_handler = &ForwardSignal;
@@ -449,6 +526,10 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--watchdog-grace-ms", options->watchdog_grace_ms,
                   "How long the run may stay over its limit before the watchdog kills")
       ->capture_default_str();
+  cmd->add_option("--user", options->user,
+                  "Run the command as this user (NAME or UID[:GID]; needs root): the limits "
+                  "file and run directory stay root's, the command cannot change its limit or "
+                  "signal the supervisor");
   cmd->add_option("command", options->command, "The command, after --")->required();
   cmd->callback([options, exit_code] {
     Result<int> result = Run(*options);

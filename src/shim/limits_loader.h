@@ -1,6 +1,9 @@
 // How a shim finds and applies the container's limits when it loads (never on a hot path).
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
 #include <cstdint>
 
 #include "shim/container_limits.h"
@@ -16,8 +19,10 @@ struct LoadedLimits {
 };
 
 // The limits file is kDefaultLimitsPath when it exists (the node agent mounts it read-only);
-// only when it does not, GPUSLICE_LIMITS_FILE names one (`gpuslice run`). Reads the environment,
-// so call it once, at load.
+// only when it does not, GPUSLICE_LIMITS_FILE names one (`gpuslice run`), and that file must pass
+// OpenTrustedLimitsFile: kRootOnly when the process has no_new_privs set (as every process under
+// `gpuslice run --user` has, irrevocably), else kRootOrSelf. A file that fails is refused and
+// the process fails closed. Reads the environment, so call it once, at load.
 void LoadLimitsForProcess(LoadedLimits* out) noexcept;
 
 // The directory the node agent mounts (read-only) into a fractional container, holding
@@ -30,6 +35,23 @@ inline constexpr unsigned kLimitsWaitMs = 5000;
 // `managed_dir` exists but holds neither file after `wait_ms`, or holds `refused`, the result is
 // enforcing and broken (fail closed), with one line to stderr saying why.
 void LoadLimitsFrom(const char* managed_dir, unsigned wait_ms, LoadedLimits* out) noexcept;
+
+// Who may own a GPUSLICE_LIMITS_FILE and every directory above it.
+enum class LimitsFileOwners {
+  kRootOnly,    // a privilege-dropped tenant: nothing it owns can hold its limit
+  kRootOrSelf,  // same-user `gpuslice run`: root or the process's real uid (advisory)
+};
+
+// Opens `path` for reading if it may be trusted as this process's limits: after resolving
+// symbolic links, the file and every directory from / down to it are owned by an allowed owner
+// (root; or `self_uid` too under kRootOrSelf) and none is writable by group or others, except a
+// sticky directory (like /tmp), whose entries only their owner or root can replace. The checks
+// are made on the opened directories and file themselves (openat, O_NOFOLLOW, fstat), so a
+// path swapped during the walk is seen. Returns the open file descriptor, or -1 with the reason
+// (path, owner or mode, what is accepted) in `why`. At load only (a few syscalls per path
+// component).
+int OpenTrustedLimitsFile(const char* path, LimitsFileOwners owners, uid_t self_uid, char* why,
+                          std::size_t why_size) noexcept;
 
 // One line to stderr, at load time only: why GPU calls are going to fail.
 void ShimComplain(const char* what, const char* detail) noexcept;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -98,6 +100,107 @@ TEST_F(LimitsLoaderTest, LimitsWrittenDuringTheWaitAreEnforced) {
   EXPECT_TRUE(loaded.enforcing);
   EXPECT_FALSE(loaded.broken);
   EXPECT_EQ(loaded.limit_bytes[0], 8589934592ULL);
+}
+
+// GPUSLICE_LIMITS_FILE's trust rule (issue 11: a limit from a file the tenant cannot write or
+// choose). Rows that need other owners than this process's run only as root.
+TEST_F(LimitsLoaderTest, OnlyALimitsFileNobodyElseCanWriteIsTrusted) {
+  constexpr uid_t kTenant = 65534;
+  const bool root = ::geteuid() == 0;
+  struct Row {
+    const char* name;
+    mode_t dir_mode;
+    uid_t dir_owner;  // kTenant needs root
+    mode_t file_mode;
+    uid_t file_owner;
+    LimitsFileOwners owners;
+    uid_t self;
+    const char* refusal;  // nullptr: trusted
+  };
+  const uid_t me = ::geteuid();
+  const Row rows[] = {
+      {"root's or mine, owner-writable only", 0755, me, 0444, me, LimitsFileOwners::kRootOrSelf, me,
+       nullptr},
+      {"group-writable file", 0755, me, 0664, me, LimitsFileOwners::kRootOrSelf, me,
+       "writable by group or others (mode 0664)"},
+      {"other-writable directory", 0777, me, 0444, me, LimitsFileOwners::kRootOrSelf, me,
+       "writable by group or others (mode 0777)"},
+      {"sticky other-writable directory (like /tmp)", 01777, me, 0444, me,
+       LimitsFileOwners::kRootOrSelf, me, nullptr},
+      {"the tenant's own file, same-user rule", 0755, kTenant, 0444, kTenant,
+       LimitsFileOwners::kRootOrSelf, kTenant, nullptr},
+      {"the tenant's own file, no_new_privs rule", 0755, 0, 0444, kTenant,
+       LimitsFileOwners::kRootOnly, kTenant,
+       "is owned by uid 65534; this process runs with "
+       "no_new_privs"},
+      {"root's file in the tenant's directory", 0755, kTenant, 0444, 0, LimitsFileOwners::kRootOnly,
+       kTenant, "owned by uid 65534"},
+      {"root's file in root's directories", 0711, 0, 0444, 0, LimitsFileOwners::kRootOnly, kTenant,
+       nullptr},
+      {"another user's file", 0755, 0, 0444, kTenant, LimitsFileOwners::kRootOrSelf, 4242,
+       "owned by uid 65534"},
+  };
+  for (const Row& row : rows) {
+    if (!root && (row.dir_owner != me || row.file_owner != me)) continue;
+    SCOPED_TRACE(row.name);
+    const std::string dir = root_ + "/d";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    Write(dir + "/limits", kLimits);
+    ASSERT_EQ(::chmod((dir + "/limits").c_str(), row.file_mode), 0);
+    ASSERT_EQ(::chown((dir + "/limits").c_str(), row.file_owner, 0), 0);
+    ASSERT_EQ(::chmod(dir.c_str(), row.dir_mode), 0);
+    ASSERT_EQ(::chown(dir.c_str(), row.dir_owner, 0), 0);
+    ::chmod(root_.c_str(), 0755);
+    char why[512] = {};
+    const int fd =
+        OpenTrustedLimitsFile((dir + "/limits").c_str(), row.owners, row.self, why, sizeof(why));
+    if (row.refusal == nullptr) {
+      EXPECT_GE(fd, 0) << why;
+    } else {
+      EXPECT_LT(fd, 0);
+      EXPECT_NE(std::string(why).find(row.refusal), std::string::npos) << why;
+    }
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+TEST_F(LimitsLoaderTest, TrustIsJudgedOnTheResolvedPathAndARegularFile) {
+  fs::create_directories(root_ + "/real");
+  Write(root_ + "/real/limits", kLimits);
+  fs::create_symlink(root_ + "/real/limits", root_ + "/link");
+  char why[512] = {};
+  int fd = OpenTrustedLimitsFile((root_ + "/link").c_str(), LimitsFileOwners::kRootOrSelf,
+                                 ::geteuid(), why, sizeof(why));
+  EXPECT_GE(fd, 0) << why;
+  if (fd >= 0) ::close(fd);
+  fd = OpenTrustedLimitsFile((root_ + "/real").c_str(), LimitsFileOwners::kRootOrSelf, ::geteuid(),
+                             why, sizeof(why));
+  EXPECT_LT(fd, 0);
+  EXPECT_NE(std::string(why).find("not a regular file"), std::string::npos) << why;
+  fd = OpenTrustedLimitsFile((root_ + "/missing").c_str(), LimitsFileOwners::kRootOrSelf,
+                             ::geteuid(), why, sizeof(why));
+  EXPECT_LT(fd, 0);
+  EXPECT_NE(std::string(why).find("No such file"), std::string::npos) << why;
+}
+
+// Through the loader: a refused GPUSLICE_LIMITS_FILE fails closed with the reason.
+TEST_F(LimitsLoaderTest, AnUntrustedLimitsFileFailsClosed) {
+  Write(root_ + "/limits", kLimits);
+  ::chmod((root_ + "/limits").c_str(), 0666);
+  setenv("GPUSLICE_LIMITS_FILE", (root_ + "/limits").c_str(), 1);
+  LoadedLimits loaded;
+  testing::internal::CaptureStderr();
+  LoadLimitsFrom(managed_.c_str(), 50, &loaded);
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(loaded.enforcing);
+  EXPECT_TRUE(loaded.broken);
+  EXPECT_NE(said.find("refusing GPUSLICE_LIMITS_FILE"), std::string::npos) << said;
+  ::chmod((root_ + "/limits").c_str(), 0444);
+  LoadedLimits trusted;
+  LoadLimitsFrom(managed_.c_str(), 50, &trusted);
+  EXPECT_FALSE(trusted.broken);
+  EXPECT_EQ(trusted.limit_bytes[0], 8589934592ULL);
 }
 
 }  // namespace

@@ -5,52 +5,18 @@
 #include <map>
 #include <vector>
 
+#include "fakes/watchdog_fakes.h"
+
 namespace gpuslice::watchdog {
 namespace {
 
 using std::chrono::milliseconds;
 constexpr std::uint64_t kGiB = 1ULL << 30;
 
-class FakeUsage : public GpuProcessUsageSource {
- public:
-  Result<std::vector<GpuProcessUsage>> ReadProcessUsage() override {
-    if (!error.ok()) return error;
-    return rows;
-  }
-  std::vector<GpuProcessUsage> rows;
-  Status error;
-};
-
-class FakeProcessTable : public ProcessTable {
- public:
-  std::optional<std::string> CgroupOf(std::int32_t pid) override {
-    auto it = cgroups.find(pid);
-    return it == cgroups.end() ? std::nullopt : std::optional<std::string>(it->second);
-  }
-  std::optional<std::int32_t> ParentOf(std::int32_t pid) override {
-    auto it = parents.find(pid);
-    return it == parents.end() ? std::nullopt : std::optional<std::int32_t>(it->second);
-  }
-  std::map<std::int32_t, std::string> cgroups;
-  std::map<std::int32_t, std::int32_t> parents;
-};
-
-class RecordingKiller : public ProcessKiller {
- public:
-  void Kill(std::int32_t pid) override { killed.push_back(pid); }
-  std::vector<std::int32_t> killed;
-};
-
-class RecordingSink : public WatchdogEventSink {
- public:
-  void OnEvent(const WatchdogEvent& event) override { events.push_back(event); }
-  std::size_t Count(WatchdogEventKind kind) const {
-    std::size_t n = 0;
-    for (const WatchdogEvent& e : events) n += e.kind == kind ? 1 : 0;
-    return n;
-  }
-  std::vector<WatchdogEvent> events;
-};
+using testing::FakeProcessTable;
+using testing::RecordingKiller;
+using testing::RecordingSink;
+using FakeUsage = testing::FakeGpuProcessUsage;
 
 class MemoryWatchdogTest : public ::testing::Test {
  protected:

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "fakes/watchdog_fakes.h"
 #include "probe_process.h"
 #include "watchdog/memory_watchdog.h"
 #include "watchdog/nvml_process_usage.h"
@@ -19,21 +20,7 @@ using shim::testing::ProbeProcess;
 using std::chrono::milliseconds;
 constexpr std::uint64_t kGiB = 1ULL << 30;
 
-class RecordingSink : public WatchdogEventSink {
- public:
-  void OnEvent(const WatchdogEvent& event) override {
-    std::lock_guard<std::mutex> lock(mutex);
-    events.push_back(event);
-  }
-  std::size_t Count(WatchdogEventKind kind) {
-    std::lock_guard<std::mutex> lock(mutex);
-    std::size_t n = 0;
-    for (const WatchdogEvent& e : events) n += e.kind == kind ? 1 : 0;
-    return n;
-  }
-  std::mutex mutex;
-  std::vector<WatchdogEvent> events;
-};
+using testing::RecordingSink;
 
 class WatchdogFakeDriverTest : public ::testing::Test {
  protected:
