@@ -33,6 +33,7 @@
 #include "cli/commands.h"
 #include "core/status.h"
 #include "shim/accounting_region.h"
+#include "shim/arbiter_referee.h"
 #include "shim/arbiter_region.h"
 #include "shim/container_limits.h"
 #include "watchdog/memory_watchdog.h"
@@ -227,33 +228,25 @@ Status CopyPath(const std::string& from, char (&to)[N], const char* what) {
 
 volatile sig_atomic_t g_child = 0;
 
-// The GPU's arbiter table, shared by every `gpuslice run` on that GPU under `base`: opened when
-// it exists, else created (under a temporary name, then linked into place, so two runs starting
-// together end up with one table).
-Result<std::string> SharedArbiter(const fs::path& base, const std::string& gpu_name) {
-  const fs::path dir = base / ("gpu-" + gpu_name);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  const fs::path path = dir / "arbiter";
-  shim::ArbiterRegion region;
-  int rc = region.Open(path.c_str());
-  if (rc == ENOENT) {
-    const fs::path tmp = dir / ("arbiter.tmp." + std::to_string(::getpid()));
-    rc = shim::ArbiterRegion::Create(tmp.c_str(), 0600);
-    if (rc == 0 && ::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) rc = errno;
-    ::unlink(tmp.c_str());
-    if (rc == 0) rc = region.Open(path.c_str());
-  }
-  if (rc == EPROTO) {
-    return FailedPrecondition("the compute arbiter " + path.string() +
-                              " is not a valid table; remove it when no gpuslice run uses "
-                              "that GPU");
-  }
-  if (rc != 0) {
-    return Unavailable("cannot open the compute arbiter " + path.string() + ": " +
+// The GPU's compute arbiter, shared by every `gpuslice run` on that GPU under `base`: this run's
+// request file (in its run directory) registered with the runs' shared referee (one of the
+// supervisors runs it; the others take over when it ends). Sets the device's two paths.
+Result<std::unique_ptr<shim::SharedReferee>> JoinComputeArbiter(const fs::path& base,
+                                                                const std::string& gpu_name,
+                                                                const fs::path& run_dir,
+                                                                shim::DeviceLimit& d) {
+  const fs::path requests = run_dir / ("compute-requests-" + gpu_name);
+  if (const int rc = shim::ArbiterRegion::CreateRequests(requests.c_str(), 0600); rc != 0) {
+    return Unavailable("cannot create the compute request file " + requests.string() + ": " +
                        std::strerror(rc));
   }
-  return path.string();
+  GPUSLICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<shim::SharedReferee> referee,
+      shim::SharedReferee::Join((base / ("gpu-" + gpu_name)).string(), run_dir.filename().string(),
+                                requests.string(), d.compute_percent, d.compute_cap_percent));
+  GPUSLICE_RETURN_IF_ERROR(CopyPath(referee->grant_path(), d.arbiter_path, "compute-arbiter"));
+  GPUSLICE_RETURN_IF_ERROR(CopyPath(requests.string(), d.requests_path, "compute-requests"));
+  return referee;
 }
 
 void ForwardSignal(int signal) {
@@ -317,6 +310,7 @@ Result<int> Run(const RunOptions& options) {
   }
   limits.context_overhead_bytes = overhead_bytes;
   limits.device_count = static_cast<std::uint32_t>(gpus.size());
+  std::vector<std::unique_ptr<shim::SharedReferee>> referees;  // for as long as the run lasts
   for (std::size_t i = 0; i < gpus.size(); ++i) {
     shim::DeviceLimit& d = limits.devices[i];
     d.nvml_index = gpus[i];
@@ -325,9 +319,10 @@ Result<int> Run(const RunOptions& options) {
     d.compute_percent = static_cast<std::uint32_t>(options.compute_percent);
     d.compute_cap_percent = static_cast<std::uint32_t>(options.compute_cap_percent);
     GPUSLICE_ASSIGN_OR_RETURN(
-        const std::string arbiter,
-        SharedArbiter(base, uuids[i].empty() ? std::to_string(gpus[i]) : uuids[i]));
-    GPUSLICE_RETURN_IF_ERROR(CopyPath(arbiter, d.arbiter_path, "compute-arbiter"));
+        std::unique_ptr<shim::SharedReferee> referee,
+        JoinComputeArbiter(base, uuids[i].empty() ? std::to_string(gpus[i]) : uuids[i], run_dir,
+                           d));
+    referees.push_back(std::move(referee));
   }
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(limits_path.string(), limits));
   {

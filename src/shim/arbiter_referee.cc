@@ -30,7 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::uint64_t kIdleLookNs = 100'000'000;   // looks at least this often
+constexpr std::uint64_t kIdleLookNs = 100'000'000;  // looks at least this often
 constexpr std::uint64_t kPollFallbackNs = 200'000;  // without futex_waitv
 
 struct WaitV {  // struct futex_waitv (linux/futex.h, 5.16+)
@@ -125,8 +125,10 @@ void ArbiterReferee::Kick() {
 
 Status ArbiterReferee::AddTenant(const std::string& key, const std::string& requests_path,
                                  std::uint32_t weight, std::uint32_t cap_percent) {
-  if (weight < 1 || weight > 100 || cap_percent > 100 || (cap_percent != 0 && cap_percent < weight)) {
-    return InvalidArgument("compute arbiter tenant " + key + ": weight must be 1-100 and the cap 0 or weight-100");
+  if (weight < 1 || weight > 100 || cap_percent > 100 ||
+      (cap_percent != 0 && cap_percent < weight)) {
+    return InvalidArgument("compute arbiter tenant " + key +
+                           ": weight must be 1-100 and the cap 0 or weight-100");
   }
   auto tenant = std::make_unique<Tenant>();
   tenant->key = key;
@@ -203,8 +205,8 @@ void ArbiterReferee::Loop() {
       if (__atomic_load_n(&page_->seq, __ATOMIC_ACQUIRE) != seq) FutexWake(&page_->seq);
       for (auto& t : tenants_) {
         if (t != nullptr && t->readable && t->mapped != nullptr) {
-          waiters.push_back({t->copy.doorbell, reinterpret_cast<std::uintptr_t>(&t->mapped->doorbell),
-                             FUTEX_32, 0});
+          waiters.push_back({t->copy.doorbell,
+                             reinterpret_cast<std::uintptr_t>(&t->mapped->doorbell), FUTEX_32, 0});
         }
       }
     }
@@ -242,7 +244,8 @@ void ArbiterReferee::SyncFromDirectory(const std::string& dir) {
     std::uint32_t cap = 0;
     std::string requests;
     while (in >> word) {
-      if (word.rfind("weight=", 0) == 0) weight = static_cast<std::uint32_t>(std::atoi(word.c_str() + 7));
+      if (word.rfind("weight=", 0) == 0)
+        weight = static_cast<std::uint32_t>(std::atoi(word.c_str() + 7));
       if (word.rfind("cap=", 0) == 0) cap = static_cast<std::uint32_t>(std::atoi(word.c_str() + 4));
       if (word.rfind("requests=", 0) == 0) requests = word.substr(9);
     }
@@ -295,8 +298,10 @@ Result<std::unique_ptr<SharedReferee>> SharedReferee::Join(const std::string& gp
   }
   fs::rename(shared->entry_path_ + ".tmp", shared->entry_path_, ec);
   if (ec) return Unavailable("cannot write " + shared->entry_path_ + ": " + ec.message());
-  shared->lock_fd_ = ::open((gpu_dir + "/referee.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (shared->lock_fd_ < 0) return Unavailable("cannot open " + gpu_dir + "/referee.lock: " + Errno(errno));
+  shared->lock_fd_ =
+      ::open((gpu_dir + "/referee.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (shared->lock_fd_ < 0)
+    return Unavailable("cannot open " + gpu_dir + "/referee.lock: " + Errno(errno));
   shared->thread_ = std::thread([s = shared.get()] { s->Loop(); });
   return shared;
 }

@@ -33,8 +33,8 @@ class ArbiterReferee {
 
   // A container `key` whose request file (ArbiterRegion::CreateRequests) is `requests_path`, with
   // the weight and cap the control plane decided. Replaces an earlier entry of that key.
-  Status AddTenant(const std::string& key, const std::string& requests_path,
-                   std::uint32_t weight, std::uint32_t cap_percent);
+  Status AddTenant(const std::string& key, const std::string& requests_path, std::uint32_t weight,
+                   std::uint32_t cap_percent);
   void RemoveTenant(const std::string& key);
   bool HasTenant(const std::string& key) const;
   std::size_t tenant_count() const;

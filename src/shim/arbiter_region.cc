@@ -110,8 +110,8 @@ int ArbiterRegion::Open(const char* grant_path, const char* requests_path) noexc
     return EPROTO;
   }
   fd_ = ::open(requests_path, O_RDWR | O_CLOEXEC);
-  void* requests = fd_ < 0 ? MAP_FAILED
-                           : MapWhole(fd_, sizeof(ArbiterRequests), PROT_READ | PROT_WRITE);
+  void* requests =
+      fd_ < 0 ? MAP_FAILED : MapWhole(fd_, sizeof(ArbiterRequests), PROT_READ | PROT_WRITE);
   const int requests_error = errno;
   if (requests == MAP_FAILED ||
       __atomic_load_n(&static_cast<ArbiterRequests*>(requests)->magic, __ATOMIC_ACQUIRE) !=

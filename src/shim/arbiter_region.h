@@ -66,6 +66,7 @@ std::uint64_t MonotonicNowNs() noexcept;
 
 // futex(2) on a shared mapping (not FUTEX_PRIVATE: the word is shared between processes).
 void FutexWake(const std::uint32_t* word) noexcept;
-void FutexWait(const std::uint32_t* word, std::uint32_t expected, std::uint64_t timeout_ns) noexcept;
+void FutexWait(const std::uint32_t* word, std::uint32_t expected,
+               std::uint64_t timeout_ns) noexcept;
 
 }  // namespace gpuslice::shim

@@ -235,9 +235,9 @@ std::uint64_t RefereeCore::Poll(std::uint64_t now_ns, RequestView& view) {
     const bool holds = holder_ != kNoTenant && TenantOf(holder_) == t;
     a.active = a.present && (a.wanting != 0 || holds);
     PublishedTenant& p = page_->tenants[t];
-    p.vtime = a.vtime;
-    p.charged_ns = a.charged_ns;
     if (a.present) {
+      p.vtime = a.vtime;
+      p.charged_ns = a.charged_ns;
       p.weight = a.weight;
       p.cap_percent = a.cap_percent;
       p.requests_dev = a.requests_dev;

@@ -37,8 +37,8 @@ namespace gpuslice::shim {
 inline constexpr std::uint32_t kArbiterMagic = 0x42415347;   // "GSAB": the grant page
 inline constexpr std::uint32_t kRequestsMagic = 0x52415347;  // "GSAR": a request file
 inline constexpr std::uint32_t kArbiterVersion = 2;
-inline constexpr std::uint32_t kArbiterTenants = 64;       // containers per GPU
-inline constexpr std::uint32_t kProcessesPerTenant = 16;   // processes per container
+inline constexpr std::uint32_t kArbiterTenants = 64;      // containers per GPU
+inline constexpr std::uint32_t kProcessesPerTenant = 16;  // processes per container
 inline constexpr std::uint32_t kNoTenant = 0xffffffffu;
 
 // Token word: holder (low 32 bits: tenant x kProcessesPerTenant + process, kNoTenant when none),

@@ -14,8 +14,8 @@ struct SimState {
   std::size_t ctx = 0;
   std::unique_ptr<TenantGate> gate;
   std::uint64_t next = 0;
-  bool draining = false;   // a turn's end: drain, then release
-  bool bounding = false;   // a turn of work queued: drain, then go on
+  bool draining = false;  // a turn's end: drain, then release
+  bool bounding = false;  // a turn of work queued: drain, then go on
 };
 
 bool ActiveAt(const SimTenant& t, std::uint64_t now) {
@@ -64,7 +64,7 @@ SimResult Simulate(const std::vector<SimTenant>& tenants, std::uint64_t run_ns,
       SimState& s = st[i];
       const SimTenant& t = tenants[i];
       if (t.scribble) {
-        t.scribble(now, m.requests(static_cast<std::uint32_t>(i)));
+        t.scribble(now, m.page(), m.requests(static_cast<std::uint32_t>(i)));
         doorbell.rung = true;
       }
       if (now < s.next) continue;

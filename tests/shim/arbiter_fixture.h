@@ -23,7 +23,8 @@ inline constexpr std::uint64_t kS = 1000 * kMs;
 // Request files are plain memory, as writable as a container's own file is to it.
 class MemoryArbiter final : public RequestView {
  public:
-  explicit MemoryArbiter(const ArbiterParams& params = {}) : params_(params), core_(&page_, params) {
+  explicit MemoryArbiter(const ArbiterParams& params = {})
+      : params_(params), core_(&page_, params) {
     InitGrantPage(&page_);
   }
   // A container of `weight` (and `cap_percent`); returns its slot.
@@ -80,8 +81,10 @@ struct SimTenant {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> active;
   // Kernels the application keeps queued at most (it synchronises beyond this).
   std::size_t max_in_flight = 4;
-  // A hostile tenant: called every step with everything it can write (its own request file).
-  std::function<void(std::uint64_t now, ArbiterRequests& mine)> scribble;
+  // A hostile tenant: called every step with what it can read (the grant page) and everything it
+  // can write (its own request file).
+  std::function<void(std::uint64_t now, const ArbiterGrantPage& page, ArbiterRequests& mine)>
+      scribble;
   // A hostile tenant that ignores the referee's "release" (keeps launching while it holds).
   bool ignores_release = false;
 };

@@ -122,9 +122,9 @@ void Scribble(std::uint64_t ms) {
   Check(Launch(nullptr), "first-launch");  // joined: the shim holds one record
   const std::string path = RequestsPath();
   const int fd = open(path.c_str(), O_RDWR);
-  void* mapping = fd < 0 ? MAP_FAILED
-                         : mmap(nullptr, sizeof(ArbiterRequests), PROT_READ | PROT_WRITE,
-                                MAP_SHARED, fd, 0);
+  void* mapping =
+      fd < 0 ? MAP_FAILED
+             : mmap(nullptr, sizeof(ArbiterRequests), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (mapping == MAP_FAILED) {
     std::printf("error=cannot map %s\n", path.c_str());
     std::exit(3);
@@ -222,8 +222,9 @@ int main(int argc, char** argv) {
   } else if (command == "scribble") {
     Scribble(argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100);
   } else {
-    std::fprintf(stderr, "usage: arbiter_probe spin <ms> | hold | raw-fork | capture | forge <page> | "
-                         "scribble <ms>\n");
+    std::fprintf(stderr,
+                 "usage: arbiter_probe spin <ms> | hold | raw-fork | capture | forge <page> | "
+                 "scribble <ms>\n");
     return 2;
   }
   return 0;

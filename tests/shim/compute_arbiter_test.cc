@@ -151,7 +151,7 @@ TEST(ComputeArbiterReferee, TurnAdaptsToTheHoldersKernels) {
   auto gb = m.Gate(b);
   ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);  // one launch
   Ask(m, *gb, 0);
-  ga->BeforeLaunch(0);  // a second
+  ga->BeforeLaunch(0);                    // a second
   ga->Release(10 * kMs, 10 * kMs, true);  // 2 launches in 10 ms: 5 ms kernels
   m.Poll(10 * kMs);
   EXPECT_EQ(m.holder(), HolderId(b, 0));
@@ -318,7 +318,8 @@ TEST(ComputeSimulation, ATenantThatQueuesAThousandKernelsDoesNotRunOnItsBacklog)
 
 struct AttackCase {
   std::string name;
-  std::function<void(std::uint64_t now, ArbiterRequests& mine)> scribble;
+  std::function<void(std::uint64_t now, const ArbiterGrantPage& page, ArbiterRequests& mine)>
+      scribble;
   bool ignores_release = false;
 };
 void PrintTo(const AttackCase& c, std::ostream* os) { *os << c.name; }
@@ -334,39 +335,42 @@ TEST_P(HostileTenant, GetsNoMoreThanItsWeight) {
   SimTenant honest;
   honest.weight = 70;
   const SimResult r = Simulate({hostile, honest}, 2 * kS, 300 * kMs);
-  std::printf("%s: hostile %.2f %%, honest %.2f %%\n", GetParam().name.c_str(),
-              r.share_percent[0], r.share_percent[1]);
+  std::printf("%s: hostile %.2f %%, honest %.2f %%\n", GetParam().name.c_str(), r.share_percent[0],
+              r.share_percent[1]);
   EXPECT_LE(r.share_percent[0], 32.0);
   EXPECT_GE(r.share_percent[1], 68.0);
 }
 
-// Forged completions and launch counts, every record claimed, the file zeroed, releases of grants
-// it never held, and a holder that does not hand back when asked.
+// Forged releases, completions and launch counts, every record claimed, the file zeroed, releases
+// of grants it never held, and a holder that does not hand back when asked. (Its weight, virtual
+// time, charge, the token and the lease are not in anything it can write.)
 INSTANTIATE_TEST_SUITE_P(
     Attacks, HostileTenant,
     ::testing::Values(
-        AttackCase{"claims_its_work_completed_at_time_zero",
-                   [](std::uint64_t, ArbiterRequests& mine) {
+        AttackCase{"hands_back_at_once_claiming_no_time_and_keeps_launching",
+                   [](std::uint64_t, const ArbiterGrantPage& page, ArbiterRequests& mine) {
+                     if (TokenHolder(page.token) != HolderId(0, 0)) return;
                      mine.processes[0].completion_ns = 0;
+                     mine.processes[0].release_grant = page.grant_id;
                    }},
         AttackCase{"claims_a_billion_launches_per_turn",
-                   [](std::uint64_t, ArbiterRequests& mine) {
+                   [](std::uint64_t, const ArbiterGrantPage&, ArbiterRequests& mine) {
                      mine.processes[0].launches = 1'000'000'000;
                    }},
         AttackCase{"wants_the_gpu_in_every_record",
-                   [](std::uint64_t, ArbiterRequests& mine) {
+                   [](std::uint64_t, const ArbiterGrantPage&, ArbiterRequests& mine) {
                      for (ProcessRequest& r : mine.processes) {
                        r.want = 1;
                        r.in_use = 1;
                      }
                    }},
         AttackCase{"zeroes_its_request_file_now_and_then",
-                   [](std::uint64_t now, ArbiterRequests& mine) {
+                   [](std::uint64_t now, const ArbiterGrantPage&, ArbiterRequests& mine) {
                      if (now % (50 * kMs) == 0) std::memset(static_cast<void*>(&mine), 0, 64);
                      if (now % (50 * kMs) == 10 * kMs) InitRequests(&mine);
                    }},
         AttackCase{"releases_grants_it_never_held",
-                   [](std::uint64_t now, ArbiterRequests& mine) {
+                   [](std::uint64_t now, const ArbiterGrantPage&, ArbiterRequests& mine) {
                      mine.processes[1].in_use = 1;
                      mine.processes[1].release_grant = now / kUs;
                      mine.processes[1].completion_ns = 0;
