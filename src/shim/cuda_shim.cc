@@ -167,7 +167,7 @@ struct GraphExecCharge {
 constexpr std::size_t kMaxTurnStreams = 8;
 struct ArbiterState {
   bool configured = false;
-  std::uint32_t entry = 0;  // the limits entry whose GPU is arbitrated
+  std::uint32_t entry = 0;                  // the limits entry whose GPU is arbitrated
   char path[kMaxLimitsPath] = {};           // the GPU's grant page (read-only)
   char requests_path[kMaxLimitsPath] = {};  // the container's request file
   ArbiterParams params;
@@ -175,7 +175,7 @@ struct ArbiterState {
   std::mutex mutex;  // the slow path, one thread at a time
   TenantGate* gate = nullptr;
   std::uint32_t process = kNoTenant;  // this process's record in the request file
-  pid_t pid = 0;  // the process `gate` belongs to (a forked child joins anew)
+  pid_t pid = 0;                      // the process `gate` belongs to (a forked child joins anew)
   bool complained_full = false;
   // Streams launched on since the turn began: drained at its end (more: the whole context).
   CUstream streams[kMaxTurnStreams] = {};
