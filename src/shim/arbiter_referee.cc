@@ -133,13 +133,14 @@ Status ArbiterReferee::AddTenant(const std::string& key, const std::string& requ
   auto tenant = std::make_unique<Tenant>();
   tenant->key = key;
   tenant->path = requests_path;
-  tenant->fd = ::open(requests_path.c_str(), O_RDWR | O_CLOEXEC);
+  // Read-only, no symlink, a regular file: the file lies in a directory its container can write.
+  tenant->fd = ::open(requests_path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (tenant->fd < 0) {
     return Unavailable("cannot open the request file " + requests_path + ": " + Errno(errno));
   }
   struct stat st {};
-  if (::fstat(tenant->fd, &st) != 0) {
-    return Unavailable("cannot stat the request file " + requests_path + ": " + Errno(errno));
+  if (::fstat(tenant->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return FailedPrecondition("the request file " + requests_path + " is not a regular file");
   }
   void* mapping = ::mmap(nullptr, sizeof(ArbiterRequests), PROT_READ, MAP_SHARED, tenant->fd, 0);
   if (mapping != MAP_FAILED) tenant->mapped = static_cast<const ArbiterRequests*>(mapping);

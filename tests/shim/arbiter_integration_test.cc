@@ -96,6 +96,14 @@ std::vector<std::string> Probe(std::vector<std::string> args) {
   return args;
 }
 
+// A tenant that asked while a live holder held the token waited out the holder's turn and lease.
+void ExpectWaitedOutTurnAndLease(const ProbeProcess& tenant, const char* why) {
+  const ArbiterParams params;
+  EXPECT_GE(std::stoull(tenant.Value("first_wait_us")),
+            (params.min_turn_ns + params.lease_ns) / 1000)
+      << why;
+}
+
 class ArbiterIntegration : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -149,10 +157,7 @@ TEST_F(ArbiterIntegration, ATenantInANewPidNamespaceCannotTakeALiveHoldersToken)
   for (const std::string& a : Probe({"spin", "50"})) argv.push_back(a);
   ProbeProcess other(argv, node.Container(50));
   ASSERT_EQ(other.Finish(), 0) << other.output();
-  const ArbiterParams params;
-  EXPECT_GE(std::stoull(other.Value("first_wait_us")),
-            (params.min_turn_ns + params.lease_ns) / 1000)
-      << "it waited out the live holder's turn and lease";
+  ExpectWaitedOutTurnAndLease(other, "it waited out the live holder's turn and lease");
   holder.CloseStdin();
   EXPECT_EQ(holder.Finish(), 0);
 }
@@ -204,10 +209,8 @@ TEST_F(ArbiterIntegration, ATenantThatCannotWriteTheGrantPageIsArbitratedAndCann
   ProbeProcess other(argv, node.Container(50));
   ASSERT_EQ(other.Finish(), 0) << other.output();
   EXPECT_EQ(other.Value("open_for_writing"), std::to_string(EACCES));
-  const ArbiterParams params;
-  EXPECT_GE(std::stoull(other.Value("first_wait_us")),
-            (params.min_turn_ns + params.lease_ns) / 1000)
-      << "arbitrated through its read-only view: it waited out the holder's turn and lease";
+  ExpectWaitedOutTurnAndLease(
+      other, "arbitrated through its read-only view: it waited out the holder's turn and lease");
   holder.CloseStdin();
   EXPECT_EQ(holder.Finish(), 0);
 }
@@ -224,10 +227,7 @@ TEST_F(ArbiterIntegration, AZeroedGrantPageIsRebuiltAndTheLiveHolderKeepsItsTurn
   }
   ProbeProcess other(Probe({"spin", "50"}), node.Container(50));  // rings: the referee looks
   ASSERT_EQ(other.Finish(), 0) << other.output();
-  const ArbiterParams params;
-  EXPECT_GE(std::stoull(other.Value("first_wait_us")),
-            (params.min_turn_ns + params.lease_ns) / 1000)
-      << "the holder's turn survived the zeroing";
+  ExpectWaitedOutTurnAndLease(other, "the holder's turn survived the zeroing");
   holder.CloseStdin();
   EXPECT_EQ(holder.Finish(), 0);
 }
@@ -247,6 +247,43 @@ TEST_F(ArbiterIntegration, AContainerScribblingItsRequestFileGetsNoMoreThanItsWe
   std::printf("charged: hostile %.1f ms, honest %.1f ms (%.1f %%)\n", a / 1e6, b / 1e6,
               100 * a / (a + b));
   EXPECT_LE(100 * a / (a + b), 35.0);
+}
+
+// `gpuslice run`'s referee: one of the runs on a GPU referees; when its run ends another takes
+// over and lists the remaining runs.
+TEST(SharedReferee, AnotherRunTakesOverWhenTheRefereesRunEnds) {
+  char pattern[] = "/tmp/gpuslice-shared-referee-XXXXXX";
+  const std::filesystem::path dir = ::mkdtemp(pattern);
+  const std::string a_requests = (dir / "a-requests").string();
+  const std::string b_requests = (dir / "b-requests").string();
+  ASSERT_EQ(ArbiterRegion::CreateRequests(a_requests.c_str()), 0);
+  ASSERT_EQ(ArbiterRegion::CreateRequests(b_requests.c_str()), 0);
+  auto eventually = [](auto done) {
+    for (int i = 0; i < 300 && !done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+  };
+  Result<std::unique_ptr<SharedReferee>> a =
+      SharedReferee::Join((dir / "gpu-0").string(), "a", a_requests, 30, 0);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(eventually([&] { return (*a)->leading(); }));
+  Result<std::unique_ptr<SharedReferee>> b =
+      SharedReferee::Join((dir / "gpu-0").string(), "b", b_requests, 70, 0);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_FALSE((*b)->leading()) << "one referee per GPU";
+  a->reset();  // the referee's run ends
+  ASSERT_TRUE(eventually([&] { return (*b)->leading(); }));
+  ArbiterRegion region;
+  ASSERT_TRUE(eventually([&] {
+    return region.Open((*b)->grant_path().c_str(), b_requests.c_str()) == 0 &&
+           region.FindTenantSlot() != kNoTenant;
+  })) << "the new referee lists the remaining run";
+  EXPECT_EQ(region.page()->tenants[region.FindTenantSlot()].weight, 70u);
+  b->reset();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
 }
 
 }  // namespace

@@ -27,9 +27,27 @@ GateDecision Ask(MemoryArbiter& m, TenantGate& gate, std::uint64_t now) {
   return gate.BeforeLaunch(now);
 }
 
-TEST(ComputeArbiterReferee, ALoneTenantTakesTheTokenAndIsNeverCharged) {
+// Two containers: A takes the token at 0, B asks for it at `b_asks_at` (and waits).
+class ComputeArbiterReferee : public ::testing::Test {
+ protected:
+  void AHoldsBWaits(std::uint32_t weight_a = 50, std::uint32_t weight_b = 50,
+                    std::uint64_t b_asks_at = 0) {
+    a = m.AddTenant(weight_a);
+    b = m.AddTenant(weight_b);
+    ga = m.Gate(a);
+    gb = m.Gate(b);
+    ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
+    ASSERT_EQ(Ask(m, *gb, b_asks_at), GateDecision::kWait);
+  }
   MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(30);
+  std::uint32_t a = 0;
+  std::uint32_t b = 0;
+  std::unique_ptr<TenantGate> ga;
+  std::unique_ptr<TenantGate> gb;
+};
+
+TEST_F(ComputeArbiterReferee, ALoneTenantTakesTheTokenAndIsNeverCharged) {
+  a = m.AddTenant(30);
   auto gate = m.Gate(a);
   ASSERT_EQ(Ask(m, *gate, 0), GateDecision::kGo);
   EXPECT_EQ(m.token(), PackToken(HolderId(a, 0), 0)) << "the fast path reads exactly this";
@@ -39,15 +57,9 @@ TEST(ComputeArbiterReferee, ALoneTenantTakesTheTokenAndIsNeverCharged) {
   EXPECT_EQ(m.core().charged_ns(a), 0u);
 }
 
-TEST(ComputeArbiterReferee, ContentionStartsTheHoldersTurnAndChargeNow) {
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(50);
-  const std::uint32_t b = m.AddTenant(50);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
+TEST_F(ComputeArbiterReferee, ContentionStartsTheHoldersTurnAndChargeNow) {
   // B arrives an hour later: A's lone hour is not charged, its turn starts now.
-  EXPECT_EQ(Ask(m, *gb, 3600 * kS), GateDecision::kWait);
+  AHoldsBWaits(50, 50, 3600 * kS);
   EXPECT_EQ(m.token(), PackToken(HolderId(a, 0), 1));
   m.Poll(3600 * kS + 1 * kMs);
   EXPECT_EQ(ga->BeforeLaunch(3600 * kS + 1 * kMs), GateDecision::kGo);
@@ -59,29 +71,17 @@ TEST(ComputeArbiterReferee, ContentionStartsTheHoldersTurnAndChargeNow) {
   EXPECT_EQ(m.holder(), HolderId(b, 0)) << "B has the least virtual time";
 }
 
-TEST(ComputeArbiterReferee, VirtualTimeIsChargeOverWeight) {
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(25);
-  const std::uint32_t b = m.AddTenant(75);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
-  Ask(m, *gb, 0);
+TEST_F(ComputeArbiterReferee, VirtualTimeIsChargeOverWeight) {
+  AHoldsBWaits(25, 75);
   ga->Release(4 * kMs, 4 * kMs, true);
   m.Poll(4 * kMs);
   EXPECT_EQ(m.core().vtime(a), 4 * kMs * 100 / 25);
 }
 
-TEST(ComputeArbiterReferee, AWakingTenantStartsAtTheMinimumActiveVirtualTime) {
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(50);
-  const std::uint32_t b = m.AddTenant(50);
+TEST_F(ComputeArbiterReferee, AWakingTenantStartsAtTheMinimumActiveVirtualTime) {
+  AHoldsBWaits();
   const std::uint32_t c = m.AddTenant(50);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
   auto gc = m.Gate(c);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
-  Ask(m, *gb, 0);
   for (std::uint64_t t = 0; t < 1 * kS; t += 2 * kMs) {  // A and B alternate for a second
     m.Poll(t);
     for (TenantGate* g : {ga.get(), gb.get()}) {
@@ -94,27 +94,15 @@ TEST(ComputeArbiterReferee, AWakingTenantStartsAtTheMinimumActiveVirtualTime) {
   EXPECT_GT(m.core().vtime(c), 0u);
 }
 
-TEST(ComputeArbiterReferee, ADeadHolderLosesTheTokenAtOnce) {
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(50);
-  const std::uint32_t b = m.AddTenant(50);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
-  EXPECT_EQ(Ask(m, *gb, 1 * kMs), GateDecision::kWait);
+TEST_F(ComputeArbiterReferee, ADeadHolderLosesTheTokenAtOnce) {
+  AHoldsBWaits(50, 50, 1 * kMs);
   m.Kill(a);
   m.Poll(1 * kMs + 1);
   EXPECT_EQ(gb->BeforeLaunch(1 * kMs + 1), GateDecision::kGo);
 }
 
-TEST(ComputeArbiterReferee, AHungHolderIsRevokedAfterTurnPlusLeaseNotBefore) {
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(50);
-  const std::uint32_t b = m.AddTenant(50);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
-  Ask(m, *gb, 0);
+TEST_F(ComputeArbiterReferee, AHungHolderIsRevokedAfterTurnPlusLeaseNotBefore) {
+  AHoldsBWaits();
   const std::uint64_t deadline = m.page().turn_ns + m.params().lease_ns;
   const std::uint64_t next = m.Poll(deadline);
   EXPECT_EQ(m.holder(), HolderId(a, 0)) << "not before turn + lease";
@@ -124,14 +112,8 @@ TEST(ComputeArbiterReferee, AHungHolderIsRevokedAfterTurnPlusLeaseNotBefore) {
   EXPECT_EQ(m.core().charged_ns(a), deadline + 1) << "charged its whole hold";
 }
 
-TEST(ComputeArbiterReferee, ARevokedHoldersBacklogIsChargedAsDebtButNeverPastTheClock) {
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(50);
-  const std::uint32_t b = m.AddTenant(50);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
-  Ask(m, *gb, 0);
+TEST_F(ComputeArbiterReferee, ARevokedHoldersBacklogIsChargedAsDebtButNeverPastTheClock) {
+  AHoldsBWaits();
   const std::uint64_t revoked_at = m.page().turn_ns + m.params().lease_ns + 1;
   m.Poll(revoked_at);
   ASSERT_EQ(m.holder(), HolderId(b, 0));
@@ -143,14 +125,8 @@ TEST(ComputeArbiterReferee, ARevokedHoldersBacklogIsChargedAsDebtButNeverPastThe
   EXPECT_FALSE(ga->holding());
 }
 
-TEST(ComputeArbiterReferee, TurnAdaptsToTheHoldersKernels) {
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(50);
-  const std::uint32_t b = m.AddTenant(50);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);  // one launch
-  Ask(m, *gb, 0);
+TEST_F(ComputeArbiterReferee, TurnAdaptsToTheHoldersKernels) {
+  AHoldsBWaits();                         // A launched once
   ga->BeforeLaunch(0);                    // a second
   ga->Release(10 * kMs, 10 * kMs, true);  // 2 launches in 10 ms: 5 ms kernels
   m.Poll(10 * kMs);
@@ -163,9 +139,8 @@ TEST(ComputeArbiterReferee, TurnAdaptsToTheHoldersKernels) {
   EXPECT_EQ(m.page().turn_ns, m.params().max_turn_ns) << "A: 8 x 5 ms, capped";
 }
 
-TEST(ComputeArbiterReferee, WithoutARefereeAnHonestTenantWaitsAtMostTheMaximumWait) {
-  MemoryArbiter m;  // nobody polls: the referee is gone (an agent restart)
-  const std::uint32_t a = m.AddTenant(50);
+TEST_F(ComputeArbiterReferee, WithoutARefereeAnHonestTenantWaitsAtMostTheMaximumWait) {
+  a = m.AddTenant(50);  // nobody polls: the referee is gone (an agent restart)
   auto gate = m.Gate(a);
   std::uint64_t now = 0;
   while (gate->BeforeLaunch(now) != GateDecision::kGo) {
@@ -176,15 +151,9 @@ TEST(ComputeArbiterReferee, WithoutARefereeAnHonestTenantWaitsAtMostTheMaximumWa
   EXPECT_TRUE(gate->bypassing(now));
 }
 
-TEST(ComputeArbiterReferee, AForgedOrZeroedGrantPageIsRepublishedFromTheRefereesState) {
+TEST_F(ComputeArbiterReferee, AForgedOrZeroedGrantPageIsRepublishedFromTheRefereesState) {
   // Only possible where the page is mounted writable; the referee's own state is untouched.
-  MemoryArbiter m;
-  const std::uint32_t a = m.AddTenant(50);
-  const std::uint32_t b = m.AddTenant(50);
-  auto ga = m.Gate(a);
-  auto gb = m.Gate(b);
-  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
-  Ask(m, *gb, 0);
+  AHoldsBWaits();
   m.page().token = PackToken(HolderId(b, 0), 0);  // B forges the token for itself
   m.Poll(1 * kMs);
   EXPECT_EQ(m.holder(), HolderId(a, 0));
