@@ -41,6 +41,8 @@ class ArbiterReferee {
   // GPU time the referee has charged `key` (0 when unknown).
   std::uint64_t ChargedNs(const std::string& key) const;
   const std::string& grant_path() const { return grant_path_; }
+  // How many times the referee has looked at the requests (diagnostics, tests).
+  std::uint64_t looks() const { return looks_.load(); }
 
   // Brings the tenants in line with a directory of entries, one file per container, each
   // "weight=N cap=M requests=/abs/path" (gpuslice run). Bad entries are skipped with a log line.
@@ -61,6 +63,7 @@ class ArbiterReferee {
   std::unique_ptr<Tenant> tenants_[kArbiterTenants];
   std::uint32_t control_ = 0;  // futex word: kicked on add/remove/stop
   std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> looks_{0};
   std::thread thread_;
 };
 

@@ -74,6 +74,11 @@ class ArbiterNode {
             "ASAN_OPTIONS=verify_asan_link_order=0"};
   }
 
+  // Maps container `name`'s files as one of its processes does.
+  int OpenAs(const std::string& name, ArbiterRegion& region) {
+    return region.Open(grant_path_.c_str(), (dir_ / (name + "-requests")).c_str());
+  }
+
   // Whether container `name`'s request file has (or had) a record of process `pid`.
   bool HasRecordOf(const std::string& name, pid_t pid) {
     ArbiterRegion region;
@@ -247,6 +252,23 @@ TEST_F(ArbiterIntegration, AContainerScribblingItsRequestFileGetsNoMoreThanItsWe
   std::printf("charged: hostile %.1f ms, honest %.1f ms (%.1f %%)\n", a / 1e6, b / 1e6,
               100 * a / (a + b));
   EXPECT_LE(100 * a / (a + b), 35.0);
+}
+
+// A container can ring its doorbell as fast as it likes: the referee looks at most every 50 us.
+TEST_F(ArbiterIntegration, ADoorbellRungInALoopCostsTheRefereeAtMostOneLookPer50us) {
+  ArbiterNode node;
+  node.Container(50, "noisy");
+  ArbiterRegion noisy;
+  ASSERT_EQ(node.OpenAs("noisy", noisy), 0);
+  const std::uint64_t before = node.referee().looks();
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(200)) noisy.Ring();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::uint64_t looks = node.referee().looks() - before;
+  std::printf("doorbell spam: %llu looks in %.3f s\n", static_cast<unsigned long long>(looks),
+              seconds);
+  EXPECT_LE(static_cast<double>(looks), seconds / 50e-6 + 100);
 }
 
 // `gpuslice run`'s referee: one of the runs on a GPU referees; when its run ends another takes
