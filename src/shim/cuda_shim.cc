@@ -447,13 +447,15 @@ bool EnsureTenant(ShimState& s) {
   return a.gate != nullptr;
 }
 
-// Once the referee lists this container: the holder id its grants name.
+// The holder id the referee's grants name for this process, once it lists this container; looked
+// up again while waiting (a referee that took over may have given the container another slot).
 void LearnHolderId(ArbiterState& a) {
-  if (a.gate->holder_id() != kNoTenant) return;
+  if (a.gate->holding()) return;
   const std::uint32_t slot = a.region.FindTenantSlot();
-  if (slot == kNoTenant) return;
-  a.gate->set_holder_id(HolderId(slot, a.process));
-  g_launch_gate.alone_token = PackToken(HolderId(slot, a.process), 0);
+  const std::uint32_t id = slot == kNoTenant ? kNoTenant : HolderId(slot, a.process);
+  if (id == a.gate->holder_id()) return;
+  a.gate->set_holder_id(id);
+  g_launch_gate.alone_token = PackToken(id, 0);
 }
 
 bool OnArbitratedDevice(ShimState& s) {

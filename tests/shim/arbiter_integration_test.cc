@@ -66,12 +66,25 @@ class ArbiterNode {
     if (AccountingRegion::Create(limits.region_path) != 0) std::abort();
     if (ArbiterRegion::CreateRequests(requests.c_str()) != 0) std::abort();
     if (!referee_->AddTenant(name, requests, weight, 0).ok()) std::abort();
+    tenants_.push_back({name, requests, weight});
     return {std::string("LD_PRELOAD=") + GPUSLICE_CUDA_SHIM_PATH,
             "GPUSLICE_LIMITS_FILE=" + limits_path,
             "GPUSLICE_FAKE_GPUS=count=1,memory=16Gi",
             std::string("GPUSLICE_TEST_FAKE_CUDA=") + GPUSLICE_FAKE_CUDA_PATH,
             std::string("LD_LIBRARY_PATH=") + GPUSLICE_FAKE_CUDA_DIR,
             "ASAN_OPTIONS=verify_asan_link_order=0"};
+  }
+
+  // A new referee takes over the page (as after an agent restart, or another `gpuslice run`
+  // supervisor taking over), listing the containers in the reverse order: other slots.
+  void RestartReferee() {
+    referee_.reset();
+    Result<std::unique_ptr<ArbiterReferee>> referee = ArbiterReferee::Start(grant_path_);
+    if (!referee.ok()) std::abort();
+    referee_ = *std::move(referee);
+    for (auto t = tenants_.rbegin(); t != tenants_.rend(); ++t) {
+      if (!referee_->AddTenant(t->name, t->requests, t->weight, 0).ok()) std::abort();
+    }
   }
 
   // Maps container `name`'s files as one of its processes does.
@@ -93,6 +106,12 @@ class ArbiterNode {
   std::filesystem::path dir_;
   std::string grant_path_;
   std::unique_ptr<ArbiterReferee> referee_;
+  struct Registered {
+    std::string name;
+    std::string requests;
+    std::uint32_t weight;
+  };
+  std::vector<Registered> tenants_;
   int containers_ = 0;
 };
 
@@ -252,6 +271,19 @@ TEST_F(ArbiterIntegration, AContainerScribblingItsRequestFileGetsNoMoreThanItsWe
   std::printf("charged: hostile %.1f ms, honest %.1f ms (%.1f %%)\n", a / 1e6, b / 1e6,
               100 * a / (a + b));
   EXPECT_LE(100 * a / (a + b), 35.0);
+}
+
+TEST_F(ArbiterIntegration, ARunningTenantFollowsARefereeThatTookOverWithOtherSlots) {
+  ArbiterNode node;
+  const auto start = std::chrono::steady_clock::now();
+  ProbeProcess running(Probe({"spin", "800"}), node.Container(50, "first"));
+  node.Container(50, "second");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  node.RestartReferee();
+  ASSERT_EQ(running.Finish(), 0) << running.output();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 3.0) << "it waited for grants naming its old slot";
 }
 
 // A container can ring its doorbell as fast as it likes: the referee looks at most every 50 us.
