@@ -50,7 +50,10 @@ SimResult Simulate(const std::vector<SimTenant>& tenants, std::uint64_t run_ns,
   result.busy_per_ms.resize(tenants.size());
   result.backlog_ns.resize(tenants.size());
   std::vector<std::uint64_t> busy_at_warmup(tenants.size());
+  constexpr std::uint64_t kNever = UINT64_MAX / 2;
+  constexpr std::uint64_t kRefereeLatency = 30 * kUs;
   std::uint64_t deadline = 0;
+  std::uint64_t rung_at = kNever;
   for (std::uint64_t now = 0; now < run_ns; now += kStep) {
     if (now == warmup_ns) {
       for (std::size_t i = 0; i < st.size(); ++i) busy_at_warmup[i] = gpu.BusyNs(st[i].ctx);
@@ -99,8 +102,11 @@ SimResult Simulate(const std::vector<SimTenant>& tenants, std::uint64_t run_ns,
         s.draining = true;
       }
     }
-    if (arbitrate && (doorbell.rung || now >= deadline)) {
+    // The referee's thread wakes a little after a doorbell (futex wake-up, its 50 us spacing).
+    if (doorbell.rung && rung_at == kNever) rung_at = now;
+    if (arbitrate && (now >= rung_at + kRefereeLatency || now >= deadline)) {
       doorbell.rung = false;
+      rung_at = kNever;
       deadline = m.Poll(now);
     }
     std::vector<std::uint64_t> before(st.size());
