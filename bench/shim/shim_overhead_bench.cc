@@ -6,12 +6,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "shim/accounting_region.h"
+#include "shim/arbiter_referee.h"
 #include "shim/arbiter_region.h"
 #include "shim/compute_arbiter.h"
 #include "shim/container_limits.h"
@@ -34,7 +38,8 @@ struct Driver {
 
 Driver g_direct;
 Driver g_shimmed;
-std::string g_arbiter_path;
+std::string g_grant_path;
+std::string g_waiter_requests;
 
 template <typename Fn>
 Fn Symbol(void* handle, const char* name) {
@@ -67,21 +72,52 @@ void LaunchKernel(benchmark::State& state, const Driver& driver) {
   }
 }
 
-// The shim's tenant holds the token while another tenant waits: every launch takes the slow
-// path (process mutex, clock read, turn check). The waiter has a huge virtual time, so at each
-// turn's end (2 ms) the holder drains, hands on and is granted the token again at once.
-void LaunchKernelAsContendedHolder(benchmark::State& state, const Driver& driver) {
-  static gpuslice::shim::ArbiterRegion waiter_region;
-  if (!waiter_region.is_open()) {
+// Another container that always wants the GPU and hands the token straight back whenever the
+// referee grants it (it has no work): the shim's tenant then holds the token while another
+// waits, every launch takes the slow path (process mutex, token and turn check, queued-work
+// bound), and at each turn's end (2 ms) it drains, hands on and is granted the token again.
+class EagerWaiter {
+ public:
+  explicit EagerWaiter(const std::string& requests) {
     using namespace gpuslice::shim;
-    if (waiter_region.Open(g_arbiter_path.c_str()) != 0) state.SkipWithError("no arbiter");
-    driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr);  // shim holds it
-    const std::uint32_t waiter = waiter_region.Join(50, 0);
-    waiter_region.Lock();
-    AcquireToken(waiter_region.table(), waiter, MonotonicNowNs(), ArbiterParams{}, &waiter_region);
-    waiter_region.table()->tenants[waiter].vtime = UINT64_MAX / 4;
-    waiter_region.Unlock();
+    if (region_.Open(g_grant_path.c_str(), requests.c_str()) != 0) return;
+    const std::uint32_t process = region_.Join(0);
+    const std::uint32_t slot = region_.FindTenantSlot();
+    if (process == kNoTenant || slot == kNoTenant) return;
+    gate_ = std::make_unique<TenantGate>(region_.page(), &region_.requests()->processes[process],
+                                         HolderId(slot, process), &region_, ArbiterParams{});
+    thread_ = std::thread([this] { Loop(); });
   }
+  ~EagerWaiter() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  bool ok() const { return gate_ != nullptr; }
+
+ private:
+  void Loop() {
+    using namespace gpuslice::shim;
+    while (!stop_) {
+      const std::uint32_t seen = __atomic_load_n(&region_.page()->seq, __ATOMIC_ACQUIRE);
+      const std::uint64_t now = MonotonicNowNs();
+      const GateDecision d = gate_->BeforeLaunch(now);
+      if (d == GateDecision::kWait) {
+        region_.WaitForChange(seen, 1'000'000);
+      } else {
+        gate_->Release(now, now, true);
+      }
+    }
+  }
+  gpuslice::shim::ArbiterRegion region_;
+  std::unique_ptr<gpuslice::shim::TenantGate> gate_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+void LaunchKernelAsContendedHolder(benchmark::State& state, const Driver& driver) {
+  driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr);  // the shim joins
+  EagerWaiter waiter(g_waiter_requests);
+  if (!waiter.ok()) state.SkipWithError("no arbiter");
   for (auto _ : state) {
     benchmark::DoNotOptimize(
         driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr));
@@ -101,7 +137,6 @@ BENCHMARK_CAPTURE(LaunchKernel, unshimmed, g_direct);
 BENCHMARK_CAPTURE(LaunchKernel, shimmed, g_shimmed);
 BENCHMARK_CAPTURE(MemGetInfo, unshimmed, g_direct);
 BENCHMARK_CAPTURE(MemGetInfo, shimmed, g_shimmed);
-// Last: it leaves a waiter in the table.
 BENCHMARK_CAPTURE(LaunchKernelAsContendedHolder, shimmed, g_shimmed);
 
 }  // namespace
@@ -119,14 +154,21 @@ int main(int argc, char** argv) {
   limits.devices[0].nvml_index = 0;
   limits.devices[0].memory_bytes = 8ULL << 30;
   limits.devices[0].compute_percent = 50;
-  // GPUSLICE_BENCH_UNARBITRATED=1: no arbiter table, so launches take the not-arbitrated path
-  // (LaunchKernelAsContendedHolder is then skipped).
-  const char* unarbitrated = std::getenv("GPUSLICE_BENCH_UNARBITRATED");
-  if (unarbitrated == nullptr || std::strcmp(unarbitrated, "1") != 0) {
-    g_arbiter_path = (dir / "arbiter").string();
-    std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
-                  g_arbiter_path.c_str());
-    if (gpuslice::shim::ArbiterRegion::Create(g_arbiter_path.c_str()) != 0) return 1;
+  // The GPU's referee runs in this process (as in the node agent); the shim's container is
+  // slot 0, the waiter's slot 1.
+  g_grant_path = (dir / "grant").string();
+  const std::string requests = (dir / "requests").string();
+  g_waiter_requests = (dir / "waiter-requests").string();
+  std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
+                g_grant_path.c_str());
+  std::snprintf(limits.devices[0].requests_path, sizeof(limits.devices[0].requests_path), "%s",
+                requests.c_str());
+  auto referee = gpuslice::shim::ArbiterReferee::Start(g_grant_path);
+  if (!referee.ok() || gpuslice::shim::ArbiterRegion::CreateRequests(requests.c_str()) != 0 ||
+      gpuslice::shim::ArbiterRegion::CreateRequests(g_waiter_requests.c_str()) != 0 ||
+      !(*referee)->AddTenant("bench", requests, 50, 0).ok() ||
+      !(*referee)->AddTenant("waiter", g_waiter_requests, 50, 0).ok()) {
+    return 1;
   }
   const std::string limits_path = (dir / "limits").string();
   if (!gpuslice::shim::WriteContainerLimitsFile(limits_path, limits).ok()) return 1;
@@ -155,6 +197,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  referee->reset();
   std::filesystem::remove_all(dir);
   return 0;
 }

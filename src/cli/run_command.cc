@@ -40,6 +40,7 @@
 #include "cli/run_as_user.h"
 #include "core/status.h"
 #include "shim/accounting_region.h"
+#include "shim/arbiter_referee.h"
 #include "shim/arbiter_region.h"
 #include "shim/container_limits.h"
 #include "shim/limits_loader.h"
@@ -257,37 +258,31 @@ Status CheckLimitsFileAsTheShimWill(const fs::path& limits_path, const TargetUse
 
 volatile sig_atomic_t g_child = 0;
 
-// The GPU's arbiter table, shared by every `gpuslice run` on that GPU under `base`: opened when
-// it exists, else created (under a temporary name, then linked into place, so two runs starting
-// together end up with one table).
-// `mode`: 0600 for runs of one user; 0666 under --user, where each command runs as its own user
-// and must write the table (as in Kubernetes, where every container on the GPU shares it).
-Result<std::string> SharedArbiter(const fs::path& base, const std::string& gpu_name,
-                                  unsigned mode) {
-  const fs::path dir = base / ("gpu-" + gpu_name);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  const fs::path path = dir / "arbiter";
-  shim::ArbiterRegion region;
-  int rc = region.Open(path.c_str());
-  if (rc == ENOENT) {
-    const fs::path tmp = dir / ("arbiter.tmp." + std::to_string(::getpid()));
-    rc = shim::ArbiterRegion::Create(tmp.c_str(), mode);
-    if (rc == 0 && ::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) rc = errno;
-    ::unlink(tmp.c_str());
-    if (rc == 0) rc = region.Open(path.c_str());
-  }
-  if (rc == EPROTO) {
-    return FailedPrecondition("the compute arbiter " + path.string() +
-                              " is not a valid table; remove it when no gpuslice run uses "
-                              "that GPU");
-  }
-  if (rc != 0) {
-    return Unavailable("cannot open the compute arbiter " + path.string() + ": " +
+// The GPU's compute arbiter, shared by every `gpuslice run` on that GPU under `base`: this run's
+// request file (in its run directory) registered with the runs' shared referee (one of the
+// supervisors runs it; the others take over when it ends). Sets the device's two paths.
+Result<std::unique_ptr<shim::SharedReferee>> JoinComputeArbiter(const fs::path& base,
+                                                                const std::string& gpu_name,
+                                                                const fs::path& run_dir,
+                                                                const TargetUser* run_as,
+                                                                shim::DeviceLimit& d) {
+  const fs::path requests = run_dir / ("compute-requests-" + gpu_name);
+  if (const int rc = shim::ArbiterRegion::CreateRequests(requests.c_str(), 0600); rc != 0) {
+    return Unavailable("cannot create the compute request file " + requests.string() + ": " +
                        std::strerror(rc));
   }
-  if (mode == 0666) ::chmod(path.c_str(), 0666);  // a table an earlier root-only run created
-  return path.string();
+  // Under --user the command's shim writes its request file, as it writes its region.
+  if (run_as != nullptr && ::lchown(requests.c_str(), run_as->uid, run_as->gid) != 0) {
+    return Unavailable("cannot give the compute request file to uid " +
+                       std::to_string(run_as->uid) + ": " + std::strerror(errno));
+  }
+  GPUSLICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<shim::SharedReferee> referee,
+      shim::SharedReferee::Join((base / ("gpu-" + gpu_name)).string(), run_dir.filename().string(),
+                                requests.string(), d.compute_percent, d.compute_cap_percent));
+  GPUSLICE_RETURN_IF_ERROR(CopyPath(referee->grant_path(), d.arbiter_path, "compute-arbiter"));
+  GPUSLICE_RETURN_IF_ERROR(CopyPath(requests.string(), d.requests_path, "compute-requests"));
+  return referee;
 }
 
 void ForwardSignal(int signal) {
@@ -374,6 +369,7 @@ Result<int> Run(const RunOptions& options) {
   }
   limits.context_overhead_bytes = overhead_bytes;
   limits.device_count = static_cast<std::uint32_t>(gpus.size());
+  std::vector<std::unique_ptr<shim::SharedReferee>> referees;  // for as long as the run lasts
   for (std::size_t i = 0; i < gpus.size(); ++i) {
     shim::DeviceLimit& d = limits.devices[i];
     d.nvml_index = gpus[i];
@@ -382,10 +378,10 @@ Result<int> Run(const RunOptions& options) {
     d.compute_percent = static_cast<std::uint32_t>(options.compute_percent);
     d.compute_cap_percent = static_cast<std::uint32_t>(options.compute_cap_percent);
     GPUSLICE_ASSIGN_OR_RETURN(
-        const std::string arbiter,
-        SharedArbiter(base, uuids[i].empty() ? std::to_string(gpus[i]) : uuids[i],
-                      run_as != nullptr ? 0666 : 0600));
-    GPUSLICE_RETURN_IF_ERROR(CopyPath(arbiter, d.arbiter_path, "compute-arbiter"));
+        std::unique_ptr<shim::SharedReferee> referee,
+        JoinComputeArbiter(base, uuids[i].empty() ? std::to_string(gpus[i]) : uuids[i], run_dir,
+                           run_as, d));
+    referees.push_back(std::move(referee));
   }
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(limits_path.string(), limits));
   if (Status trusted = CheckLimitsFileAsTheShimWill(limits_path, run_as); !trusted.ok()) {

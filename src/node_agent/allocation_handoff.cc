@@ -13,6 +13,7 @@
 #include "node_agent/atomic_file.h"
 #include "node_agent/pod_resources_api.grpc.pb.h"
 #include "shim/accounting_region.h"
+#include "shim/arbiter_region.h"
 #include "shim/container_limits.h"
 
 namespace gpuslice {
@@ -103,7 +104,10 @@ Result<std::vector<ContainerDevices>> GrpcPodResources::List() {
 
 AllocationHandoff::AllocationHandoff(HandoffOptions options, kube::KubeApi& api,
                                      PodResourcesSource& pod_resources)
-    : options_(std::move(options)), api_(api), pod_resources_(pod_resources) {}
+    : options_(std::move(options)),
+      api_(api),
+      pod_resources_(pod_resources),
+      arbiters_((std::filesystem::path(options_.host_root) / "gpu-arbiters").string()) {}
 
 AllocationHandoff::~AllocationHandoff() { Stop(); }
 
@@ -167,6 +171,7 @@ Status AllocationHandoff::PrepareAllocation(const std::vector<std::string>& devi
   region_mount->set_container_path(kContainerRegionDir);
   region_mount->set_host_path(region_dir.string());
   region_mount->set_read_only(false);
+  GPUSLICE_RETURN_IF_ERROR(PrepareComputeArbiter(key, ids, region_dir.string(), response));
 
   pending_[key] = Pending{ids, std::chrono::steady_clock::now()};
   HandoffResult result;
@@ -258,6 +263,7 @@ Result<HandoffResult> AllocationHandoff::Settle(const Pending& pending,
       text = it->get<std::string>();
     }
   }
+  result.compute_cap_percent = ComputeLimitOf(*pod, holder.container);
   auto refuse = [&](std::string why) -> Result<HandoffResult> {
     result.state = HandoffResult::State::kRefused;
     result.message = std::move(why);
@@ -356,6 +362,9 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result,
     if (d.nvml_index >= 0) {
       result.limit_bytes[static_cast<std::uint32_t>(d.nvml_index)] = d.memory_bytes;
     }
+    if (limits.device_count == 1 && assignment.compute_percent > 0) {
+      GPUSLICE_RETURN_IF_ERROR(LimitCompute(result, g.uuid, d));
+    }
   }
   const fs::path file = fs::path(options_.host_root) / result.key / "limits" / kLimitsFileName;
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(file.string(), limits));
@@ -363,10 +372,49 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result,
   result.gpu_uuid = assignment.gpus.empty() ? std::string() : assignment.gpus.front().uuid;
   result.memory_bytes = static_cast<std::int64_t>(limits.devices[0].memory_bytes);
   result.compute_percent = static_cast<int>(limits.devices[0].compute_percent);
+  result.compute_cap_percent = static_cast<int>(limits.devices[0].compute_cap_percent);
   spdlog::info("pod {} container {}: limits written to {} (GPU {}, {} bytes, {}% compute)",
                result.pod, result.container, file.string(), result.gpu_uuid, result.memory_bytes,
                result.compute_percent);
   return result;
+}
+
+Status AllocationHandoff::PrepareComputeArbiter(const std::string& key,
+                                                const std::vector<std::string>& ids,
+                                                const std::string& region_dir,
+                                                v1beta1::ContainerAllocateResponse& response) {
+  if (ids.empty()) return Status::Ok();
+  arbiters_.Remove(key);  // a new container on these slots
+  const std::string requests = region_dir + "/" + kArbiterRequestsFileName;
+  if (const int rc = shim::ArbiterRegion::CreateRequests(requests.c_str(), 0666); rc != 0) {
+    return Internal("cannot create the compute request file " + requests + ": " +
+                    std::error_code(rc, std::generic_category()).message());
+  }
+  // The GPU the container's first slot belongs to (the shim arbitrates one GPU per container).
+  GPUSLICE_ASSIGN_OR_RETURN(const std::string gpu_dir, arbiters_.GpuDir(GpuOfSlot(ids.front())));
+  auto* mount = response.add_mounts();
+  mount->set_container_path(kContainerArbiterDir);
+  mount->set_host_path(gpu_dir);
+  mount->set_read_only(true);
+  return Status::Ok();
+}
+
+// Registers the container with the GPU's referee (weight = its gpu-compute request, cap = a
+// limit above it) and names the grant page and its request file in its limits.
+Status AllocationHandoff::LimitCompute(const HandoffResult& result, const std::string& uuid,
+                                       shim::DeviceLimit& d) {
+  const std::string requests =
+      (fs::path(options_.host_root) / result.key / "region" / kArbiterRequestsFileName).string();
+  const std::uint32_t cap = result.compute_cap_percent > static_cast<int>(d.compute_percent)
+                                ? static_cast<std::uint32_t>(result.compute_cap_percent)
+                                : 0;
+  GPUSLICE_RETURN_IF_ERROR(arbiters_.Add(result.key, uuid, requests, d.compute_percent, cap));
+  d.compute_cap_percent = cap;
+  CopyString(std::string(kContainerArbiterDir) + "/" + kArbiterGrantFileName, d.arbiter_path,
+             sizeof(d.arbiter_path));
+  CopyString(std::string(kContainerRegionDir) + "/" + kArbiterRequestsFileName, d.requests_path,
+             sizeof(d.requests_path));
+  return Status::Ok();
 }
 
 void AllocationHandoff::Record(HandoffResult result) {
@@ -396,6 +444,7 @@ void AllocationHandoff::ReleaseEnded(const std::map<std::string, ContainerDevice
         std::error_code ec;
         fs::remove_all(fs::path(options_.host_root) / it->first, ec);
         if (ec) spdlog::warn("cannot remove {}: {}", it->first, ec.message());
+        arbiters_.Remove(it->first);
         ended.push_back(it->second);
         it = results_.erase(it);
       } else {

@@ -32,8 +32,10 @@
 
 #include "core/status.h"
 #include "kube/kube_api.h"
+#include "node_agent/compute_arbiters.h"
 #include "node_agent/device_plugin_api.pb.h"
 #include "scheduler/kube_objects.h"
+#include "shim/container_limits.h"
 
 namespace gpuslice {
 
@@ -97,6 +99,7 @@ struct HandoffResult {
   std::string gpu_uuid;   // the GPU written to the limits file
   std::int64_t memory_bytes = 0;
   int compute_percent = 0;
+  int compute_cap_percent = 0;  // the pod's gpu-compute limit when above its request; 0: none
   std::map<std::uint32_t, std::uint64_t> limit_bytes;  // NVML index -> bytes, per limited GPU
   std::string message;  // why refused / given up; the correction made when the GPU differed
 };
@@ -142,6 +145,9 @@ class AllocationHandoff {
   // The directory name for a set of device IDs (stable, order-independent).
   static std::string KeyFor(std::vector<std::string> device_ids);
 
+  // The node's compute arbiters (one referee per fractional GPU; tests read them).
+  ComputeArbiters& arbiters() { return arbiters_; }
+
  private:
   struct Pending {
     std::vector<std::string> device_ids;  // sorted
@@ -152,11 +158,18 @@ class AllocationHandoff {
   Result<HandoffResult> Limit(HandoffResult result, scheduler::GpuAssignment assignment,
                               const std::string& pod_namespace, const std::string& pod_name);
   void Record(HandoffResult result);
+  // Compute arbiter (issue 14): the container's request file and the GPU's read-only mount at
+  // Allocate; its weight and cap, and the two paths in its limits, once the pod is known.
+  Status PrepareComputeArbiter(const std::string& key, const std::vector<std::string>& ids,
+                               const std::string& region_dir,
+                               v1beta1::ContainerAllocateResponse& response);
+  Status LimitCompute(const HandoffResult& result, const std::string& uuid, shim::DeviceLimit& d);
   void ReleaseEnded(const std::map<std::string, ContainerDevices>& holders);
 
   const HandoffOptions options_;
   kube::KubeApi& api_;
   PodResourcesSource& pod_resources_;
+  ComputeArbiters arbiters_;
 
   mutable std::mutex mu_;
   mutable std::condition_variable settled_cv_;

@@ -1,9 +1,10 @@
 #include "shim/arbiter_region.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,20 +14,45 @@
 namespace gpuslice::shim {
 namespace {
 
-constexpr std::size_t kArbiterBytes = sizeof(ArbiterLayout);
-
-off_t RecordLockOffset(std::uint32_t tenant) {
-  return static_cast<off_t>(offsetof(ArbiterLayout, tenants) + tenant * sizeof(ArbiterTenant));
+off_t RecordLockOffset(std::uint32_t process) {
+  return static_cast<off_t>(offsetof(ArbiterRequests, processes) +
+                            process * sizeof(ProcessRequest));
 }
 
-bool InitialiseMutex(pthread_mutex_t* mutex) noexcept {
-  pthread_mutexattr_t attr;
-  if (pthread_mutexattr_init(&attr) != 0) return false;
-  const bool ok = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) == 0 &&
-                  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) == 0 &&
-                  pthread_mutex_init(mutex, &attr) == 0;
-  pthread_mutexattr_destroy(&attr);
-  return ok;
+// Maps `path` (created when absent) at its full size and lets `init` fill it in place.
+template <typename T, typename Init>
+int CreateInPlace(const char* path, unsigned mode, Init init) noexcept {
+  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, static_cast<mode_t>(mode));
+  if (fd < 0) return errno;
+  int result = 0;
+  struct stat st {};
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0 || ::fstat(fd, &st) != 0 ||
+      (static_cast<std::size_t>(st.st_size) != sizeof(T) &&
+       ::ftruncate(fd, static_cast<off_t>(sizeof(T))) != 0)) {
+    result = errno;
+  }
+  if (result == 0) {
+    void* mapping = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mapping == MAP_FAILED) {
+      result = errno;
+    } else {
+      init(static_cast<T*>(mapping));
+      ::munmap(mapping, sizeof(T));
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
+// Maps `fd` (`bytes` long) with `prot`, or returns MAP_FAILED.
+void* MapWhole(int fd, std::size_t bytes, int prot) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<std::size_t>(st.st_size) != bytes) {
+    errno = EPROTO;
+    return MAP_FAILED;
+  }
+  return ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
 }
 
 }  // namespace
@@ -38,167 +64,137 @@ std::uint64_t MonotonicNowNs() noexcept {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+void FutexWake(const std::uint32_t* word) noexcept {
+  ::syscall(SYS_futex, word, FUTEX_WAKE, 0x7fffffff, nullptr, nullptr, 0);
+}
+
+void FutexWait(const std::uint32_t* word, std::uint32_t expected,
+               std::uint64_t timeout_ns) noexcept {
+  timespec timeout{static_cast<time_t>(timeout_ns / 1'000'000'000ULL),
+                   static_cast<long>(timeout_ns % 1'000'000'000ULL)};
+  ::syscall(SYS_futex, word, FUTEX_WAIT, expected, &timeout, nullptr, 0);
+}
+
+int ArbiterRegion::CreateGrantPage(const char* path, unsigned mode) noexcept {
+  return CreateInPlace<ArbiterGrantPage>(path, mode, [](ArbiterGrantPage* p) { InitGrantPage(p); });
+}
+
+int ArbiterRegion::CreateRequests(const char* path, unsigned mode) noexcept {
+  return CreateInPlace<ArbiterRequests>(path, mode, [](ArbiterRequests* r) { InitRequests(r); });
+}
+
 ArbiterRegion::~ArbiterRegion() { Close(); }
 
 void ArbiterRegion::Close() noexcept {
-  if (layout_ != nullptr) ::munmap(layout_, kArbiterBytes);
-  layout_ = nullptr;
-  DropInheritedDescriptor();
-}
-
-void ArbiterRegion::DropInheritedDescriptor() noexcept {
+  if (page_ != nullptr) ::munmap(const_cast<ArbiterGrantPage*>(page_), sizeof(ArbiterGrantPage));
+  if (requests_ != nullptr) ::munmap(requests_, sizeof(ArbiterRequests));
+  page_ = nullptr;
+  requests_ = nullptr;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  own_tenant_ = kNoTenant;
 }
 
-int ArbiterRegion::ReopenDescriptor(const char* path) noexcept {
-  DropInheritedDescriptor();
-  fd_ = ::open(path, O_RDWR | O_CLOEXEC);
-  return fd_ < 0 ? errno : 0;
-}
-
-int ArbiterRegion::Create(const char* path, unsigned mode) noexcept {
-  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, static_cast<mode_t>(mode));
-  if (fd < 0) return errno;
-  int result = 0;
-  void* mapping = MAP_FAILED;
-  if (::flock(fd, LOCK_EX) != 0 || ::fchmod(fd, static_cast<mode_t>(mode)) != 0 ||
-      ::ftruncate(fd, 0) != 0 || ::ftruncate(fd, static_cast<off_t>(kArbiterBytes)) != 0) {
-    result = errno;
-  } else {
-    mapping = ::mmap(nullptr, kArbiterBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mapping == MAP_FAILED) result = errno;
-  }
-  if (result == 0) {
-    auto* layout = static_cast<ArbiterLayout*>(mapping);
-    ArbiterHeader& h = layout->header;
-    h.version = kArbiterVersion;
-    h.header_bytes = sizeof(ArbiterHeader);
-    h.tenant_bytes = sizeof(ArbiterTenant);
-    h.tenant_count = kArbiterTenants;
-    InitArbiterTable(layout);
-    if (!InitialiseMutex(&h.mutex)) {
-      result = EINVAL;
-    } else {
-      __atomic_store_n(&h.magic, kArbiterMagic, __ATOMIC_RELEASE);  // written last
-    }
-    ::msync(mapping, kArbiterBytes, MS_SYNC);
-    ::munmap(mapping, kArbiterBytes);
-  }
-  ::flock(fd, LOCK_UN);
-  ::close(fd);
-  return result;
-}
-
-int ArbiterRegion::Open(const char* path) noexcept {
+int ArbiterRegion::Open(const char* grant_path, const char* requests_path) noexcept {
   Close();
-  const int fd = ::open(path, O_RDWR | O_CLOEXEC);
-  if (fd < 0) return errno;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      static_cast<std::size_t>(st.st_size) < kArbiterBytes) {
-    ::close(fd);
+  const int grant_fd = ::open(grant_path, O_RDONLY | O_CLOEXEC);
+  if (grant_fd < 0) return errno;
+  void* page = MapWhole(grant_fd, sizeof(ArbiterGrantPage), PROT_READ);
+  const int grant_error = errno;
+  ::close(grant_fd);
+  if (page == MAP_FAILED) return grant_error;
+  const auto* p = static_cast<const ArbiterGrantPage*>(page);
+  if (__atomic_load_n(&p->magic, __ATOMIC_ACQUIRE) != kArbiterMagic ||
+      p->version != kArbiterVersion || p->page_bytes != sizeof(ArbiterGrantPage) ||
+      p->tenant_count != kArbiterTenants) {
+    ::munmap(page, sizeof(ArbiterGrantPage));
     return EPROTO;
   }
-  void* mapping = ::mmap(nullptr, kArbiterBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (mapping == MAP_FAILED) {
-    const int error = errno;
-    ::close(fd);
-    return error;
+  fd_ = ::open(requests_path, O_RDWR | O_CLOEXEC);
+  void* requests =
+      fd_ < 0 ? MAP_FAILED : MapWhole(fd_, sizeof(ArbiterRequests), PROT_READ | PROT_WRITE);
+  const int requests_error = errno;
+  if (requests == MAP_FAILED ||
+      __atomic_load_n(&static_cast<ArbiterRequests*>(requests)->magic, __ATOMIC_ACQUIRE) !=
+          kRequestsMagic ||
+      static_cast<ArbiterRequests*>(requests)->version != kArbiterVersion) {
+    if (requests != MAP_FAILED) ::munmap(requests, sizeof(ArbiterRequests));
+    ::munmap(page, sizeof(ArbiterGrantPage));
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return requests == MAP_FAILED ? requests_error : EPROTO;
   }
-  auto* layout = static_cast<ArbiterLayout*>(mapping);
-  const ArbiterHeader& h = layout->header;
-  if (__atomic_load_n(&h.magic, __ATOMIC_ACQUIRE) != kArbiterMagic ||
-      h.version != kArbiterVersion || h.header_bytes != sizeof(ArbiterHeader) ||
-      h.tenant_bytes != sizeof(ArbiterTenant) || h.tenant_count != kArbiterTenants) {
-    ::munmap(mapping, kArbiterBytes);
-    ::close(fd);
-    return EPROTO;  // never initialised here: only the control plane creates the table
-  }
-  ::close(fd);
-  // Record locks go through a descriptor of this process's own (the mapping keeps another
-  // reference to the first description alive, which would keep its locks too).
-  fd_ = ::open(path, O_RDWR | O_CLOEXEC);
-  if (fd_ < 0) {
-    const int error = errno;
-    ::munmap(mapping, kArbiterBytes);
-    return error;
-  }
-  layout_ = layout;
+  page_ = p;
+  requests_ = static_cast<ArbiterRequests*>(requests);
   return 0;
 }
 
-void ArbiterRegion::Lock() {
-  if (pthread_mutex_lock(&layout_->header.mutex) == EOWNERDEAD) {
-    // The holder died inside a critical section; every field it may have left half-updated is
-    // re-derived on the next grant (the token from the records, the waiters by counting).
-    pthread_mutex_consistent(&layout_->header.mutex);
-  }
+int ArbiterRegion::ReopenDescriptor(const char* requests_path) noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = ::open(requests_path, O_RDWR | O_CLOEXEC);
+  return fd_ < 0 ? errno : 0;
 }
 
-void ArbiterRegion::Unlock() { pthread_mutex_unlock(&layout_->header.mutex); }
-
-bool ArbiterRegion::TryLockRecord(std::uint32_t tenant) noexcept {
+bool ArbiterRegion::TryLockRecord(std::uint32_t process) noexcept {
   struct flock lock {};
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
-  lock.l_start = RecordLockOffset(tenant);
+  lock.l_start = RecordLockOffset(process);
   lock.l_len = 1;
   return fd_ >= 0 && ::fcntl(fd_, F_OFD_SETLK, &lock) == 0;
 }
 
-bool ArbiterRegion::Alive(std::uint32_t tenant) {
-  if (fd_ < 0 || tenant >= kArbiterTenants) return true;  // cannot tell: treat as alive
-  if (tenant == own_tenant_) return true;  // our own lock never conflicts with our descriptor
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  lock.l_start = RecordLockOffset(tenant);
-  lock.l_len = 1;
-  if (::fcntl(fd_, F_OFD_GETLK, &lock) != 0) return true;
-  return lock.l_type != F_UNLCK;
-}
-
-std::uint32_t ArbiterRegion::Join(std::uint32_t weight, std::int32_t pid) noexcept {
-  if (layout_ == nullptr) return kNoTenant;
-  Lock();
-  // Records of dead processes are freed first; a free record whose lock someone still holds
-  // (a forked child of its last owner) is skipped.
-  for (std::uint32_t i = 0; i < kArbiterTenants; ++i) {
-    ArbiterTenant& r = layout_->tenants[i];
-    if (r.state == static_cast<std::uint32_t>(TenantState::kIdle) && !Alive(i)) {
-      __atomic_store_n(&r.state, static_cast<std::uint32_t>(TenantState::kFree), __ATOMIC_RELEASE);
-    }
-  }
-  std::uint32_t chosen = kNoTenant;
-  for (std::uint32_t i = 0; i < kArbiterTenants && chosen == kNoTenant; ++i) {
-    if (layout_->tenants[i].state != static_cast<std::uint32_t>(TenantState::kFree)) continue;
+std::uint32_t ArbiterRegion::Join(std::int32_t pid) noexcept {
+  if (requests_ == nullptr) return kNoTenant;
+  // A record is free when nobody holds its lock (its last owner exited, whatever it wrote).
+  for (std::uint32_t i = 0; i < kProcessesPerTenant; ++i) {
     if (!TryLockRecord(i)) continue;
-    if (JoinTenantAt(layout_, i, weight, pid)) {
-      chosen = i;
-      own_tenant_ = i;
-    }
+    ProcessRequest& r = requests_->processes[i];
+    __atomic_store_n(&r.want, 0u, __ATOMIC_RELEASE);
+    r.pid = pid;
+    r.launches = 0;
+    r.completion_ns = 0;
+    __atomic_store_n(&r.in_use, 1u, __ATOMIC_RELEASE);
+    return i;
   }
-  Unlock();
-  return chosen;
+  return kNoTenant;
 }
 
-void ArbiterRegion::Leave(std::uint32_t tenant, std::uint64_t now_ns,
-                          const ArbiterParams& params) noexcept {
-  if (layout_ == nullptr || tenant >= kArbiterTenants) return;
-  Lock();
-  LeaveTenant(layout_, tenant, now_ns, params, this);
-  Unlock();
-  if (tenant == own_tenant_) own_tenant_ = kNoTenant;
-  if (fd_ >= 0) {
-    struct flock lock {};
-    lock.l_type = F_UNLCK;
-    lock.l_whence = SEEK_SET;
-    lock.l_start = RecordLockOffset(tenant);
-    lock.l_len = 1;
-    ::fcntl(fd_, F_OFD_SETLK, &lock);
+void ArbiterRegion::Leave(std::uint32_t process) noexcept {
+  if (requests_ == nullptr || process >= kProcessesPerTenant) return;
+  ProcessRequest& r = requests_->processes[process];
+  __atomic_store_n(&r.want, 0u, __ATOMIC_RELEASE);
+  __atomic_store_n(&r.in_use, 0u, __ATOMIC_RELEASE);
+  Ring();
+  struct flock lock {};
+  lock.l_type = F_UNLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = RecordLockOffset(process);
+  lock.l_len = 1;
+  if (fd_ >= 0) ::fcntl(fd_, F_OFD_SETLK, &lock);
+}
+
+std::uint32_t ArbiterRegion::FindTenantSlot() const noexcept {
+  struct stat st {};
+  if (page_ == nullptr || fd_ < 0 || ::fstat(fd_, &st) != 0) return kNoTenant;
+  for (std::uint32_t t = 0; t < kArbiterTenants; ++t) {
+    const PublishedTenant& p = page_->tenants[t];
+    if (__atomic_load_n(&p.state, __ATOMIC_ACQUIRE) != 0 &&
+        __atomic_load_n(&p.requests_ino, __ATOMIC_ACQUIRE) == st.st_ino &&
+        __atomic_load_n(&p.requests_dev, __ATOMIC_ACQUIRE) == st.st_dev) {
+      return t;
+    }
   }
+  return kNoTenant;
+}
+
+void ArbiterRegion::WaitForChange(std::uint32_t seen, std::uint64_t timeout_ns) const noexcept {
+  if (page_ != nullptr) FutexWait(&page_->seq, seen, timeout_ns);
+}
+
+void ArbiterRegion::Ring() noexcept {
+  if (requests_ == nullptr) return;
+  __atomic_add_fetch(&requests_->doorbell, 1, __ATOMIC_RELEASE);
+  FutexWake(&requests_->doorbell);
 }
 
 }  // namespace gpuslice::shim

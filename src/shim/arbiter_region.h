@@ -1,13 +1,12 @@
-// ArbiterRegion: the compute arbiter's table for one physical GPU (compute_arbiter.h) in a
-// file-backed shared mapping that every arbitrated process on that GPU maps.
+// ArbiterRegion: a tenant process's view of its GPU's compute arbiter (compute_arbiter.h):
+// the GPU's grant page, mapped READ-ONLY (PROT_READ over an O_RDONLY descriptor, so a read-only
+// mount suffices), and its container's request file, mapped read-write, in which it takes one
+// process record. The process holds an open-file-description lock on its record's first byte
+// through its own descriptor, so the referee sees the record alive exactly while the process is
+// (exit, exec, SIGKILL — any pid namespace). Neither file is ever created or repaired here: a
+// wrong magic, version or size is refused (EPROTO) and launches then run unarbitrated.
 //
-// As with the accounting region (accounting_region.h): only the control plane creates and
-// initialises it (Create); an opener refuses a wrong magic, version or size and never repairs,
-// so a zeroed or corrupted table fails the tenant closed to "not arbitrated" with a complaint
-// rather than silently resetting everybody's virtual time. A tenant's record is alive while its
-// process holds an open-file-description lock on the record's first byte through its own
-// descriptor (dropped by the kernel at exit, exec or SIGKILL, whatever the pid namespace).
-// Updates happen under a robust process-shared mutex; a holder that dies is recovered.
+// Also the control plane's creation of both files (CreateGrantPage, CreateRequests).
 #pragma once
 
 #include <cstdint>
@@ -16,49 +15,58 @@
 
 namespace gpuslice::shim {
 
-class ArbiterRegion final : public ArbiterTableAccess {
+class ArbiterRegion final : public Doorbell {
  public:
   ArbiterRegion() = default;
   ~ArbiterRegion() override;
   ArbiterRegion(const ArbiterRegion&) = delete;
   ArbiterRegion& operator=(const ArbiterRegion&) = delete;
 
-  // Control plane only: creates (or truncates) `path` with `mode` and writes a fresh table.
-  // Returns 0 or an errno value.
-  static int Create(const char* path, unsigned mode = 0666) noexcept;
+  // Control plane: creates the file with `mode`, or re-initialises an existing one IN PLACE (same
+  // inode, never truncated: processes that map it keep a valid mapping). Returns 0 or errno.
+  static int CreateGrantPage(const char* path, unsigned mode = 0644) noexcept;
+  static int CreateRequests(const char* path, unsigned mode = 0666) noexcept;
 
-  // Maps the table Create made. ENOENT when missing, EPROTO when the header is wrong.
-  int Open(const char* path) noexcept;
-  bool is_open() const noexcept { return layout_ != nullptr; }
+  // Maps the grant page read-only and the container's request file read-write. ENOENT when
+  // missing, EPROTO when either is not what the control plane wrote.
+  int Open(const char* grant_path, const char* requests_path) noexcept;
+  bool is_open() const noexcept { return page_ != nullptr; }
 
-  // Takes a record for this process (weight 1-100) and its liveness lock. kNoTenant when full.
-  std::uint32_t Join(std::uint32_t weight, std::int32_t pid) noexcept;
-  // Normal exit: frees the record (handing the token on) and drops the lock.
-  void Leave(std::uint32_t tenant, std::uint64_t now_ns, const ArbiterParams& params) noexcept;
+  // Takes a process record (and its liveness lock). kNoTenant when all are taken.
+  std::uint32_t Join(std::int32_t pid) noexcept;
+  // Normal exit: gives the record up (want 0, handed back) and drops the lock.
+  void Leave(std::uint32_t process) noexcept;
+  // In a forked child: a descriptor of its own (the parent's lock stays the parent's).
+  int ReopenDescriptor(const char* requests_path) noexcept;
 
-  // In a forked child: drops the descriptor shared with the parent (its record's lock).
-  void DropInheritedDescriptor() noexcept;
-  // Opens a descriptor of this process's own for `path` (after DropInheritedDescriptor); the
-  // child then joins as a tenant of its own. Returns 0 or errno.
-  int ReopenDescriptor(const char* path) noexcept;
+  const ArbiterGrantPage* page() const noexcept { return page_; }
+  // This container's slot on the grant page (matched by the request file's identity), or
+  // kNoTenant while the referee does not list it.
+  std::uint32_t FindTenantSlot() const noexcept;
+  ArbiterRequests* requests() noexcept { return requests_; }
+  // Waits until the grant page's seq differs from `seen` or `timeout_ns` passes (FUTEX_WAIT on
+  // the read-only mapping).
+  void WaitForChange(std::uint32_t seen, std::uint64_t timeout_ns) const noexcept;
 
-  // ArbiterTableAccess
-  ArbiterLayout* table() override { return layout_; }
-  void Lock() override;
-  void Unlock() override;
-  bool Alive(std::uint32_t tenant) override;
+  // Doorbell: tells the referee this container's requests changed.
+  void Ring() noexcept override;
 
   void Close() noexcept;
 
  private:
-  bool TryLockRecord(std::uint32_t tenant) noexcept;
+  bool TryLockRecord(std::uint32_t process) noexcept;
 
-  ArbiterLayout* layout_ = nullptr;
-  int fd_ = -1;
-  std::uint32_t own_tenant_ = kNoTenant;  // the record this descriptor locks
+  const ArbiterGrantPage* page_ = nullptr;
+  ArbiterRequests* requests_ = nullptr;
+  int fd_ = -1;  // the request file, for record locks
 };
 
 // Nanoseconds on CLOCK_MONOTONIC (vDSO; no syscall): the arbiter's clock in every process.
 std::uint64_t MonotonicNowNs() noexcept;
+
+// futex(2) on a shared mapping (not FUTEX_PRIVATE: the word is shared between processes).
+void FutexWake(const std::uint32_t* word) noexcept;
+void FutexWait(const std::uint32_t* word, std::uint32_t expected,
+               std::uint64_t timeout_ns) noexcept;
 
 }  // namespace gpuslice::shim

@@ -7,256 +7,358 @@ namespace {
 
 constexpr std::uint32_t S(TenantState s) { return static_cast<std::uint32_t>(s); }
 
-std::uint64_t Token(const ArbiterLayout* t) {
-  return __atomic_load_n(&t->header.token, __ATOMIC_ACQUIRE);
-}
-void SetToken(ArbiterLayout* t, std::uint32_t holder, std::uint32_t waiters) {
-  __atomic_store_n(&t->header.token, PackToken(holder, waiters), __ATOMIC_RELEASE);
-}
-bool Valid(std::uint32_t tenant) { return tenant < kArbiterTenants; }
+std::uint32_t TenantOf(std::uint32_t holder) { return holder / kProcessesPerTenant; }
+std::uint32_t ProcessOf(std::uint32_t holder) { return holder % kProcessesPerTenant; }
 
-// Starts charging `tenant` (a holder that others now wait for) from `now_ns`.
-void StartCharging(ArbiterTenant& t, std::uint64_t now_ns) {
-  t.charging = 1;
-  t.charged_until = now_ns;
-}
+}  // namespace
 
-// Charges `t` its GPU time up to `until_ns` (once per interval; only while it is charging).
-void Charge(ArbiterTenant& t, std::uint64_t until_ns) {
-  if (t.charging == 0 || until_ns <= t.charged_until) return;
-  const std::uint64_t ns = until_ns - t.charged_until;
-  t.charged_until = until_ns;
-  t.charged_ns += ns;
-  const std::uint64_t weight = t.weight == 0 ? 1 : t.weight;
-  t.vtime += ns * 100 / weight;
+void InitGrantPage(ArbiterGrantPage* page) noexcept {
+  std::memset(static_cast<void*>(page->tenants), 0, sizeof(page->tenants));
+  page->version = kArbiterVersion;
+  page->page_bytes = sizeof(ArbiterGrantPage);
+  page->tenant_count = kArbiterTenants;
+  page->grant_id = 0;
+  page->grant_ns = 0;
+  page->turn_ns = 0;
+  page->grants = 0;
+  __atomic_store_n(&page->token, PackToken(kNoTenant, 0), __ATOMIC_RELEASE);
+  __atomic_add_fetch(&page->seq, 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&page->magic, kArbiterMagic, __ATOMIC_RELEASE);
 }
 
-// The smallest virtual time among waiting or holding tenants other than `except`, or
-// UINT64_MAX when there is none.
-std::uint64_t MinActiveVtime(const ArbiterLayout* t, std::uint32_t except) {
-  std::uint64_t best = UINT64_MAX;
-  for (std::uint32_t i = 0; i < kArbiterTenants; ++i) {
-    const std::uint32_t s = t->tenants[i].state;
-    if (i != except && (s == S(TenantState::kWaiting) || s == S(TenantState::kHolding)) &&
-        t->tenants[i].vtime < best) {
-      best = t->tenants[i].vtime;
-    }
+void InitRequests(ArbiterRequests* requests) noexcept {
+  std::memset(static_cast<void*>(requests), 0, sizeof(*requests));
+  requests->version = kArbiterVersion;
+  __atomic_store_n(&requests->magic, kRequestsMagic, __ATOMIC_RELEASE);
+}
+
+// ---- RefereeCore ----
+
+RefereeCore::RefereeCore(ArbiterGrantPage* page, const ArbiterParams& params,
+                         std::uint64_t first_grant)
+    : page_(page), params_(params), grant_id_(first_grant) {}
+
+bool RefereeCore::AddTenant(std::uint32_t tenant, std::uint32_t weight, std::uint32_t cap_percent,
+                            std::uint64_t requests_dev, std::uint64_t requests_ino) {
+  if (tenant >= kArbiterTenants || accounts_[tenant].present) return false;
+  Account a;
+  a.present = true;
+  a.weight = weight < 1 ? 1 : (weight > 100 ? 100 : weight);
+  a.cap_percent = cap_percent > 100 ? 100 : cap_percent;
+  a.requests_dev = requests_dev;
+  a.requests_ino = requests_ino;
+  accounts_[tenant] = a;
+  PublishedTenant& p = page_->tenants[tenant];
+  p.weight = a.weight;
+  p.cap_percent = a.cap_percent;
+  p.vtime = 0;
+  p.charged_ns = 0;
+  p.requests_dev = requests_dev;
+  p.requests_ino = requests_ino;
+  __atomic_store_n(&p.state, S(TenantState::kIdle), __ATOMIC_RELEASE);
+  return true;
+}
+
+void RefereeCore::RemoveTenant(std::uint32_t tenant, std::uint64_t now_ns) {
+  if (tenant >= kArbiterTenants || !accounts_[tenant].present) return;
+  if (holder_ != kNoTenant && TenantOf(holder_) == tenant) {
+    holder_ = kNoTenant;
+    accounts_[tenant].wanting = 0;
+    GrantNext(now_ns);
   }
-  return best;
+  accounts_[tenant] = Account{};
+  __atomic_store_n(&page_->tenants[tenant].state, S(TenantState::kFree), __ATOMIC_RELEASE);
+  Publish(holder_ == kNoTenant ? PackToken(kNoTenant, 0)
+                               : PackToken(holder_, CountWaiters(),
+                                           __atomic_load_n(&page_->token, __ATOMIC_ACQUIRE) &
+                                               (kTokenTimed | kTokenRelease)));
 }
 
-std::uint64_t TurnFor(const ArbiterTenant& t, const ArbiterParams& p) {
-  std::uint64_t turn = t.mean_kernel_ns * p.kernels_per_turn;
-  if (turn < p.min_turn_ns) turn = p.min_turn_ns;
-  if (turn > p.max_turn_ns) turn = p.max_turn_ns;
+bool RefereeCore::Present(std::uint32_t tenant) const {
+  return tenant < kArbiterTenants && accounts_[tenant].present;
+}
+
+void RefereeCore::Charge(Account& a, std::uint64_t until_ns) {
+  if (!a.charging || until_ns <= a.charged_until) return;
+  const std::uint64_t ns = until_ns - a.charged_until;
+  a.charged_until = until_ns;
+  a.charged_ns += ns;
+  a.vtime += ns * 100 / a.weight;
+}
+
+std::uint64_t RefereeCore::TurnFor(const Account& a) const {
+  std::uint64_t turn = a.mean_kernel_ns * params_.kernels_per_turn;
+  if (turn < params_.min_turn_ns) turn = params_.min_turn_ns;
+  if (turn > params_.max_turn_ns) turn = params_.max_turn_ns;
   return turn;
 }
 
-// Frees the records of dead tenants that are not the holder; returns the live waiters.
-std::uint32_t CountLiveWaiters(ArbiterLayout* t, TenantLiveness* liveness) {
+// Processes that want the GPU, other than the holder.
+std::uint32_t RefereeCore::CountWaiters() const {
   std::uint32_t waiters = 0;
-  for (std::uint32_t i = 0; i < kArbiterTenants; ++i) {
-    ArbiterTenant& r = t->tenants[i];
-    if (r.state != S(TenantState::kWaiting)) continue;
-    if (liveness != nullptr && !liveness->Alive(i)) {
-      __atomic_store_n(&r.state, S(TenantState::kFree), __ATOMIC_RELEASE);
-      continue;
-    }
-    ++waiters;
+  for (std::uint32_t t = 0; t < kArbiterTenants; ++t) {
+    std::uint32_t bits = accounts_[t].wanting;
+    if (holder_ != kNoTenant && TenantOf(holder_) == t) bits &= ~(1u << ProcessOf(holder_));
+    waiters += static_cast<std::uint32_t>(__builtin_popcount(bits));
   }
   return waiters;
 }
 
-// Gives the token to the waiter with the least virtual time (lowest index on a tie), or to
-// nobody when none waits.
-void GrantNext(ArbiterLayout* t, std::uint64_t now_ns, const ArbiterParams& p,
-               TenantLiveness* liveness) {
-  std::uint32_t waiters = CountLiveWaiters(t, liveness);
-  std::uint32_t chosen = kNoTenant;
-  for (std::uint32_t i = 0; i < kArbiterTenants; ++i) {
-    const ArbiterTenant& r = t->tenants[i];
-    if (r.state == S(TenantState::kWaiting) &&
-        (chosen == kNoTenant || r.vtime < t->tenants[chosen].vtime)) {
-      chosen = i;
-    }
+// The holder is charged up to now and loses the token; its backlog, reported with its release
+// of this grant, is charged later as debt (ChargeRevokedBacklog).
+void RefereeCore::Revoke(std::uint64_t now_ns) {
+  Account& a = accounts_[TenantOf(holder_)];
+  a.charging = a.charging || CountWaiters() > 0;
+  Charge(a, now_ns);
+  a.charging = false;
+  a.revoked_grant = grant_id_;
+  a.revoked_process = ProcessOf(holder_);
+  a.revoked_at = now_ns;
+  holder_ = kNoTenant;
+}
+
+void RefereeCore::ChargeRevokedBacklog(std::uint32_t tenant, const ArbiterRequests& requests,
+                                       std::uint64_t now_ns) {
+  Account& a = accounts_[tenant];
+  if (a.revoked_grant == 0) return;
+  const ProcessRequest& r = requests.processes[a.revoked_process];
+  if (r.release_grant != a.revoked_grant) return;
+  // The tenant's figure can only add to its charge, and never past the referee's clock.
+  std::uint64_t until = r.completion_ns < now_ns ? r.completion_ns : now_ns;
+  if (until > a.revoked_at) {
+    a.charging = true;
+    a.charged_until = a.revoked_at;
+    Charge(a, until);
+    a.charging = false;
   }
-  if (chosen == kNoTenant) {
-    SetToken(t, kNoTenant, 0);
+  a.revoked_grant = 0;
+}
+
+// The holder released its grant, died, or overstayed its turn plus lease.
+void RefereeCore::LookAtHolder(std::uint64_t now_ns, RequestView& view) {
+  const std::uint32_t t = TenantOf(holder_);
+  const std::uint32_t p = ProcessOf(holder_);
+  Account& a = accounts_[t];
+  const ArbiterRequests* requests = view.Requests(t);
+  if (requests == nullptr || !view.Alive(t, p)) {
+    Revoke(now_ns);
+    a.revoked_grant = 0;  // nobody left to report a backlog
     return;
   }
-  --waiters;
-  ArbiterTenant& r = t->tenants[chosen];
-  r.state = S(TenantState::kHolding);
-  r.charging = 0;
-  if (waiters > 0) StartCharging(r, now_ns);
-  t->header.grant_ns = now_ns;
-  t->header.turn_ns = TurnFor(r, p);
-  ++t->header.grants;
-  SetToken(t, chosen, waiters);
-}
-
-// Takes the token from `holder` (past its turn and lease, or dead): charged up to now.
-void Revoke(ArbiterLayout* t, std::uint32_t holder, std::uint64_t now_ns, bool dead) {
-  ArbiterTenant& r = t->tenants[holder];
-  Charge(r, now_ns);
-  r.charging = 0;
-  __atomic_store_n(&r.state, dead ? S(TenantState::kFree) : S(TenantState::kIdle),
-                   __ATOMIC_RELEASE);
-}
-
-}  // namespace
-
-void InitArbiterTable(ArbiterLayout* table) noexcept {
-  std::memset(static_cast<void*>(table->tenants), 0, sizeof(table->tenants));
-  table->header.grant_ns = 0;
-  table->header.turn_ns = 0;
-  table->header.grants = 0;
-  SetToken(table, kNoTenant, 0);
-}
-
-bool JoinTenantAt(ArbiterLayout* table, std::uint32_t index, std::uint32_t weight,
-                  std::int32_t pid) noexcept {
-  if (!Valid(index)) return false;
-  ArbiterTenant& r = table->tenants[index];
-  if (r.state != S(TenantState::kFree)) return false;
-  std::memset(static_cast<void*>(&r), 0, sizeof(r));
-  r.weight = weight < 1 ? 1 : (weight > 100 ? 100 : weight);
-  r.pid = pid;
-  __atomic_store_n(&r.state, S(TenantState::kIdle), __ATOMIC_RELEASE);
-  return true;
-}
-
-std::uint32_t JoinTenant(ArbiterLayout* table, std::uint32_t weight, std::int32_t pid) noexcept {
-  for (std::uint32_t i = 0; i < kArbiterTenants; ++i) {
-    if (JoinTenantAt(table, i, weight, pid)) return i;
+  const ProcessRequest& r = requests->processes[p];
+  if (r.release_grant == grant_id_) {
+    const std::uint64_t before = a.charged_ns;
+    Charge(a, now_ns);  // the referee's clock: the release it sees
+    a.charging = false;
+    const std::uint64_t turn = a.charged_ns - before;
+    if (r.launches > 0 && turn > 0) a.mean_kernel_ns = turn / r.launches;
+    if (a.cap_percent != 0) {
+      const std::uint64_t busy = now_ns - held_since_;
+      a.cap_resume_ns = now_ns + busy * (100 - a.cap_percent) / a.cap_percent;
+    }
+    holder_ = kNoTenant;
+    return;
   }
-  return kNoTenant;
+  const bool timed = a.cap_percent != 0;
+  if (CountWaiters() > 0 && !a.charging) {
+    // Contention begins: the holder's turn (and its charge) starts now, not at its grant.
+    a.charging = true;
+    a.charged_until = now_ns;
+    grant_ns_ = now_ns;
+    turn_ns_ = TurnFor(a);
+    return;
+  }
+  if (!a.charging && !timed) return;  // alone: never throttled
+  if (now_ns >= grant_ns_ + turn_ns_) release_flagged_ = true;
+  if (now_ns > grant_ns_ + turn_ns_ + params_.lease_ns) Revoke(now_ns);
 }
 
-void LeaveTenant(ArbiterLayout* table, std::uint32_t tenant, std::uint64_t now_ns,
-                 const ArbiterParams& params, TenantLiveness* liveness) noexcept {
-  if (!Valid(tenant)) return;
-  const bool held = TokenHolder(Token(table)) == tenant;
-  __atomic_store_n(&table->tenants[tenant].state, S(TenantState::kFree), __ATOMIC_RELEASE);
-  if (held) {
-    GrantNext(table, now_ns, params, liveness);
-  } else {
-    const std::uint64_t token = Token(table);
-    SetToken(table, TokenHolder(token), CountLiveWaiters(table, liveness));
+void RefereeCore::GrantNext(std::uint64_t now_ns) {
+  std::uint32_t chosen = kNoTenant;
+  for (std::uint32_t t = 0; t < kArbiterTenants; ++t) {
+    const Account& a = accounts_[t];
+    if (!a.present || a.wanting == 0 || now_ns < a.cap_resume_ns) continue;
+    if (chosen == kNoTenant || a.vtime < accounts_[chosen].vtime) chosen = t;
   }
+  release_flagged_ = false;
+  if (chosen == kNoTenant) return;
+  Account& a = accounts_[chosen];
+  std::uint32_t process = a.next_process;
+  while ((a.wanting & (1u << process)) == 0) process = (process + 1) % kProcessesPerTenant;
+  a.next_process = (process + 1) % kProcessesPerTenant;
+  holder_ = HolderId(chosen, process);
+  ++grant_id_;
+  grant_ns_ = now_ns;
+  held_since_ = now_ns;
+  turn_ns_ = TurnFor(a);
+  a.charging = CountWaiters() > 0;
+  a.charged_until = now_ns;
+  __atomic_store_n(&page_->grant_id, grant_id_, __ATOMIC_RELEASE);  // before the token
+  page_->grant_ns = grant_ns_;
+  page_->turn_ns = turn_ns_;
+  ++page_->grants;
 }
 
-bool AcquireToken(ArbiterLayout* table, std::uint32_t tenant, std::uint64_t now_ns,
-                  const ArbiterParams& params, TenantLiveness* liveness) noexcept {
-  if (!Valid(tenant)) return false;
-  ArbiterTenant& me = table->tenants[tenant];
-  std::uint32_t holder = TokenHolder(Token(table));
-  if (holder == tenant) return true;
-  if (me.state != S(TenantState::kWaiting)) {
-    // Waking: no credit banked while idle.
-    const std::uint64_t floor = MinActiveVtime(table, tenant);
-    if (floor != UINT64_MAX && me.vtime < floor) me.vtime = floor;
-    me.state = S(TenantState::kWaiting);
+std::uint64_t RefereeCore::Poll(std::uint64_t now_ns, RequestView& view) {
+  if (__atomic_load_n(&page_->magic, __ATOMIC_ACQUIRE) != kArbiterMagic) {
+    // Zeroed by someone (a page mounted writable): rebuilt from the referee's own state.
+    InitGrantPage(page_);
+    __atomic_store_n(&page_->grant_id, grant_id_, __ATOMIC_RELEASE);
+    page_->grant_ns = grant_ns_;
+    page_->turn_ns = turn_ns_;
+    published_ = ~0ULL;
   }
-  if (Valid(holder)) {
-    ArbiterTenant& h = table->tenants[holder];
-    const bool dead = liveness != nullptr && !liveness->Alive(holder);
-    if (!dead && h.charging == 0) {
-      // Contention begins: the holder's turn (and its charge) starts now, not at its grant.
-      StartCharging(h, now_ns);
-      table->header.grant_ns = now_ns;
-    } else if (dead || now_ns > table->header.grant_ns + table->header.turn_ns + params.lease_ns) {
-      Revoke(table, holder, now_ns, dead);
-      holder = kNoTenant;
+  // Who wants the GPU; containers that wake start at the minimum active virtual time.
+  std::uint64_t floor = UINT64_MAX;
+  for (std::uint32_t t = 0; t < kArbiterTenants; ++t) {
+    Account& a = accounts_[t];
+    a.wanting = 0;
+    if (!a.present) continue;
+    const ArbiterRequests* requests = view.Requests(t);
+    if (requests == nullptr) continue;
+    ChargeRevokedBacklog(t, *requests, now_ns);
+    for (std::uint32_t p = 0; p < kProcessesPerTenant; ++p) {
+      const ProcessRequest& r = requests->processes[p];
+      if (r.want == 1 && view.Alive(t, p)) a.wanting |= 1u << p;
+    }
+    if (a.active && a.vtime < floor) floor = a.vtime;
+  }
+  for (Account& a : accounts_) {
+    if (a.present && a.wanting != 0 && !a.active && floor != UINT64_MAX && a.vtime < floor) {
+      a.vtime = floor;  // no credit banked while idle
     }
   }
-  if (!Valid(holder)) {
-    GrantNext(table, now_ns, params, liveness);
-  } else {
-    SetToken(table, holder, CountLiveWaiters(table, liveness));
+  if (holder_ != kNoTenant) LookAtHolder(now_ns, view);
+  if (holder_ == kNoTenant) GrantNext(now_ns);
+  for (std::uint32_t t = 0; t < kArbiterTenants; ++t) {
+    Account& a = accounts_[t];
+    const bool holds = holder_ != kNoTenant && TenantOf(holder_) == t;
+    a.active = a.present && (a.wanting != 0 || holds);
+    PublishedTenant& p = page_->tenants[t];
+    if (a.present) {
+      p.vtime = a.vtime;
+      p.charged_ns = a.charged_ns;
+      p.weight = a.weight;
+      p.cap_percent = a.cap_percent;
+      p.requests_dev = a.requests_dev;
+      p.requests_ino = a.requests_ino;
+      p.state = holds ? S(TenantState::kHolding)
+                      : (a.wanting != 0 ? S(TenantState::kWaiting) : S(TenantState::kIdle));
+    }
   }
-  return TokenHolder(Token(table)) == tenant;
+  std::uint64_t token = PackToken(kNoTenant, 0);
+  std::uint64_t next = UINT64_MAX;
+  if (holder_ != kNoTenant) {
+    const Account& a = accounts_[TenantOf(holder_)];
+    const bool timed = a.cap_percent != 0;
+    token = PackToken(holder_, CountWaiters(),
+                      (timed ? kTokenTimed : 0) | (release_flagged_ ? kTokenRelease : 0));
+    if (a.charging || timed) {
+      next = release_flagged_ ? grant_ns_ + turn_ns_ + params_.lease_ns + 1 : grant_ns_ + turn_ns_;
+    }
+  }
+  for (const Account& a : accounts_) {
+    if (a.present && a.wanting != 0 && a.cap_resume_ns > now_ns && a.cap_resume_ns < next) {
+      next = a.cap_resume_ns;
+    }
+  }
+  Publish(token);
+  return next;
 }
 
-bool TurnOver(const ArbiterLayout* table, std::uint32_t tenant, std::uint64_t now_ns) noexcept {
-  const std::uint64_t token = Token(table);
-  return TokenHolder(token) == tenant && TokenWaiters(token) > 0 &&
-         now_ns >= table->header.grant_ns + table->header.turn_ns;
-}
-
-void ReleaseToken(ArbiterLayout* table, std::uint32_t tenant, std::uint64_t completion_ns,
-                  std::uint64_t launches, bool wants_more, std::uint64_t now_ns,
-                  const ArbiterParams& params, TenantLiveness* liveness) noexcept {
-  if (!Valid(tenant)) return;
-  ArbiterTenant& me = table->tenants[tenant];
-  const bool held = TokenHolder(Token(table)) == tenant;
-  // A revoked holder's backlog past the revocation is still its own: charged as debt.
-  if (!held) me.charging = me.charging != 0 || completion_ns > me.charged_until ? 1 : 0;
-  const std::uint64_t before = me.charged_ns;
-  Charge(me, completion_ns);
-  me.charging = 0;
-  const std::uint64_t turn_ns = me.charged_ns - before;
-  if (launches > 0 && turn_ns > 0) me.mean_kernel_ns = turn_ns / launches;
-  if (held) {
-    me.state = wants_more ? S(TenantState::kWaiting) : S(TenantState::kIdle);
-    GrantNext(table, now_ns, params, liveness);
-  } else if (me.state != S(TenantState::kFree)) {
-    me.state = S(TenantState::kIdle);
-    if (wants_more) AcquireToken(table, tenant, now_ns, params, liveness);
-  }
+void RefereeCore::Publish(std::uint64_t token) {
+  // Compared with the page too: a forged token (a page mounted writable) is overwritten.
+  if (published_ == token && __atomic_load_n(&page_->token, __ATOMIC_ACQUIRE) == token) return;
+  published_ = token;
+  __atomic_store_n(&page_->token, token, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&page_->seq, 1, __ATOMIC_RELEASE);
 }
 
 // ---- TenantGate ----
 
+void TenantGate::Want(bool want) noexcept {
+  wanting_ = want;
+  __atomic_store_n(&mine_->want, want ? 1u : 0u, __ATOMIC_RELEASE);
+  if (doorbell_ != nullptr) doorbell_->Ring();
+}
+
+bool TenantGate::ReleaseRequested() const noexcept {
+  const std::uint64_t token = __atomic_load_n(&page_->token, __ATOMIC_ACQUIRE);
+  return TokenHolder(token) == id_ && (token & kTokenRelease) != 0;
+}
+
 GateDecision TenantGate::BeforeLaunch(std::uint64_t now_ns) noexcept {
-  if (holding_ && cap_percent_ == 0 && Alone()) return GateDecision::kGo;
+  const std::uint64_t token = __atomic_load_n(&page_->token, __ATOMIC_ACQUIRE);
+  const bool handed_back = !holding_ && released_ != 0 &&
+                           __atomic_load_n(&page_->grant_id, __ATOMIC_ACQUIRE) == released_;
+  if (id_ != kNoTenant && TokenHolder(token) == id_ && !handed_back) {
+    if (!holding_) {
+      holding_ = true;
+      grant_ = __atomic_load_n(&page_->grant_id, __ATOMIC_ACQUIRE);
+      launches_ = 0;
+      since_drain_ = 0;
+      drained_at_ = now_ns;
+      wait_since_ = 0;
+    }
+    if ((token & kTokenRelease) != 0) return GateDecision::kDrainThenRelease;
+    const bool contended = TokenWaiters(token) > 0 || (token & kTokenTimed) != 0;
+    if (contended && QueuedTooMuch()) return GateDecision::kDrain;
+    ++launches_;
+    ++since_drain_;
+    return GateDecision::kGo;
+  }
+  if (holding_) return GateDecision::kDrainThenRelease;  // revoked: report the backlog first
   if (now_ns < bypass_until_) return GateDecision::kGo;
-  if (!holding_ && now_ns < cap_resume_ns_) return GateDecision::kWait;
-  ArbiterLayout* t = access_->table();
-  access_->Lock();
-  GateDecision decision = GateDecision::kWait;
-  const std::uint32_t holder = TokenHolder(Token(t));
-  if (holding_ && holder != tenant_) {
-    decision = GateDecision::kDrainThenRelease;  // revoked: account for the backlog first
-  } else if (holding_) {
-    const bool cap_turn_over = cap_percent_ != 0 && now_ns >= held_since_ + t->header.turn_ns;
-    decision = TurnOver(t, tenant_, now_ns) || cap_turn_over ? GateDecision::kDrainThenRelease
-                                                             : GateDecision::kGo;
-  } else if (AcquireToken(t, tenant_, now_ns, params_, access_)) {
-    holding_ = true;
-    launches_ = 0;
-    held_since_ = now_ns;
-    wait_since_ = 0;
-    decision = GateDecision::kGo;
+  if (!wanting_) {
+    Want(true);
+    wait_since_ = now_ns;
   } else if (wait_since_ == 0) {
     wait_since_ = now_ns;
   } else if (now_ns - wait_since_ >= params_.max_wait_ns) {
-    // Nobody honest keeps a tenant waiting this long: the table has been tampered with.
+    // No referee answers (an agent restart, a broken page): run on the hardware's equal turns.
     bypass_until_ = now_ns + params_.bypass_ns;
     wait_since_ = 0;
-    decision = GateDecision::kGo;
+    return GateDecision::kGo;
   }
-  if (decision == GateDecision::kGo && holding_) ++launches_;
-  access_->Unlock();
-  return decision;
+  return GateDecision::kWait;
+}
+
+// About a turn of this process's work is queued (estimated from its mean time per launch; until
+// that is known, kernels_per_turn launches).
+bool TenantGate::QueuedTooMuch() const noexcept {
+  if (since_drain_ == 0) return false;
+  if (mean_launch_ns_ == 0) return since_drain_ >= params_.kernels_per_turn;
+  const std::uint64_t turn = __atomic_load_n(&page_->turn_ns, __ATOMIC_ACQUIRE);
+  return since_drain_ * mean_launch_ns_ >= (turn != 0 ? turn : params_.min_turn_ns);
+}
+
+void TenantGate::Drained(std::uint64_t completion_ns) noexcept {
+  if (since_drain_ > 0 && completion_ns > drained_at_) {
+    mean_launch_ns_ = (completion_ns - drained_at_) / since_drain_;
+  }
+  since_drain_ = 0;
+  drained_at_ = completion_ns;
+}
+
+void TenantGate::StopWanting() noexcept {
+  if (!holding_ && wanting_) Want(false);
+  wait_since_ = 0;
 }
 
 void TenantGate::Release(std::uint64_t completion_ns, std::uint64_t now_ns,
                          bool wants_more) noexcept {
   if (!holding_) return;
-  if (cap_percent_ != 0) {
-    // Off for as long as the turn ran x (100 - cap) / cap.
-    const std::uint64_t busy = completion_ns > held_since_ ? completion_ns - held_since_ : 0;
-    cap_resume_ns_ = completion_ns + busy * (100 - cap_percent_) / cap_percent_;
-    wants_more = false;  // it waits off the table, not in the queue
-  }
-  access_->Lock();
-  ReleaseToken(access_->table(), tenant_, completion_ns, launches_, wants_more, now_ns, params_,
-               access_);
-  holding_ = TokenHolder(Token(access_->table())) == tenant_;
-  if (holding_) held_since_ = now_ns;
+  Drained(completion_ns);
+  mine_->completion_ns = completion_ns;
+  mine_->launches = launches_;
+  wanting_ = wants_more;
+  __atomic_store_n(&mine_->want, wants_more ? 1u : 0u, __ATOMIC_RELEASE);
+  __atomic_store_n(&mine_->release_grant, grant_, __ATOMIC_RELEASE);  // last: the referee acts
+  if (doorbell_ != nullptr) doorbell_->Ring();
+  released_ = grant_;
+  holding_ = false;
   launches_ = 0;
-  access_->Unlock();
+  wait_since_ = wants_more ? now_ns : 0;
 }
 
 }  // namespace gpuslice::shim

@@ -38,6 +38,12 @@ Result<std::string> FormatContainerLimits(const ContainerLimits& limits) {
       }
       out << " compute-arbiter=" << d.arbiter_path;
     }
+    if (d.requests_path[0] != '\0') {
+      if (d.requests_path[0] != '/') {
+        return InvalidArgument("limits: compute-requests must be an absolute path");
+      }
+      out << " compute-requests=" << d.requests_path;
+    }
     if (d.compute_cap_percent != 0) out << " compute-cap-percent=" << d.compute_cap_percent;
     out << "\n";
   }

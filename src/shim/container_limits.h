@@ -8,15 +8,17 @@
 //   nvml-driver /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1     # the real NVML (absolute)
 //   context-overhead-bytes 268435456              # counted per CUDA context
 //   device index=0 uuid=GPU-xxxxxxxx-... memory-bytes=4294967296 compute-percent=50
-//          compute-arbiter=/run/gpuslice/gpu/GPU-xxxxxxxx-.../arbiter compute-cap-percent=60   (one
-//          line)
+//          compute-arbiter=/run/gpuslice-arbiter/grant
+//          compute-requests=/run/gpuslice/compute-requests compute-cap-percent=60   (one line)
 // Version 2 adds the two compute fields (version 1 files, without them, are still read):
-// `compute-arbiter` names the GPU's arbiter table (shared by every container on that physical
-// GPU, created by the control plane, compute_arbiter.h); `compute-percent` is then the
-// container's weight there. `compute-cap-percent` (optional, >= compute-percent) is a hard cap
-// even on an idle GPU. Without `compute-arbiter` launches are not arbitrated.
-// `device` lines, in the order the container's CUDA ordinals see the GPUs; `index` is the NVML
-// index (used when `uuid` is `-`). A GPU the file does not list gets a limit of zero.
+// `compute-arbiter` names the GPU's arbiter grant page (shared read-only by every container on
+// that physical GPU, written by the control plane's referee, compute_arbiter.h) and
+// `compute-requests` the container's own request file; `compute-percent` is then the
+// container's weight there (the referee takes it from the control plane, not from this file).
+// `compute-cap-percent` (optional, >= compute-percent) is a hard cap even on an idle GPU. Without
+// `compute-arbiter` launches are not arbitrated. `device` lines, in the order the container's CUDA
+// ordinals see the GPUs; `index` is the NVML index (used when `uuid` is `-`). A GPU the file does
+// not list gets a limit of zero.
 //
 // ParseContainerLimits is allocation-free and exception-free so the shim can call it at load
 // time; the Result-returning helpers are for the control plane.
@@ -45,8 +47,9 @@ struct DeviceLimit {
   char uuid[kMaxUuid] = {};  // empty: match by index
   std::uint64_t memory_bytes = 0;
   std::uint32_t compute_percent = 100;
-  char arbiter_path[kMaxLimitsPath] = {};  // empty: launches on this GPU are not arbitrated
-  std::uint32_t compute_cap_percent = 0;   // 0: no cap (work-conserving)
+  char arbiter_path[kMaxLimitsPath] = {};   // the GPU's grant page; empty: not arbitrated
+  char requests_path[kMaxLimitsPath] = {};  // the container's own arbiter request file
+  std::uint32_t compute_cap_percent = 0;    // 0: no cap (work-conserving)
 };
 
 struct ContainerLimits {

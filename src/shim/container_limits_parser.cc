@@ -65,7 +65,7 @@ bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* devi
     if (eq == std::string_view::npos) {
       *why =
           "device fields are key=value (index, uuid, memory-bytes, compute-percent, "
-          "compute-arbiter, compute-cap-percent)";
+          "compute-arbiter, compute-requests, compute-cap-percent)";
       return false;
     }
     const std::string_view key = token.substr(0, eq);
@@ -98,12 +98,19 @@ bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* devi
         return false;
       }
       device->compute_percent = static_cast<std::uint32_t>(number);
-    } else if ((key == "compute-arbiter" || key == "compute-cap-percent") && version < 2) {
-      *why = "compute-arbiter and compute-cap-percent need 'gpuslice-limits 2'";
+    } else if ((key == "compute-arbiter" || key == "compute-requests" ||
+                key == "compute-cap-percent") &&
+               version < 2) {
+      *why = "compute-arbiter, compute-requests and compute-cap-percent need 'gpuslice-limits 2'";
       return false;
     } else if (key == "compute-arbiter") {
       if (!CopyPath(value, device->arbiter_path, sizeof(device->arbiter_path))) {
         *why = "compute-arbiter must be an absolute path without spaces, shorter than 256 bytes";
+        return false;
+      }
+    } else if (key == "compute-requests") {
+      if (!CopyPath(value, device->requests_path, sizeof(device->requests_path))) {
+        *why = "compute-requests must be an absolute path without spaces, shorter than 256 bytes";
         return false;
       }
     } else if (key == "compute-cap-percent") {
@@ -115,7 +122,7 @@ bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* devi
     } else {
       *why =
           "unknown device field (accepted: index, uuid, memory-bytes, compute-percent, "
-          "compute-arbiter, compute-cap-percent)";
+          "compute-arbiter, compute-requests, compute-cap-percent)";
       return false;
     }
   }

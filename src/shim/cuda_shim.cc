@@ -167,15 +167,15 @@ struct GraphExecCharge {
 constexpr std::size_t kMaxTurnStreams = 8;
 struct ArbiterState {
   bool configured = false;
-  std::uint32_t entry = 0;  // the limits entry whose GPU is arbitrated
-  char path[kMaxLimitsPath] = {};
-  std::uint32_t weight = 100;
-  std::uint32_t cap_percent = 0;
+  std::uint32_t entry = 0;                  // the limits entry whose GPU is arbitrated
+  char path[kMaxLimitsPath] = {};           // the GPU's grant page (read-only)
+  char requests_path[kMaxLimitsPath] = {};  // the container's request file
   ArbiterParams params;
   ArbiterRegion region;
   std::mutex mutex;  // the slow path, one thread at a time
   TenantGate* gate = nullptr;
-  pid_t pid = 0;  // the process `gate` belongs to (a forked child joins anew)
+  std::uint32_t process = kNoTenant;  // this process's record in the request file
+  pid_t pid = 0;                      // the process `gate` belongs to (a forked child joins anew)
   bool complained_full = false;
   // Streams launched on since the turn began: drained at its end (more: the whole context).
   CUstream streams[kMaxTurnStreams] = {};
@@ -399,12 +399,15 @@ void SetUpArbiter(ShimState& s) {
       continue;
     }
     std::memcpy(a.path, d.arbiter_path, sizeof(a.path));
+    std::memcpy(a.requests_path, d.requests_path, sizeof(a.requests_path));
     a.entry = i;
-    a.weight = d.compute_percent;
-    a.cap_percent = d.compute_cap_percent;
   }
   if (a.path[0] == '\0') return;
-  if (const int rc = a.region.Open(a.path); rc != 0) {
+  if (a.requests_path[0] == '\0') {
+    Complain("compute-arbiter without compute-requests; launches are not arbitrated", a.path);
+    return;
+  }
+  if (const int rc = a.region.Open(a.path, a.requests_path); rc != 0) {
     Complain("cannot open the compute arbiter; launches are not arbitrated", std::strerror(rc));
     return;
   }
@@ -412,11 +415,11 @@ void SetUpArbiter(ShimState& s) {
   g_launch_gate.holding = holding != nullptr ? holding : g_never_holding;
   g_launch_gate.alone_token = PackToken(kNoTenant, 0);
   a.configured = true;
-  __atomic_store_n(&g_launch_gate.token, &a.region.table()->header.token, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_launch_gate.token, &a.region.page()->token, __ATOMIC_RELEASE);
 }
 
-// This process's tenant (a forked child joins as a tenant of its own). False when the table is
-// full: launches then go unarbitrated.
+// This process's record in its container's request file (a forked child takes one of its own).
+// False when all are taken: launches then go unarbitrated.
 bool EnsureTenant(ShimState& s) {
   ArbiterState& a = s.arbiter;
   // The wipe-on-fork page's second word says "joined" without a getpid() system call.
@@ -426,18 +429,33 @@ bool EnsureTenant(ShimState& s) {
   }
   const pid_t pid = ::getpid();
   if (a.gate != nullptr && a.pid == pid) return true;
-  if (a.pid != 0 && a.region.ReopenDescriptor(a.path) != 0) return false;  // forked child
+  if (a.pid != 0 && a.region.ReopenDescriptor(a.requests_path) != 0) return false;  // forked
   a.pid = pid;
-  const std::uint32_t tenant = a.region.Join(a.weight, pid);
-  if (tenant == kNoTenant) {
-    if (!a.complained_full) Complain("the compute arbiter has no free tenant record", a.path);
+  const std::uint32_t process = a.region.Join(pid);
+  if (process == kNoTenant) {
+    if (!a.complained_full) Complain("the compute arbiter has no free process record", a.path);
     a.complained_full = true;
     return false;
   }
+  // The slot of this container is the referee's business; this process learns its holder id
+  // from the first grant that names one of its records (the referee grants by record).
   delete a.gate;
-  a.gate = new (std::nothrow) TenantGate(&a.region, tenant, a.params, a.cap_percent);
-  g_launch_gate.alone_token = PackToken(tenant, 0);
+  a.process = process;
+  a.gate = new (std::nothrow) TenantGate(a.region.page(), &a.region.requests()->processes[process],
+                                         kNoTenant, &a.region, a.params);
+  g_launch_gate.alone_token = PackToken(kNoTenant, 0);
   return a.gate != nullptr;
+}
+
+// The holder id the referee's grants name for this process, once it lists this container; looked
+// up again while waiting (a referee that took over may have given the container another slot).
+void LearnHolderId(ArbiterState& a) {
+  if (a.gate->holding()) return;
+  const std::uint32_t slot = a.region.FindTenantSlot();
+  const std::uint32_t id = slot == kNoTenant ? kNoTenant : HolderId(slot, a.process);
+  if (id == a.gate->holder_id()) return;
+  a.gate->set_holder_id(id);
+  g_launch_gate.alone_token = PackToken(id, 0);
 }
 
 bool OnArbitratedDevice(ShimState& s) {
@@ -493,18 +511,18 @@ void ArbiterAfterContextSync(ShimState& s) {
   if (!a.configured) return;
   std::lock_guard<std::mutex> lock(a.mutex);
   if (a.gate == nullptr || a.pid != ::getpid() || !a.gate->holding()) return;
-  const std::uint64_t now = MonotonicNowNs();
-  if (!TurnOver(a.region.table(), a.gate->tenant(), now)) return;
+  if (!a.gate->ReleaseRequested()) return;
   if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
   a.stream_count = 0;
   a.streams_overflow = false;
+  const std::uint64_t now = MonotonicNowNs();
   a.gate->Release(now, now, false);
 }
 
 void LeaveArbiter(ShimState& s) {
   ArbiterState& a = s.arbiter;
   if (!a.configured || a.gate == nullptr || a.pid != ::getpid()) return;
-  a.region.Leave(a.gate->tenant(), MonotonicNowNs(), a.params);
+  a.region.Leave(a.process);
 }
 
 // Reads the limits, maps the region and claims this process's slot. The real driver is loaded
@@ -1120,12 +1138,14 @@ CUresult AdmitLaunchSlow(CUstream stream) noexcept {
   std::unique_lock<std::mutex> lock(a.mutex);
   if (!EnsureTenant(*s)) return CUDA_SUCCESS;
   for (;;) {
+    LearnHolderId(a);
+    const std::uint32_t seen = __atomic_load_n(&a.region.page()->seq, __ATOMIC_ACQUIRE);
     const std::uint64_t now = MonotonicNowNs();
     const GateDecision decision = a.gate->BeforeLaunch(now);
     if (decision == GateDecision::kGo) {
       if (a.gate->holding()) RememberStream(a, stream);
       if (g_launch_gate.holding != g_never_holding) {  // no fork detection: always the slow path
-        *g_launch_gate.holding = a.gate->holding() && !a.gate->capped() ? 1 : 0;
+        *g_launch_gate.holding = a.gate->holding() ? 1 : 0;
         g_launch_gate.holding[1] = 1;  // joined (a forked child reads 0)
       }
       return CUDA_SUCCESS;
@@ -1133,13 +1153,14 @@ CUresult AdmitLaunchSlow(CUstream stream) noexcept {
     if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
     // A launch recorded into a graph during capture is neither gated nor charged.
     if (Capturing(*s, stream)) return CUDA_SUCCESS;
-    if (decision == GateDecision::kDrainThenRelease) {
+    if (decision == GateDecision::kDrain) {
+      a.gate->Drained(DrainTurn(*s));  // a turn of work queued: wait for it, keep the token
+    } else if (decision == GateDecision::kDrainThenRelease) {
       const std::uint64_t done = DrainTurn(*s);
       a.gate->Release(done, MonotonicNowNs(), true);
     } else {
       lock.unlock();
-      const timespec pause{0, 50'000};  // 50 us: a fraction of the shortest turn
-      ::nanosleep(&pause, nullptr);
+      a.region.WaitForChange(seen, 1'000'000);  // the referee's next grant, or 1 ms
       lock.lock();
     }
   }

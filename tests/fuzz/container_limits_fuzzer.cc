@@ -22,6 +22,7 @@ bool SameDevice(const gpuslice::shim::DeviceLimit& a, const gpuslice::shim::Devi
   return a.nvml_index == b.nvml_index && std::strcmp(a.uuid, b.uuid) == 0 &&
          a.memory_bytes == b.memory_bytes && a.compute_percent == b.compute_percent &&
          std::strcmp(a.arbiter_path, b.arbiter_path) == 0 &&
+         std::strcmp(a.requests_path, b.requests_path) == 0 &&
          a.compute_cap_percent == b.compute_cap_percent;
 }
 

@@ -6,6 +6,7 @@
 // gpuslice.io/gpu slots and records them in PodResources as the kubelet does; the agent maps the
 // slots to the pod, reads its assignment and writes the container's limits file.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include "node_agent/cluster_side.h"
 #include "node_agent/node_agent.h"
 #include "scheduler/kube_objects.h"
+#include "shim/compute_arbiter.h"
 #include "shim/container_limits.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
@@ -149,7 +151,8 @@ class NodeClusterTest : public ::testing::Test {
   std::string Slot(int gpu, int slot) const { return Uuid(gpu) + "::" + std::to_string(slot); }
 
   // A pod bound to kNode, with the assignment the extender would write ("" = none).
-  void CreatePod(const std::string& name, const std::string& assignment) {
+  void CreatePod(const std::string& name, const std::string& assignment,
+                 int compute_limit_percent = 0) {
     Json pod = {{"apiVersion", "v1"},
                 {"kind", "Pod"},
                 {"metadata", {{"name", name}, {"namespace", "default"}}},
@@ -158,6 +161,10 @@ class NodeClusterTest : public ::testing::Test {
                   {"schedulerName", "gpuslice-scheduler"},
                   {"containers", {{{"name", "main"}, {"image", "cuda"}}}}}},
                 {"status", {{"qosClass", "BestEffort"}}}};
+    if (compute_limit_percent > 0) {
+      pod["spec"]["containers"][0]["resources"] = {
+          {"limits", {{std::string(names::kGpusliceGpuCompute), compute_limit_percent}}}};
+    }
     if (!assignment.empty()) {
       pod["metadata"]["annotations"] = {{std::string(names::kAnnotationPodAssignment), assignment}};
     }
@@ -189,6 +196,31 @@ class NodeClusterTest : public ::testing::Test {
       if (m.container_path() == container_path) return m.host_path();
     }
     return "";
+  }
+  static bool ReadOnlyMount(const v1beta1::ContainerAllocateResponse& r,
+                            const std::string& container_path) {
+    for (const auto& m : r.mounts()) {
+      if (m.container_path() == container_path) return m.read_only();
+    }
+    return false;
+  }
+  // The referee's published record of the container whose request file is `requests` (matched
+  // the way the shim matches it: by the file's identity), or null.
+  static std::unique_ptr<shim::PublishedTenant> PublishedFor(const std::string& grant,
+                                                             const std::string& requests) {
+    struct stat st {};
+    shim::ArbiterGrantPage page{};
+    std::ifstream in(grant, std::ios::binary);
+    if (::stat(requests.c_str(), &st) != 0 ||
+        !in.read(reinterpret_cast<char*>(&page), sizeof(page))) {
+      return nullptr;
+    }
+    for (const shim::PublishedTenant& t : page.tenants) {
+      if (t.state != 0 && t.requests_ino == st.st_ino && t.requests_dev == st.st_dev) {
+        return std::make_unique<shim::PublishedTenant>(t);
+      }
+    }
+    return nullptr;
   }
 
   std::string NodeAnnotation() {
@@ -451,8 +483,86 @@ TEST_F(NodeClusterTest, EndedPodsDirectoryIsRemovedAndItsWatchEnds) {
   const std::string dir = std::filesystem::path(HostDir(r, kContainerLimitsDir)).parent_path();
   ASSERT_TRUE(std::filesystem::exists(dir + "/limits/limits"));
   pod_resources_.ForgetPod("default", "short");  // the pod ended; the kubelet forgets it
+  const std::string key = side_->handoff().ResultFor(ids).key;
+  ASSERT_TRUE(side_->handoff().arbiters().Referee(Uuid(0))->HasTenant(key));
   ASSERT_TRUE(RunUntil([&] { return !std::filesystem::exists(dir); }));
   EXPECT_EQ(side_->handoff().ResultFor(ids).state, HandoffResult::State::kPending);
+  EXPECT_FALSE(side_->handoff().arbiters().Referee(Uuid(0))->HasTenant(key))
+      << "its referee dropped the container with its directory";
+}
+
+// Issue 14: the node agent writes the compute arbiter for each fractional container.
+TEST_F(NodeClusterTest, FractionalPodIsRegisteredWithItsGpusComputeArbiter) {
+  CreatePod("p1", AssignmentFor(1, 8 * kGi, 30));
+  const std::vector<std::string> ids = {Slot(1, 0)};
+  v1beta1::ContainerAllocateResponse r = Allocate("p1", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  // The GPU's directory (its grant page) read-only; the request file in the container's own
+  // read-write directory, which no other container mounts.
+  const std::string gpu_dir = HostDir(r, kContainerArbiterDir);
+  ASSERT_FALSE(gpu_dir.empty()) << r.DebugString();
+  EXPECT_TRUE(ReadOnlyMount(r, kContainerArbiterDir));
+  const std::string grant = gpu_dir + "/" + kArbiterGrantFileName;
+  const std::string requests = HostDir(r, kContainerRegionDir) + "/" + kArbiterRequestsFileName;
+  ASSERT_TRUE(std::filesystem::exists(grant));
+  ASSERT_TRUE(std::filesystem::exists(requests));
+  EXPECT_EQ(std::filesystem::status(grant).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(HostDir(r, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+  EXPECT_EQ(std::string(limits->devices[0].arbiter_path), "/run/gpuslice-arbiter/grant");
+  EXPECT_EQ(std::string(limits->devices[0].requests_path), "/run/gpuslice/compute-requests");
+  EXPECT_EQ(limits->devices[0].compute_cap_percent, 0u) << "no limit above the request";
+
+  // The referee took the weight from the pod, not from anything the container writes.
+  shim::ArbiterReferee* referee = side_->handoff().arbiters().Referee(Uuid(1));
+  ASSERT_NE(referee, nullptr);
+  EXPECT_TRUE(referee->HasTenant(side_->handoff().ResultFor(ids).key));
+  ASSERT_TRUE(RunUntil([&] { return PublishedFor(grant, requests) != nullptr; }));
+  EXPECT_EQ(PublishedFor(grant, requests)->weight, 30u);
+  EXPECT_EQ(PublishedFor(grant, requests)->cap_percent, 0u);
+}
+
+TEST_F(NodeClusterTest, AComputeLimitAboveTheRequestBecomesTheCap) {
+  CreatePod("capped", AssignmentFor(0, 4 * kGi, 30), /*compute_limit_percent=*/60);
+  const std::vector<std::string> ids = {Slot(0, 1)};
+  v1beta1::ContainerAllocateResponse r = Allocate("capped", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(HostDir(r, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+  EXPECT_EQ(limits->devices[0].compute_percent, 30u);
+  EXPECT_EQ(limits->devices[0].compute_cap_percent, 60u);
+  EXPECT_EQ(side_->handoff().ResultFor(ids).compute_cap_percent, 60);
+  const std::string grant = HostDir(r, kContainerArbiterDir) + "/" + kArbiterGrantFileName;
+  const std::string requests = HostDir(r, kContainerRegionDir) + "/" + kArbiterRequestsFileName;
+  ASSERT_TRUE(RunUntil([&] { return PublishedFor(grant, requests) != nullptr; }));
+  EXPECT_EQ(PublishedFor(grant, requests)->cap_percent, 60u) << "the referee enforces the cap";
+}
+
+TEST_F(NodeClusterTest, TwoPodsOnOneGpuShareItsArbiterEachWithItsOwnRequestFile) {
+  CreatePod("a", AssignmentFor(0, 4 * kGi, 20));
+  CreatePod("b", AssignmentFor(0, 4 * kGi, 50));
+  const v1beta1::ContainerAllocateResponse ra = Allocate("a", {Slot(0, 0)});
+  const v1beta1::ContainerAllocateResponse rb = Allocate("b", {Slot(0, 1)});
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(0, 0)}, std::chrono::seconds(5)));
+  ASSERT_TRUE(side_->handoff().WaitSettled({Slot(0, 1)}, std::chrono::seconds(5)));
+  EXPECT_EQ(HostDir(ra, kContainerArbiterDir), HostDir(rb, kContainerArbiterDir));
+  EXPECT_NE(HostDir(ra, kContainerRegionDir), HostDir(rb, kContainerRegionDir));
+  shim::ArbiterReferee* referee = side_->handoff().arbiters().Referee(Uuid(0));
+  ASSERT_NE(referee, nullptr);
+  EXPECT_EQ(referee->tenant_count(), 2u);
+  const std::string grant = HostDir(ra, kContainerArbiterDir) + "/" + kArbiterGrantFileName;
+  ASSERT_TRUE(RunUntil([&] {
+    return PublishedFor(grant, HostDir(rb, kContainerRegionDir) + "/compute-requests") != nullptr;
+  }));
+  EXPECT_EQ(PublishedFor(grant, HostDir(ra, kContainerRegionDir) + "/compute-requests")->weight,
+            20u);
+  EXPECT_EQ(PublishedFor(grant, HostDir(rb, kContainerRegionDir) + "/compute-requests")->weight,
+            50u);
 }
 
 struct CgroupRow {

@@ -1,274 +1,170 @@
-// The compute arbiter's scheduling logic (compute_arbiter.h) on simulated time: unit tests of the
-// table operations, then tenants driving the arbiter against the simulated GPU
-// (tests/fakes/simulated_gpu.h), which time-slices busy contexts equally as the hardware does.
+// The compute arbiter's scheduling logic (compute_arbiter.h) on simulated time: the referee's
+// decisions over tenants' requests, then tenants driving it against the simulated GPU
+// (tests/fakes/simulated_gpu.h), which time-slices busy contexts equally as the hardware does;
+// then hostile tenants that write everything they can write.
 #include "shim/compute_arbiter.h"
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <memory>
-#include <set>
+#include <cstring>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "../fakes/simulated_gpu.h"
+#include "arbiter_fixture.h"
 
-namespace gpuslice::shim {
+namespace gpuslice::shim::testing {
 namespace {
 
-constexpr std::uint64_t kUs = 1000;
-constexpr std::uint64_t kMs = 1000 * kUs;
-constexpr std::uint64_t kS = 1000 * kMs;
+// ---- The referee's decisions ----
 
-// A table in memory: no mutex needed (one thread), liveness from a set of dead records.
-class MemoryTable final : public ArbiterTableAccess {
- public:
-  MemoryTable() { InitArbiterTable(&layout_); }
-  ArbiterLayout* table() override { return &layout_; }
-  void Lock() override {}
-  void Unlock() override {}
-  bool Alive(std::uint32_t tenant) override { return dead_.count(tenant) == 0; }
-  void Kill(std::uint32_t tenant) { dead_.insert(tenant); }
+// Tenant `t`'s gate asks (kWait: it now wants the GPU) and the referee looks at `now`.
+GateDecision Ask(MemoryArbiter& m, TenantGate& gate, std::uint64_t now) {
+  const GateDecision first = gate.BeforeLaunch(now);
+  if (first != GateDecision::kWait) return first;
+  m.Poll(now);
+  return gate.BeforeLaunch(now);
+}
 
- private:
-  ArbiterLayout layout_{};
-  std::set<std::uint32_t> dead_;
+// Two containers: A takes the token at 0, B asks for it at `b_asks_at` (and waits).
+class ComputeArbiterReferee : public ::testing::Test {
+ protected:
+  void AHoldsBWaits(std::uint32_t weight_a = 50, std::uint32_t weight_b = 50,
+                    std::uint64_t b_asks_at = 0) {
+    a = m.AddTenant(weight_a);
+    b = m.AddTenant(weight_b);
+    ga = m.Gate(a);
+    gb = m.Gate(b);
+    ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
+    ASSERT_EQ(Ask(m, *gb, b_asks_at), GateDecision::kWait);
+  }
+  MemoryArbiter m;
+  std::uint32_t a = 0;
+  std::uint32_t b = 0;
+  std::unique_ptr<TenantGate> ga;
+  std::unique_ptr<TenantGate> gb;
 };
 
-// ---- Table operations ----
-
-TEST(ComputeArbiterTable, ALoneTenantTakesTheTokenAndIsNeverCharged) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 30, 1);
-  ASSERT_TRUE(AcquireToken(m.table(), a, 0, p, &m));
-  EXPECT_EQ(m.table()->header.token, PackToken(a, 0)) << "the fast path reads exactly this";
-  EXPECT_FALSE(TurnOver(m.table(), a, 10 * kS)) << "nobody waits: the turn never ends";
-  ReleaseToken(m.table(), a, 10 * kS, 1000, false, 10 * kS, p, &m);
-  EXPECT_EQ(m.table()->tenants[a].charged_ns, 0u);
-  EXPECT_EQ(m.table()->tenants[a].vtime, 0u);
+TEST_F(ComputeArbiterReferee, ALoneTenantTakesTheTokenAndIsNeverCharged) {
+  a = m.AddTenant(30);
+  auto gate = m.Gate(a);
+  ASSERT_EQ(Ask(m, *gate, 0), GateDecision::kGo);
+  EXPECT_EQ(m.token(), PackToken(HolderId(a, 0), 0)) << "the fast path reads exactly this";
+  EXPECT_TRUE(gate->Alone());
+  m.Poll(10 * kS);
+  EXPECT_EQ(gate->BeforeLaunch(10 * kS), GateDecision::kGo) << "nobody waits: no turn end";
+  EXPECT_EQ(m.core().charged_ns(a), 0u);
 }
 
-TEST(ComputeArbiterTable, ContentionStartsTheHoldersTurnAndChargeNow) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 50, 1);
-  const std::uint32_t b = JoinTenant(m.table(), 50, 2);
-  ASSERT_TRUE(AcquireToken(m.table(), a, 0, p, &m));
-  // B arrives an hour later: A is not revoked for its lone hour, its turn starts now.
-  EXPECT_FALSE(AcquireToken(m.table(), b, 3600 * kS, p, &m));
-  EXPECT_EQ(m.table()->header.token, PackToken(a, 1));
-  EXPECT_FALSE(TurnOver(m.table(), a, 3600 * kS + 1 * kMs));
-  EXPECT_TRUE(TurnOver(m.table(), a, 3600 * kS + p.min_turn_ns));
-  ReleaseToken(m.table(), a, 3600 * kS + 3 * kMs, 10, true, 3600 * kS + 3 * kMs, p, &m);
-  EXPECT_EQ(m.table()->tenants[a].charged_ns, 3 * kMs) << "only the contended part";
-  EXPECT_EQ(m.table()->header.token, PackToken(b, 1)) << "B has the least virtual time";
+TEST_F(ComputeArbiterReferee, ContentionStartsTheHoldersTurnAndChargeNow) {
+  // B arrives an hour later: A's lone hour is not charged, its turn starts now.
+  AHoldsBWaits(50, 50, 3600 * kS);
+  EXPECT_EQ(m.token(), PackToken(HolderId(a, 0), 1));
+  m.Poll(3600 * kS + 1 * kMs);
+  EXPECT_EQ(ga->BeforeLaunch(3600 * kS + 1 * kMs), GateDecision::kGo);
+  m.Poll(3600 * kS + m.params().min_turn_ns);
+  EXPECT_EQ(ga->BeforeLaunch(3600 * kS + m.params().min_turn_ns), GateDecision::kDrainThenRelease);
+  ga->Release(3600 * kS + 3 * kMs, 3600 * kS + 3 * kMs, true);
+  m.Poll(3600 * kS + 3 * kMs);
+  EXPECT_EQ(m.core().charged_ns(a), 3 * kMs) << "only the contended part, on the referee's clock";
+  EXPECT_EQ(m.holder(), HolderId(b, 0)) << "B has the least virtual time";
 }
 
-TEST(ComputeArbiterTable, VirtualTimeIsChargeOverWeight) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 25, 1);
-  const std::uint32_t b = JoinTenant(m.table(), 75, 2);
-  ASSERT_TRUE(AcquireToken(m.table(), a, 0, p, &m));
-  AcquireToken(m.table(), b, 0, p, &m);
-  ReleaseToken(m.table(), a, 4 * kMs, 4, true, 4 * kMs, p, &m);
-  EXPECT_EQ(m.table()->tenants[a].vtime, 4 * kMs * 100 / 25);
+TEST_F(ComputeArbiterReferee, VirtualTimeIsChargeOverWeight) {
+  AHoldsBWaits(25, 75);
+  ga->Release(4 * kMs, 4 * kMs, true);
+  m.Poll(4 * kMs);
+  EXPECT_EQ(m.core().vtime(a), 4 * kMs * 100 / 25);
 }
 
-TEST(ComputeArbiterTable, AWakingTenantStartsAtTheMinimumActiveVirtualTime) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 50, 1);
-  const std::uint32_t b = JoinTenant(m.table(), 50, 2);
-  m.table()->tenants[a].vtime = 5 * kS;  // A has been running
-  m.table()->tenants[a].state = static_cast<std::uint32_t>(TenantState::kHolding);
-  m.table()->header.token = PackToken(a, 0);
-  AcquireToken(m.table(), b, 0, p, &m);
-  EXPECT_EQ(m.table()->tenants[b].vtime, 5 * kS) << "B banked no credit while idle";
-}
-
-TEST(ComputeArbiterTable, ADeadHolderLosesTheTokenAtOnce) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 50, 1);
-  const std::uint32_t b = JoinTenant(m.table(), 50, 2);
-  ASSERT_TRUE(AcquireToken(m.table(), a, 0, p, &m));
-  EXPECT_FALSE(AcquireToken(m.table(), b, 1 * kMs, p, &m));
-  m.Kill(a);
-  EXPECT_TRUE(AcquireToken(m.table(), b, 2 * kMs, p, &m));
-  EXPECT_EQ(m.table()->tenants[a].state, static_cast<std::uint32_t>(TenantState::kFree));
-}
-
-TEST(ComputeArbiterTable, AHungHolderIsRevokedAfterTurnPlusLeaseNotBefore) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 50, 1);
-  const std::uint32_t b = JoinTenant(m.table(), 50, 2);
-  ASSERT_TRUE(AcquireToken(m.table(), a, 0, p, &m));
-  EXPECT_FALSE(AcquireToken(m.table(), b, 0, p, &m));
-  const std::uint64_t deadline = m.table()->header.turn_ns + p.lease_ns;
-  EXPECT_FALSE(AcquireToken(m.table(), b, deadline, p, &m));
-  EXPECT_TRUE(AcquireToken(m.table(), b, deadline + 1, p, &m));
-  EXPECT_EQ(m.table()->tenants[a].charged_ns, deadline + 1) << "charged its whole hold";
-}
-
-TEST(ComputeArbiterTable, ARevokedHoldersBacklogIsChargedAsDebt) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 50, 1);
-  const std::uint32_t b = JoinTenant(m.table(), 50, 2);
-  TenantGate gate_a(&m, a, p);
-  ASSERT_EQ(gate_a.BeforeLaunch(0), GateDecision::kGo);
-  AcquireToken(m.table(), b, 0, p, &m);
-  const std::uint64_t revoked_at = m.table()->header.turn_ns + p.lease_ns + 1;
-  ASSERT_TRUE(AcquireToken(m.table(), b, revoked_at, p, &m));
-  // A's next launch learns it lost the token; its work finished 30 ms after the revocation.
-  EXPECT_EQ(gate_a.BeforeLaunch(revoked_at + 1), GateDecision::kDrainThenRelease);
-  gate_a.Release(revoked_at + 30 * kMs, revoked_at + 30 * kMs, true);
-  EXPECT_EQ(m.table()->tenants[a].charged_ns, revoked_at + 30 * kMs);
-  EXPECT_FALSE(gate_a.holding());
-}
-
-TEST(ComputeArbiterTable, TurnAdaptsToTheHoldersKernels) {
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t a = JoinTenant(m.table(), 50, 1);
-  const std::uint32_t b = JoinTenant(m.table(), 50, 2);
-  ASSERT_TRUE(AcquireToken(m.table(), a, 0, p, &m));
-  AcquireToken(m.table(), b, 0, p, &m);
-  ReleaseToken(m.table(), a, 10 * kMs, 2, true, 10 * kMs, p, &m);  // 5 ms kernels
-  EXPECT_EQ(m.table()->header.token, PackToken(b, 1));
-  EXPECT_EQ(m.table()->header.turn_ns, p.min_turn_ns) << "B has not run: the minimum";
-  ReleaseToken(m.table(), b, 30 * kMs, 1000, true, 30 * kMs, p, &m);  // 20 us kernels
-  EXPECT_EQ(m.table()->header.token, PackToken(a, 1));
-  EXPECT_EQ(m.table()->header.turn_ns, p.max_turn_ns) << "A: 8 x 5 ms, capped";
-  ReleaseToken(m.table(), a, 50 * kMs, 4, true, 50 * kMs, p, &m);
-  EXPECT_EQ(m.table()->header.token, PackToken(b, 1));
-  EXPECT_EQ(m.table()->header.turn_ns, p.min_turn_ns) << "B: 8 x 20 us, raised to the minimum";
-}
-
-TEST(ComputeArbiterTable, NoTableWriteKeepsAnHonestTenantWaitingPastTheMaximumWait) {
-  // A hostile tenant keeps forging a fresh turn for itself (token, grant time, its liveness).
-  MemoryTable m;
-  ArbiterParams p;
-  const std::uint32_t hostile = JoinTenant(m.table(), 1, 1);
-  const std::uint32_t honest = JoinTenant(m.table(), 50, 2);
-  TenantGate gate(&m, honest, p);
-  std::uint64_t now = 0;
-  for (;;) {
-    m.table()->tenants[hostile].state = static_cast<std::uint32_t>(TenantState::kHolding);
-    m.table()->tenants[hostile].charging = 1;
-    m.table()->header.token = PackToken(hostile, 0);
-    m.table()->header.grant_ns = now;
-    if (gate.BeforeLaunch(now) == GateDecision::kGo) break;
-    now += 1 * kMs;
-    ASSERT_LT(now, 2 * p.max_wait_ns) << "stalled";
+TEST_F(ComputeArbiterReferee, AWakingTenantStartsAtTheMinimumActiveVirtualTime) {
+  AHoldsBWaits();
+  const std::uint32_t c = m.AddTenant(50);
+  auto gc = m.Gate(c);
+  for (std::uint64_t t = 0; t < 1 * kS; t += 2 * kMs) {  // A and B alternate for a second
+    m.Poll(t);
+    for (TenantGate* g : {ga.get(), gb.get()}) {
+      if (g->BeforeLaunch(t) == GateDecision::kDrainThenRelease) g->Release(t, t, true);
+    }
   }
-  const std::uint64_t waited = now;
-  EXPECT_GE(waited, p.max_wait_ns);
-  EXPECT_TRUE(gate.bypassing(now));
-  EXPECT_EQ(gate.BeforeLaunch(now + p.bypass_ns - 1), GateDecision::kGo) << "runs unarbitrated";
+  Ask(m, *gc, 1 * kS);
+  EXPECT_GE(m.core().vtime(c), std::min(m.core().vtime(a), m.core().vtime(b)))
+      << "C banked no credit while idle";
+  EXPECT_GT(m.core().vtime(c), 0u);
+}
+
+TEST_F(ComputeArbiterReferee, ADeadHolderLosesTheTokenAtOnce) {
+  AHoldsBWaits(50, 50, 1 * kMs);
+  m.Kill(a);
+  m.Poll(1 * kMs + 1);
+  EXPECT_EQ(gb->BeforeLaunch(1 * kMs + 1), GateDecision::kGo);
+}
+
+TEST_F(ComputeArbiterReferee, AHungHolderIsRevokedAfterTurnPlusLeaseNotBefore) {
+  AHoldsBWaits();
+  const std::uint64_t deadline = m.page().turn_ns + m.params().lease_ns;
+  const std::uint64_t next = m.Poll(deadline);
+  EXPECT_EQ(m.holder(), HolderId(a, 0)) << "not before turn + lease";
+  EXPECT_EQ(next, deadline + 1) << "the referee comes back for it by itself";
+  m.Poll(deadline + 1);
+  EXPECT_EQ(m.holder(), HolderId(b, 0));
+  EXPECT_EQ(m.core().charged_ns(a), deadline + 1) << "charged its whole hold";
+}
+
+TEST_F(ComputeArbiterReferee, ARevokedHoldersBacklogIsChargedAsDebtButNeverPastTheClock) {
+  AHoldsBWaits();
+  const std::uint64_t revoked_at = m.page().turn_ns + m.params().lease_ns + 1;
+  m.Poll(revoked_at);
+  ASSERT_EQ(m.holder(), HolderId(b, 0));
+  // A's next launch learns it lost the token; its work finished 30 ms after the revocation.
+  EXPECT_EQ(ga->BeforeLaunch(revoked_at + 1), GateDecision::kDrainThenRelease);
+  ga->Release(revoked_at + 30 * kMs, revoked_at + 30 * kMs, true);
+  m.Poll(revoked_at + 30 * kMs);
+  EXPECT_EQ(m.core().charged_ns(a), revoked_at + 30 * kMs);
+  EXPECT_FALSE(ga->holding());
+}
+
+TEST_F(ComputeArbiterReferee, TurnAdaptsToTheHoldersKernels) {
+  AHoldsBWaits();                         // A launched once
+  ga->BeforeLaunch(0);                    // a second
+  ga->Release(10 * kMs, 10 * kMs, true);  // 2 launches in 10 ms: 5 ms kernels
+  m.Poll(10 * kMs);
+  EXPECT_EQ(m.holder(), HolderId(b, 0));
+  EXPECT_EQ(m.page().turn_ns, m.params().min_turn_ns) << "B has not run: the minimum";
+  ASSERT_EQ(gb->BeforeLaunch(10 * kMs), GateDecision::kGo);
+  gb->Release(30 * kMs, 30 * kMs, true);  // B's 20 ms put it behind A
+  m.Poll(30 * kMs);
+  EXPECT_EQ(m.holder(), HolderId(a, 0));
+  EXPECT_EQ(m.page().turn_ns, m.params().max_turn_ns) << "A: 8 x 5 ms, capped";
+}
+
+TEST_F(ComputeArbiterReferee, WithoutARefereeAnHonestTenantWaitsAtMostTheMaximumWait) {
+  a = m.AddTenant(50);  // nobody polls: the referee is gone (an agent restart)
+  auto gate = m.Gate(a);
+  std::uint64_t now = 0;
+  while (gate->BeforeLaunch(now) != GateDecision::kGo) {
+    now += 1 * kMs;
+    ASSERT_LT(now, 2 * m.params().max_wait_ns) << "stalled";
+  }
+  EXPECT_GE(now, m.params().max_wait_ns);
+  EXPECT_TRUE(gate->bypassing(now));
+}
+
+TEST_F(ComputeArbiterReferee, AForgedOrZeroedGrantPageIsRepublishedFromTheRefereesState) {
+  // Only possible where the page is mounted writable; the referee's own state is untouched.
+  AHoldsBWaits();
+  m.page().token = PackToken(HolderId(b, 0), 0);  // B forges the token for itself
+  m.Poll(1 * kMs);
+  EXPECT_EQ(m.holder(), HolderId(a, 0));
+  std::memset(static_cast<void*>(&m.page()), 0, sizeof(ArbiterGrantPage));
+  m.Poll(1 * kMs + 1);
+  EXPECT_EQ(m.page().magic, kArbiterMagic);
+  EXPECT_EQ(m.holder(), HolderId(a, 0));
+  EXPECT_EQ(m.page().tenants[a].weight, 50u);
 }
 
 // ---- Tenants on the simulated GPU ----
-
-struct SimTenant {
-  std::uint32_t weight = 50;
-  std::uint64_t kernel_ns = 200 * kUs;
-  std::uint32_t cap_percent = 0;
-  // Active in [start, end) windows of simulated time (none: always).
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> active;
-};
-
-struct SimResult {
-  std::vector<double> share_percent;                    // of the GPU time used in the window
-  double busy_fraction = 0;                             // GPU time used / window
-  std::vector<std::vector<std::uint64_t>> busy_per_ms;  // per tenant, per ms of the run
-};
-
-// Runs `tenants` for `run_ns` (1 us steps), measuring [warmup_ns, run_ns). With `arbitrate`
-// false every launch goes straight to the GPU (the hardware's equal turns).
-SimResult Simulate(const std::vector<SimTenant>& tenants, std::uint64_t run_ns,
-                   std::uint64_t warmup_ns, bool arbitrate = true) {
-  constexpr std::uint64_t kStep = 1 * kUs;
-  constexpr std::uint64_t kHostLaunch = 4 * kUs;  // host time per launch
-  constexpr std::uint64_t kPoll = 20 * kUs;       // token wait poll
-  constexpr std::size_t kMaxInFlight = 4;         // the app synchronises beyond this
-  testing::SimulatedGpu gpu;
-  MemoryTable m;
-  ArbiterParams params;
-  struct State {
-    std::size_t ctx;
-    std::unique_ptr<TenantGate> gate;
-    std::uint64_t next = 0;
-    bool draining = false;
-  };
-  std::vector<State> st;
-  for (const SimTenant& t : tenants) {
-    const std::uint32_t id = JoinTenant(m.table(), t.weight, static_cast<int>(st.size()));
-    st.push_back({gpu.AddContext(), std::make_unique<TenantGate>(&m, id, params, t.cap_percent)});
-  }
-  auto active = [&](const SimTenant& t, std::uint64_t now) {
-    if (t.active.empty()) return true;
-    for (const auto& [from, to] : t.active) {
-      if (now >= from && now < to) return true;
-    }
-    return false;
-  };
-  SimResult result;
-  result.busy_per_ms.resize(tenants.size());
-  std::vector<std::uint64_t> busy_at_warmup(tenants.size());
-  for (std::uint64_t now = 0; now < run_ns; now += kStep) {
-    if (now == warmup_ns) {
-      for (std::size_t i = 0; i < st.size(); ++i) busy_at_warmup[i] = gpu.BusyNs(st[i].ctx);
-    }
-    if (now % kMs == 0) {
-      for (std::size_t i = 0; i < st.size(); ++i) {
-        result.busy_per_ms[i].push_back(gpu.BusyNs(st[i].ctx));
-      }
-    }
-    for (std::size_t i = 0; i < st.size(); ++i) {
-      State& s = st[i];
-      if (now < s.next) continue;
-      s.next = now + kStep;
-      const std::size_t pending = gpu.Pending(s.ctx);
-      if (s.draining || !active(tenants[i], now)) {
-        // Waiting for its own work (a turn's end), or idle: hand on once nothing is queued.
-        if (pending == 0 && s.gate->holding()) {
-          s.gate->Release(gpu.LastCompletion(s.ctx), now, s.draining);
-        }
-        if (pending == 0) s.draining = false;
-        continue;
-      }
-      if (pending >= kMaxInFlight) continue;
-      const GateDecision d = arbitrate ? s.gate->BeforeLaunch(now) : GateDecision::kGo;
-      if (d == GateDecision::kGo) {
-        gpu.Submit(s.ctx, tenants[i].kernel_ns);
-        s.next = now + kHostLaunch;
-      } else if (d == GateDecision::kWait) {
-        s.next = now + kPoll;
-      } else {
-        s.draining = true;
-      }
-    }
-    gpu.Step(kStep);
-  }
-  std::uint64_t total = 0;
-  std::vector<std::uint64_t> used;
-  for (std::size_t i = 0; i < st.size(); ++i) {
-    used.push_back(gpu.BusyNs(st[i].ctx) - busy_at_warmup[i]);
-    total += used.back();
-  }
-  for (std::uint64_t u : used) {
-    result.share_percent.push_back(100.0 * static_cast<double>(u) / static_cast<double>(total));
-  }
-  result.busy_fraction = static_cast<double>(total) / static_cast<double>(run_ns - warmup_ns);
-  return result;
-}
 
 struct SplitCase {
   std::string name;
@@ -371,5 +267,92 @@ TEST(ComputeSimulation, AnIdleTenantLeavesTheGpuToTheOtherAndReclaimsWithin100ms
   EXPECT_NEAR(later * 100, 70.0, 2.0);
 }
 
+TEST(ComputeSimulation, ATenantThatQueuesAThousandKernelsDoesNotRunOnItsBacklog) {
+  // The application would keep 1,000 kernels (200 ms) queued; the gate lets a holder queue
+  // about one turn while others wait, so losing the token leaves it little to run on.
+  SimTenant greedy;
+  greedy.weight = 30;
+  greedy.max_in_flight = 1000;
+  SimTenant other;
+  other.weight = 70;
+  const SimResult r = Simulate({greedy, other}, 4 * kS, 500 * kMs);
+  const double backlog_percent = 100.0 * static_cast<double>(r.backlog_ns[0]) / (3.5 * kS);
+  std::printf("1000 queued: shares %.2f %.2f %%, greedy ran %.2f %% of the time on a backlog\n",
+              r.share_percent[0], r.share_percent[1], backlog_percent);
+  EXPECT_NEAR(r.share_percent[0], 30.0, 2.0);
+  EXPECT_LT(backlog_percent, 2.0) << "it ran on its backlog while the other held the token";
+}
+
+// ---- Hostile tenants: everything a container can write is its own request file ----
+
+struct AttackCase {
+  std::string name;
+  std::function<void(std::uint64_t now, const ArbiterGrantPage& page, ArbiterRequests& mine)>
+      scribble;
+  bool ignores_release = false;
+  // The most the hostile tenant may get: its weight (+2 points) for attacks on the protocol; the
+  // hardware's equal turn for attacks that amount to launching without holding the token, which
+  // any process can do by not loading the shim (they show in the node agent's NVML view).
+  double max_hostile_percent = 32.0;
+};
+void PrintTo(const AttackCase& c, std::ostream* os) { *os << c.name; }
+
+class HostileTenant : public ::testing::TestWithParam<AttackCase> {};
+
+TEST_P(HostileTenant, GetsNoMoreThanItsWeight) {
+  // A 30 % hostile tenant against an honest 70 % one; the honest one keeps its share.
+  SimTenant hostile;
+  hostile.weight = 30;
+  hostile.scribble = GetParam().scribble;
+  hostile.ignores_release = GetParam().ignores_release;
+  SimTenant honest;
+  honest.weight = 70;
+  const SimResult r = Simulate({hostile, honest}, 2 * kS, 300 * kMs);
+  std::printf("%s: hostile %.2f %%, honest %.2f %%\n", GetParam().name.c_str(), r.share_percent[0],
+              r.share_percent[1]);
+  EXPECT_LE(r.share_percent[0], GetParam().max_hostile_percent);
+  EXPECT_GE(r.share_percent[1], 100.0 - GetParam().max_hostile_percent);
+}
+
+// A release before its work is done (the work then runs in others' turns: a bypass, bounded by
+// the referee's clock to the hardware's equal turn instead of the whole GPU), forged completions
+// and launch counts, every record claimed, the file zeroed, releases
+// of grants it never held, and a holder that does not hand back when asked. (Its weight, virtual
+// time, charge, the token and the lease are not in anything it can write.)
+INSTANTIATE_TEST_SUITE_P(
+    Attacks, HostileTenant,
+    ::testing::Values(
+        AttackCase{"hands_back_at_once_claiming_no_time_and_keeps_launching",
+                   [](std::uint64_t, const ArbiterGrantPage& page, ArbiterRequests& mine) {
+                     if (TokenHolder(page.token) != HolderId(0, 0)) return;
+                     mine.processes[0].completion_ns = 0;
+                     mine.processes[0].release_grant = page.grant_id;
+                   },
+                   false, /*max_hostile_percent=*/52.0},
+        AttackCase{"claims_a_billion_launches_per_turn",
+                   [](std::uint64_t, const ArbiterGrantPage&, ArbiterRequests& mine) {
+                     mine.processes[0].launches = 1'000'000'000;
+                   }},
+        AttackCase{"wants_the_gpu_in_every_record",
+                   [](std::uint64_t, const ArbiterGrantPage&, ArbiterRequests& mine) {
+                     for (ProcessRequest& r : mine.processes) {
+                       r.want = 1;
+                       r.in_use = 1;
+                     }
+                   }},
+        AttackCase{"zeroes_its_request_file_now_and_then",
+                   [](std::uint64_t now, const ArbiterGrantPage&, ArbiterRequests& mine) {
+                     if (now % (50 * kMs) == 0) std::memset(static_cast<void*>(&mine), 0, 64);
+                     if (now % (50 * kMs) == 10 * kMs) InitRequests(&mine);
+                   }},
+        AttackCase{"releases_grants_it_never_held",
+                   [](std::uint64_t now, const ArbiterGrantPage&, ArbiterRequests& mine) {
+                     mine.processes[1].in_use = 1;
+                     mine.processes[1].release_grant = now / kUs;
+                     mine.processes[1].completion_ns = 0;
+                   }},
+        AttackCase{"holds_past_its_turn", nullptr, /*ignores_release=*/true}),
+    [](const ::testing::TestParamInfo<AttackCase>& param_info) { return param_info.param.name; });
+
 }  // namespace
-}  // namespace gpuslice::shim
+}  // namespace gpuslice::shim::testing

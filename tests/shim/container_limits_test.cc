@@ -46,6 +46,19 @@ INSTANTIATE_TEST_SUITE_P(
                   "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 compute-percent=30 "
                   "compute-arbiter=/run/gpuslice/gpu/GPU-1/arbiter compute-cap-percent=40\n",
                   true, ""},
+        ParseCase{"ComputeRequests",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 compute-percent=30 "
+                  "compute-arbiter=/run/gpuslice-arbiter/grant "
+                  "compute-requests=/run/gpuslice/compute-requests\n",
+                  true, ""},
+        ParseCase{"RelativeComputeRequests",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 "
+                  "compute-requests=r\n",
+                  false, "compute-requests must be an absolute path"},
+        ParseCase{"ComputeRequestsNeedVersion2",
+                  "gpuslice-limits 1\nregion /r\ndevice index=0 memory-bytes=1 "
+                  "compute-requests=/r\n",
+                  false, "need 'gpuslice-limits 2'"},
         ParseCase{"ComputeArbiterNeedsVersion2",
                   "gpuslice-limits 1\nregion /r\ndevice index=0 memory-bytes=1 "
                   "compute-arbiter=/a\n",
@@ -108,6 +121,7 @@ TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   limits.devices[0] = {0, "GPU-abc", 4ULL << 30, 50};
   limits.devices[1] = {3, "", 1ULL << 30, 100};
   std::strcpy(limits.devices[0].arbiter_path, "/run/gpuslice/gpu/GPU-abc/arbiter");
+  std::strcpy(limits.devices[0].requests_path, "/run/gpuslice/compute-requests");
   limits.devices[0].compute_cap_percent = 60;
   auto text = FormatContainerLimits(limits);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
@@ -125,6 +139,7 @@ TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   EXPECT_EQ(parsed.devices[0].memory_bytes, 4ULL << 30);
   EXPECT_EQ(parsed.devices[0].compute_percent, 50u);
   EXPECT_STREQ(parsed.devices[0].arbiter_path, "/run/gpuslice/gpu/GPU-abc/arbiter");
+  EXPECT_STREQ(parsed.devices[0].requests_path, "/run/gpuslice/compute-requests");
   EXPECT_EQ(parsed.devices[0].compute_cap_percent, 60u);
   EXPECT_EQ(parsed.devices[1].arbiter_path[0], '\0');
   EXPECT_EQ(parsed.devices[1].compute_cap_percent, 0u);

@@ -1,0 +1,79 @@
+#include "node_agent/compute_arbiters.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/resource_names.h"
+#include "scheduler/kube_objects.h"
+
+namespace gpuslice {
+
+namespace fs = std::filesystem;
+
+Result<std::string> ComputeArbiters::GpuDir(const std::string& uuid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const fs::path dir = fs::path(root_) / ("gpu-" + uuid);
+  if (referees_.count(uuid) != 0) return dir.string();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return Internal("cannot create the compute arbiter directory " + dir.string() + ": " +
+                    ec.message() + " (check --allocations-dir)");
+  }
+  ::chmod(dir.c_str(), 0755);
+  GPUSLICE_ASSIGN_OR_RETURN(std::unique_ptr<shim::ArbiterReferee> referee,
+                            shim::ArbiterReferee::Start((dir / kArbiterGrantFileName).string()));
+  referees_[uuid] = std::move(referee);
+  return dir.string();
+}
+
+Status ComputeArbiters::Add(const std::string& key, const std::string& uuid,
+                            const std::string& requests_path, std::uint32_t weight,
+                            std::uint32_t cap_percent) {
+  GPUSLICE_RETURN_IF_ERROR(GpuDir(uuid).status());
+  Remove(key);
+  std::lock_guard<std::mutex> lock(mu_);
+  GPUSLICE_RETURN_IF_ERROR(referees_[uuid]->AddTenant(key, requests_path, weight, cap_percent));
+  gpu_of_[key] = uuid;
+  return Status::Ok();
+}
+
+void ComputeArbiters::Remove(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = gpu_of_.find(key);
+  if (it == gpu_of_.end()) return;
+  auto referee = referees_.find(it->second);
+  if (referee != referees_.end()) referee->second->RemoveTenant(key);
+  gpu_of_.erase(it);
+}
+
+shim::ArbiterReferee* ComputeArbiters::Referee(const std::string& uuid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = referees_.find(uuid);
+  return it == referees_.end() ? nullptr : it->second.get();
+}
+
+int ComputeLimitOf(const nlohmann::json& pod, const std::string& container) {
+  const nlohmann::json* spec = scheduler::FindKey(pod, "spec");
+  const nlohmann::json* containers =
+      spec != nullptr ? scheduler::FindKey(*spec, "containers") : nullptr;
+  if (containers == nullptr || !containers->is_array()) return 0;
+  for (const nlohmann::json& c : *containers) {
+    if (scheduler::StringKey(c, "name") != container) continue;
+    const nlohmann::json* resources = scheduler::FindKey(c, "resources");
+    const nlohmann::json* limits =
+        resources != nullptr ? scheduler::FindKey(*resources, "limits") : nullptr;
+    const nlohmann::json* value =
+        limits != nullptr ? scheduler::FindKey(*limits, names::kGpusliceGpuCompute) : nullptr;
+    if (value == nullptr) return 0;
+    int percent = 0;
+    if (value->is_number_integer()) percent = value->get<int>();
+    if (value->is_string()) percent = std::atoi(value->get<std::string>().c_str());
+    return percent >= 1 && percent <= 100 ? percent : 0;
+  }
+  return 0;
+}
+
+}  // namespace gpuslice
