@@ -25,7 +25,9 @@
 #if defined(__x86_64__) && !defined(GPUSLICE_NO_GATED_TRAMPOLINES)
 #define GPUSLICE_HAS_GATED_TRAMPOLINES 1
 
-// The assembly names g_launch_gate by its mangled name and its fields by offset.
+// The assembly names g_launch_gate by its mangled name and its fields by offset; a field added
+// to LaunchGateFastPath means AdmitLaunch's fast path changed: change the assembly with it.
+static_assert(sizeof(gpuslice::shim::LaunchGateFastPath) == 24);
 static_assert(offsetof(gpuslice::shim::LaunchGateFastPath, token) == 0);
 static_assert(offsetof(gpuslice::shim::LaunchGateFastPath, alone_token) == 8);
 static_assert(offsetof(gpuslice::shim::LaunchGateFastPath, holding) == 16);
