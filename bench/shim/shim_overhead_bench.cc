@@ -159,10 +159,15 @@ int main(int argc, char** argv) {
   g_grant_path = (dir / "grant").string();
   const std::string requests = (dir / "requests").string();
   g_waiter_requests = (dir / "waiter-requests").string();
-  std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
-                g_grant_path.c_str());
-  std::snprintf(limits.devices[0].requests_path, sizeof(limits.devices[0].requests_path), "%s",
-                requests.c_str());
+  // GPUSLICE_BENCH_UNARBITRATED=1: the container names no arbiter, so launches take the
+  // not-arbitrated path (LaunchKernelAsContendedHolder then measures that path too).
+  const char* unarbitrated = std::getenv("GPUSLICE_BENCH_UNARBITRATED");
+  if (unarbitrated == nullptr || std::strcmp(unarbitrated, "1") != 0) {
+    std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
+                  g_grant_path.c_str());
+    std::snprintf(limits.devices[0].requests_path, sizeof(limits.devices[0].requests_path), "%s",
+                  requests.c_str());
+  }
   auto referee = gpuslice::shim::ArbiterReferee::Start(g_grant_path);
   if (!referee.ok() || gpuslice::shim::ArbiterRegion::CreateRequests(requests.c_str()) != 0 ||
       gpuslice::shim::ArbiterRegion::CreateRequests(g_waiter_requests.c_str()) != 0 ||
@@ -177,7 +182,10 @@ int main(int argc, char** argv) {
   setenv("GPUSLICE_FAKE_GPUS", "count=1,memory=16Gi", 1);
 
   void* fake = dlopen(GPUSLICE_FAKE_CUDA_PATH, RTLD_NOW | RTLD_LOCAL);
-  void* shim = dlopen(GPUSLICE_CUDA_SHIM_PATH, RTLD_NOW | RTLD_LOCAL);
+  // GPUSLICE_BENCH_SHIM: another build of the shim to measure (e.g. a reference build).
+  const char* shim_path = std::getenv("GPUSLICE_BENCH_SHIM");
+  void* shim =
+      dlopen(shim_path != nullptr ? shim_path : GPUSLICE_CUDA_SHIM_PATH, RTLD_NOW | RTLD_LOCAL);
   if (fake == nullptr || shim == nullptr) {
     std::fprintf(stderr, "dlopen: %s\n", dlerror());
     return 1;

@@ -27,6 +27,7 @@
 #include "shim/container_limits.h"
 #include "shim/cuda_driver_types.h"
 #include "shim/forwarding_trampoline.h"
+#include "shim/gated_trampoline.h"
 #include "shim/launch_gate.h"
 #include "shim/limits_loader.h"
 #include "shim/shim_config.h"
@@ -2001,58 +2002,102 @@ CUresult cuDevicePrimaryCtxReset_v2(CUdevice device) noexcept {
 
 // Launches: every one passes AdmitLaunch (launch_gate.h) --------------------------------------
 
+// Each gated launch symbol is an assembly entry (gated_trampoline.h) that runs AdmitLaunch's fast
+// path and jumps to the real function; anything else jumps to the C++ wrapper below, renamed
+// gpuslice_gated_<name> (hidden), which is the reference: it runs AdmitLaunch in full, calls the
+// real function and records it in the entry's slot. Without trampolines (not x86-64) the wrapper
+// is the exported symbol itself.
+#if GPUSLICE_HAS_GATED_TRAMPOLINES
+#define GPUSLICE_GATED_NAME(fn) gpuslice_gated_##fn
+#define GPUSLICE_GATED_ENTRY(fn, params)                                              \
+  __attribute__((visibility("hidden"))) CUresult gpuslice_gated_##fn params noexcept; \
+  __attribute__((visibility("hidden"))) void* gpuslice_gated_real_##fn = nullptr;     \
+  GPUSLICE_GATED_TRAMPOLINE(fn, gpuslice_gated_real_##fn, gpuslice_gated_##fn)
+#define GPUSLICE_GATED_REMEMBER(fn) \
+  __atomic_store_n(&gpuslice_gated_real_##fn, reinterpret_cast<void*>(s->real.fn), __ATOMIC_RELEASE)
+#else
+#define GPUSLICE_GATED_NAME(fn) fn
+#define GPUSLICE_GATED_ENTRY(fn, params)
+#define GPUSLICE_GATED_REMEMBER(fn) static_cast<void>(0)
+#endif
+
+GPUSLICE_GATED_ENTRY(cuLaunchKernel,
+                     (CUfunction, unsigned int, unsigned int, unsigned int, unsigned int,
+                      unsigned int, unsigned int, unsigned int, CUstream, void**, void**))
+GPUSLICE_GATED_ENTRY(cuLaunchKernel_ptsz,
+                     (CUfunction, unsigned int, unsigned int, unsigned int, unsigned int,
+                      unsigned int, unsigned int, unsigned int, CUstream, void**, void**))
+GPUSLICE_GATED_ENTRY(cuLaunchKernelEx, (const CUlaunchConfig*, CUfunction, void**, void**))
+GPUSLICE_GATED_ENTRY(cuLaunchKernelEx_ptsz, (const CUlaunchConfig*, CUfunction, void**, void**))
+GPUSLICE_GATED_ENTRY(cuLaunchCooperativeKernel,
+                     (CUfunction, unsigned int, unsigned int, unsigned int, unsigned int,
+                      unsigned int, unsigned int, unsigned int, CUstream, void**))
+GPUSLICE_GATED_ENTRY(cuLaunchCooperativeKernel_ptsz,
+                     (CUfunction, unsigned int, unsigned int, unsigned int, unsigned int,
+                      unsigned int, unsigned int, unsigned int, CUstream, void**))
+GPUSLICE_GATED_ENTRY(cuLaunch, (CUfunction))
+GPUSLICE_GATED_ENTRY(cuLaunchGrid, (CUfunction, int, int))
+GPUSLICE_GATED_ENTRY(cuLaunchGridAsync, (CUfunction, int, int, CUstream))
+GPUSLICE_GATED_ENTRY(cuLaunchCooperativeKernelMultiDevice,
+                     (CUDA_LAUNCH_PARAMS*, unsigned int, unsigned int))
+
 #define GPUSLICE_GATED_LAUNCH(fn, stream, call)                                 \
   GPUSLICE_REAL_OR_UNSUPPORTED(fn);                                             \
+  GPUSLICE_GATED_REMEMBER(fn);                                                  \
   if (const CUresult admit = gpuslice::shim::AdmitLaunch(stream); admit != 0) { \
     return admit;                                                               \
   }                                                                             \
   return (call)
 
-CUresult cuLaunchKernel(CUfunction f, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,
-                        unsigned int block_x, unsigned int block_y, unsigned int block_z,
-                        unsigned int shared_bytes, CUstream stream, void** params,
-                        void** extra) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchKernel)(CUfunction f, unsigned int grid_x, unsigned int grid_y,
+                                             unsigned int grid_z, unsigned int block_x,
+                                             unsigned int block_y, unsigned int block_z,
+                                             unsigned int shared_bytes, CUstream stream,
+                                             void** params, void** extra) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunchKernel, stream,
                         s->real.cuLaunchKernel(f, grid_x, grid_y, grid_z, block_x, block_y, block_z,
                                                shared_bytes, stream, params, extra));
 }
 
-CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int grid_x, unsigned int grid_y,
-                             unsigned int grid_z, unsigned int block_x, unsigned int block_y,
-                             unsigned int block_z, unsigned int shared_bytes, CUstream stream,
-                             void** params, void** extra) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchKernel_ptsz)(CUfunction f, unsigned int grid_x,
+                                                  unsigned int grid_y, unsigned int grid_z,
+                                                  unsigned int block_x, unsigned int block_y,
+                                                  unsigned int block_z, unsigned int shared_bytes,
+                                                  CUstream stream, void** params,
+                                                  void** extra) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunchKernel_ptsz, stream,
                         s->real.cuLaunchKernel_ptsz(f, grid_x, grid_y, grid_z, block_x, block_y,
                                                     block_z, shared_bytes, stream, params, extra));
 }
 
-CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** params,
-                          void** extra) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchKernelEx)(const CUlaunchConfig* config, CUfunction f,
+                                               void** params, void** extra) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunchKernelEx, config != nullptr ? config->hStream : nullptr,
                         s->real.cuLaunchKernelEx(config, f, params, extra));
 }
 
-CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f, void** params,
-                               void** extra) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchKernelEx_ptsz)(const CUlaunchConfig* config, CUfunction f,
+                                                    void** params, void** extra) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunchKernelEx_ptsz, config != nullptr ? config->hStream : nullptr,
                         s->real.cuLaunchKernelEx_ptsz(config, f, params, extra));
 }
 
-CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int grid_x, unsigned int grid_y,
-                                   unsigned int grid_z, unsigned int block_x, unsigned int block_y,
-                                   unsigned int block_z, unsigned int shared_bytes, CUstream stream,
-                                   void** params) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchCooperativeKernel)(CUfunction f, unsigned int grid_x,
+                                                        unsigned int grid_y, unsigned int grid_z,
+                                                        unsigned int block_x, unsigned int block_y,
+                                                        unsigned int block_z,
+                                                        unsigned int shared_bytes, CUstream stream,
+                                                        void** params) noexcept {
   GPUSLICE_GATED_LAUNCH(
       cuLaunchCooperativeKernel, stream,
       s->real.cuLaunchCooperativeKernel(f, grid_x, grid_y, grid_z, block_x, block_y, block_z,
                                         shared_bytes, stream, params));
 }
 
-CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid_x, unsigned int grid_y,
-                                        unsigned int grid_z, unsigned int block_x,
-                                        unsigned int block_y, unsigned int block_z,
-                                        unsigned int shared_bytes, CUstream stream,
-                                        void** params) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchCooperativeKernel_ptsz)(
+    CUfunction f, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,
+    unsigned int block_x, unsigned int block_y, unsigned int block_z, unsigned int shared_bytes,
+    CUstream stream, void** params) noexcept {
   GPUSLICE_GATED_LAUNCH(
       cuLaunchCooperativeKernel_ptsz, stream,
       s->real.cuLaunchCooperativeKernel_ptsz(f, grid_x, grid_y, grid_z, block_x, block_y, block_z,
@@ -2061,23 +2106,22 @@ CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid_x, unsig
 
 // Legacy launches (deprecated since CUDA 4 but still exported) and multi-device cooperative
 // launches: gated like the others (a multi-device launch by the current context's GPU).
-CUresult cuLaunch(CUfunction f) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunch)(CUfunction f) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunch, nullptr, s->real.cuLaunch(f));
 }
 
-CUresult cuLaunchGrid(CUfunction f, int grid_width, int grid_height) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchGrid)(CUfunction f, int grid_width, int grid_height) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunchGrid, nullptr, s->real.cuLaunchGrid(f, grid_width, grid_height));
 }
 
-CUresult cuLaunchGridAsync(CUfunction f, int grid_width, int grid_height,
-                           CUstream stream) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchGridAsync)(CUfunction f, int grid_width, int grid_height,
+                                                CUstream stream) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunchGridAsync, stream,
                         s->real.cuLaunchGridAsync(f, grid_width, grid_height, stream));
 }
 
-CUresult cuLaunchCooperativeKernelMultiDevice(CUDA_LAUNCH_PARAMS* launch_params,
-                                              unsigned int device_count,
-                                              unsigned int flags) noexcept {
+CUresult GPUSLICE_GATED_NAME(cuLaunchCooperativeKernelMultiDevice)(
+    CUDA_LAUNCH_PARAMS* launch_params, unsigned int device_count, unsigned int flags) noexcept {
   GPUSLICE_GATED_LAUNCH(
       cuLaunchCooperativeKernelMultiDevice, nullptr,
       s->real.cuLaunchCooperativeKernelMultiDevice(launch_params, device_count, flags));
