@@ -54,8 +54,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kCudaShimName = "libgpuslice-cuda.so";
-constexpr const char* kNvmlShimName = "libgpuslice-nvml.so";
+constexpr const char* kCudaShimName = shim::kCudaShimFileName;
+constexpr const char* kNvmlShimName = shim::kNvmlShimFileName;
 
 struct RunOptions {
   std::string gpus = "0";

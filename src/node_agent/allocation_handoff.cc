@@ -111,10 +111,10 @@ AllocationHandoff::AllocationHandoff(HandoffOptions options, kube::KubeApi& api,
 
 AllocationHandoff::~AllocationHandoff() { Stop(); }
 
-void AllocationHandoff::SetGpus(const std::vector<scheduler::NodeGpu>& gpus) {
+void AllocationHandoff::SetGpus(const std::vector<NodeGpu>& gpus) {
   std::lock_guard<std::mutex> lock(mu_);
   gpus_.clear();
-  for (const scheduler::NodeGpu& gpu : gpus) gpus_[gpu.uuid] = gpu;
+  for (const NodeGpu& gpu : gpus) gpus_[gpu.uuid] = gpu;
 }
 
 void AllocationHandoff::SetLimitsListener(LimitsListener listener) {
@@ -172,6 +172,7 @@ Status AllocationHandoff::PrepareAllocation(const std::vector<std::string>& devi
   region_mount->set_host_path(region_dir.string());
   region_mount->set_read_only(false);
   GPUSLICE_RETURN_IF_ERROR(PrepareComputeArbiter(key, ids, region_dir.string(), response));
+  GPUSLICE_RETURN_IF_ERROR(InjectShims(options_.shim_dir, dir.string(), response));
 
   pending_[key] = Pending{ids, std::chrono::steady_clock::now()};
   HandoffResult result;
@@ -279,7 +280,7 @@ Result<HandoffResult> AllocationHandoff::Settle(const Pending& pending,
                   " annotation (was it scheduled by gpuslice-scheduler? set spec.schedulerName); "
                   "its GPU memory allocations are refused");
   }
-  Result<scheduler::GpuAssignment> assignment = scheduler::DecodeAssignment(text);
+  Result<GpuAssignment> assignment = DecodeAssignment(text);
   if (!assignment.ok()) {
     return refuse("pod " + result.pod + ": invalid " +
                   std::string(names::kAnnotationPodAssignment) +
@@ -298,8 +299,7 @@ Result<HandoffResult> AllocationHandoff::Settle(const Pending& pending,
   return Limit(std::move(result), *std::move(assignment), holder.pod_namespace, holder.pod_name);
 }
 
-Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result,
-                                               scheduler::GpuAssignment assignment,
+Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result, GpuAssignment assignment,
                                                const std::string& pod_namespace,
                                                const std::string& pod_name) {
   // The GPUs the container really got: those its slots belong to, in slot order.
@@ -308,13 +308,13 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result,
     const std::string gpu = GpuOfSlot(id);
     if (std::find(real.begin(), real.end(), gpu) == real.end()) real.push_back(gpu);
   }
-  std::map<std::string, scheduler::NodeGpu> gpus;
+  std::map<std::string, NodeGpu> gpus;
   {
     std::lock_guard<std::mutex> lock(mu_);
     gpus = gpus_;
   }
   std::set<std::string> assigned;
-  for (const scheduler::AssignedGpu& g : assignment.gpus) assigned.insert(g.uuid);
+  for (const AssignedGpu& g : assignment.gpus) assigned.insert(g.uuid);
   if (assigned != std::set<std::string>(real.begin(), real.end())) {
     // The slots are what the container sees: the accounting must follow them.
     std::string said;
@@ -329,10 +329,10 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result,
     result.message = "the kubelet allocated GPU " + got + " but the assignment said " + said +
                      "; the limits follow the kubelet and the assignment annotation is corrected";
     spdlog::warn("pod {} container {}: {}", result.pod, result.container, result.message);
-    const kube::Json patch = {{"metadata",
-                               {{"annotations",
-                                 {{std::string(names::kAnnotationPodAssignment),
-                                   scheduler::EncodeAssignment(assignment)}}}}}};
+    const kube::Json patch = {
+        {"metadata",
+         {{"annotations",
+           {{std::string(names::kAnnotationPodAssignment), EncodeAssignment(assignment)}}}}}};
     Result<kube::Json> patched =
         api_.Patch(kube::Pod(pod_namespace, pod_name), kube::PatchType::kMerge, patch);
     if (!patched.ok()) {
@@ -347,7 +347,7 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result,
              sizeof(limits.region_path));
   CopyString(options_.cuda_driver, limits.cuda_driver_path, sizeof(limits.cuda_driver_path));
   CopyString(options_.nvml_driver, limits.nvml_driver_path, sizeof(limits.nvml_driver_path));
-  for (const scheduler::AssignedGpu& g : assignment.gpus) {
+  for (const AssignedGpu& g : assignment.gpus) {
     if (limits.device_count == shim::kMaxLimitedDevices) break;
     shim::DeviceLimit& d = limits.devices[limits.device_count++];
     auto it = gpus.find(g.uuid);

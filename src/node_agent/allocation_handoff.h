@@ -15,6 +15,8 @@
 //  3. If the kubelet's slots are on another GPU than the assignment names, the slots win (they
 //     are what the container sees): the limits name the real GPU, the pod's assignment annotation
 //     is patched to it so the extender's accounting follows, and a warning says so.
+//  Allocate also injects the shims: both libraries and an /etc/ld.so.preload naming them, read-only
+//     (shim_injection.h); a shim missing on the host fails the Allocate.
 //  4. A pod without a valid assignment gets no limits file but a `refused` file naming why; the
 //     shim then fails its GPU allocations closed with that text.
 #pragma once
@@ -30,11 +32,12 @@
 #include <thread>
 #include <vector>
 
+#include "core/gpu_annotations.h"
 #include "core/status.h"
 #include "kube/kube_api.h"
 #include "node_agent/compute_arbiters.h"
 #include "node_agent/device_plugin_api.pb.h"
-#include "scheduler/kube_objects.h"
+#include "node_agent/shim_injection.h"
 #include "shim/container_limits.h"
 
 namespace gpuslice {
@@ -74,6 +77,9 @@ struct HandoffOptions {
   std::string resource_name = "gpuslice.io/gpu";
   std::string cuda_driver;  // `cuda-driver` line of the limits file; "" = the shim's default
   std::string nvml_driver;  // `nvml-driver` line
+  // Host directory of libgpuslice-cuda.so / libgpuslice-nvml.so, mounted into every fractional
+  // container with an /etc/ld.so.preload naming them (shim_injection.h).
+  std::string shim_dir = kDefaultHostShimDir;
   std::chrono::milliseconds reconcile_interval{100};
   // How often settled allocations are checked against PodResources; those no longer listed
   // (the pod ended) have their directory removed and are released (watchdog Unwatch).
@@ -120,7 +126,7 @@ class AllocationHandoff {
   ~AllocationHandoff();
 
   // The node's fractional GPUs (index, UUID, memory), as published. Thread-safe.
-  void SetGpus(const std::vector<scheduler::NodeGpu>& gpus);
+  void SetGpus(const std::vector<NodeGpu>& gpus);
   void SetLimitsListener(LimitsListener listener);
   // Called (on the reconciler thread) when a settled allocation is no longer held. Set before
   // Start.
@@ -155,7 +161,7 @@ class AllocationHandoff {
   };
   // The result for `pending`, held by `holder`; an error (API unreachable) retries later.
   Result<HandoffResult> Settle(const Pending& pending, const ContainerDevices& holder);
-  Result<HandoffResult> Limit(HandoffResult result, scheduler::GpuAssignment assignment,
+  Result<HandoffResult> Limit(HandoffResult result, GpuAssignment assignment,
                               const std::string& pod_namespace, const std::string& pod_name);
   void Record(HandoffResult result);
   // Compute arbiter (issue 14): the container's request file and the GPU's read-only mount at
@@ -173,7 +179,7 @@ class AllocationHandoff {
 
   mutable std::mutex mu_;
   mutable std::condition_variable settled_cv_;
-  std::map<std::string, scheduler::NodeGpu> gpus_;  // by UUID
+  std::map<std::string, NodeGpu> gpus_;  // by UUID
   LimitsListener listener_;
   std::map<std::string, Pending> pending_;        // by key
   std::map<std::string, HandoffResult> results_;  // by key

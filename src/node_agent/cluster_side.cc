@@ -14,6 +14,8 @@ Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions opti
   if (options.node_name.empty()) {
     return InvalidArgument("the node name is empty (give --node-name or NODE_NAME)");
   }
+  // Fractional containers get the shims; without them they would run unlimited.
+  GPUSLICE_RETURN_IF_ERROR(CheckShimDir(options.handoff.shim_dir));
   std::unique_ptr<ClusterSide> side(new ClusterSide(std::move(options)));
   if (api == nullptr) {
     Result<kube::KubeConfig> config = kube::LoadDefaultConfig(side->options_.kubeconfig);
@@ -44,8 +46,7 @@ void ClusterSide::Attach(NodeAgent& agent) {
   agent.SetPublishListener([this](const NodeAdvertisement& advertisement,
                                   const std::vector<GpuInfo>& gpus,
                                   const std::function<bool(const AdvertisedDevice&)>& healthy) {
-    const std::vector<scheduler::NodeGpu> capacity =
-        FractionalCapacity(advertisement, gpus, healthy);
+    const std::vector<NodeGpu> capacity = FractionalCapacity(advertisement, gpus, healthy);
     handoff_->SetGpus(capacity);
     if (Status s = publisher_->Publish(capacity); !s.ok()) {
       spdlog::error("{} (retried every {} ms)", s.message(), options_.publish_retry.count());

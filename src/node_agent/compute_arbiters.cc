@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/resource_names.h"
-#include "scheduler/kube_objects.h"
+#include "core/gpu_annotations.h"
 
 namespace gpuslice {
 
@@ -56,17 +56,17 @@ shim::ArbiterReferee* ComputeArbiters::Referee(const std::string& uuid) {
 }
 
 int ComputeLimitOf(const nlohmann::json& pod, const std::string& container) {
-  const nlohmann::json* spec = scheduler::FindKey(pod, "spec");
+  const nlohmann::json* spec = FindKey(pod, "spec");
   const nlohmann::json* containers =
-      spec != nullptr ? scheduler::FindKey(*spec, "containers") : nullptr;
+      spec != nullptr ? FindKey(*spec, "containers") : nullptr;
   if (containers == nullptr || !containers->is_array()) return 0;
   for (const nlohmann::json& c : *containers) {
-    if (scheduler::StringKey(c, "name") != container) continue;
-    const nlohmann::json* resources = scheduler::FindKey(c, "resources");
+    if (StringKey(c, "name") != container) continue;
+    const nlohmann::json* resources = FindKey(c, "resources");
     const nlohmann::json* limits =
-        resources != nullptr ? scheduler::FindKey(*resources, "limits") : nullptr;
+        resources != nullptr ? FindKey(*resources, "limits") : nullptr;
     const nlohmann::json* value =
-        limits != nullptr ? scheduler::FindKey(*limits, names::kGpusliceGpuCompute) : nullptr;
+        limits != nullptr ? FindKey(*limits, names::kGpusliceGpuCompute) : nullptr;
     if (value == nullptr) return 0;
     int percent = 0;
     if (value->is_number_integer()) percent = value->get<int>();

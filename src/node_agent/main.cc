@@ -22,6 +22,7 @@
 #include "node_agent/cluster_side.h"
 #include "node_agent/no_gpu_backend.h"
 #include "node_agent/node_agent.h"
+#include "node_agent/shim_injection.h"
 #include "watchdog/memory_watchdog.h"
 #include "watchdog/nvml_process_usage.h"
 
@@ -225,6 +226,14 @@ int main(int argc, char** argv) {
   app.add_option("--allocations-dir", cluster.handoff.host_root,
                  "host directory for per-allocation limits files and accounting regions")
       ->capture_default_str();
+  std::string install_shims_from;
+  app.add_option("--shim-dir", cluster.handoff.shim_dir,
+                 "host directory of libgpuslice-cuda.so and libgpuslice-nvml.so, mounted into "
+                 "fractional containers with an /etc/ld.so.preload naming them")
+      ->capture_default_str();
+  app.add_option("--install-shims-from", install_shims_from,
+                 "copy the shims from this directory (e.g. the image's /usr/local/lib/gpuslice) "
+                 "into --shim-dir at start-up, atomically");
   app.add_option("--cgroup-driver", cgroup_driver,
                  "the kubelet's cgroup driver, for the memory watchdog: systemd or cgroupfs")
       ->check(CLI::IsMember({"systemd", "cgroupfs"}))
@@ -308,6 +317,14 @@ int main(int argc, char** argv) {
     for (std::string w; words >> w;) command.push_back(w);
   }
   gpuslice::ProcessMpsControl mps_control(command);
+  if (!install_shims_from.empty()) {
+    if (gpuslice::Status s = gpuslice::InstallShims(install_shims_from, cluster.handoff.shim_dir);
+        !s.ok()) {
+      spdlog::critical("{}", s.message());
+      return 1;
+    }
+    spdlog::info("shims installed from {} into {}", install_shims_from, cluster.handoff.shim_dir);
+  }
   std::unique_ptr<gpuslice::ClusterSide> cluster_side;
   if (!cluster.node_name.empty()) {
     auto created = gpuslice::ClusterSide::Create(cluster);

@@ -9,7 +9,7 @@
 
 namespace gpuslice {
 
-std::vector<scheduler::NodeGpu> FractionalCapacity(
+std::vector<NodeGpu> FractionalCapacity(
     const NodeAdvertisement& advertisement, const std::vector<GpuInfo>& gpus,
     const std::function<bool(const AdvertisedDevice&)>& healthy) {
   const AdvertisedResource* slots = advertisement.Find(names::kGpusliceGpu);
@@ -19,24 +19,23 @@ std::vector<scheduler::NodeGpu> FractionalCapacity(
   for (const AdvertisedDevice& d : slots->devices) {
     offered[d.gpu_index] = offered[d.gpu_index] || healthy(d);
   }
-  std::vector<scheduler::NodeGpu> out;
+  std::vector<NodeGpu> out;
   for (const GpuInfo& gpu : gpus) {
     auto it = offered.find(gpu.index);
     if (it == offered.end() || !it->second || gpu.memory_bytes == 0) continue;
     out.push_back({gpu.index, gpu.uuid, SanitiseLabelValue(gpu.product_name),
                    static_cast<std::int64_t>(gpu.memory_bytes)});
   }
-  std::sort(out.begin(), out.end(), [](const scheduler::NodeGpu& a, const scheduler::NodeGpu& b) {
-    return a.index < b.index;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const NodeGpu& a, const NodeGpu& b) { return a.index < b.index; });
   return out;
 }
 
-std::string NodeGpusAnnotation(const std::vector<scheduler::NodeGpu>& gpus) {
-  return gpus.empty() ? std::string() : scheduler::EncodeNodeGpus(gpus);
+std::string NodeGpusAnnotation(const std::vector<NodeGpu>& gpus) {
+  return gpus.empty() ? std::string() : EncodeNodeGpus(gpus);
 }
 
-Status NodeCapacityPublisher::Publish(const std::vector<scheduler::NodeGpu>& gpus) {
+Status NodeCapacityPublisher::Publish(const std::vector<NodeGpu>& gpus) {
   std::lock_guard<std::mutex> lock(mu_);
   return PublishLocked(NodeGpusAnnotation(gpus));
 }

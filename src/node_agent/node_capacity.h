@@ -14,20 +14,20 @@
 
 #include "core/advertised_resources.h"
 #include "core/gpu.h"
+#include "core/gpu_annotations.h"
 #include "core/status.h"
 #include "kube/kube_api.h"
-#include "scheduler/kube_objects.h"
 
 namespace gpuslice {
 
 // The fractional GPUs of `advertisement` that are healthy per `healthy(device)`, sorted by
 // index, with the model as the `nvidia.com/gpu.product` label spells it and their full memory.
-std::vector<scheduler::NodeGpu> FractionalCapacity(
+std::vector<NodeGpu> FractionalCapacity(
     const NodeAdvertisement& advertisement, const std::vector<GpuInfo>& gpus,
     const std::function<bool(const AdvertisedDevice&)>& healthy);
 
 // The annotation's value for `gpus`; "" for none (the annotation is removed).
-std::string NodeGpusAnnotation(const std::vector<scheduler::NodeGpu>& gpus);
+std::string NodeGpusAnnotation(const std::vector<NodeGpu>& gpus);
 
 class NodeCapacityPublisher {
  public:
@@ -37,7 +37,7 @@ class NodeCapacityPublisher {
 
   // Patches the Node when `gpus` differs from the last successful write (or none was made).
   // Thread-safe. An error leaves the next call to retry.
-  Status Publish(const std::vector<scheduler::NodeGpu>& gpus);
+  Status Publish(const std::vector<NodeGpu>& gpus);
   // Retries the last failed Publish, if any (the control loop calls it).
   Status RetryPending();
 

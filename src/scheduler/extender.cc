@@ -8,7 +8,6 @@
 #include "core/resource_names.h"
 #include "placement/placement_engine.h"
 #include "scheduler/quantity.h"
-#include "scheduler/task_type_options.h"
 
 namespace gpuslice::scheduler {
 namespace {
@@ -82,7 +81,16 @@ Result<std::unique_ptr<Extender>> Extender::Create(ExtenderOptions options, cons
 }
 
 Extender::Extender(ExtenderOptions options, const Clock& clock, BindingWriter& writer)
-    : options_(std::move(options)), clock_(clock), writer_(writer) {
+    : options_(std::move(options)),
+      clock_(clock),
+      writer_(writer),
+      learner_(options_.task_types),
+      policy_options_(options_.policy_options) {
+  // Until the first pod is observed the fragmentation-aware policies have no types; they then
+  // score as if no type could be hurt (the simulator's online mode does the same).
+  policy_options_.task_types.clear();
+  policy_options_.all_task_types.clear();
+  policy_options_.task_types_later = true;
   next_expiry_ = std::numeric_limits<Clock::Duration::rep>::max();
   RebuildClusterState();
 }
@@ -136,6 +144,7 @@ SyncReport Extender::Rebuild(std::span<const json> nodes, std::span<const json> 
     kept.emplace(info.uid, std::move(entry));
   }
   pods_ = std::move(kept);
+  std::erase_if(observed_, [&](const std::string& uid) { return !uids.contains(uid); });
   reserved_.clear();
   for (const auto& [uid, entry] : pods_) reserved_.insert(uid);
   RebuildClusterState();
@@ -183,8 +192,8 @@ void Extender::DeletePod(const std::string& uid) {
     if (it != pods_.end()) {
       Release(*it->second);
       pods_.erase(it);
-      ++pods_generation_;
     }
+    observed_.erase(uid);
   }
   std::lock_guard remembered_lock(remembered_mutex_);
   remembered_.erase(uid);
@@ -195,16 +204,15 @@ Status Extender::ApplyPod(PodInfo info) {
     if (const auto it = pods_.find(info.uid); it != pods_.end()) {
       Release(*it->second);
       pods_.erase(it);
-      ++pods_generation_;
     }
     return Status::Ok();
   }
   auto& slot = pods_[info.uid];
   if (slot == nullptr) slot = std::make_unique<PodEntry>();
   PodEntry& entry = *slot;
-  if (!(entry.info.request == info.request)) ++pods_generation_;
   entry.info = std::move(info);
   const PodInfo& pod = entry.info;
+  ObserveOnce(pod);
   if (pod.terminated()) {
     Release(entry);
     return Status::Ok();
@@ -306,7 +314,6 @@ void Extender::RebuildClusterState() {
     state = placement::ClusterState::Create({});
   }
   state_ = *std::move(state);
-  ++pods_generation_;  // model ids may have changed
   for (auto& [uid, entry] : pods_) {
     if (entry->hold == PodEntry::HoldKind::kNone) continue;
     entry->placed = false;
@@ -420,27 +427,14 @@ Result<FilterResult> Extender::Filter(const json& pod, std::span<const std::stri
 
 // ---------------------------------------------------------------- prioritize
 
-placement::PolicyOptions Extender::CurrentPolicyOptions(const PodRequest& pod) {
-  std::lock_guard lock(options_mutex_);
-  const std::uint64_t generation = pods_generation_.load();
-  if (options_generation_ != generation) {
-    std::vector<PodRequest> seen;
-    for (const auto& [uid, entry] : pods_) {
-      if (!entry->info.request.wants_gpu() || entry->info.terminated()) continue;
-      if (Result<PodRequest> r = Resolve(entry->info.request); r.ok()) seen.push_back(*r);
-    }
-    {
-      std::lock_guard remembered_lock(remembered_mutex_);
-      for (const auto& [uid, remembered] : remembered_) {
-        if (pods_.contains(uid) || !remembered.info.request.wants_gpu()) continue;
-        if (Result<PodRequest> r = Resolve(remembered.info.request); r.ok()) seen.push_back(*r);
-      }
-    }
-    cached_options_ = PolicyOptionsForPods(options_.policy_options, seen);
-    options_generation_ = generation;
-  }
-  if (!cached_options_.task_types.empty()) return cached_options_;
-  return PolicyOptionsForPods(options_.policy_options, std::span<const PodRequest>(&pod, 1));
+void Extender::ObserveOnce(const PodInfo& pod) {
+  if (pod.terminated() || observed_.contains(pod.uid)) return;
+  // A pod whose request cannot be resolved yet (no node of its models) is observed when it can.
+  Result<PodRequest> request = Resolve(pod.request);
+  if (!request.ok()) return;
+  learner_.Observe(*request);
+  observed_.insert(pod.uid);
+  if (learner_.Changed()) learner_.Publish(policy_options_);
 }
 
 Result<std::vector<HostScore>> Extender::Prioritize(const json& pod,
@@ -465,7 +459,7 @@ Result<std::vector<HostScore>> Extender::Prioritize(const json& pod,
     }
   }
   Result<std::unique_ptr<placement::PlacementPolicy>> policy =
-      placement::MakePolicy(options_.policy, CurrentPolicyOptions(*request));
+      placement::MakePolicy(options_.policy, policy_options_);
   if (!policy.ok()) return policy.status().WithContext("placement policy");
   // The policy ranks nodes on a private copy: after each choice, that node is blocked and the
   // policy is asked again. The shared cache is not touched.
@@ -503,8 +497,7 @@ void Extender::Remember(const PodInfo& pod, std::optional<std::vector<RankedChoi
     });
     if (remembered_.size() >= options_.max_remembered_pods) remembered_.clear();
   }
-  auto [it, inserted] = remembered_.try_emplace(pod.uid);
-  if (inserted && pod.request.wants_gpu()) ++pods_generation_;
+  const auto it = remembered_.try_emplace(pod.uid).first;
   it->second.info = pod;
   it->second.seen = now;
   if (ranked) it->second.ranked = *std::move(ranked);
@@ -667,6 +660,16 @@ bool Extender::IsReserved(const std::string& uid) const {
   std::shared_lock lock(state_mutex_);
   const auto it = pods_.find(uid);
   return it != pods_.end() && it->second->hold == PodEntry::HoldKind::kReserved;
+}
+
+std::vector<placement::TaskType> Extender::TaskTypes() const {
+  std::shared_lock lock(state_mutex_);
+  return policy_options_.task_types;
+}
+
+std::uint64_t Extender::PodsObserved() const {
+  std::shared_lock lock(state_mutex_);
+  return learner_.pods_observed();
 }
 
 std::vector<GpuFree> Extender::FreeGpus(const std::string& node) const {

@@ -20,11 +20,13 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/status.h"
 #include "placement/cluster_state.h"
+#include "placement/online_task_types.h"
 #include "placement/placement_policy.h"
 #include "scheduler/binding_writer.h"
 #include "scheduler/kube_objects.h"
@@ -32,8 +34,13 @@
 namespace gpuslice::scheduler {
 
 struct ExtenderOptions {
-  std::string policy = "gpuslice";          // one of placement::PolicyNames()
-  placement::PolicyOptions policy_options;  // task types are filled in from the pods seen
+  std::string policy = "gpuslice";  // one of placement::PolicyNames()
+  // Task types are not given: they are learned online (task_types below), so task_types and
+  // all_task_types here are ignored.
+  placement::PolicyOptions policy_options;
+  // The online learner of the workload's task types (the simulator's online mode): each GPU pod
+  // the cache learns about is observed once, when first seen.
+  placement::OnlineTaskTypesOptions task_types;
   // How long a bind's reservation holds its GPUs before the pod is seen bound.
   Clock::Duration reservation_ttl = std::chrono::minutes(2);
   // Prioritize ranks this many nodes by the policy (scores 10, 9, ...); the rest score 0.
@@ -119,6 +126,10 @@ class Extender {
   // --- Introspection (tests, status pages) ---
   std::optional<GpuAssignment> AssignmentOf(const std::string& uid) const;
   bool IsReserved(const std::string& uid) const;  // reserved by a bind, not yet seen bound
+  // The task types the fragmentation-aware policies aim at now (as last published by the
+  // learner), and how many pods the learner has observed.
+  std::vector<placement::TaskType> TaskTypes() const;
+  std::uint64_t PodsObserved() const;
   std::vector<GpuFree> FreeGpus(const std::string& node) const;
 
  private:
@@ -138,7 +149,7 @@ class Extender {
                                       const std::vector<int>& positions) const;
   std::string WhyNot(const placement::PodRequest& request, const GpuRequest& asked, int index,
                      bool* unresolvable) const;
-  placement::PolicyOptions CurrentPolicyOptions(const placement::PodRequest& pod);
+  void ObserveOnce(const PodInfo& pod);
   void ExpireReservations();
   void ExpireIfDue();
   Result<PodInfo> PodForBind(const BindArgs& args);
@@ -162,16 +173,17 @@ class Extender {
   std::unordered_map<std::string, int> node_index_;  // name -> index in state_
   std::set<std::string> reserved_;  // uids holding a reservation (binds not yet seen bound)
   placement::PodId next_pod_id_ = 1;
-  std::atomic<std::uint64_t> pods_generation_{0};     // bumps when the GPU requests seen change
   std::atomic<Clock::Duration::rep> next_expiry_{0};  // earliest reservation expiry
 
   // Pods seen in filter/prioritize arguments, with prioritize's ranked placements (for bind).
   std::mutex remembered_mutex_;
   std::unordered_map<std::string, RememberedPod> remembered_;  // by uid
 
-  std::mutex options_mutex_;
-  std::uint64_t options_generation_ = ~std::uint64_t{0};
-  placement::PolicyOptions cached_options_;
+  // Online task types, changed only with state_mutex_ held exclusively (cache changes), read by
+  // prioritize under the shared lock: filter and prioritize never change what they read.
+  placement::OnlineTaskTypes learner_;
+  std::unordered_set<std::string> observed_;  // uids of the pods the learner has seen
+  placement::PolicyOptions policy_options_;   // options_.policy_options + the published types
 };
 
 }  // namespace gpuslice::scheduler

@@ -1,6 +1,7 @@
 // What the extender reads from Kubernetes objects (v1 Pod and Node, as the API server sends them
-// as JSON) and the two annotations it shares with the node agent. Keys are read as Go's
-// encoding/json reads them: exact match first, then case-insensitively.
+// as JSON). Keys are read as Go's encoding/json reads them: exact match first, then
+// case-insensitively. The two annotations it shares with the node agent are in
+// core/gpu_annotations.h.
 #pragma once
 
 #include <cstdint>
@@ -10,15 +11,24 @@
 #include <string_view>
 #include <vector>
 
+#include "core/gpu_annotations.h"
 #include "core/status.h"
 
 namespace gpuslice::scheduler {
 
-// The member `key` of `object` (exact, else case-insensitive), or nullptr when absent or when
-// `object` is not an object.
-const nlohmann::json* FindKey(const nlohmann::json& object, std::string_view key);
-// A string member, or "" when absent or not a string.
-std::string StringKey(const nlohmann::json& object, std::string_view key);
+// The annotation codecs live in core (the node agent uses them too); named here as well so that
+// scheduler code and its tests can keep saying scheduler::GpuAssignment.
+using gpuslice::AssignedGpu;
+using gpuslice::DecodeAssignment;
+using gpuslice::DecodeNodeGpus;
+using gpuslice::EncodeAssignment;
+using gpuslice::EncodeNodeGpus;
+using gpuslice::FindKey;
+using gpuslice::GpuAssignment;
+using gpuslice::kAssignmentVersion;
+using gpuslice::kNodeGpusVersion;
+using gpuslice::NodeGpu;
+using gpuslice::StringKey;
 
 // What one container asks of gpuslice's resources. A pod may have at most one such container.
 struct GpuRequest {
@@ -33,43 +43,6 @@ struct GpuRequest {
   bool is_share() const { return memory_bytes > 0 || compute_percent > 0; }
   friend bool operator==(const GpuRequest&, const GpuRequest&) = default;
 };
-
-// One GPU as the extender places it: the node agent's index and UUID.
-struct AssignedGpu {
-  int index = 0;
-  std::string uuid;
-  friend bool operator==(const AssignedGpu&, const AssignedGpu&) = default;
-};
-
-// The extender's choice for a pod, stored in the pod annotation gpuslice.io/assignment
-// (docs/scheduler.md: version "v1").
-struct GpuAssignment {
-  std::string node;
-  std::string container;
-  std::vector<AssignedGpu> gpus;
-  std::int64_t memory_bytes = 0;  // limit per GPU; 0 = whole GPU, no memory limit
-  int compute_percent = 0;        // share of each GPU's time; 0 = whole GPU
-  friend bool operator==(const GpuAssignment&, const GpuAssignment&) = default;
-};
-
-inline constexpr std::string_view kAssignmentVersion = "v1";
-inline constexpr std::string_view kNodeGpusVersion = "v1";
-
-std::string EncodeAssignment(const GpuAssignment& assignment);
-Result<GpuAssignment> DecodeAssignment(std::string_view text);
-
-// One GPU a node offers to fractional pods, from the node annotation gpuslice.io/gpus.
-struct NodeGpu {
-  int index = 0;
-  std::string uuid;
-  std::string model;
-  std::int64_t memory_bytes = 0;
-  friend bool operator==(const NodeGpu&, const NodeGpu&) = default;
-};
-
-std::string EncodeNodeGpus(const std::vector<NodeGpu>& gpus);
-// GPUs sorted by index; checks versions, unique indices and UUIDs, memory > 0, one model.
-Result<std::vector<NodeGpu>> DecodeNodeGpus(std::string_view text);
 
 enum class PodPhase { kPending, kRunning, kSucceeded, kFailed, kUnknown };
 

@@ -33,6 +33,7 @@ struct Flags {
   std::string state_file;
   std::string kubeconfig;
   std::size_t max_body_bytes = 64 << 20;
+  double half_life_pods = gpuslice::placement::OnlineTaskTypesOptions{}.half_life_pods;
 };
 
 int Fail(const std::string& message) {
@@ -59,6 +60,7 @@ int Run(const Flags& flags) {
   SteadyClock clock;
   ExtenderOptions options;
   options.policy = flags.policy;
+  options.task_types.half_life_pods = flags.half_life_pods;
   options.reservation_ttl = std::chrono::duration_cast<Clock::Duration>(
       std::chrono::duration<double>(flags.reservation_ttl_s));
 
@@ -153,6 +155,12 @@ int main(int argc, char** argv) {
   app.add_option("--policy", flags.policy, "placement policy: " + policies)->capture_default_str();
   app.add_option("--reservation-ttl", flags.reservation_ttl_s,
                  "seconds a bind's reservation holds its GPUs until the pod is seen bound")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option(
+         "--half-life-pods", flags.half_life_pods,
+         "task-type learning (fgd, gpuslice): pods after which an observed pod counts half, "
+         "as gpuslice simulate --half-life-pods")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--max-body-bytes", flags.max_body_bytes, "largest request body accepted")

@@ -41,6 +41,9 @@ inline constexpr std::size_t kMaxUuid = 96;
 // Where the node agent mounts the file. The shim reads the path from GPUSLICE_LIMITS_FILE only
 // when this file does not exist, so a managed container cannot point the shim elsewhere.
 inline constexpr const char* kDefaultLimitsPath = "/etc/gpuslice/limits";
+// The two shim libraries' file names, as built and installed (<prefix>/lib/gpuslice).
+inline constexpr const char* kCudaShimFileName = "libgpuslice-cuda.so";
+inline constexpr const char* kNvmlShimFileName = "libgpuslice-nvml.so";
 
 struct DeviceLimit {
   std::int32_t nvml_index = -1;

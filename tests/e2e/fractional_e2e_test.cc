@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "agent_process.h"
+#include "cluster_agent.h"
+#include "command_runner.h"
 #include "core/resource_names.h"
 #include "fake_apiserver/fake_apiserver.h"
 #include "kube/kube_client.h"
@@ -42,15 +44,7 @@ using namespace std::chrono_literals;
 
 const std::vector<std::string> kNodes = {"node-a100", "node-h100"};
 
-template <typename F>
-bool Eventually(F done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
+using testing::Eventually;
 
 // One simulated node: its own test kubelet, PodResources and node agent binary.
 struct Node {
@@ -144,31 +138,12 @@ class FractionalE2eTest : public ::testing::Test {
     ASSERT_TRUE(node.pod_resources->Start());
     const std::string sim = std::string(GPUSLICE_SOURCE_DIR) + "/fixtures/nodes/" + fixture;
     node.agent = std::make_unique<testing::AgentProcess>(
-        std::vector<std::string>{GPUSLICE_NODE_AGENT,
-                                 "--backend",
-                                 "sim:" + sim,
-                                 "--config-dir",
-                                 node.dir + "/configs",
-                                 "--device-plugin-dir",
-                                 node.dir + "/dp",
-                                 "--features-file",
-                                 node.dir + "/features",
-                                 "--cdi-dir",
-                                 node.dir + "/cdi",
-                                 "--mps-root",
-                                 node.dir + "/mps",
-                                 "--mig-minors-file",
-                                 node.dir + "/no-mig-minors",
-                                 "--memory-watchdog",
-                                 "off",
-                                 "--node-name",
-                                 name,
-                                 "--kubeconfig",
-                                 dir_ / "kubeconfig",
-                                 "--pod-resources-socket",
-                                 node.dir + "/pod-resources.sock",
-                                 "--allocations-dir",
-                                 node.dir + "/allocations"},
+        testing::ClusterAgentArgs({.binary = GPUSLICE_NODE_AGENT,
+                                   .sim_node = sim,
+                                   .dir = node.dir,
+                                   .node_name = name,
+                                   .kubeconfig = dir_ / "kubeconfig",
+                                   .shim_dir = GPUSLICE_SHIM_DIR}),
         node.dir + "/agent.log");
     ASSERT_TRUE(node.agent->started());
   }
@@ -183,14 +158,7 @@ class FractionalE2eTest : public ::testing::Test {
 
   // The GPUs a node's agent published in gpuslice.io/gpus.
   std::vector<scheduler::NodeGpu> Published(const std::string& name) {
-    Result<Json> node = api_->Get(kube::Node(name));
-    if (!node.ok() || !(*node)["metadata"].contains("annotations")) return {};
-    const Json& annotations = (*node)["metadata"]["annotations"];
-    auto it = annotations.find(std::string(names::kAnnotationNodeGpus));
-    if (it == annotations.end()) return {};
-    Result<std::vector<scheduler::NodeGpu>> gpus =
-        scheduler::DecodeNodeGpus(it->get<std::string>());
-    return gpus.ok() ? *gpus : std::vector<scheduler::NodeGpu>{};
+    return testing::PublishedGpus(*api_, name);
   }
 
   Json CreatePod(const std::string& name, const std::string& memory, const std::string& compute) {
@@ -204,7 +172,8 @@ class FractionalE2eTest : public ::testing::Test {
 
   // kube-scheduler's HTTPExtender calls (nodeCacheCapable): filter over both nodes, prioritize
   // the feasible ones, bind to the best score. The bound node, or "" with `why` set.
-  std::string Schedule(int port, const Json& pod, std::string* why) {
+  std::string Schedule(int port, const Json& pod, std::string* why,
+                       const std::string& pod_namespace = "team-a") {
     httplib::Client client("127.0.0.1", port);
     auto post = [&](const std::string& verb, const Json& body) {
       const auto response = client.Post("/gpuslice/" + verb, body.dump(), "application/json");
@@ -227,7 +196,7 @@ class FractionalE2eTest : public ::testing::Test {
       }
     }
     const Json bound = post("bind", {{"PodName", pod["metadata"]["name"]},
-                                     {"PodNamespace", "team-a"},
+                                     {"PodNamespace", pod_namespace},
                                      {"PodUID", pod["metadata"]["uid"]},
                                      {"Node", best}});
     if (bound.value("Error", "x") != "") {
@@ -241,9 +210,9 @@ class FractionalE2eTest : public ::testing::Test {
   // on a GPU that node published. The assignment, or nullopt.
   std::optional<scheduler::GpuAssignment> CheckBound(const std::string& pod_name,
                                                      const std::string& node,
-                                                     std::int64_t memory_bytes,
-                                                     int compute_percent) {
-    Result<Json> pod = api_->Get(kube::Pod("team-a", pod_name));
+                                                     std::int64_t memory_bytes, int compute_percent,
+                                                     const std::string& pod_namespace = "team-a") {
+    Result<Json> pod = api_->Get(kube::Pod(pod_namespace, pod_name));
     if (!pod.ok()) return std::nullopt;
     EXPECT_EQ((*pod)["spec"].value("nodeName", ""), node);
     const std::string text =
@@ -268,7 +237,8 @@ class FractionalE2eTest : public ::testing::Test {
   // container's limits file must name that GPU with the assignment's memory and compute.
   // The limits directory.
   std::string AllocateAndCheckLimits(const std::string& pod_name,
-                                     const scheduler::GpuAssignment& assignment) {
+                                     const scheduler::GpuAssignment& assignment,
+                                     const std::string& pod_namespace = "team-a") {
     Node& node = NodeNamed(assignment.node);
     std::unique_ptr<testing::PluginClient> plugin = node.kubelet->Connect("gpuslice.io/gpu");
     EXPECT_NE(plugin, nullptr);
@@ -279,12 +249,12 @@ class FractionalE2eTest : public ::testing::Test {
     grpc::Status allocated = plugin->Allocate({ids}, &response);
     EXPECT_TRUE(allocated.ok()) << allocated.error_message() << node.agent->Log();
     if (!allocated.ok()) return "";
-    node.pod_resources->RecordAllocation("team-a", pod_name, "main", "gpuslice.io/gpu", ids);
-    std::string limits_dir;
-    for (const auto& mount : response.container_responses(0).mounts()) {
-      if (mount.container_path() == kContainerLimitsDir) limits_dir = mount.host_path();
-    }
-    EXPECT_FALSE(limits_dir.empty());
+    node.pod_resources->RecordAllocation(pod_namespace, pod_name, "main", "gpuslice.io/gpu", ids);
+    const v1beta1::ContainerAllocateResponse& container = response.container_responses(0);
+    const v1beta1::Mount* limits_mount = testing::MountAt(container, kContainerLimitsDir);
+    EXPECT_NE(limits_mount, nullptr);
+    const std::string limits_dir = limits_mount != nullptr ? limits_mount->host_path() : "";
+    CheckShimMounts(container);
     EXPECT_TRUE(Eventually([&] { return std::filesystem::exists(limits_dir + "/limits"); }))
         << node.agent->Log();
     Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(limits_dir + "/limits");
@@ -298,6 +268,39 @@ class FractionalE2eTest : public ::testing::Test {
     return limits_dir;
   }
 
+  // Both agents published their GPU and registered gpuslice.io/gpu with their kubelet.
+  void WaitForNodes() {
+    for (const std::string& name : kNodes) {
+      ASSERT_TRUE(Eventually([&] { return Published(name).size() == 1; }))
+          << NodeNamed(name).agent->Log();
+      ASSERT_TRUE(NodeNamed(name).kubelet->WaitForRegistration("gpuslice.io/gpu", 1, 10s));
+    }
+  }
+
+  // `kubectl --kubeconfig <the fake API server> ARGS`.
+  kube::CommandResult Kubectl(const std::string& args) {
+    return kube::RunCommand(kube::KubectlBinary() + " --kubeconfig " + (dir_ / "kubeconfig") +
+                                " --cache-dir " + (dir_ / "kubectl-cache") + " " + args,
+                            60);
+  }
+
+  // The container is limited by the shim: both libraries and the preload naming them, read-only.
+  static void CheckShimMounts(const v1beta1::ContainerAllocateResponse& container) {
+    std::string preloaded;
+    for (const char* name : {"libgpuslice-cuda.so", "libgpuslice-nvml.so"}) {
+      const std::string in_container = std::string("/usr/local/lib/gpuslice/") + name;
+      const v1beta1::Mount* shim = testing::MountAt(container, in_container);
+      ASSERT_NE(shim, nullptr) << name << "\n" << container.DebugString();
+      EXPECT_EQ(shim->host_path(), std::string(GPUSLICE_SHIM_DIR) + "/" + name);
+      EXPECT_TRUE(shim->read_only());
+      preloaded += in_container + "\n";
+    }
+    const v1beta1::Mount* preload = testing::MountAt(container, "/etc/ld.so.preload");
+    ASSERT_NE(preload, nullptr) << container.DebugString();
+    EXPECT_TRUE(preload->read_only());
+    EXPECT_EQ(ReadFileOrEmpty(preload->host_path()), preloaded);
+  }
+
   testing::TempDir dir_;
   fake::FakeApiServer server_;
   std::unique_ptr<kube::KubeClient> api_;
@@ -305,11 +308,7 @@ class FractionalE2eTest : public ::testing::Test {
 };
 
 TEST_F(FractionalE2eTest, PodsAreBoundAllocatedLimitedAndNoShareIsLostOrLeakedAcrossARestart) {
-  for (const std::string& name : kNodes) {
-    ASSERT_TRUE(Eventually([&] { return Published(name).size() == 1; }))
-        << NodeNamed(name).agent->Log();
-    ASSERT_TRUE(NodeNamed(name).kubelet->WaitForRegistration("gpuslice.io/gpu", 1, 10s));
-  }
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes());
   auto scheduler = std::make_unique<SchedulerBinary>(dir_ / "kubeconfig", dir_ / "sched-1.log");
   int port = scheduler->WaitReady();
   ASSERT_NE(port, 0) << scheduler->process().Log();
@@ -372,6 +371,52 @@ TEST_F(FractionalE2eTest, PodsAreBoundAllocatedLimitedAndNoShareIsLostOrLeakedAc
   // agent's PodResources check every release_interval, 10 s: tested in node_cluster_test.)
   EXPECT_TRUE(std::filesystem::exists(limits_dir_of["big-2"] + "/limits"));
   EXPECT_EQ(scheduler->process().Terminate(10s), 0) << scheduler->process().Log();
+}
+
+// The README's walk-through "Run a pod with 8Gi and 30 % of a GPU", with its own files and
+// commands: the pod of docs/examples/pod-8gi-30.yaml is created with `kubectl create -f`,
+// scheduled by gpuslice-scheduler with kube-scheduler's calls, shows its assignment through
+// `kubectl get pod -o jsonpath`, and its container gets the shims and an 8 GiB / 30 % limits file.
+TEST_F(FractionalE2eTest, TheReadmeWalkThroughPodRunsWith8GiAnd30Percent) {
+  const std::string kubectl = kube::KubectlBinary();
+  if (!kube::CommandExists("command -v " + kubectl)) {
+    GTEST_SKIP() << kubectl << " is not installed (install Debian's kubernetes-client)";
+  }
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes());
+  SchedulerBinary scheduler(dir_ / "kubeconfig", dir_ / "sched.log");
+  const int port = scheduler.WaitReady();
+  ASSERT_NE(port, 0) << scheduler.process().Log();
+
+  const std::string file = std::string(GPUSLICE_SOURCE_DIR) + "/docs/examples/pod-8gi-30.yaml";
+  const kube::CommandResult created =
+      Kubectl("create -f " + file + kube::KubectlValidateFlag(kube::KubectlMinorVersion(kubectl)));
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  EXPECT_NE(created.output.find("pod/train created"), std::string::npos) << created.output;
+  Result<Json> pod = api_->Get(kube::Pod("default", "train"));
+  ASSERT_TRUE(pod.ok()) << pod.status().ToString();
+  EXPECT_EQ((*pod)["spec"]["schedulerName"], "gpuslice-scheduler");
+
+  std::string why;
+  const std::string node = Schedule(port, *pod, &why, "default");
+  ASSERT_FALSE(node.empty()) << why;
+  std::optional<scheduler::GpuAssignment> assignment =
+      CheckBound("train", node, 8 * kGiB, 30, "default");
+  ASSERT_TRUE(assignment.has_value());
+  // What the README shows the user.
+  const kube::CommandResult shown =
+      Kubectl("get pod train -o jsonpath='{.metadata.annotations.gpuslice\\.io/assignment}'");
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  Result<scheduler::GpuAssignment> decoded = scheduler::DecodeAssignment(shown.output);
+  ASSERT_TRUE(decoded.ok()) << shown.output;
+  EXPECT_EQ(*decoded, *assignment);
+  const kube::CommandResult where = Kubectl("get pod train -o jsonpath='{.spec.nodeName}'");
+  EXPECT_EQ(where.output, node);
+
+  const std::string limits_dir = AllocateAndCheckLimits("train", *assignment, "default");
+  const std::string limits = ReadFileOrEmpty(limits_dir + "/limits");
+  EXPECT_NE(limits.find(" memory-bytes=8589934592 compute-percent=30"), std::string::npos)
+      << limits;
+  EXPECT_EQ(scheduler.process().Terminate(10s), 0) << scheduler.process().Log();
 }
 
 }  // namespace

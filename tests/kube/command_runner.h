@@ -5,7 +5,9 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace gpuslice::kube {
@@ -35,6 +37,28 @@ inline CommandResult RunCommand(const std::string& command, int timeout_s,
 
 inline bool CommandExists(const std::string& check) {
   return std::system((check + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// The kubectl to run: GPUSLICE_KUBECTL names another binary (e.g. Debian's 1.20 one unpacked
+// elsewhere), else the one on PATH.
+inline std::string KubectlBinary() {
+  const char* chosen = std::getenv("GPUSLICE_KUBECTL");
+  return chosen != nullptr && *chosen != '\0' ? chosen : "kubectl";
+}
+
+// The client's minor version, or 0 when it cannot be read.
+inline int KubectlMinorVersion(const std::string& kubectl) {
+  const CommandResult version = RunCommand(kubectl + " version --client -o json", 30);
+  const nlohmann::json parsed = nlohmann::json::parse(version.output, nullptr, false);
+  if (parsed.is_discarded() || !parsed["clientVersion"]["minor"].is_string()) return 0;
+  return std::atoi(parsed["clientVersion"]["minor"].get<std::string>().c_str());
+}
+
+// kubectl >= 1.26 learns from /openapi/v3 that the server validates fields and skips its own
+// validation. Older clients (Debian's 1.20) validate against the full protobuf OpenAPI v2 schema,
+// which the fake API server does not serve: only for them, create -f needs --validate=false.
+inline std::string KubectlValidateFlag(int minor_version) {
+  return minor_version >= 26 ? "" : " --validate=false";
 }
 
 }  // namespace gpuslice::kube

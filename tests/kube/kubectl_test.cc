@@ -14,20 +14,6 @@
 namespace gpuslice::kube {
 namespace {
 
-// GPUSLICE_KUBECTL names another kubectl binary (e.g. Debian's 1.20 one unpacked elsewhere).
-std::string KubectlBinary() {
-  const char* chosen = std::getenv("GPUSLICE_KUBECTL");
-  return chosen != nullptr && *chosen != '\0' ? chosen : "kubectl";
-}
-
-// The client's minor version, or 0 when it cannot be read.
-int KubectlMinorVersion(const std::string& kubectl) {
-  const CommandResult version = RunCommand(kubectl + " version --client -o json", 30);
-  const Json parsed = Json::parse(version.output, nullptr, false);
-  if (parsed.is_discarded() || !parsed["clientVersion"]["minor"].is_string()) return 0;
-  return std::atoi(parsed["clientVersion"]["minor"].get<std::string>().c_str());
-}
-
 class KubectlTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -42,10 +28,7 @@ class KubectlTest : public ::testing::Test {
                           cluster_.dir() + "/cache " + args,
                       timeout_s, on_line);
   }
-  // kubectl >= 1.26 learns from /openapi/v3 that the server validates fields and skips its own
-  // validation. Older clients (Debian's 1.20) validate against the full protobuf OpenAPI v2
-  // schema, which the fake does not serve: only for them, create -f runs with --validate=false.
-  std::string ValidateFlag() const { return minor_version_ >= 26 ? "" : " --validate=false"; }
+  std::string ValidateFlag() const { return KubectlValidateFlag(minor_version_); }
 
   std::string kubectl_;
   int minor_version_ = 0;

@@ -13,14 +13,17 @@
 namespace gpuslice {
 namespace {
 
-// Every sharing config under deploy/: ConfigMap data entries and plain config.yaml files.
+// Every sharing config under deploy/: ConfigMap data entries and plain config files.
 std::vector<std::pair<std::string, std::string>> DeployConfigs() {
   std::vector<std::pair<std::string, std::string>> out;
   const std::filesystem::path root = std::filesystem::path(GPUSLICE_SOURCE_DIR) / "deploy";
   for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
     if (entry.path().extension() != ".yaml") continue;
     const std::string path = entry.path().string();
-    if (entry.path().filename() == "config.yaml") {
+    // A plain sharing config (config.yaml, or a configMapGenerator's file): `version`, no kind.
+    const YAML::Node first = YAML::LoadFile(path);
+    if (entry.path().filename() == "config.yaml" ||
+        (first.IsMap() && first["version"] && !first["kind"])) {
       out.emplace_back(path, ReadFileOrEmpty(path));
       continue;
     }
@@ -36,7 +39,8 @@ std::vector<std::pair<std::string, std::string>> DeployConfigs() {
 
 TEST(DeployExamplesTest, EveryShippedConfigLoadsAndApplies) {
   const auto configs = DeployConfigs();
-  ASSERT_GE(configs.size(), 6u);  // base, NVIDIA's all + fine (2 keys), mig-mixed, mps
+  // base, NVIDIA's all + fine (2 keys), mig-mixed, mps, fractional's two named configs
+  ASSERT_GE(configs.size(), 8u);
   const std::string nodes = std::string(GPUSLICE_SOURCE_DIR) + "/fixtures/nodes/";
   const std::vector<GpuInfo> gpus = testing::GpusOf(ReadFileOrEmpty(nodes + "a100-40gb-8x.yaml"));
   // MPS is refused on nodes with MIG-enabled GPUs (as NVIDIA's plugin); the A100 node has one.

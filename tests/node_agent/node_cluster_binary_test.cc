@@ -11,13 +11,14 @@
 #include <thread>
 
 #include "agent_process.h"
+#include "cluster_agent.h"
+#include "core/gpu_annotations.h"
 #include "core/resource_names.h"
 #include "fake_apiserver/fake_apiserver.h"
 #include "kube/kube_client.h"
 #include "kube/kube_config.h"
 #include "node_agent/allocation_handoff.h"
 #include "node_agent/atomic_file.h"
-#include "scheduler/kube_objects.h"
 #include "shim/container_limits.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
@@ -30,16 +31,6 @@ namespace {
 using kube::Json;
 using namespace std::chrono_literals;
 constexpr std::int64_t kGi = 1024LL * 1024 * 1024;
-
-template <typename F>
-bool Eventually(F done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
 
 TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits) {
   TempDir dir;
@@ -74,69 +65,44 @@ TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits
   TestPodResources pod_resources(dir / "pod-resources.sock");
   ASSERT_TRUE(pod_resources.Start());
 
-  AgentProcess agent({GPUSLICE_NODE_AGENT,
-                      "--backend",
-                      "sim:" + (dir / "node.yaml"),
-                      "--config-dir",
-                      dir / "configs",
-                      "--device-plugin-dir",
-                      dir / "dp",
-                      "--features-file",
-                      dir / "features",
-                      "--cdi-dir",
-                      dir / "cdi",
-                      "--mps-root",
-                      dir / "mps",
-                      "--mig-minors-file",
-                      dir / "no-mig-minors",
-                      "--memory-watchdog",
-                      "off",
-                      "--node-name",
-                      "gpu-node-1",
-                      "--kubeconfig",
-                      dir / "kubeconfig",
-                      "--pod-resources-socket",
-                      dir / "pod-resources.sock",
-                      "--allocations-dir",
-                      dir / "allocations"},
+  // The agent installs the shims into the host directory the kubelet's containers mount from.
+  AgentProcess agent(ClusterAgentArgs({.binary = GPUSLICE_NODE_AGENT,
+                                       .sim_node = dir / "node.yaml",
+                                       .dir = dir.path(),
+                                       .node_name = "gpu-node-1",
+                                       .kubeconfig = dir / "kubeconfig",
+                                       .shim_dir = dir / "host-shims",
+                                       .shims_from = GPUSLICE_SHIM_DIR}),
                      dir / "agent.log");
   ASSERT_TRUE(agent.started());
-  auto published = [&]() -> std::vector<int> {
-    Result<Json> node = (*api)->Get(kube::Node("gpu-node-1"));
+  auto published = [&] {
     std::vector<int> out;
-    if (!node.ok() || !(*node)["metadata"].contains("annotations")) return out;
-    const Json& a = (*node)["metadata"]["annotations"];
-    auto it = a.find(std::string(names::kAnnotationNodeGpus));
-    if (it == a.end()) return out;
-    Result<std::vector<scheduler::NodeGpu>> decoded =
-        scheduler::DecodeNodeGpus(it->get<std::string>());
-    if (decoded.ok()) {
-      for (const auto& g : *decoded) out.push_back(g.index);
-    }
+    for (const auto& g : PublishedGpus(**api, "gpu-node-1")) out.push_back(g.index);
     return out;
   };
   ASSERT_TRUE(Eventually([&] { return published() == std::vector<int>{0}; })) << agent.Log();
 
   // A pod the extender bound to GPU 0 with 6 GiB and 40 %.
-  scheduler::GpuAssignment assignment;
+  GpuAssignment assignment;
   assignment.node = "gpu-node-1";
   assignment.container = "main";
   assignment.gpus = {{0, gpus[0].uuid}};
   assignment.memory_bytes = 6 * kGi;
   assignment.compute_percent = 40;
-  ASSERT_TRUE((*api)
-                  ->Create(kube::Pods("default"),
-                           {{"apiVersion", "v1"},
-                            {"kind", "Pod"},
-                            {"metadata",
-                             {{"name", "train"},
-                              {"annotations",
-                               {{std::string(names::kAnnotationPodAssignment),
-                                 scheduler::EncodeAssignment(assignment)}}}}},
-                            {"spec",
-                             {{"nodeName", "gpu-node-1"},
-                              {"containers", {{{"name", "main"}, {"image", "cuda"}}}}}}})
-                  .ok());
+  ASSERT_TRUE(
+      (*api)
+          ->Create(
+              kube::Pods("default"),
+              {{"apiVersion", "v1"},
+               {"kind", "Pod"},
+               {"metadata",
+                {{"name", "train"},
+                 {"annotations",
+                  {{std::string(names::kAnnotationPodAssignment), EncodeAssignment(assignment)}}}}},
+               {"spec",
+                {{"nodeName", "gpu-node-1"},
+                 {"containers", {{{"name", "main"}, {"image", "cuda"}}}}}}})
+          .ok());
   ASSERT_TRUE(kubelet.WaitForRegistration("gpuslice.io/gpu", 1, 10s)) << agent.Log();
   std::unique_ptr<PluginClient> plugin = kubelet.Connect("gpuslice.io/gpu");
   ASSERT_NE(plugin, nullptr);
@@ -145,11 +111,21 @@ TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits
   grpc::Status allocated = plugin->Allocate({ids}, &response);
   ASSERT_TRUE(allocated.ok()) << allocated.error_message() << agent.Log();
   pod_resources.RecordAllocation("default", "train", "main", "gpuslice.io/gpu", ids);
-  std::string limits_dir;
-  for (const auto& m : response.container_responses(0).mounts()) {
-    if (m.container_path() == kContainerLimitsDir) limits_dir = m.host_path();
+  const v1beta1::ContainerAllocateResponse& container = response.container_responses(0);
+  ASSERT_NE(MountAt(container, kContainerLimitsDir), nullptr);
+  const std::string limits_dir = MountAt(container, kContainerLimitsDir)->host_path();
+  // The shims, from the directory the agent installed them into, and the preload file.
+  for (const char* name : {"libgpuslice-cuda.so", "libgpuslice-nvml.so"}) {
+    const v1beta1::Mount* shim = MountAt(container, std::string("/usr/local/lib/gpuslice/") + name);
+    ASSERT_NE(shim, nullptr) << name;
+    EXPECT_EQ(shim->host_path(), dir / (std::string("host-shims/") + name));
+    EXPECT_EQ(ReadFileOrEmpty(shim->host_path()),
+              ReadFileOrEmpty(std::string(GPUSLICE_SHIM_DIR) + "/" + name));
   }
-  ASSERT_FALSE(limits_dir.empty());
+  ASSERT_NE(MountAt(container, "/etc/ld.so.preload"), nullptr);
+  EXPECT_EQ(ReadFileOrEmpty(MountAt(container, "/etc/ld.so.preload")->host_path()),
+            "/usr/local/lib/gpuslice/libgpuslice-cuda.so\n"
+            "/usr/local/lib/gpuslice/libgpuslice-nvml.so\n");
   ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(limits_dir + "/limits"); }))
       << agent.Log();
   Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(limits_dir + "/limits");
@@ -169,6 +145,36 @@ TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits
   EXPECT_EQ(agent.Terminate(10s), 0) << agent.Log();
   kubelet.Stop();
   pod_resources.Stop();
+  server.Stop();
+}
+
+}  // namespace
+}  // namespace gpuslice::testing
+
+namespace gpuslice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(NodeClusterBinaryTest, AgentWithoutTheShimsOnTheHostRefusesToStartAndSaysWhere) {
+  TempDir dir;
+  fake::FakeApiServer server;
+  ASSERT_TRUE(server.Start().ok());
+  std::ofstream(dir / "kubeconfig") << server.Kubeconfig();
+  std::ofstream(dir / "node.yaml") << kFourA100;
+  std::filesystem::create_directories(dir / "configs");
+  AgentProcess agent(ClusterAgentArgs({.binary = GPUSLICE_NODE_AGENT,
+                                       .sim_node = dir / "node.yaml",
+                                       .dir = dir.path(),
+                                       .node_name = "gpu-node-1",
+                                       .kubeconfig = dir / "kubeconfig",
+                                       .shim_dir = dir / "no-shims"}),
+                     dir / "agent.log");
+  ASSERT_TRUE(agent.started());
+  EXPECT_EQ(agent.Wait(10s), 1) << agent.Log();
+  EXPECT_NE(agent.Log().find(dir / "no-shims/libgpuslice-cuda.so does not exist"),
+            std::string::npos)
+      << agent.Log();
   server.Stop();
 }
 

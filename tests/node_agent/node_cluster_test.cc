@@ -12,12 +12,16 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "backends/simulated_backend.h"
 #include "core/clock.h"
+#include "core/gpu_annotations.h"
 #include "core/resource_names.h"
 #include "fake_apiserver/fake_apiserver.h"
 #include "kube/kube_client.h"
@@ -25,8 +29,9 @@
 #include "node_agent/atomic_file.h"
 #include "node_agent/cluster_side.h"
 #include "node_agent/node_agent.h"
-#include "scheduler/kube_objects.h"
 #include "shim/compute_arbiter.h"
+
+#include "node_agent/shim_injection.h"
 #include "shim/container_limits.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
@@ -105,6 +110,9 @@ class NodeClusterTest : public ::testing::Test {
     cluster.handoff.host_root = dir_ / "allocations";
     cluster.handoff.reconcile_interval = std::chrono::milliseconds(10);
     cluster.handoff.release_interval = std::chrono::milliseconds(20);
+    // A copy of the built shims, so that a test can take one away.
+    ASSERT_TRUE(InstallShims(GPUSLICE_SHIM_DIR, dir_ / "shims").ok());
+    cluster.handoff.shim_dir = dir_ / "shims";
     Result<std::unique_ptr<ClusterSide>> side = ClusterSide::Create(cluster, ClientFor(kubeconfig));
     ASSERT_TRUE(side.ok()) << side.status().ToString();
     side_ = std::move(*side);
@@ -171,13 +179,13 @@ class NodeClusterTest : public ::testing::Test {
     ASSERT_TRUE(api_->Create(kube::Pods("default"), pod).ok());
   }
   std::string AssignmentFor(int gpu, std::int64_t memory_bytes, int compute_percent) const {
-    scheduler::GpuAssignment a;
+    GpuAssignment a;
     a.node = kNode;
     a.container = "main";
     a.gpus = {{gpu, Uuid(gpu)}};
     a.memory_bytes = memory_bytes;
     a.compute_percent = compute_percent;
-    return scheduler::EncodeAssignment(a);
+    return EncodeAssignment(a);
   }
 
   // The kubelet's part: Allocate, then (only on success) record the devices for the container.
@@ -232,7 +240,7 @@ class NodeClusterTest : public ::testing::Test {
     return it == meta["annotations"].end() ? "" : it->get<std::string>();
   }
   std::vector<int> PublishedIndices() {
-    Result<std::vector<scheduler::NodeGpu>> gpus = scheduler::DecodeNodeGpus(NodeAnnotation());
+    Result<std::vector<NodeGpu>> gpus = DecodeNodeGpus(NodeAnnotation());
     std::vector<int> out;
     if (gpus.ok()) {
       for (const auto& g : *gpus) out.push_back(g.index);
@@ -283,6 +291,151 @@ TEST_F(NodeClusterTest, FractionalPodGetsTheLimitsItsAssignmentSays) {
   EXPECT_GE(pod_resources_.list_calls(), 1);
 }
 
+// The mounts of one container path; the host path and read-only flag, or nullopt.
+std::optional<v1beta1::Mount> MountAt(const v1beta1::ContainerAllocateResponse& r,
+                                      const std::string& container_path) {
+  std::optional<v1beta1::Mount> found;
+  int count = 0;
+  for (const auto& m : r.mounts()) {
+    if (m.container_path() == container_path) {
+      found = m;
+      ++count;
+    }
+  }
+  EXPECT_LE(count, 1) << "two mounts at " << container_path;
+  return found;
+}
+
+TEST_F(NodeClusterTest, FractionalContainerGetsBothShimsAndAPreloadNamingThem) {
+  CreatePod("shimmed", AssignmentFor(0, 8 * kGi, 30));
+  const v1beta1::ContainerAllocateResponse r = Allocate("shimmed", {Slot(0, 0)});
+  const std::string shims = dir_ / "shims";
+  for (const char* name : {"libgpuslice-cuda.so", "libgpuslice-nvml.so"}) {
+    const std::optional<v1beta1::Mount> shim =
+        MountAt(r, std::string("/usr/local/lib/gpuslice/") + name);
+    ASSERT_TRUE(shim.has_value()) << name << "\n" << r.DebugString();
+    EXPECT_EQ(shim->host_path(), shims + "/" + name);
+    EXPECT_TRUE(shim->read_only()) << name;
+  }
+  const std::optional<v1beta1::Mount> preload = MountAt(r, "/etc/ld.so.preload");
+  ASSERT_TRUE(preload.has_value()) << r.DebugString();
+  EXPECT_TRUE(preload->read_only());
+  EXPECT_EQ(ReadFileOrEmpty(preload->host_path()),
+            "/usr/local/lib/gpuslice/libgpuslice-cuda.so\n"
+            "/usr/local/lib/gpuslice/libgpuslice-nvml.so\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(preload->host_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0444u);
+  // In this container's allocation directory, so it goes when the allocation does.
+  EXPECT_EQ(std::filesystem::path(preload->host_path()).parent_path(),
+            std::filesystem::path(HostDir(r, kContainerLimitsDir)).parent_path());
+}
+
+TEST_F(NodeClusterTest, ShimRemovedFromTheHostFailsTheAllocateWithTheReason) {
+  CreatePod("unshimmed", AssignmentFor(0, kGi, 10));
+  std::filesystem::remove(dir_ / "shims/libgpuslice-nvml.so");
+  v1beta1::AllocateResponse response;
+  const grpc::Status s = client_->Allocate({{Slot(0, 1)}}, &response);
+  ASSERT_FALSE(s.ok()) << "a container without its shim would run unlimited";
+  EXPECT_NE(s.error_message().find("libgpuslice-nvml.so does not exist"), std::string::npos)
+      << s.error_message();
+  EXPECT_NE(s.error_message().find("--shim-dir"), std::string::npos) << s.error_message();
+}
+
+struct ShimDirRow {
+  const char* name;
+  std::function<void(const std::string& dir)> damage;
+  const char* want;
+};
+class ShimDirTest : public ::testing::TestWithParam<ShimDirRow> {};
+TEST_P(ShimDirTest, ClusterSideRefusesToStartWithoutUsableShims) {
+  TempDir dir;
+  ASSERT_TRUE(InstallShims(GPUSLICE_SHIM_DIR, dir / "shims").ok());
+  GetParam().damage(dir / "shims");
+  ClusterSideOptions options;
+  options.node_name = kNode;
+  options.handoff.shim_dir = dir / "shims";
+  options.handoff.host_root = dir / "allocations";
+  fake::FakeApiServer server;
+  ASSERT_TRUE(server.Start().ok());
+  std::ofstream(dir / "kubeconfig") << server.Kubeconfig();
+  Result<std::unique_ptr<ClusterSide>> side =
+      ClusterSide::Create(options, ClientFor(dir / "kubeconfig"));
+  if (std::string(GetParam().want).empty()) {
+    EXPECT_TRUE(side.ok()) << side.status().ToString();
+  } else {
+    ASSERT_FALSE(side.ok());
+    EXPECT_NE(side.status().message().find(GetParam().want), std::string::npos)
+        << side.status().message();
+  }
+  server.Stop();
+}
+INSTANTIATE_TEST_SUITE_P(
+    Rows, ShimDirTest,
+    ::testing::Values(
+        ShimDirRow{"BothShimsStart", [](const std::string&) {}, ""},
+        ShimDirRow{"MissingDirectory", [](const std::string& d) { std::filesystem::remove_all(d); },
+                   "libgpuslice-cuda.so does not exist"},
+        ShimDirRow{
+            "MissingCudaShim",
+            [](const std::string& d) { std::filesystem::remove(d + "/libgpuslice-cuda.so"); },
+            "libgpuslice-cuda.so does not exist; fractional containers would run without "
+            "their GPU limits"},
+        ShimDirRow{
+            "MissingNvmlShim",
+            [](const std::string& d) { std::filesystem::remove(d + "/libgpuslice-nvml.so"); },
+            "libgpuslice-nvml.so does not exist"},
+        ShimDirRow{"NotAnElfFile",
+                   [](const std::string& d) {
+                     std::filesystem::remove(d + "/libgpuslice-nvml.so");
+                     std::ofstream(d + "/libgpuslice-nvml.so") << "#!/bin/sh\n";
+                   },
+                   "libgpuslice-nvml.so is not a shared library"},
+        ShimDirRow{"ADirectoryInstead",
+                   [](const std::string& d) {
+                     std::filesystem::remove(d + "/libgpuslice-cuda.so");
+                     std::filesystem::create_directory(d + "/libgpuslice-cuda.so");
+                   },
+                   "libgpuslice-cuda.so is not a regular file"}),
+    [](const ::testing::TestParamInfo<ShimDirRow>& row) { return std::string(row.param.name); });
+
+TEST(InstallShimsTest, ReplacesByRenameSoAMappedOldCopyStaysIntact) {
+  TempDir dir;
+  ASSERT_TRUE(InstallShims(GPUSLICE_SHIM_DIR, dir / "host").ok());
+  const std::string target = dir / "host/libgpuslice-cuda.so";
+  EXPECT_EQ(ReadFileOrEmpty(target),
+            ReadFileOrEmpty(std::string(GPUSLICE_SHIM_DIR) + "/libgpuslice-cuda.so"));
+  struct stat before {};
+  ASSERT_EQ(::stat(target.c_str(), &before), 0);
+  EXPECT_EQ(before.st_mode & 0777, 0755u);
+  // Unchanged source: the file is left alone (same inode).
+  ASSERT_TRUE(InstallShims(GPUSLICE_SHIM_DIR, dir / "host").ok());
+  struct stat same {};
+  ASSERT_EQ(::stat(target.c_str(), &same), 0);
+  EXPECT_EQ(same.st_ino, before.st_ino);
+  // A new build: a new inode; a container holding the old one (here: an open descriptor) keeps
+  // the old bytes.
+  ASSERT_TRUE(InstallShims(GPUSLICE_SHIM_DIR, dir / "image").ok());
+  std::ofstream(dir / "image/libgpuslice-cuda.so", std::ios::app) << "new build";
+  std::ifstream old_copy(target, std::ios::binary);
+  const std::string old_bytes = ReadFileOrEmpty(target);
+  ASSERT_TRUE(InstallShims(dir / "image", dir / "host").ok());
+  struct stat after {};
+  ASSERT_EQ(::stat(target.c_str(), &after), 0);
+  EXPECT_NE(after.st_ino, before.st_ino);
+  std::string still((std::istreambuf_iterator<char>(old_copy)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(still, old_bytes);
+  EXPECT_NE(ReadFileOrEmpty(target), old_bytes);
+}
+
+TEST(InstallShimsTest, MissingSourceSaysWhichFlag) {
+  TempDir dir;
+  const Status s = InstallShims(dir / "nothing", dir / "host");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("--install-shims-from"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("does not exist"), std::string::npos) << s.message();
+}
+
 TEST_F(NodeClusterTest, TwoPodsOnTwoGpusEachGetTheirOwnGpu) {
   CreatePod("a", AssignmentFor(0, 4 * kGi, 50));
   CreatePod("b", AssignmentFor(1, 10 * kGi, 20));
@@ -329,7 +482,7 @@ TEST_F(NodeClusterTest, KubeletsGpuWinsAndTheAssignmentIsCorrected) {
   EXPECT_EQ(limits->devices[0].memory_bytes, static_cast<std::uint64_t>(2 * kGi));
   Result<Json> pod = api_->Get(kube::Pod("default", "moved"));
   ASSERT_TRUE(pod.ok());
-  Result<scheduler::GpuAssignment> now = scheduler::DecodeAssignment(
+  Result<GpuAssignment> now = DecodeAssignment(
       (*pod)["metadata"]["annotations"][std::string(names::kAnnotationPodAssignment)]
           .get<std::string>());
   ASSERT_TRUE(now.ok());
@@ -361,7 +514,7 @@ TEST_F(NodeClusterTest, NodeAnnotationFollowsTheConfigTheNodeLabelPicks) {
   ASSERT_TRUE(RunUntil([&] {
     return PublishedIndices() == std::vector<int>{0, 1};
   })) << NodeAnnotation();
-  Result<std::vector<scheduler::NodeGpu>> published = scheduler::DecodeNodeGpus(NodeAnnotation());
+  Result<std::vector<NodeGpu>> published = DecodeNodeGpus(NodeAnnotation());
   ASSERT_TRUE(published.ok()) << published.status().ToString();
   EXPECT_EQ((*published)[0].uuid, Uuid(0));
   EXPECT_EQ((*published)[0].memory_bytes, static_cast<std::int64_t>(gpus_[0].memory_bytes));

@@ -170,6 +170,114 @@ TEST_F(ExtenderTest, FragmentationAwarePoliciesLearnTaskTypesFromThePodsSeen) {
   }
 }
 
+// Issue 16's online mode in the extender: the task types are learned from the pods the cache
+// learns about (each once), and the fragmentation-aware policies' choices follow the mix.
+//
+// Node "x" has 500 milli-GPU free, "y" 700. A 20 % pod leaves x with 300 or y with 500. If the
+// workload is mostly 50 % pods, filling x strands its 300 (a 50 % pod no longer fits) while y
+// keeps room for one: y. If it is mostly 70 % pods, x could never host one anyway and y could:
+// x. (The fgd paper's argument, which best-fit ignores.)
+class LearnedMixTest : public ExtenderTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::unique_ptr<Extender> Cluster() {
+    auto extender = Make(GetParam());
+    extender->Rebuild(std::vector<json>{MakeNode("x", 1), MakeNode("y", 1)},
+                      std::vector<json>{Holder("hx", "x", 50), Holder("hy", "y", 30)});
+    return extender;
+  }
+  static json Holder(const std::string& name, const std::string& node, int compute) {
+    return BoundPod(
+        MakePod(name, {.memory = "1Gi", .compute = std::to_string(compute)}),
+        {"team-a",
+         name,
+         "uid-" + name,
+         node,
+         {{"gpuslice.io/assignment", EncodeAssignment({node, "main", {{0, ""}}, kGiB, compute})}}});
+  }
+  // `count` pending pods of `compute` percent: what the informer shows before they are bound.
+  static void Arrive(Extender& extender, const std::string& prefix, int count, int compute) {
+    for (int i = 0; i < count; ++i) {
+      ASSERT_TRUE(extender
+                      .UpsertPod(MakePod(prefix + std::to_string(i),
+                                         {.memory = "1Gi", .compute = std::to_string(compute)}))
+                      .ok());
+    }
+  }
+  static std::string TopNode(Extender& extender) {
+    const json pod = MakePod("new", {.memory = "1Gi", .compute = "20"});
+    const auto scores = extender.Prioritize(pod, std::vector<std::string>{"x", "y"});
+    EXPECT_TRUE(scores.ok()) << scores.status().ToString();
+    if (!scores.ok()) return "";
+    for (const HostScore& s : *scores) {
+      if (s.score == kMaxExtenderPriority) return s.host;
+    }
+    return "";
+  }
+};
+
+TEST_P(LearnedMixTest, ChoicesFollowTheLearnedMix) {
+  auto halves = Cluster();
+  // The learner publishes a new mix at most every 32 pods at first (min_gap_pods, as in the
+  // simulator), so each workload is 40 pods.
+  Arrive(*halves, "half-", 40, 50);
+  ASSERT_FALSE(halves->TaskTypes().empty());
+  EXPECT_EQ(halves->TaskTypes().front().request.gpu_milli, 500);
+  EXPECT_EQ(TopNode(*halves), "y");
+
+  auto large = Cluster();
+  Arrive(*large, "large-", 40, 70);
+  ASSERT_FALSE(large->TaskTypes().empty());
+  EXPECT_EQ(large->TaskTypes().front().request.gpu_milli, 700);
+  EXPECT_EQ(TopNode(*large), "x");
+
+  // The mix moves: after many 70 % pods the first extender's choice follows.
+  Arrive(*halves, "later-", 100, 70);
+  EXPECT_EQ(halves->TaskTypes().front().request.gpu_milli, 700);
+  EXPECT_EQ(TopNode(*halves), "x");
+}
+INSTANTIATE_TEST_SUITE_P(FragmentationAware, LearnedMixTest, ::testing::Values("fgd", "gpuslice"),
+                         [](const ::testing::TestParamInfo<std::string>& row) {
+                           return row.param;
+                         });
+
+TEST_F(ExtenderTest, EachPodIsObservedOnceWhateverTheEventsAndVerbs) {
+  auto extender = Make("gpuslice");
+  const std::vector<json> nodes{MakeNode("a", 2)};
+  extender->Rebuild(nodes, {});
+  EXPECT_EQ(extender->PodsObserved(), 0u);
+  EXPECT_TRUE(extender->TaskTypes().empty());
+  const json pod = MakePod("p", {.memory = "2Gi", .compute = "40"});
+  // Filter and prioritize are pure: a pod seen only there is not learned, and asking again
+  // gives the same answer.
+  const std::vector<std::string> names{"a"};
+  const auto first = extender->Prioritize(pod, names);
+  ASSERT_TRUE(first.ok());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(extender->Filter(pod, names).ok());
+    EXPECT_EQ(*extender->Prioritize(pod, names), *first);
+  }
+  EXPECT_EQ(extender->PodsObserved(), 0u);
+  // The cache learns it: observed once, whether it is modified, bound or relisted.
+  ASSERT_TRUE(extender->UpsertPod(pod).ok());
+  ASSERT_TRUE(extender->UpsertPod(pod).ok());
+  EXPECT_EQ(extender->PodsObserved(), 1u);
+  const std::vector<HostScore> learned = *extender->Prioritize(pod, names);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(extender->Filter(pod, names).ok());
+    EXPECT_EQ(*extender->Prioritize(pod, names), learned);
+  }
+  const json bound = BoundPod(pod, BindTo(*extender, pod, "a"));
+  ASSERT_TRUE(extender->UpsertPod(bound).ok());
+  extender->Rebuild(nodes, std::vector<json>{bound});
+  EXPECT_EQ(extender->PodsObserved(), 1u);
+  ASSERT_EQ(extender->TaskTypes().size(), 1u);
+  EXPECT_EQ(extender->TaskTypes()[0].request.gpu_milli, 400);
+  // Deleted and gone from the cache; a new pod (new UID) is a new observation.
+  extender->DeletePod("uid-p");
+  ASSERT_TRUE(extender->UpsertPod(MakePod("q", {.memory = "1Gi", .compute = "10"})).ok());
+  EXPECT_EQ(extender->PodsObserved(), 2u);
+}
+
 TEST_F(ExtenderTest, BindReservesThenCommitsWhenThePodIsSeenBound) {
   auto extender = Make();
   extender->Rebuild(std::vector<json>{MakeNode("a", 2)}, {});

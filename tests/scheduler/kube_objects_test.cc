@@ -89,59 +89,14 @@ TEST(ParsePodTest, RejectsTwoGpuContainersAndLimitsDifferentFromRequests) {
   EXPECT_NE(info.status().message().find("metadata.uid"), std::string::npos);
 }
 
-TEST(AnnotationTest, AssignmentRoundTripsAndBadOnesAreRecorded) {
-  const GpuAssignment assignment{"node-a", "main", {{1, "GPU-x"}, {3, "GPU-y"}}, 8 * kGiB, 30};
-  const std::string text = EncodeAssignment(assignment);
-  const Result<GpuAssignment> decoded = DecodeAssignment(text);
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-  EXPECT_EQ(*decoded, assignment);
-
-  for (const char* bad :
-       {"", "{", R"({"version":"v2","node":"a","gpus":[{"index":0}]})",
-        R"({"version":"v1","gpus":[{"index":0}]})", R"({"version":"v1","node":"a","gpus":[]})",
-        R"({"version":"v1","node":"a","gpus":[{"index":-1}]})",
-        R"({"version":"v1","node":"a","gpus":[{"index":0}],"memoryBytes":1,)"
-        R"("computePercent":101})"}) {
-    EXPECT_FALSE(DecodeAssignment(bad).ok()) << bad;
-  }
+// The codecs themselves: tests/core/gpu_annotations_test.cc.
+TEST(AnnotationTest, ABadAssignmentOnAPodIsRecordedNotFatal) {
   nlohmann::json pod = MakePod("p", {.memory = "1Gi"});
   pod["metadata"]["annotations"]["gpuslice.io/assignment"] = "{not json";
   const Result<PodInfo> info = ParsePod(pod);
   ASSERT_TRUE(info.ok());
   EXPECT_FALSE(info->assignment);
   EXPECT_NE(info->assignment_error.find("not a JSON object"), std::string::npos);
-}
-
-TEST(AnnotationTest, NodeGpusRoundTripSortedAndValidated) {
-  const std::vector<NodeGpu> gpus{{1, "GPU-b", "A100", 40 * kGiB}, {0, "GPU-a", "A100", 40 * kGiB}};
-  const Result<std::vector<NodeGpu>> decoded = DecodeNodeGpus(EncodeNodeGpus(gpus));
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-  ASSERT_EQ(decoded->size(), 2U);
-  EXPECT_EQ((*decoded)[0].uuid, "GPU-a");
-  EXPECT_EQ((*decoded)[1].index, 1);
-
-  struct Bad {
-    const char* text;
-    const char* message;
-  };
-  for (const Bad& bad : {
-           Bad{R"({"gpus":[]})", "version must be \"v1\""},
-           Bad{R"({"version":"v1","gpus":[{"index":0,"uuid":"a","model":"A100","memoryBytes":0}]})",
-               "'memoryBytes' must be > 0"},
-           Bad{R"({"version":"v1","gpus":[{"index":0,"uuid":"a","model":"A100","memoryBytes":1},)"
-               R"({"index":0,"uuid":"b","model":"A100","memoryBytes":1}]})",
-               "index listed twice"},
-           Bad{R"({"version":"v1","gpus":[{"index":0,"uuid":"a","model":"A100","memoryBytes":1},)"
-               R"({"index":1,"uuid":"b","model":"H100","memoryBytes":1}]})",
-               "different models"},
-           Bad{R"({"version":"v1","gpus":[{"index":0,"model":"A100","memoryBytes":1}]})",
-               "'uuid' and 'model'"},
-       }) {
-    const Result<std::vector<NodeGpu>> result = DecodeNodeGpus(bad.text);
-    ASSERT_FALSE(result.ok()) << bad.text;
-    EXPECT_NE(result.status().message().find(bad.message), std::string::npos)
-        << result.status().message();
-  }
 }
 
 TEST(ParseNodeTest, RecordsABadCapacityAnnotationInsteadOfFailing) {

@@ -178,6 +178,15 @@ Status FakeApiServer::Start() {
     return Unavailable("fake API server cannot listen on " + options_.host + ":" +
                        std::to_string(options_.port));
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib's stop() does nothing before the listen loop has started; a Stop() right after
+  // Start() would then wait for ever. Return once it is running.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!server_->is_running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Unavailable("fake API server: the listen loop did not start within 10 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return Status::Ok();
 }
 
