@@ -91,12 +91,18 @@ class ScoredPolicy : public PlacementPolicy {
     PodRequest no_memory = pod;
     no_memory.memory_mib = 0;
     const int n = static_cast<int>(state.node_count());
+    // A score some candidate reaches, so the scan can skip nodes that cannot reach it: the final
+    // best is at least this. Only with lowest-name ties (with random ties every tie met during
+    // the scan draws from the generator, so the scan must meet the same ones).
+    const double floor = tie_break_ == TieBreak::kLowestNodeName && uses_slot_losses_
+                             ? ReachableScore(state, pod, shape, bounds)
+                             : -std::numeric_limits<double>::infinity();
     for (int node = 0; node < n; ++node) {
       const auto index = static_cast<std::size_t>(node);
       // Most nodes are decided here, from two contiguous arrays: the node cannot host the shape,
       // or none of its candidates can reach the best so far (scores never exceed the bound).
       double bound = bounds[index];
-      if (bound == kCannotHost || bound < best - kTieEpsilon) continue;
+      if (bound == kCannotHost || bound < std::max(best, floor) - kTieEpsilon) continue;
       if (memory_free_[index] < pod.memory_mib) continue;
       if (std::isnan(bound)) {
         if (!state.Fits(no_memory, node)) {
@@ -107,7 +113,7 @@ class ScoredPolicy : public PlacementPolicy {
         bound = fresh.scores.empty() ? kCannotHost
                                      : *std::max_element(fresh.scores.begin(), fresh.scores.end());
         bounds[index] = bound;
-        if (bound == kCannotHost || bound < best - kTieEpsilon) continue;
+        if (bound == kCannotHost || bound < std::max(best, floor) - kTieEpsilon) continue;
       }
       CachedScores& scores = ScoresFor(state, pod, shape, node);
       std::size_t offset = 0;
@@ -115,13 +121,8 @@ class ScoredPolicy : public PlacementPolicy {
         double score = scores.scores[c];
         // The slot-loss cost is >= 0: a candidate already below the best can be neither better
         // nor a tie, so its cost need not be priced (the choice is the same either way).
-        if (score < best - kTieEpsilon) continue;
-        if (uses_slot_losses_) {
-          if (!scores.losses_ready) ListLosses(state, pod, node, scores);
-          const std::uint32_t first = c == 0 ? 0 : scores.loss_end[c - 1];
-          score -= SlotLossCost(
-              std::span<const SlotLoss>(scores.losses).subspan(first, scores.loss_end[c] - first));
-        }
+        if (score < std::max(best, floor) - kTieEpsilon) continue;
+        if (uses_slot_losses_) score -= CandidateLossCost(state, pod, node, scores, c);
         bool take = false;
         if (score > best + kTieEpsilon) {
           best = score;
@@ -273,6 +274,48 @@ class ScoredPolicy : public PlacementPolicy {
       name_rank_[static_cast<std::size_t>(order[r])] =
           same ? name_rank_[static_cast<std::size_t>(order[r - 1])] : static_cast<int>(r);
     }
+  }
+
+  // The slot-loss cost of candidate `c` of a node's cached entry.
+  double CandidateLossCost(const ClusterState& state, const PodRequest& pod, int node,
+                           CachedScores& entry, std::size_t c) {
+    if (!entry.losses_ready) ListLosses(state, pod, node, entry);
+    const std::uint32_t first = c == 0 ? 0 : entry.loss_end[c - 1];
+    return SlotLossCost(
+        std::span<const SlotLoss>(entry.losses).subspan(first, entry.loss_end[c] - first));
+  }
+
+  // The best final score among the candidates of the few nodes with the highest known bounds
+  // (-inf when none is known): a score the decision is sure to reach.
+  double ReachableScore(const ClusterState& state, const PodRequest& pod, std::uint32_t shape,
+                        const std::vector<double>& bounds) {
+    constexpr std::size_t kProbes = 4;
+    std::array<int, kProbes> top{};
+    std::array<double, kProbes> top_bound{};
+    top_bound.fill(kCannotHost);
+    for (std::size_t i = 0; i < bounds.size(); ++i) {
+      const double bound = bounds[i];
+      // NaN (unknown) and kCannotHost compare false.
+      if (!(bound > top_bound[kProbes - 1]) || memory_free_[i] < pod.memory_mib) continue;
+      std::size_t at = kProbes - 1;
+      for (; at > 0 && bound > top_bound[at - 1]; --at) {
+        top_bound[at] = top_bound[at - 1];
+        top[at] = top[at - 1];
+      }
+      top_bound[at] = bound;
+      top[at] = static_cast<int>(i);
+    }
+    double reachable = -std::numeric_limits<double>::infinity();
+    for (std::size_t k = 0; k < kProbes && top_bound[k] != kCannotHost; ++k) {
+      if (top_bound[k] < reachable) break;  // sorted: no later probe can do better
+      CachedScores& entry = ScoresFor(state, pod, shape, top[k]);
+      for (std::size_t c = 0; c < entry.scores.size(); ++c) {
+        if (entry.scores[c] <= reachable) continue;
+        reachable =
+            std::max(reachable, entry.scores[c] - CandidateLossCost(state, pod, top[k], entry, c));
+      }
+    }
+    return reachable;
   }
 
   // Lists every candidate's lost slots (node-local, so they stay valid as long as the scores).
