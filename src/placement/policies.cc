@@ -172,7 +172,8 @@ class ScoredPolicy : public PlacementPolicy {
   // node: copies of task types ("slots") it could host before and not after. Policies that set
   // uses_slot_losses_ list those in LostSlots (node-local, cached with the score) and price them
   // in SlotLossCost (from the cluster's current state, every decision); the price is subtracted.
-  // Losses are listed lazily, for nodes whose candidates reach the best score so far.
+  // Losses are listed lazily, for nodes whose candidates reach the best score so far, and kept
+  // with the scores unless the lists are long (ListLosses).
   struct SlotLoss {
     std::uint32_t type = 0;
     std::int32_t copies = 0;
@@ -209,6 +210,7 @@ class ScoredPolicy : public PlacementPolicy {
     std::vector<SlotLoss> losses;         // candidates' lost slots, concatenated
     std::vector<std::uint32_t> loss_end;  // per candidate: end of its entries in `losses`
     bool losses_ready = false;            // listed only once a candidate needs pricing
+    bool losses_uncached = false;         // too long to keep: listed again at each pricing
   };
   struct NodeCache {
     std::vector<CachedScores> entries;  // the first `used` are valid
@@ -280,6 +282,13 @@ class ScoredPolicy : public PlacementPolicy {
   double CandidateLossCost(const ClusterState& state, const PodRequest& pod, int node,
                            CachedScores& entry, std::size_t c) {
     if (!entry.losses_ready) ListLosses(state, pod, node, entry);
+    if (entry.losses_uncached) {
+      const auto width = static_cast<std::size_t>(pod.num_gpu);
+      loss_scratch_.clear();
+      LostSlots(state, pod, node, std::span<const int>(entry.gpus).subspan(c * width, width),
+                loss_scratch_);
+      return SlotLossCost(loss_scratch_);
+    }
     const std::uint32_t first = c == 0 ? 0 : entry.loss_end[c - 1];
     return SlotLossCost(
         std::span<const SlotLoss>(entry.losses).subspan(first, entry.loss_end[c] - first));
@@ -319,17 +328,29 @@ class ScoredPolicy : public PlacementPolicy {
   }
 
   // Lists every candidate's lost slots (node-local, so they stay valid as long as the scores).
+  // Lists that would be longer (workloads with hundreds of task types) are not kept: keeping
+  // them cost more in memory traffic than listing a candidate's losses again when it is priced.
   void ListLosses(const ClusterState& state, const PodRequest& pod, int node, CachedScores& entry) {
     entry.losses.clear();
     entry.loss_end.clear();
+    entry.losses_ready = true;
+    entry.losses_uncached = false;
     const auto width = static_cast<std::size_t>(pod.num_gpu);
     for (std::size_t c = 0; c < entry.scores.size(); ++c) {
+      loss_scratch_.clear();
       LostSlots(state, pod, node, std::span<const int>(entry.gpus).subspan(c * width, width),
-                entry.losses);
+                loss_scratch_);
+      if (entry.losses.size() + loss_scratch_.size() > kMaxCachedLosses) {
+        entry.losses.clear();
+        entry.loss_end.clear();
+        entry.losses_uncached = true;
+        return;
+      }
+      entry.losses.insert(entry.losses.end(), loss_scratch_.begin(), loss_scratch_.end());
       entry.loss_end.push_back(static_cast<std::uint32_t>(entry.losses.size()));
     }
-    entry.losses_ready = true;
   }
+  static constexpr std::size_t kMaxCachedLosses = 256;
 
   CachedScores& ScoresFor(const ClusterState& state, const PodRequest& pod, std::uint32_t shape,
                           int node) {
@@ -384,6 +405,7 @@ class ScoredPolicy : public PlacementPolicy {
   Rng rng_;
   TieBreak tie_break_;
   std::vector<int> scratch_;
+  std::vector<SlotLoss> loss_scratch_;
   std::vector<NodeCache> cache_;
   std::vector<int> name_rank_;  // per node: its position among the nodes sorted by name
   std::vector<std::vector<double>> bounds_;  // [shape id][node], see BoundsFor
