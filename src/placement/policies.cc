@@ -91,12 +91,18 @@ class ScoredPolicy : public PlacementPolicy {
     PodRequest no_memory = pod;
     no_memory.memory_mib = 0;
     const int n = static_cast<int>(state.node_count());
+    // A score some candidate reaches, so the scan can skip nodes that cannot reach it: the final
+    // best is at least this. Only with lowest-name ties (with random ties every tie met during
+    // the scan draws from the generator, so the scan must meet the same ones).
+    const double floor = tie_break_ == TieBreak::kLowestNodeName && uses_slot_losses_
+                             ? ReachableScore(state, pod, shape, bounds)
+                             : -std::numeric_limits<double>::infinity();
     for (int node = 0; node < n; ++node) {
       const auto index = static_cast<std::size_t>(node);
       // Most nodes are decided here, from two contiguous arrays: the node cannot host the shape,
       // or none of its candidates can reach the best so far (scores never exceed the bound).
       double bound = bounds[index];
-      if (bound == kCannotHost || bound < best - kTieEpsilon) continue;
+      if (bound == kCannotHost || bound < std::max(best, floor) - kTieEpsilon) continue;
       if (memory_free_[index] < pod.memory_mib) continue;
       if (std::isnan(bound)) {
         if (!state.Fits(no_memory, node)) {
@@ -107,7 +113,7 @@ class ScoredPolicy : public PlacementPolicy {
         bound = fresh.scores.empty() ? kCannotHost
                                      : *std::max_element(fresh.scores.begin(), fresh.scores.end());
         bounds[index] = bound;
-        if (bound == kCannotHost || bound < best - kTieEpsilon) continue;
+        if (bound == kCannotHost || bound < std::max(best, floor) - kTieEpsilon) continue;
       }
       CachedScores& scores = ScoresFor(state, pod, shape, node);
       std::size_t offset = 0;
@@ -115,13 +121,8 @@ class ScoredPolicy : public PlacementPolicy {
         double score = scores.scores[c];
         // The slot-loss cost is >= 0: a candidate already below the best can be neither better
         // nor a tie, so its cost need not be priced (the choice is the same either way).
-        if (score < best - kTieEpsilon) continue;
-        if (uses_slot_losses_) {
-          if (!scores.losses_ready) ListLosses(state, pod, node, scores);
-          const std::uint32_t first = c == 0 ? 0 : scores.loss_end[c - 1];
-          score -= SlotLossCost(
-              std::span<const SlotLoss>(scores.losses).subspan(first, scores.loss_end[c] - first));
-        }
+        if (score < std::max(best, floor) - kTieEpsilon) continue;
+        if (uses_slot_losses_) score -= CandidateLossCost(state, pod, node, scores, c);
         bool take = false;
         if (score > best + kTieEpsilon) {
           best = score;
@@ -171,7 +172,8 @@ class ScoredPolicy : public PlacementPolicy {
   // node: copies of task types ("slots") it could host before and not after. Policies that set
   // uses_slot_losses_ list those in LostSlots (node-local, cached with the score) and price them
   // in SlotLossCost (from the cluster's current state, every decision); the price is subtracted.
-  // Losses are listed lazily, for nodes whose candidates reach the best score so far.
+  // Losses are listed lazily, for nodes whose candidates reach the best score so far, and kept
+  // with the scores unless the lists are long (ListLosses).
   struct SlotLoss {
     std::uint32_t type = 0;
     std::int32_t copies = 0;
@@ -208,6 +210,7 @@ class ScoredPolicy : public PlacementPolicy {
     std::vector<SlotLoss> losses;         // candidates' lost slots, concatenated
     std::vector<std::uint32_t> loss_end;  // per candidate: end of its entries in `losses`
     bool losses_ready = false;            // listed only once a candidate needs pricing
+    bool losses_uncached = false;         // too long to keep: listed again at each pricing
   };
   struct NodeCache {
     std::vector<CachedScores> entries;  // the first `used` are valid
@@ -275,18 +278,79 @@ class ScoredPolicy : public PlacementPolicy {
     }
   }
 
+  // The slot-loss cost of candidate `c` of a node's cached entry.
+  double CandidateLossCost(const ClusterState& state, const PodRequest& pod, int node,
+                           CachedScores& entry, std::size_t c) {
+    if (!entry.losses_ready) ListLosses(state, pod, node, entry);
+    if (entry.losses_uncached) {
+      const auto width = static_cast<std::size_t>(pod.num_gpu);
+      loss_scratch_.clear();
+      LostSlots(state, pod, node, std::span<const int>(entry.gpus).subspan(c * width, width),
+                loss_scratch_);
+      return SlotLossCost(loss_scratch_);
+    }
+    const std::uint32_t first = c == 0 ? 0 : entry.loss_end[c - 1];
+    return SlotLossCost(
+        std::span<const SlotLoss>(entry.losses).subspan(first, entry.loss_end[c] - first));
+  }
+
+  // The best final score among the candidates of the few nodes with the highest known bounds
+  // (-inf when none is known): a score the decision is sure to reach.
+  double ReachableScore(const ClusterState& state, const PodRequest& pod, std::uint32_t shape,
+                        const std::vector<double>& bounds) {
+    constexpr std::size_t kProbes = 4;
+    std::array<int, kProbes> top{};
+    std::array<double, kProbes> top_bound{};
+    top_bound.fill(kCannotHost);
+    for (std::size_t i = 0; i < bounds.size(); ++i) {
+      const double bound = bounds[i];
+      // NaN (unknown) and kCannotHost compare false.
+      if (!(bound > top_bound[kProbes - 1]) || memory_free_[i] < pod.memory_mib) continue;
+      std::size_t at = kProbes - 1;
+      for (; at > 0 && bound > top_bound[at - 1]; --at) {
+        top_bound[at] = top_bound[at - 1];
+        top[at] = top[at - 1];
+      }
+      top_bound[at] = bound;
+      top[at] = static_cast<int>(i);
+    }
+    double reachable = -std::numeric_limits<double>::infinity();
+    for (std::size_t k = 0; k < kProbes && top_bound[k] != kCannotHost; ++k) {
+      if (top_bound[k] < reachable) break;  // sorted: no later probe can do better
+      CachedScores& entry = ScoresFor(state, pod, shape, top[k]);
+      for (std::size_t c = 0; c < entry.scores.size(); ++c) {
+        if (entry.scores[c] <= reachable) continue;
+        reachable =
+            std::max(reachable, entry.scores[c] - CandidateLossCost(state, pod, top[k], entry, c));
+      }
+    }
+    return reachable;
+  }
+
   // Lists every candidate's lost slots (node-local, so they stay valid as long as the scores).
+  // Lists that would be longer (workloads with hundreds of task types) are not kept: keeping
+  // them cost more in memory traffic than listing a candidate's losses again when it is priced.
   void ListLosses(const ClusterState& state, const PodRequest& pod, int node, CachedScores& entry) {
     entry.losses.clear();
     entry.loss_end.clear();
+    entry.losses_ready = true;
+    entry.losses_uncached = false;
     const auto width = static_cast<std::size_t>(pod.num_gpu);
     for (std::size_t c = 0; c < entry.scores.size(); ++c) {
+      loss_scratch_.clear();
       LostSlots(state, pod, node, std::span<const int>(entry.gpus).subspan(c * width, width),
-                entry.losses);
+                loss_scratch_);
+      if (entry.losses.size() + loss_scratch_.size() > kMaxCachedLosses) {
+        entry.losses.clear();
+        entry.loss_end.clear();
+        entry.losses_uncached = true;
+        return;
+      }
+      entry.losses.insert(entry.losses.end(), loss_scratch_.begin(), loss_scratch_.end());
       entry.loss_end.push_back(static_cast<std::uint32_t>(entry.losses.size()));
     }
-    entry.losses_ready = true;
   }
+  static constexpr std::size_t kMaxCachedLosses = 256;
 
   CachedScores& ScoresFor(const ClusterState& state, const PodRequest& pod, std::uint32_t shape,
                           int node) {
@@ -341,6 +405,7 @@ class ScoredPolicy : public PlacementPolicy {
   Rng rng_;
   TieBreak tie_break_;
   std::vector<int> scratch_;
+  std::vector<SlotLoss> loss_scratch_;
   std::vector<NodeCache> cache_;
   std::vector<int> name_rank_;  // per node: its position among the nodes sorted by name
   std::vector<std::vector<double>> bounds_;  // [shape id][node], see BoundsFor
@@ -576,13 +641,19 @@ class FgdPolicy final : public FragmentationPolicy {
 //  - FGD's (capacity a task type cannot use at all),
 //  - a lookahead measure (capacity left over after packing as many copies of each type as the
 //    node's CPU and GPUs allow), which also sees GPUs that only a few more pods could use
-//    before the node's CPU runs out, and
+//    before the node's CPU runs out; weighted by the share of the workload's GPU demand asked
+//    by GPU-sharing pods (whose packing into GPU remainders it measures), and
 //  - scarce slots: every copy of a GPU task type (rare ones included) the node could host before
-//    and not after, priced at the type's GPUs times min(1, expected / slots), where expected is
-//    the type's share of the pods that would fill the cluster's free GPU and CPU, and slots the
-//    copies of it all nodes can still host. A slot many nodes offer costs little; the last hosts
-//    of a large type (an 8-GPU pod asking for 120 cores fits only 128-core nodes) cost nearly
-//    the pod's GPUs while such pods are still expected.
+//    and not after, priced at the type's GPUs times 0.01 x min(1, expected / slots), where
+//    expected is the type's share of the pods that would fill the cluster's free GPU and CPU,
+//    and slots the copies of it all nodes can still host. A slot many nodes offer costs little;
+//    the last hosts of a large type (an 8-GPU pod asking for 120 cores fits only 128-core
+//    nodes) cost more while such pods are still expected.
+//  - model scarcity: a copy lost of a type restricted to GPU models also costs the type's GPUs
+//    times the chance that its model set runs out (its expected demand over what its models'
+//    nodes can still host, cubed, at most 1) times the share of the cluster's GPUs it cannot
+//    use. So a pod that may run anywhere stays off the models that restricted pods will need,
+//    in proportion to how oversubscribed they are, and nothing changes when no pod is restricted.
 // CPU-only pods also prefer nodes with fewer idle GPUs; then the candidate leaving the node fuller
 // (best fit), then the fullest GPU. Unlike `fgd` it compares exact fragmentation changes (no
 // integer score), so near-ties are not left to chance.
@@ -597,6 +668,16 @@ class GpuslicePolicy final : public FragmentationPolicy {
   void OnAllTaskTypes(const std::vector<TaskType>& all) override {
     mean_pod_gpu_milli_ = 0;
     mean_pod_cpu_milli_ = 0;
+    // The lookahead measure sees how GPU-sharing pods pack into a GPU's remainder; it weighs
+    // in proportion to the share of the workload's GPU demand that such pods ask for.
+    double share_milli = 0;
+    double gpu_milli = 0;
+    for (const TaskType& t : all) {
+      const double demand = t.popularity * static_cast<double>(t.request.total_gpu_milli());
+      gpu_milli += demand;
+      if (t.request.is_share()) share_milli += demand;
+    }
+    packable_weight_ = gpu_milli > 0 ? kPackablePerSharingShare * share_milli / gpu_milli : 0.0;
     slot_types_.clear();
     shares_.clear();
     share_index_.clear();
@@ -620,6 +701,17 @@ class GpuslicePolicy final : public FragmentationPolicy {
       }
     }
     prices_.assign(slot_types_.size(), 0);
+    ratios_.assign(slot_types_.size(), 0);
+    // Types restricted to the same set of models compete for the same GPUs.
+    group_.clear();
+    std::vector<std::uint64_t> model_sets;
+    for (const TaskType& t : slot_types_) {
+      const auto known = std::find(model_sets.begin(), model_sets.end(), t.request.allowed_models);
+      group_.push_back(static_cast<std::size_t>(known - model_sets.begin()));
+      if (known == model_sets.end()) model_sets.push_back(t.request.allowed_models);
+    }
+    group_pressure_.assign(model_sets.size(), 0);
+    exclusivity_.clear();  // computed against the cluster at the next decision
     uses_slot_losses_ = mean_pod_gpu_milli_ > 0 && !slot_types_.empty();
   }
 
@@ -634,6 +726,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
         RecountNode(state, node);
       }
     }
+    if (exclusivity_.size() != types) ComputeExclusivity(state);
     const double free_gpu =
         static_cast<double>(state.gpu_milli_capacity() - state.gpu_milli_allocated());
     double remaining_pods = free_gpu / mean_pod_gpu_milli_;
@@ -642,12 +735,29 @@ class GpuslicePolicy final : public FragmentationPolicy {
           static_cast<double>(state.cpu_milli_capacity() - state.cpu_milli_allocated());
       remaining_pods = std::min(remaining_pods, free_cpu / mean_pod_cpu_milli_);
     }
-    // Each type's price per lost copy, for this decision.
+    // Each type's price per lost copy, for this decision: a small part for every type (its
+    // expected copies over the copies left, at most 1), and for types restricted to models, the
+    // chance that their model set runs out (below).
+    std::fill(group_pressure_.begin(), group_pressure_.end(), 0.0);
     for (std::size_t t = 0; t < types; ++t) {
       const double expected = slot_types_[t].popularity * remaining_pods;
       const double slots = static_cast<double>(std::max<std::int64_t>(slots_[t], 1));
-      prices_[t] = kSlotLossWeight * static_cast<double>(slot_types_[t].request.total_gpu_milli()) *
-                   std::min(1.0, expected / slots);
+      ratios_[t] = expected / slots;
+      group_pressure_[group_[t]] += ratios_[t];
+    }
+    // A model set's pressure is the sum of its types' ratios: about its expected GPU demand
+    // over the GPUs left that can serve it. Each type gets its part (ratio / pressure) of the
+    // set's chance of running out, taken as min(1, pressure)^3 (a set used far below its
+    // capacity costs nearly nothing), times the share of the cluster the set cannot use: a lost
+    // copy of a type that only a few nodes can host is a pod of that type that will fail.
+    for (std::size_t t = 0; t < types; ++t) {
+      const double gpu = static_cast<double>(slot_types_[t].request.total_gpu_milli());
+      const double pressure = group_pressure_[group_[t]];
+      const double capped = std::min(1.0, pressure);
+      const double shortage = capped * capped * capped;
+      const double exclusive =
+          exclusivity_[t] == 0 ? 0.0 : exclusivity_[t] * shortage * ratios_[t] / pressure;
+      prices_[t] = gpu * (kSlotLossWeight * std::min(1.0, ratios_[t]) + exclusive);
     }
   }
 
@@ -687,7 +797,8 @@ class GpuslicePolicy final : public FragmentationPolicy {
   double Score(const ClusterState& state, const PodRequest& pod, int node,
                std::span<const int> gpus) override {
     const double fgd = Delta(state, pod, node, gpus, kFgdMeasure);
-    const double packable = Delta(state, pod, node, gpus, kPackableMeasure);
+    const double packable =
+        packable_weight_ == 0 ? 0.0 : Delta(state, pod, node, gpus, kPackableMeasure);
     const NodeState& n = state.node(node);
     const double gpu_left =
         static_cast<double>(n.gpu_milli_free - pod.total_gpu_milli()) / kMaxSpecGpuMilli;
@@ -696,7 +807,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
     // where fewest are idle (both fragmentation measures are mostly blind to it).
     const double idle_gpu_cost =
         pod.wants_gpu() ? 0.0 : kCpuOnlyIdleGpuWeight * static_cast<double>(n.gpu_milli_free);
-    return -(fgd + kPackableWeight * packable) - idle_gpu_cost -
+    return -(fgd + packable_weight_ * packable) - idle_gpu_cost -
            kBestFitWeight * (gpu_left + cpu_left) + BestGpuTieBreak(state, node, gpus);
   }
 
@@ -722,6 +833,23 @@ class GpuslicePolicy final : public FragmentationPolicy {
     return static_cast<std::int32_t>(copies);
   }
 
+  // Per slot type: the share of the cluster's GPU capacity on models the type may not use
+  // (0 for types that accept any model). Depends only on the nodes' specs and the types.
+  void ComputeExclusivity(const ClusterState& state) {
+    exclusivity_.assign(slot_types_.size(), 0);
+    const double capacity = static_cast<double>(state.gpu_milli_capacity());
+    if (capacity <= 0) return;
+    for (std::size_t t = 0; t < slot_types_.size(); ++t) {
+      const PodRequest& r = slot_types_[t].request;
+      if (r.allowed_models == 0) continue;
+      double usable = 0;
+      for (const NodeState& n : state.nodes()) {
+        if (r.AllowsModel(n.model_id)) usable += static_cast<double>(n.gpus.size()) * kMilliPerGpu;
+      }
+      exclusivity_[t] = 1.0 - usable / capacity;
+    }
+  }
+
   void RecountNode(const ClusterState& state, int node) {
     const NodeState& n = state.node(node);
     FreeShares(n, {}, {}, frees_);
@@ -735,11 +863,14 @@ class GpuslicePolicy final : public FragmentationPolicy {
     }
   }
 
-  // One global constant, tuned on the trace's pod lists (docs/benchmarks.md says how).
-  static constexpr double kPackableWeight = 0.1;
+  // The lookahead measure's weight per unit of the workload's GPU demand asked by GPU-sharing
+  // pods (0.3 x 28 % on the trace's default list), chosen on the tuning set of workload
+  // variants (docs/benchmarks.md says how).
+  static constexpr double kPackablePerSharingShare = 0.3;
   // Per idle milli-GPU on the node, for CPU-only pods (docs/benchmarks.md says how it was chosen).
   static constexpr double kCpuOnlyIdleGpuWeight = 0.1;
-  // Per milli-GPU of scarce slots lost (docs/benchmarks.md says how it was chosen).
+  // Per milli-GPU of scarce slots lost, for every type (docs/benchmarks.md says how it was
+  // chosen); slots of model-restricted types also cost their shortage, with weight 1.
   static constexpr double kSlotLossWeight = 0.01;
   // Normalised leftovers are <= 2, fragmentation changes are in milli-GPU: a tie-break.
   static constexpr double kBestFitWeight = 1e-3;
@@ -750,6 +881,11 @@ class GpuslicePolicy final : public FragmentationPolicy {
   std::vector<std::int64_t> share_slots_;
   std::vector<std::uint16_t> quotients_;  // [share index * 1001 + free]: free / share
   std::vector<double> prices_;            // per slot type: cost of one lost copy, this decision
+  std::vector<double> exclusivity_;       // per slot type: share of GPU capacity it may not use
+  std::vector<double> ratios_;            // per slot type: expected copies / copies left
+  std::vector<std::size_t> group_;        // per slot type: index of its allowed-model set
+  std::vector<double> group_pressure_;    // per model set: sum of its types' ratios
+  double packable_weight_ = 0;            // kPackablePerSharingShare x the sharing pods' share
   double mean_pod_gpu_milli_ = 0;         // over all the workload's pods, CPU-only ones included
   double mean_pod_cpu_milli_ = 0;
   std::vector<std::int32_t> copies_;  // [node * types + type]: copies the node can host now

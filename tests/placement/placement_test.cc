@@ -788,6 +788,38 @@ TEST(PolicyTest, GpusliceKeepsTheOnlyHostOfARareLargeTypeWhole) {
   EXPECT_EQ((*aware)->Choose(state, pod)->node, 0) << "the 128-core node stays whole";
 }
 
+// A pod that may run on any model, and a T4 node whose half-used GPU it would fit exactly. When
+// few of the workload's pods are restricted to T4, gpuslice takes the exact fit (as fgd does);
+// when T4-restricted pods ask for far more than the T4 node can still host, the T4 remainder is
+// theirs and the pod goes to the other model's node, although that leaves a GPU half used.
+TEST(PolicyTest, GpusliceLeavesOversubscribedModelsToThePodsRestrictedToThem) {
+  ClusterState state = MustCreate({Node("a-t4", 104000, 2, "T4"), Node("b-g2", 96000, 8, "G2")});
+  ASSERT_TRUE(state.Place(1, MustResolve(state, Pod(4000, 1, 500)), {0, {0}}).ok());
+  const PodRequest pod = MustResolve(state, Pod(4000, 1, 500));
+  auto workload = [&](int t4_restricted) {
+    std::vector<PodRequest> pods;
+    auto add = [&](int count, const PodSpec& spec) {
+      for (int i = 0; i < count; ++i) pods.push_back(MustResolve(state, spec));
+    };
+    add(40, Pod(4000, 1, 1000));
+    add(60 - t4_restricted, Pod(4000, 1, 500));
+    add(t4_restricted, Pod(4000, 1, 500, {"T4"}));
+    return pods;
+  };
+  auto choose = [&](std::string_view policy, int t4_restricted) {
+    PolicyOptions options;
+    SetWorkloadTaskTypes(options, workload(t4_restricted));
+    auto made = MakePolicy(policy, options);
+    EXPECT_TRUE(made.ok());
+    const std::optional<Placement> choice = (*made)->Choose(state, pod);
+    EXPECT_TRUE(choice.has_value());
+    return choice.value_or(Placement{}).node;
+  };
+  EXPECT_EQ(choose("gpuslice", 2), 0) << "T4 is not scarce: the exact fit";
+  EXPECT_EQ(choose("gpuslice", 40), 1) << "T4 is oversubscribed: keep its remainder";
+  EXPECT_EQ(choose("fgd", 40), 0) << "fgd takes the exact fit either way";
+}
+
 TEST(PolicyTest, UnknownPolicyAndMissingWorkloadAreClearErrors) {
   auto unknown = MakePolicy("tetris", {});
   ASSERT_FALSE(unknown.ok());
