@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "isolation/oci_hook.h"
@@ -68,13 +69,7 @@ std::string IsolationManager::MpsServerFor(const std::string& gpu_uuid) const {
   if (auto it = options_.mps_server_by_gpu.find(gpu_uuid); it != options_.mps_server_by_gpu.end()) {
     return it->second;
   }
-  std::string hex;
-  for (char c : gpu_uuid.substr(gpu_uuid.rfind('-') == std::string::npos ? 0 : 4)) {
-    const char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if ((lower >= 'a' && lower <= 'f') || (lower >= '0' && lower <= '9')) hex += lower;
-    if (hex.size() == 8) break;
-  }
-  return "gpu-" + hex;
+  return DefaultMpsV3ServerName(gpu_uuid);
 }
 
 Result<std::string> IsolationManager::RegisterPartition(const Partition& partition) {
@@ -117,8 +112,7 @@ Status IsolationManager::Apply(const ContainerBinding& b) {
       return FailedPrecondition("container " + b.container_id +
                                 " needs an MPS v3 namespace but the node has no MPS v3");
     }
-    MpsV3Namespace ns{b.mps_server, b.mps_namespace, b.partition.hard_limit_bytes,
-                      b.partition.active_thread_percentage, b.partition.client_priority};
+    const MpsV3Namespace ns = NamespaceOf(b);
     GPUSLICE_ASSIGN_OR_RETURN(auto existing, mps_->ListNamespaces(b.mps_server));
     for (const auto& e : existing) {
       if (e.name != ns.name) continue;
@@ -129,6 +123,55 @@ Status IsolationManager::Apply(const ContainerBinding& b) {
         "creating the MPS v3 namespace of container " + b.container_id));
   }
   return Status::Ok();
+}
+
+MpsV3Namespace IsolationManager::NamespaceOf(const ContainerBinding& b) {
+  return {b.mps_server, b.mps_namespace, b.partition.hard_limit_bytes,
+          b.partition.active_thread_percentage, b.partition.client_priority};
+}
+
+std::vector<MpsV3Namespace> IsolationManager::Namespaces(const std::string& server) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<MpsV3Namespace> out;
+  for (const auto& [id, b] : bindings_) {
+    if (b.partition.mps && b.mps_server == server) out.push_back(NamespaceOf(b));
+  }
+  return out;
+}
+
+int IsolationManager::ReconcileNamespaces(const std::vector<std::string>& servers) {
+  if (mps_ == nullptr) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, MpsV3Namespace> wanted;  // server/name -> values
+  std::set<std::string> pending;                 // namespaces of tokens not bound yet
+  for (const auto& [id, b] : bindings_) {
+    if (b.partition.mps) wanted[b.mps_server + "/" + b.mps_namespace] = NamespaceOf(b);
+  }
+  for (const auto& [token, p] : pending_) {
+    if (p.mps) pending.insert(MpsServerFor(p.gpu_uuid) + "/" + p.mps_namespace);
+  }
+  int changed = 0;
+  for (const std::string& server : servers) {
+    Result<std::vector<MpsV3Namespace>> listed = mps_->ListNamespaces(server);
+    if (!listed.ok()) continue;
+    std::set<std::string> present;
+    for (const MpsV3Namespace& ns : *listed) {
+      const std::string key = server + "/" + ns.name;
+      auto want = wanted.find(key);
+      const bool ours = ns.name.rfind("ns-", 0) == 0;
+      if (want != wanted.end() && want->second == ns) {
+        present.insert(key);
+      } else if ((want != wanted.end() || ours) && pending.count(key) == 0 &&
+                 mps_->DeleteNamespace(server, ns.name).ok()) {
+        ++changed;  // stale values are re-created below, orphans stay deleted
+      }
+    }
+    for (const auto& [key, ns] : wanted) {
+      if (ns.server != server || present.count(key) > 0) continue;
+      if (mps_->CreateNamespace(ns).ok()) ++changed;
+    }
+  }
+  return changed;
 }
 
 void IsolationManager::Release(const ContainerBinding& b) {
@@ -248,6 +291,47 @@ std::vector<ContainerBinding> IsolationManager::Bindings() const {
   return out;
 }
 
+std::vector<ContainerUsage> IsolationManager::Usage() const {
+  std::vector<ContainerBinding> bindings = Bindings();
+  std::vector<ContainerUsage> out;
+  for (const ContainerBinding& b : bindings) {
+    ContainerUsage u;
+    u.container_id = b.container_id;
+    u.gpu_uuid = b.partition.gpu_uuid;
+    u.cgroup_path = b.cgroup_path;
+    u.mps_namespace = b.partition.mps ? b.mps_namespace : "";
+    u.hard_limit_bytes = b.partition.hard_limit_bytes;
+    u.soft_limit_bytes = b.partition.soft_limit_bytes;
+    if (limits_ == nullptr) {
+      u.error = "no driver memory limits on this node";
+    } else if (Result<MemoryLimits> read = limits_->GetMemoryLimits(u.gpu_uuid, u.cgroup_path);
+               read.ok()) {
+      u.hard_limit_bytes = read->hard_limit_bytes;
+      u.soft_limit_bytes = read->soft_limit_bytes;
+      u.current_used_bytes = read->current_used_bytes;
+    } else {
+      u.error = read.status().message();
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+std::string IsolationManager::UsageJson(const std::vector<ContainerUsage>& usage) {
+  nlohmann::json containers = nlohmann::json::array();
+  for (const ContainerUsage& u : usage) {
+    containers.push_back({{"id", u.container_id},
+                          {"gpu", u.gpu_uuid},
+                          {"cgroup", u.cgroup_path},
+                          {"namespace", u.mps_namespace},
+                          {"hardLimitBytes", u.hard_limit_bytes},
+                          {"softLimitBytes", u.soft_limit_bytes},
+                          {"currentUsedBytes", u.current_used_bytes},
+                          {"error", u.error}});
+  }
+  return nlohmann::json{{"containers", containers}}.dump(1) + "\n";
+}
+
 Status IsolationManager::Save() const {
   nlohmann::json state;
   state["version"] = 1;
@@ -280,8 +364,8 @@ Status IsolationManager::Restore() {
     return RestoreLocked();
   } catch (const nlohmann::json::exception& e) {
     // A field of the wrong type: refuse the file rather than crash the agent.
-    return InvalidArgument("isolation state " + options_.state_file + " is malformed (" +
-                           e.what() + "); move it away to start fresh");
+    return InvalidArgument("isolation state " + options_.state_file + " is malformed (" + e.what() +
+                           "); move it away to start fresh");
   }
 }
 

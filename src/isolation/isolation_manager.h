@@ -44,6 +44,18 @@ struct ContainerBinding {
   std::string mps_namespace;  // ditto
 };
 
+// One bound container's limits as the driver reports them now (for metrics).
+struct ContainerUsage {
+  std::string container_id;
+  std::string gpu_uuid;
+  std::string cgroup_path;
+  std::string mps_namespace;  // "" unless MPS v3
+  std::uint64_t hard_limit_bytes = 0;
+  std::uint64_t soft_limit_bytes = 0;
+  std::uint64_t current_used_bytes = 0;
+  std::string error;  // why the driver could not be read; "" when read
+};
+
 struct IsolationManagerOptions {
   std::string spool_dir;   // where the hook writes requests (see oci_hook.h)
   std::string state_file;  // persisted bindings and pending tokens
@@ -77,7 +89,21 @@ class IsolationManager {
   Status Bind(const std::string& container_id, long pid, const std::string& cgroup_path,
               const std::string& token);
 
+  // Makes each server's namespaces match the bound containers (NVIDIA's `namespace list`):
+  // creates missing ones (a daemon that restarted), fixes changed values, deletes gpuslice's own
+  // namespaces ("ns-" prefix) that belong to no container. Servers that cannot be listed (daemon
+  // not up yet) are skipped. Returns how many namespaces were created or deleted.
+  int ReconcileNamespaces(const std::vector<std::string>& servers);
+  // The namespaces of bound containers on `server` (for a (re)started daemon's TOML file).
+  std::vector<MpsV3Namespace> Namespaces(const std::string& server) const;
+
   std::vector<ContainerBinding> Bindings() const;
+  // Every bound container's limits and current use, read back from the driver
+  // (nvmlDeviceGetMemoryLimits_v1 semantics).
+  std::vector<ContainerUsage> Usage() const;
+  // Usage() as JSON: {"containers":[{"id","gpu","cgroup","namespace","hardLimitBytes",
+  // "softLimitBytes","currentUsedBytes","error"}]}.
+  static std::string UsageJson(const std::vector<ContainerUsage>& usage);
   std::size_t PendingTokens() const {
     std::lock_guard<std::mutex> lock(mu_);
     return pending_.size();
@@ -89,6 +115,7 @@ class IsolationManager {
  private:
   Status RestoreLocked();  // Restore() under mu_; may throw nlohmann::json::exception
   Status Apply(const ContainerBinding& binding);
+  static MpsV3Namespace NamespaceOf(const ContainerBinding& binding);
   void Release(const ContainerBinding& binding);
   static bool ContainerAlive(const ContainerBinding& binding);
   Status Save() const;
