@@ -190,10 +190,10 @@ std::vector<std::string> AgentIsolation::MpsV3Servers() const {
 
 void AgentIsolation::RunOnce() {
   if (manager_ == nullptr) return;
-  manager_->ProcessRequests();
-  manager_->ReapEnded();
+  // A container bound or ended: its usage entry is written now, not at the next interval.
+  const bool bound_or_ended = manager_->ProcessRequests() + manager_->ReapEnded() > 0;
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_reconcile_ < options_.namespace_reconcile_interval) return;
+  if (!bound_or_ended && now - last_reconcile_ < options_.namespace_reconcile_interval) return;
   last_reconcile_ = now;
   if (mps_ != nullptr) {
     if (const int changed = manager_->ReconcileNamespaces(MpsV3Servers()); changed > 0) {

@@ -206,16 +206,19 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
   client->StartWatching();
   ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
   std::vector<std::string> ids;
-  for (const auto& d : client->latest().devices()) ids.push_back(d.id());
+  const v1beta1::ListAndWatchResponse list = client->latest();
+  for (const auto& d : list.devices()) ids.push_back(d.id());
   std::sort(ids.begin(), ids.end());
   const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  // MPS replicas are one per container (failRequestsGreaterThanOne, as NVIDIA's plugin).
   auto one = Allocate({ids[0]});
-  auto two = Allocate({ids[1], ids[2]});
+  auto two = Allocate({ids[1]});
   ASSERT_EQ(one.envs().count(token_env), 1u);
   ASSERT_EQ(two.envs().count(token_env), 1u);
   // Each container has only its namespace's directory as its MPS pipe directory, and none of
   // NVIDIA's per-process limit variables (the namespace holds the container's limits).
   ASSERT_EQ(one.mounts_size(), 1);
+  ASSERT_EQ(two.mounts_size(), 1);
   const std::string dir1 = one.mounts(0).host_path(), dir2 = two.mounts(0).host_path();
   const std::string pipe = dir_ / ("mps/" + gpu0 + "/pipe");
   EXPECT_EQ(one.mounts(0).container_path(), "/tmp/nvidia-mps");
@@ -227,14 +230,23 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
 
   EXPECT_EQ(RunHook("ctr1", 4201, "/kubepods/p1/ctr1", {{token_env, one.envs().at(token_env)}}), 0);
   EXPECT_EQ(RunHook("ctr2", 4202, "/kubepods/p2/ctr2", {{token_env, two.envs().at(token_env)}}), 0);
-  EXPECT_NE(RoutedFrom(dir1).find("pinned_memory_limit=10G active_thread_percentage=25"),
-            std::string::npos)
-      << RoutedFrom(dir1);
-  EXPECT_NE(RoutedFrom(dir2).find("pinned_memory_limit=20G active_thread_percentage=50"),
+  // Each container's processes reach only its own namespace, with a quarter of the GPU.
+  const std::string ns1 = std::filesystem::path(dir1).filename().string();
+  const std::string ns2 = std::filesystem::path(dir2).filename().string();
+  EXPECT_EQ(RoutedFrom(dir1),
+            "server=" + std::filesystem::path(dir1).parent_path().filename().string() +
+                " namespace=" + ns1 +
+                " pinned_memory_limit=10G active_thread_percentage=25 "
+                "client_priority=0\n");
+  EXPECT_NE(RoutedFrom(dir2).find("namespace=" + ns2 + " pinned_memory_limit=10G"),
             std::string::npos)
       << RoutedFrom(dir2);
   EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
-  EXPECT_EQ(Limits(gpu0, "/kubepods/p2/ctr2").hard_limit_bytes, 20 * kGi);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p2/ctr2").hard_limit_bytes, 10 * kGi);
+  // The limits and current use for metrics.
+  EXPECT_TRUE(WaitFor([&] {
+    return ReadFileOrEmpty(dir_ / "iso/usage.json").find("\"id\": \"ctr2\"") != std::string::npos;
+  })) << ReadFileOrEmpty(dir_ / "iso/usage.json");
 
   // Restart (the daemons stop with the agent): ctr2 ends meanwhile; ctr1's namespace is back.
   ASSERT_EQ(agent_->Terminate(10s), 0);
@@ -258,7 +270,8 @@ TEST_F(IsolationIntegrationTest, MpsOnAnOldDriverKeepsNvidiasPerProcessLimits) {
   auto client = kubelet_->Connect("nvidia.com/gpu");
   client->StartWatching();
   ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
-  const std::string id = client->latest().devices(0).id();
+  const v1beta1::ListAndWatchResponse list = client->latest();
+  const std::string id = list.devices(0).id();
   auto response = Allocate({id});
   EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
   EXPECT_EQ(response.envs().count(std::string(names::kMpsPinnedDeviceMemLimitEnv)), 1u);
