@@ -32,7 +32,8 @@ nlohmann::json PartitionJson(const Partition& p) {
           {"mps", p.mps},
           {"threads", p.active_thread_percentage},
           {"priority", p.client_priority},
-          {"namespace", p.mps_namespace}};
+          {"namespace", p.mps_namespace},
+          {"limitsFrom", p.awaiting_limits_from}};
 }
 
 Partition PartitionFrom(const nlohmann::json& j) {
@@ -44,6 +45,7 @@ Partition PartitionFrom(const nlohmann::json& j) {
   p.active_thread_percentage = j.value("threads", 100);
   p.client_priority = j.value("priority", 0);
   p.mps_namespace = j.value("namespace", std::string());
+  p.awaiting_limits_from = j.value("limitsFrom", std::string());
   return p;
 }
 
@@ -91,6 +93,41 @@ Result<std::string> IsolationManager::RegisterPartition(const Partition& partiti
   pending_[token] = registered;
   GPUSLICE_RETURN_IF_ERROR(Save());
   return token;
+}
+
+Status IsolationManager::SetPartitionLimits(const std::string& token, const std::string& gpu_uuid,
+                                            std::uint64_t hard_limit_bytes,
+                                            std::uint64_t soft_limit_bytes) {
+  if (gpu_uuid.empty() || hard_limit_bytes == 0 || soft_limit_bytes > hard_limit_bytes) {
+    return InvalidArgument("partition limits need a GPU and 0 < soft <= hard (got soft " +
+                           std::to_string(soft_limit_bytes) + ", hard " +
+                           std::to_string(hard_limit_bytes) + ")");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(token);
+  if (it == pending_.end()) return NotFound("no pending partition for the token");
+  it->second.gpu_uuid = gpu_uuid;
+  it->second.hard_limit_bytes = hard_limit_bytes;
+  it->second.soft_limit_bytes = soft_limit_bytes;
+  it->second.awaiting_limits_from.clear();
+  return Save();
+}
+
+Status IsolationManager::ForgoPartitionLimits(const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(token);
+  if (it == pending_.end()) return NotFound("no pending partition for the token");
+  it->second.awaiting_limits_from.clear();  // hard 0: Apply sets no driver limit
+  return Save();
+}
+
+std::map<std::string, std::string> IsolationManager::AwaitingLimits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::string> out;
+  for (const auto& [token, p] : pending_) {
+    if (!p.awaiting_limits_from.empty()) out[token] = p.awaiting_limits_from;
+  }
+  return out;
 }
 
 Result<Partition> IsolationManager::PartitionFor(const std::string& token) const {
@@ -217,6 +254,10 @@ Status IsolationManager::Bind(const std::string& container_id, long pid,
                             " presented an isolation token the node agent did not issue or "
                             "already bound to another container");
   }
+  if (!pending->second.awaiting_limits_from.empty()) {
+    return Unavailable("the limits of container " + container_id + " are not known yet (" +
+                       pending->second.awaiting_limits_from + " not written)");
+  }
   std::error_code ec;
   if (cgroup_path.empty() || !std::filesystem::is_directory(cgroup_path, ec)) {
     return NotFound("cgroup " + cgroup_path + " of container " + container_id + " does not exist");
@@ -260,6 +301,7 @@ int IsolationManager::ProcessRequests() {
       status =
           InvalidArgument("request file " + name + " names container " + request->container_id);
     }
+    if (status.ok() && AwaitingLimits().count(request->token) > 0) continue;  // not yet
     if (status.ok()) status = Bind(id, request->pid, request->cgroup_path, request->token);
     std::filesystem::remove(entry.path(), ec);
     if (ValidateContainerId(id).ok()) WriteReply(options_.spool_dir, id, status);

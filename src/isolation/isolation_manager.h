@@ -33,6 +33,11 @@ struct Partition {
   // Set by RegisterPartition under MPS: "ns-" + the token's first 16 hex digits, so Allocate can
   // name the namespace's socket directory before the container exists.
   std::string mps_namespace = {};
+  // A fractional container's limit is known only after Allocate (when the allocation hand-off
+  // reads the pod's gpuslice.io/assignment and writes its limits file, named here). Until
+  // SetPartitionLimits the hook's request waits in the spool (the hook times out if it never
+  // comes); "" = the limits above are final.
+  std::string awaiting_limits_from = {};
 };
 
 struct ContainerBinding {
@@ -108,6 +113,16 @@ class IsolationManager {
     std::lock_guard<std::mutex> lock(mu_);
     return pending_.size();
   }
+
+  // Gives a partition registered with awaiting_limits_from its limits (and GPU); the hook's
+  // waiting request then binds. NotFound when the token is not pending.
+  Status SetPartitionLimits(const std::string& token, const std::string& gpu_uuid,
+                            std::uint64_t hard_limit_bytes, std::uint64_t soft_limit_bytes);
+  // The hand-off refused the container (no valid assignment): it binds without a driver limit,
+  // and the shim fails its allocations closed as on the shim tier.
+  Status ForgoPartitionLimits(const std::string& token);
+  // Pending tokens still awaiting their limits: token -> limits file.
+  std::map<std::string, std::string> AwaitingLimits() const;
 
   // The MPS v3 server name used for a GPU.
   std::string MpsServerFor(const std::string& gpu_uuid) const;

@@ -7,8 +7,10 @@
 #include <set>
 
 #include "core/resource_names.h"
+#include "node_agent/allocation_handoff.h"
 #include "node_agent/atomic_file.h"
 #include "node_agent/mps_daemon_supervisor.h"
+#include "shim/container_limits.h"
 
 namespace gpuslice {
 
@@ -86,6 +88,7 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
                                 const std::vector<std::string>& ids,
                                 v1beta1::ContainerAllocateResponse& out) {
   if (manager_ == nullptr || !options_.hook_installed || ids.empty()) return Status::Ok();
+  if (resource.fractional) return DecorateFractional(resource, ids, out);
   if (resource.sharing != SharingStrategy::kTimeSlicing &&
       resource.sharing != SharingStrategy::kMps) {
     return Status::Ok();
@@ -169,6 +172,61 @@ Status AgentIsolation::UseNamespaceDirectory(const std::string& gpu_uuid,
   return Status::Ok();
 }
 
+Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
+                                          const std::vector<std::string>& ids,
+                                          v1beta1::ContainerAllocateResponse& out) {
+  if (options_.allocations_dir.empty()) return Status::Ok();
+  std::set<std::string> uuids;
+  for (const std::string& id : ids) {
+    for (const AdvertisedDevice& d : resource.devices) {
+      if (d.id == id) uuids.insert(d.device_uuid);
+    }
+  }
+  if (uuids.size() != 1) return Status::Ok();  // several GPUs: shim tier (one token, one GPU)
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const GpuIsolation* iso = node_.Find(*uuids.begin());
+    if (iso == nullptr || !iso->memory_partitions) return Status::Ok();
+  }
+  // The hand-off's file for these slots (AllocationHandoff::PrepareAllocation); a previous
+  // holder's is removed so that its limits cannot be taken for this container's.
+  const std::string file =
+      options_.allocations_dir + "/" + AllocationHandoff::KeyFor(ids) + "/limits/limits";
+  std::error_code ec;
+  std::filesystem::remove(file, ec);
+  Partition partition;
+  partition.gpu_uuid = *uuids.begin();
+  partition.awaiting_limits_from = file;
+  GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
+  (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
+  return Status::Ok();
+}
+
+void AgentIsolation::TakeFractionalLimits() {
+  for (const auto& [token, file] : manager_->AwaitingLimits()) {
+    std::error_code ec;
+    const std::string refused = std::filesystem::path(file).parent_path() / "refused";
+    if (std::filesystem::exists(refused, ec)) {
+      // No valid assignment: the container starts, its shim refuses GPU allocations (as today).
+      spdlog::warn("fractional container of {} was refused by the hand-off; no driver limit", file);
+      (void)manager_->ForgoPartitionLimits(token);
+      continue;
+    }
+    if (!std::filesystem::exists(file, ec)) continue;
+    Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(file);
+    if (!limits.ok() || limits->device_count < 1 || limits->devices[0].memory_bytes == 0) continue;
+    const shim::DeviceLimit& device = limits->devices[0];
+    // The hand-off's limit is the pod's gpuslice.io/gpu-memory: hard = soft = it.
+    std::string gpu(device.uuid);
+    if (gpu.empty()) gpu = manager_->PartitionFor(token).value_or(Partition{}).gpu_uuid;
+    if (Status s =
+            manager_->SetPartitionLimits(token, gpu, device.memory_bytes, device.memory_bytes);
+        !s.ok()) {
+      spdlog::warn("fractional container limits from {}: {}", file, s.message());
+    }
+  }
+}
+
 void AgentIsolation::UseV3ForLocked() {
   if (mps_ == nullptr) return;
   std::set<std::string> v3;
@@ -191,6 +249,7 @@ std::vector<std::string> AgentIsolation::MpsV3Servers() const {
 void AgentIsolation::RunOnce() {
   if (manager_ == nullptr) return;
   // A container bound or ended: its usage entry is written now, not at the next interval.
+  TakeFractionalLimits();
   const bool bound_or_ended = manager_->ProcessRequests() + manager_->ReapEnded() > 0;
   const auto now = std::chrono::steady_clock::now();
   if (!bound_or_ended && now - last_reconcile_ < options_.namespace_reconcile_interval) return;

@@ -38,6 +38,10 @@ struct AgentIsolationOptions {
   // writes <directory>/usage.json (every bound container's limits and current use, for
   // metrics); 0 = every turn.
   std::chrono::milliseconds namespace_reconcile_interval{5000};
+  // The allocation hand-off's --allocations-dir: fractional containers on a capable GPU get a
+  // driver limit (hard = soft = their gpuslice.io/gpu-memory assignment) once the hand-off has
+  // written their limits file there. "" = fractional containers stay on the shim tier.
+  std::string allocations_dir;
 };
 
 class AgentIsolation {
@@ -77,6 +81,11 @@ class AgentIsolation {
   std::chrono::steady_clock::time_point last_reconcile_{};
 
   void UseV3ForLocked();  // tells mps_ which GPUs get a v3 server; under mu_
+  // Fractional (gpuslice.io/gpu) containers: a partition awaiting the hand-off's limits file.
+  Status DecorateFractional(const AdvertisedResource& resource, const std::vector<std::string>& ids,
+                            v1beta1::ContainerAllocateResponse& out);
+  // Gives awaiting partitions the limits their files now hold.
+  void TakeFractionalLimits();
 
   // Under MPS v3: the container's pipe mount becomes its namespace's directory, and NVIDIA's
   // per-process limit variables are dropped (the namespace holds the container's limits).

@@ -335,6 +335,8 @@ int main(int argc, char** argv) {
   } else {
     config_source = std::make_unique<gpuslice::SingleFileConfigSource>(options.config_path);
   }
+  // Fractional containers on capable GPUs get a driver limit from the hand-off's limits files.
+  if (!cluster.node_name.empty()) options.isolation.allocations_dir = cluster.handoff.host_root;
   // MPS v3 (docs/isolation.md): its daemons replace the v2 ones on the GPUs the agent finds
   // capable; the others still get `mps_control`'s.
   std::vector<std::string> v3_command;

@@ -240,6 +240,45 @@ TEST_F(IsolationTest, UsageReadsBackEachContainersLimitAndCurrentUse) {
   EXPECT_EQ(manager.Usage()[0].hard_limit_bytes, kNoHardLimit);
 }
 
+TEST_F(IsolationTest, FractionalContainerWaitsForItsLimitsThenBinds) {
+  IsolationManager manager(Options(), &driver_, nullptr);
+  Partition awaiting{kGpu0, 0, 0};
+  awaiting.awaiting_limits_from = tree_.root() + "/alloc/key/limits/limits";
+  auto token = manager.RegisterPartition(awaiting);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(manager.AwaitingLimits().at(*token), awaiting.awaiting_limits_from);
+  tree_.AddCgroup("/kubepods/pod1/ctr1", {a_.pid});
+  const std::string bundle =
+      tree_.AddBundle("ctr1", {std::string(names::kIsolationTokenEnv) + "=" + *token});
+  Status hook_status;
+  std::atomic<bool> done{false};
+  std::thread hook([&] {
+    hook_status = RunCreateContainerHook(Hook(), FakeCgroupTree::State("ctr1", a_.pid, bundle));
+    done = true;
+  });
+  // The request waits in the spool while the limits are unknown: the container does not start.
+  while (!std::filesystem::exists(SpoolRequestPath(tree_.spool(), "ctr1"))) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(manager.ProcessRequests(), 0);
+  EXPECT_FALSE(done);
+  EXPECT_EQ(
+      manager.Bind("ctr1", a_.pid, tree_.cgroup_mount() + "/kubepods/pod1/ctr1", *token).code(),
+      ErrorCode::kUnavailable);
+  EXPECT_FALSE(manager.SetPartitionLimits(*token, kGpu0, 0, 0).ok());
+  EXPECT_FALSE(manager.SetPartitionLimits(*token, kGpu0, kGi, 2 * kGi).ok());
+  EXPECT_EQ(manager.SetPartitionLimits("nope", kGpu0, kGi, kGi).code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(manager.SetPartitionLimits(*token, kGpu1, 3 * kGi, 3 * kGi).ok());
+  EXPECT_TRUE(manager.AwaitingLimits().empty());
+  while (!done) {
+    manager.ProcessRequests();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  hook.join();
+  EXPECT_TRUE(hook_status.ok()) << hook_status.ToString();
+  EXPECT_EQ(Limits(kGpu1, tree_.cgroup_mount() + "/kubepods/pod1/ctr1").hard_limit_bytes, 3 * kGi);
+}
+
 TEST_F(IsolationTest, ContainerWhoseProcessesMovedToChildCgroupsStaysBound) {
   IsolationManager manager(Options(), &driver_, nullptr);
   auto token = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi});
