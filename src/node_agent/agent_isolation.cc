@@ -18,6 +18,10 @@ AgentIsolation::AgentIsolation(AgentIsolationOptions options, MemoryLimitDriver*
                                MpsV3Control* mps)
     : options_(std::move(options)), limits_(limits), mps_(mps) {}
 
+AgentIsolation::~AgentIsolation() {
+  if (mps_ != nullptr && manager_ != nullptr) mps_->SetNamespaceSource(nullptr);
+}
+
 Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInfo>& gpus) {
   std::vector<std::string> unsupported;
   for (const GpuInfo& gpu : gpus) {

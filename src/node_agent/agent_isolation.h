@@ -48,6 +48,9 @@ class AgentIsolation {
  public:
   // `limits`, `mps` may be null (no driver memory limits / no MPS v3 control); must outlive this.
   AgentIsolation(AgentIsolationOptions options, MemoryLimitDriver* limits, MpsV3Control* mps);
+  ~AgentIsolation();  // the MPS v3 control no longer asks this manager for namespaces
+  AgentIsolation(const AgentIsolation&) = delete;
+  AgentIsolation& operator=(const AgentIsolation&) = delete;
 
   // Re-detects the tier for the node's GPUs; on the first call also restores persisted bindings.
   Status Update(const DriverInfo& driver, const std::vector<GpuInfo>& gpus);
