@@ -73,6 +73,8 @@ class IsolationIntegrationTest : public ::testing::Test {
   }
   void TearDown() override {
     if (agent_ != nullptr && HasFailure()) std::cerr << "---- agent log ----\n" << agent_->Log();
+    // SIGTERM, not the destructor's SIGKILL: the agent stops the MPS daemons it started.
+    if (agent_ != nullptr) agent_->Terminate(10s);
   }
   void StartAgent(const std::string& driver_version, const char* config = kTimeSlicing4,
                   const std::vector<std::string>& extra_args = {}) {
