@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "isolation/oci_hook.h"
@@ -31,7 +32,8 @@ nlohmann::json PartitionJson(const Partition& p) {
           {"mps", p.mps},
           {"threads", p.active_thread_percentage},
           {"priority", p.client_priority},
-          {"namespace", p.mps_namespace}};
+          {"namespace", p.mps_namespace},
+          {"limitsFrom", p.awaiting_limits_from}};
 }
 
 Partition PartitionFrom(const nlohmann::json& j) {
@@ -43,6 +45,7 @@ Partition PartitionFrom(const nlohmann::json& j) {
   p.active_thread_percentage = j.value("threads", 100);
   p.client_priority = j.value("priority", 0);
   p.mps_namespace = j.value("namespace", std::string());
+  p.awaiting_limits_from = j.value("limitsFrom", std::string());
   return p;
 }
 
@@ -68,13 +71,7 @@ std::string IsolationManager::MpsServerFor(const std::string& gpu_uuid) const {
   if (auto it = options_.mps_server_by_gpu.find(gpu_uuid); it != options_.mps_server_by_gpu.end()) {
     return it->second;
   }
-  std::string hex;
-  for (char c : gpu_uuid.substr(gpu_uuid.rfind('-') == std::string::npos ? 0 : 4)) {
-    const char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if ((lower >= 'a' && lower <= 'f') || (lower >= '0' && lower <= '9')) hex += lower;
-    if (hex.size() == 8) break;
-  }
-  return "gpu-" + hex;
+  return DefaultMpsV3ServerName(gpu_uuid);
 }
 
 Result<std::string> IsolationManager::RegisterPartition(const Partition& partition) {
@@ -98,6 +95,41 @@ Result<std::string> IsolationManager::RegisterPartition(const Partition& partiti
   return token;
 }
 
+Status IsolationManager::SetPartitionLimits(const std::string& token, const std::string& gpu_uuid,
+                                            std::uint64_t hard_limit_bytes,
+                                            std::uint64_t soft_limit_bytes) {
+  if (gpu_uuid.empty() || hard_limit_bytes == 0 || soft_limit_bytes > hard_limit_bytes) {
+    return InvalidArgument("partition limits need a GPU and 0 < soft <= hard (got soft " +
+                           std::to_string(soft_limit_bytes) + ", hard " +
+                           std::to_string(hard_limit_bytes) + ")");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(token);
+  if (it == pending_.end()) return NotFound("no pending partition for the token");
+  it->second.gpu_uuid = gpu_uuid;
+  it->second.hard_limit_bytes = hard_limit_bytes;
+  it->second.soft_limit_bytes = soft_limit_bytes;
+  it->second.awaiting_limits_from.clear();
+  return Save();
+}
+
+Status IsolationManager::ForgoPartitionLimits(const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(token);
+  if (it == pending_.end()) return NotFound("no pending partition for the token");
+  it->second.awaiting_limits_from.clear();  // hard 0: Apply sets no driver limit
+  return Save();
+}
+
+std::map<std::string, std::string> IsolationManager::AwaitingLimits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::string> out;
+  for (const auto& [token, p] : pending_) {
+    if (!p.awaiting_limits_from.empty()) out[token] = p.awaiting_limits_from;
+  }
+  return out;
+}
+
 Result<Partition> IsolationManager::PartitionFor(const std::string& token) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = pending_.find(token); it != pending_.end()) return it->second;
@@ -117,8 +149,7 @@ Status IsolationManager::Apply(const ContainerBinding& b) {
       return FailedPrecondition("container " + b.container_id +
                                 " needs an MPS v3 namespace but the node has no MPS v3");
     }
-    MpsV3Namespace ns{b.mps_server, b.mps_namespace, b.partition.hard_limit_bytes,
-                      b.partition.active_thread_percentage, b.partition.client_priority};
+    const MpsV3Namespace ns = NamespaceOf(b);
     GPUSLICE_ASSIGN_OR_RETURN(auto existing, mps_->ListNamespaces(b.mps_server));
     for (const auto& e : existing) {
       if (e.name != ns.name) continue;
@@ -129,6 +160,55 @@ Status IsolationManager::Apply(const ContainerBinding& b) {
         "creating the MPS v3 namespace of container " + b.container_id));
   }
   return Status::Ok();
+}
+
+MpsV3Namespace IsolationManager::NamespaceOf(const ContainerBinding& b) {
+  return {b.mps_server, b.mps_namespace, b.partition.hard_limit_bytes,
+          b.partition.active_thread_percentage, b.partition.client_priority};
+}
+
+std::vector<MpsV3Namespace> IsolationManager::Namespaces(const std::string& server) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<MpsV3Namespace> out;
+  for (const auto& [id, b] : bindings_) {
+    if (b.partition.mps && b.mps_server == server) out.push_back(NamespaceOf(b));
+  }
+  return out;
+}
+
+int IsolationManager::ReconcileNamespaces(const std::vector<std::string>& servers) {
+  if (mps_ == nullptr) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, MpsV3Namespace> wanted;  // server/name -> values
+  std::set<std::string> pending;                 // namespaces of tokens not bound yet
+  for (const auto& [id, b] : bindings_) {
+    if (b.partition.mps) wanted[b.mps_server + "/" + b.mps_namespace] = NamespaceOf(b);
+  }
+  for (const auto& [token, p] : pending_) {
+    if (p.mps) pending.insert(MpsServerFor(p.gpu_uuid) + "/" + p.mps_namespace);
+  }
+  int changed = 0;
+  for (const std::string& server : servers) {
+    Result<std::vector<MpsV3Namespace>> listed = mps_->ListNamespaces(server);
+    if (!listed.ok()) continue;
+    std::set<std::string> present;
+    for (const MpsV3Namespace& ns : *listed) {
+      const std::string key = server + "/" + ns.name;
+      auto want = wanted.find(key);
+      const bool ours = ns.name.rfind("ns-", 0) == 0;
+      if (want != wanted.end() && want->second == ns) {
+        present.insert(key);
+      } else if ((want != wanted.end() || ours) && pending.count(key) == 0 &&
+                 mps_->DeleteNamespace(server, ns.name).ok()) {
+        ++changed;  // stale values are re-created below, orphans stay deleted
+      }
+    }
+    for (const auto& [key, ns] : wanted) {
+      if (ns.server != server || present.count(key) > 0) continue;
+      if (mps_->CreateNamespace(ns).ok()) ++changed;
+    }
+  }
+  return changed;
 }
 
 void IsolationManager::Release(const ContainerBinding& b) {
@@ -174,6 +254,10 @@ Status IsolationManager::Bind(const std::string& container_id, long pid,
                             " presented an isolation token the node agent did not issue or "
                             "already bound to another container");
   }
+  if (!pending->second.awaiting_limits_from.empty()) {
+    return Unavailable("the limits of container " + container_id + " are not known yet (" +
+                       pending->second.awaiting_limits_from + " not written)");
+  }
   std::error_code ec;
   if (cgroup_path.empty() || !std::filesystem::is_directory(cgroup_path, ec)) {
     return NotFound("cgroup " + cgroup_path + " of container " + container_id + " does not exist");
@@ -217,6 +301,7 @@ int IsolationManager::ProcessRequests() {
       status =
           InvalidArgument("request file " + name + " names container " + request->container_id);
     }
+    if (status.ok() && AwaitingLimits().count(request->token) > 0) continue;  // not yet
     if (status.ok()) status = Bind(id, request->pid, request->cgroup_path, request->token);
     std::filesystem::remove(entry.path(), ec);
     if (ValidateContainerId(id).ok()) WriteReply(options_.spool_dir, id, status);
@@ -246,6 +331,47 @@ std::vector<ContainerBinding> IsolationManager::Bindings() const {
   std::vector<ContainerBinding> out;
   for (const auto& [id, b] : bindings_) out.push_back(b);
   return out;
+}
+
+std::vector<ContainerUsage> IsolationManager::Usage() const {
+  std::vector<ContainerBinding> bindings = Bindings();
+  std::vector<ContainerUsage> out;
+  for (const ContainerBinding& b : bindings) {
+    ContainerUsage u;
+    u.container_id = b.container_id;
+    u.gpu_uuid = b.partition.gpu_uuid;
+    u.cgroup_path = b.cgroup_path;
+    u.mps_namespace = b.partition.mps ? b.mps_namespace : "";
+    u.hard_limit_bytes = b.partition.hard_limit_bytes;
+    u.soft_limit_bytes = b.partition.soft_limit_bytes;
+    if (limits_ == nullptr) {
+      u.error = "no driver memory limits on this node";
+    } else if (Result<MemoryLimits> read = limits_->GetMemoryLimits(u.gpu_uuid, u.cgroup_path);
+               read.ok()) {
+      u.hard_limit_bytes = read->hard_limit_bytes;
+      u.soft_limit_bytes = read->soft_limit_bytes;
+      u.current_used_bytes = read->current_used_bytes;
+    } else {
+      u.error = read.status().message();
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+std::string IsolationManager::UsageJson(const std::vector<ContainerUsage>& usage) {
+  nlohmann::json containers = nlohmann::json::array();
+  for (const ContainerUsage& u : usage) {
+    containers.push_back({{"id", u.container_id},
+                          {"gpu", u.gpu_uuid},
+                          {"cgroup", u.cgroup_path},
+                          {"namespace", u.mps_namespace},
+                          {"hardLimitBytes", u.hard_limit_bytes},
+                          {"softLimitBytes", u.soft_limit_bytes},
+                          {"currentUsedBytes", u.current_used_bytes},
+                          {"error", u.error}});
+  }
+  return nlohmann::json{{"containers", containers}}.dump(1) + "\n";
 }
 
 Status IsolationManager::Save() const {
@@ -280,8 +406,8 @@ Status IsolationManager::Restore() {
     return RestoreLocked();
   } catch (const nlohmann::json::exception& e) {
     // A field of the wrong type: refuse the file rather than crash the agent.
-    return InvalidArgument("isolation state " + options_.state_file + " is malformed (" +
-                           e.what() + "); move it away to start fresh");
+    return InvalidArgument("isolation state " + options_.state_file + " is malformed (" + e.what() +
+                           "); move it away to start fresh");
   }
 }
 

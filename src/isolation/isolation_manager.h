@@ -33,6 +33,11 @@ struct Partition {
   // Set by RegisterPartition under MPS: "ns-" + the token's first 16 hex digits, so Allocate can
   // name the namespace's socket directory before the container exists.
   std::string mps_namespace = {};
+  // A fractional container's limit is known only after Allocate (when the allocation hand-off
+  // reads the pod's gpuslice.io/assignment and writes its limits file, named here). Until
+  // SetPartitionLimits the hook's request waits in the spool (the hook times out if it never
+  // comes); "" = the limits above are final.
+  std::string awaiting_limits_from = {};
 };
 
 struct ContainerBinding {
@@ -42,6 +47,18 @@ struct ContainerBinding {
   Partition partition;
   std::string mps_server;     // "" unless partition.mps
   std::string mps_namespace;  // ditto
+};
+
+// One bound container's limits as the driver reports them now (for metrics).
+struct ContainerUsage {
+  std::string container_id;
+  std::string gpu_uuid;
+  std::string cgroup_path;
+  std::string mps_namespace;  // "" unless MPS v3
+  std::uint64_t hard_limit_bytes = 0;
+  std::uint64_t soft_limit_bytes = 0;
+  std::uint64_t current_used_bytes = 0;
+  std::string error;  // why the driver could not be read; "" when read
 };
 
 struct IsolationManagerOptions {
@@ -77,11 +94,35 @@ class IsolationManager {
   Status Bind(const std::string& container_id, long pid, const std::string& cgroup_path,
               const std::string& token);
 
+  // Makes each server's namespaces match the bound containers (NVIDIA's `namespace list`):
+  // creates missing ones (a daemon that restarted), fixes changed values, deletes gpuslice's own
+  // namespaces ("ns-" prefix) that belong to no container. Servers that cannot be listed (daemon
+  // not up yet) are skipped. Returns how many namespaces were created or deleted.
+  int ReconcileNamespaces(const std::vector<std::string>& servers);
+  // The namespaces of bound containers on `server` (for a (re)started daemon's TOML file).
+  std::vector<MpsV3Namespace> Namespaces(const std::string& server) const;
+
   std::vector<ContainerBinding> Bindings() const;
+  // Every bound container's limits and current use, read back from the driver
+  // (nvmlDeviceGetMemoryLimits_v1 semantics).
+  std::vector<ContainerUsage> Usage() const;
+  // Usage() as JSON: {"containers":[{"id","gpu","cgroup","namespace","hardLimitBytes",
+  // "softLimitBytes","currentUsedBytes","error"}]}.
+  static std::string UsageJson(const std::vector<ContainerUsage>& usage);
   std::size_t PendingTokens() const {
     std::lock_guard<std::mutex> lock(mu_);
     return pending_.size();
   }
+
+  // Gives a partition registered with awaiting_limits_from its limits (and GPU); the hook's
+  // waiting request then binds. NotFound when the token is not pending.
+  Status SetPartitionLimits(const std::string& token, const std::string& gpu_uuid,
+                            std::uint64_t hard_limit_bytes, std::uint64_t soft_limit_bytes);
+  // The hand-off refused the container (no valid assignment): it binds without a driver limit,
+  // and the shim fails its allocations closed as on the shim tier.
+  Status ForgoPartitionLimits(const std::string& token);
+  // Pending tokens still awaiting their limits: token -> limits file.
+  std::map<std::string, std::string> AwaitingLimits() const;
 
   // The MPS v3 server name used for a GPU.
   std::string MpsServerFor(const std::string& gpu_uuid) const;
@@ -89,6 +130,7 @@ class IsolationManager {
  private:
   Status RestoreLocked();  // Restore() under mu_; may throw nlohmann::json::exception
   Status Apply(const ContainerBinding& binding);
+  static MpsV3Namespace NamespaceOf(const ContainerBinding& binding);
   void Release(const ContainerBinding& binding);
   static bool ContainerAlive(const ContainerBinding& binding);
   Status Save() const;

@@ -1,5 +1,7 @@
 #include "isolation/mps_v3.h"
 
+#include <algorithm>
+#include <cctype>
 #include <map>
 #include <sstream>
 
@@ -51,6 +53,132 @@ std::string RenderMpsV3Toml(const std::vector<MpsV3Server>& servers,
     }
   }
   return out.str();
+}
+
+Result<std::uint64_t> ParseMpsV3Memory(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string unit = text.substr(digits);
+  int shift = -1;
+  if (unit.empty()) shift = 0;
+  if (unit == "K" || unit == "k") shift = 10;
+  if (unit == "M" || unit == "m") shift = 20;
+  if (unit == "G" || unit == "g") shift = 30;
+  if (unit == "T" || unit == "t") shift = 40;
+  if (digits == 0 || shift < 0) {
+    return InvalidArgument("MPS memory '" + text +
+                           "' is not a whole number with an optional unit K, M, G or T");
+  }
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < digits; ++i) {
+    const std::uint64_t digit = static_cast<std::uint64_t>(text[i] - '0');
+    if (value > (UINT64_MAX - digit) / 10) {
+      return InvalidArgument("MPS memory '" + text + "' is too large");
+    }
+    value = value * 10 + digit;
+  }
+  if (value > (UINT64_MAX >> shift))
+    return InvalidArgument("MPS memory '" + text + "' is too large");
+  return value << shift;
+}
+
+std::string DefaultMpsV3ServerName(const std::string& gpu_uuid) {
+  std::string hex;
+  for (char c : gpu_uuid.substr(gpu_uuid.rfind('-') == std::string::npos ? 0 : 4)) {
+    const char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if ((lower >= 'a' && lower <= 'f') || (lower >= '0' && lower <= '9')) hex += lower;
+    if (hex.size() == 8) break;
+  }
+  return "gpu-" + hex;
+}
+
+std::vector<std::string> MpsV3CreateArgs(const MpsV3Namespace& ns) {
+  std::vector<std::string> args = {"namespace", "create", "--server=" + ns.server,
+                                   "--name=" + ns.name};
+  if (ns.pinned_memory_limit_bytes != 0) {
+    args.push_back("--pinned-memory-limit=" + MpsV3MemoryString(ns.pinned_memory_limit_bytes));
+  }
+  args.push_back("--active-thread-percentage=" + std::to_string(ns.active_thread_percentage));
+  args.push_back("--client-priority=" + std::to_string(ns.client_priority));
+  return args;
+}
+
+std::vector<std::string> MpsV3DeleteArgs(const std::string& server, const std::string& name) {
+  return {"namespace", "delete", "--server=" + server, "--name=" + name};
+}
+
+std::vector<std::string> MpsV3ListArgs(const std::string& server) {
+  return {"namespace", "list", "--server=" + server};
+}
+
+std::string FormatMpsV3Namespace(const MpsV3Namespace& ns) {
+  return "name=" + ns.name +
+         " pinned_memory_limit=" + MpsV3MemoryString(ns.pinned_memory_limit_bytes) +
+         " active_thread_percentage=" + std::to_string(ns.active_thread_percentage) +
+         " client_priority=" + std::to_string(ns.client_priority);
+}
+
+namespace {
+
+Result<int> ParseSmallInt(const std::string& key, const std::string& value, int low, int high) {
+  const bool digits =
+      !value.empty() && value.size() <= 3 && std::all_of(value.begin(), value.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      });
+  const int parsed = digits ? std::stoi(value) : -1;
+  if (parsed < low || parsed > high) {
+    return InvalidArgument(key + "=" + value + " is outside " + std::to_string(low) + ".." +
+                           std::to_string(high));
+  }
+  return parsed;
+}
+
+}  // namespace
+
+Result<std::vector<MpsV3Namespace>> ParseMpsV3NamespaceList(const std::string& server,
+                                                            const std::string& text) {
+  std::vector<MpsV3Namespace> out;
+  std::istringstream lines(text);
+  int line_number = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ++line_number;
+    std::istringstream words(line);
+    MpsV3Namespace ns;
+    ns.server = server;
+    bool any = false;
+    for (std::string word; words >> word;) {
+      any = true;
+      const std::size_t eq = word.find('=');
+      if (eq == std::string::npos) continue;
+      const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+      Status parsed;
+      if (key == "name") ns.name = value;
+      if (key == "pinned_memory_limit") {
+        auto bytes = ParseMpsV3Memory(value);
+        parsed = bytes.status();
+        if (bytes.ok()) ns.pinned_memory_limit_bytes = *bytes;
+      }
+      if (key == "active_thread_percentage") {
+        auto percent = ParseSmallInt(key, value, 1, 100);
+        parsed = percent.status();
+        if (percent.ok()) ns.active_thread_percentage = *percent;
+      }
+      if (key == "client_priority") {
+        auto priority = ParseSmallInt(key, value, 0, 1);
+        parsed = priority.status();
+        if (priority.ok()) ns.client_priority = *priority;
+      }
+      if (!parsed.ok()) {
+        return InvalidArgument("namespace list of server " + server + ", line " +
+                               std::to_string(line_number) + ": " + parsed.message());
+      }
+    }
+    if (!any || ns.name == "default") continue;
+    GPUSLICE_RETURN_IF_ERROR(ValidateMpsV3Name(ns.name).WithContext(
+        "namespace list of server " + server + ", line " + std::to_string(line_number)));
+    out.push_back(std::move(ns));
+  }
+  return out;
 }
 
 }  // namespace gpuslice

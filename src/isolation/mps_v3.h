@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,25 @@ std::string MpsV3NamespaceDirectory(const std::string& pipe_directory, const Mps
 
 // Memory in the MPS v3 file format: "512M", "10G", or plain bytes when not a whole MiB.
 std::string MpsV3MemoryString(std::uint64_t bytes);
+// The reverse: "<digits>[K|M|G|T]" (binary units, as CUDA_MPS_PINNED_DEVICE_MEM_LIMIT).
+Result<std::uint64_t> ParseMpsV3Memory(const std::string& text);
+
+// The server gpuslice runs for a GPU: "gpu-" + the first 8 hex digits of its UUID.
+std::string DefaultMpsV3ServerName(const std::string& gpu_uuid);
+
+// The arguments of the v3 namespace commands after the control binary (docs/isolation.md,
+// "assumed details": the module-verb syntax of `server create --uid=<uid>` applied to namespaces).
+std::vector<std::string> MpsV3CreateArgs(const MpsV3Namespace& ns);
+std::vector<std::string> MpsV3DeleteArgs(const std::string& server, const std::string& name);
+std::vector<std::string> MpsV3ListArgs(const std::string& server);
+
+// Parses `namespace list` output: one namespace per line, `key=value` words (name,
+// pinned_memory_limit, active_thread_percentage, client_priority); other keys are ignored, the
+// reserved `default` namespace is left out. A line without a valid name is an error.
+Result<std::vector<MpsV3Namespace>> ParseMpsV3NamespaceList(const std::string& server,
+                                                            const std::string& text);
+// One line of that format for `ns` (the fake daemon prints it).
+std::string FormatMpsV3Namespace(const MpsV3Namespace& ns);
 
 // The namespace commands of the v3 control interface, behind an interface so the agent's logic
 // runs against the real `nvidia-cuda-mps-control` and, in tests, the fake v3 daemon.
@@ -50,6 +71,13 @@ class MpsV3Control {
   // OK when it does not exist.
   virtual Status DeleteNamespace(const std::string& server, const std::string& name) = 0;
   virtual Result<std::vector<MpsV3Namespace>> ListNamespaces(const std::string& server) = 0;
+
+  // The node agent says which GPUs get a v3 server (the others keep NVIDIA's v2 daemon), and
+  // where the namespaces of live containers come from when a server (re)starts, so its TOML file
+  // re-creates them. Implementations that run no daemons ignore both.
+  virtual void UseV3For(const std::set<std::string>& /*gpu_uuids*/) {}
+  using NamespaceSource = std::function<std::vector<MpsV3Namespace>(const std::string& server)>;
+  virtual void SetNamespaceSource(NamespaceSource /*source*/) {}
 };
 
 }  // namespace gpuslice

@@ -4,14 +4,23 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "core/resource_names.h"
+#include "node_agent/allocation_handoff.h"
+#include "node_agent/atomic_file.h"
+#include "node_agent/mps_daemon_supervisor.h"
+#include "shim/container_limits.h"
 
 namespace gpuslice {
 
 AgentIsolation::AgentIsolation(AgentIsolationOptions options, MemoryLimitDriver* limits,
                                MpsV3Control* mps)
     : options_(std::move(options)), limits_(limits), mps_(mps) {}
+
+AgentIsolation::~AgentIsolation() {
+  if (mps_ != nullptr && manager_ != nullptr) mps_->SetNamespaceSource(nullptr);
+}
 
 Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInfo>& gpus) {
   std::vector<std::string> unsupported;
@@ -24,9 +33,12 @@ Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInf
   std::lock_guard<std::mutex> lock(mu_);
   node_ = DetectIsolation(driver, gpus, enabled && IsCgroupV2(options_.cgroup_mount),
                           enabled && limits_ != nullptr, unsupported);
-  // MPS v3 is offered only when the agent can drive it.
-  if (mps_ == nullptr || !enabled) {
-    for (GpuIsolation& gpu : node_.gpus) gpu.mps_v3 = false;
+  // MPS v3 is offered only when the agent can drive it, and (one token binds both) on GPUs with
+  // driver memory partitions.
+  for (GpuIsolation& gpu : node_.gpus) {
+    if (mps_ == nullptr || !enabled || !options_.hook_installed || !gpu.memory_partitions) {
+      gpu.mps_v3 = false;
+    }
   }
   for (const GpuIsolation& gpu : node_.gpus) {
     spdlog::info("isolation on {}: memory {}, MPS {}{}", gpu.uuid,
@@ -36,7 +48,10 @@ Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInf
   bool any_capable = false;
   for (const GpuIsolation& gpu : node_.gpus) any_capable = any_capable || gpu.memory_partitions;
   // No manager (no spool, no state, no hook in the CDI spec) on a node that cannot use the tier.
-  if (manager_ != nullptr || !enabled || !any_capable) return Status::Ok();
+  if (manager_ != nullptr || !enabled || !any_capable) {
+    UseV3ForLocked();
+    return Status::Ok();
+  }
   std::error_code ec;
   std::filesystem::create_directories(spool_dir(), ec);
   // Only root (the runtime's hook, the agent) may write requests.
@@ -57,6 +72,13 @@ Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInf
       gpu.reason = restored.message();
     }
   }
+  if (manager_ != nullptr && mps_ != nullptr) {
+    // A (re)started v3 daemon declares the live containers' namespaces in its TOML file.
+    mps_->SetNamespaceSource([manager = manager_.get()](const std::string& server) {
+      return manager->Namespaces(server);
+    });
+  }
+  UseV3ForLocked();
   return restored;
 }
 
@@ -70,6 +92,7 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
                                 const std::vector<std::string>& ids,
                                 v1beta1::ContainerAllocateResponse& out) {
   if (manager_ == nullptr || !options_.hook_installed || ids.empty()) return Status::Ok();
+  if (resource.fractional) return DecorateFractional(resource, ids, out);
   if (resource.sharing != SharingStrategy::kTimeSlicing &&
       resource.sharing != SharingStrategy::kMps) {
     return Status::Ok();
@@ -112,14 +135,140 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
   partition.mps = mps;
   partition.active_thread_percentage = std::max(1, 100 * count / of);
   GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
+  if (mps) {
+    GPUSLICE_ASSIGN_OR_RETURN(Partition registered, manager_->PartitionFor(token));
+    GPUSLICE_RETURN_IF_ERROR(UseNamespaceDirectory(uuid, registered, out));
+  }
   (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
   return Status::Ok();
 }
 
+Status AgentIsolation::UseNamespaceDirectory(const std::string& gpu_uuid,
+                                             const Partition& partition,
+                                             v1beta1::ContainerAllocateResponse& out) const {
+  const std::string directory = MpsDaemonSupervisor::PipeDirectory(options_.mps_root, gpu_uuid) +
+                                "/" + manager_->MpsServerFor(gpu_uuid) + "/" +
+                                partition.mps_namespace;
+  // The runtime bind-mounts it before the createContainer hook has the namespace created, so it
+  // must exist now; the namespace's control socket appears in it at the hook.
+  std::error_code ec;
+  std::filesystem::create_directories(directory, ec);
+  if (ec) {
+    return Unavailable("cannot create the MPS v3 namespace directory " + directory + ": " +
+                       ec.message());
+  }
+  bool mounted = false;
+  for (v1beta1::Mount& mount : *out.mutable_mounts()) {
+    if (mount.container_path() == names::kMpsContainerPipeDirectory) {
+      mount.set_host_path(directory);
+      mounted = true;
+    }
+  }
+  if (!mounted) {
+    v1beta1::Mount* mount = out.add_mounts();
+    mount->set_host_path(directory);
+    mount->set_container_path(std::string(names::kMpsContainerPipeDirectory));
+  }
+  auto& envs = *out.mutable_envs();
+  envs[std::string(names::kMpsPipeDirectoryEnv)] = std::string(names::kMpsContainerPipeDirectory);
+  envs.erase(std::string(names::kMpsActiveThreadPercentageEnv));
+  envs.erase(std::string(names::kMpsPinnedDeviceMemLimitEnv));
+  return Status::Ok();
+}
+
+Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
+                                          const std::vector<std::string>& ids,
+                                          v1beta1::ContainerAllocateResponse& out) {
+  if (options_.allocations_dir.empty()) return Status::Ok();
+  std::set<std::string> uuids;
+  for (const std::string& id : ids) {
+    for (const AdvertisedDevice& d : resource.devices) {
+      if (d.id == id) uuids.insert(d.device_uuid);
+    }
+  }
+  if (uuids.size() != 1) return Status::Ok();  // several GPUs: shim tier (one token, one GPU)
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const GpuIsolation* iso = node_.Find(*uuids.begin());
+    if (iso == nullptr || !iso->memory_partitions) return Status::Ok();
+  }
+  // The hand-off's file for these slots (AllocationHandoff::PrepareAllocation); a previous
+  // holder's is removed so that its limits cannot be taken for this container's.
+  const std::string file =
+      options_.allocations_dir + "/" + AllocationHandoff::KeyFor(ids) + "/limits/limits";
+  std::error_code ec;
+  std::filesystem::remove(file, ec);
+  Partition partition;
+  partition.gpu_uuid = *uuids.begin();
+  partition.awaiting_limits_from = file;
+  GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
+  (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
+  return Status::Ok();
+}
+
+void AgentIsolation::TakeFractionalLimits() {
+  for (const auto& [token, file] : manager_->AwaitingLimits()) {
+    std::error_code ec;
+    const std::string refused = std::filesystem::path(file).parent_path() / "refused";
+    if (std::filesystem::exists(refused, ec)) {
+      // No valid assignment: the container starts, its shim refuses GPU allocations (as today).
+      spdlog::warn("fractional container of {} was refused by the hand-off; no driver limit", file);
+      (void)manager_->ForgoPartitionLimits(token);
+      continue;
+    }
+    if (!std::filesystem::exists(file, ec)) continue;
+    Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(file);
+    if (!limits.ok() || limits->device_count < 1 || limits->devices[0].memory_bytes == 0) continue;
+    const shim::DeviceLimit& device = limits->devices[0];
+    // The hand-off's limit is the pod's gpuslice.io/gpu-memory: hard = soft = it.
+    std::string gpu(device.uuid);
+    if (gpu.empty()) gpu = manager_->PartitionFor(token).value_or(Partition{}).gpu_uuid;
+    if (Status s =
+            manager_->SetPartitionLimits(token, gpu, device.memory_bytes, device.memory_bytes);
+        !s.ok()) {
+      spdlog::warn("fractional container limits from {}: {}", file, s.message());
+    }
+  }
+}
+
+void AgentIsolation::UseV3ForLocked() {
+  if (mps_ == nullptr) return;
+  std::set<std::string> v3;
+  for (const GpuIsolation& gpu : node_.gpus) {
+    if (gpu.mps_v3 && manager_ != nullptr) v3.insert(gpu.uuid);
+  }
+  mps_->UseV3For(v3);
+}
+
+std::vector<std::string> AgentIsolation::MpsV3Servers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> servers;
+  if (manager_ == nullptr) return servers;
+  for (const GpuIsolation& gpu : node_.gpus) {
+    if (gpu.mps_v3) servers.push_back(manager_->MpsServerFor(gpu.uuid));
+  }
+  return servers;
+}
+
 void AgentIsolation::RunOnce() {
   if (manager_ == nullptr) return;
-  manager_->ProcessRequests();
-  manager_->ReapEnded();
+  // A container bound or ended: its usage entry is written now, not at the next interval.
+  TakeFractionalLimits();
+  const bool bound_or_ended = manager_->ProcessRequests() + manager_->ReapEnded() > 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (!bound_or_ended && now - last_reconcile_ < options_.namespace_reconcile_interval) return;
+  last_reconcile_ = now;
+  if (mps_ != nullptr) {
+    if (const int changed = manager_->ReconcileNamespaces(MpsV3Servers()); changed > 0) {
+      spdlog::info("MPS v3: {} namespaces re-created or removed to match the containers", changed);
+    }
+  }
+  // The limits and current use for metrics: <directory>/usage.json, replaced atomically.
+  const std::string path = options_.directory + "/usage.json";
+  if (Status s = WriteFileAtomically(path, IsolationManager::UsageJson(manager_->Usage()));
+      !s.ok()) {
+    spdlog::warn("cannot write {}: {}", path, s.message());
+  }
 }
 
 }  // namespace gpuslice

@@ -8,6 +8,7 @@
 // one call.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,12 +31,26 @@ struct AgentIsolationOptions {
   // The CDI spec carries the createContainer hook (--hook-path given). Without it no container
   // could bind a partition, so none is registered and the shim tier stays the enforcer.
   bool hook_installed = false;
+  // Host directory of the per-device MPS pipe directories (NodeAgentOptions::mps_root): under
+  // MPS v3 a container gets only <pipe>/<server>/<namespace> mounted.
+  std::string mps_root = "/run/nvidia/mps";
+  // How often the loop reconciles MPS v3 namespaces with the daemons (`namespace list`) and
+  // writes <directory>/usage.json (every bound container's limits and current use, for
+  // metrics); 0 = every turn.
+  std::chrono::milliseconds namespace_reconcile_interval{5000};
+  // The allocation hand-off's --allocations-dir: fractional containers on a capable GPU get a
+  // driver limit (hard = soft = their gpuslice.io/gpu-memory assignment) once the hand-off has
+  // written their limits file there. "" = fractional containers stay on the shim tier.
+  std::string allocations_dir;
 };
 
 class AgentIsolation {
  public:
   // `limits`, `mps` may be null (no driver memory limits / no MPS v3 control); must outlive this.
   AgentIsolation(AgentIsolationOptions options, MemoryLimitDriver* limits, MpsV3Control* mps);
+  ~AgentIsolation();  // the MPS v3 control no longer asks this manager for namespaces
+  AgentIsolation(const AgentIsolation&) = delete;
+  AgentIsolation& operator=(const AgentIsolation&) = delete;
 
   // Re-detects the tier for the node's GPUs; on the first call also restores persisted bindings.
   Status Update(const DriverInfo& driver, const std::vector<GpuInfo>& gpus);
@@ -51,8 +66,10 @@ class AgentIsolation {
   Status Decorate(const AdvertisedResource& resource, const std::vector<GpuInfo>& gpus,
                   const std::vector<std::string>& ids, v1beta1::ContainerAllocateResponse& out);
 
-  // One turn of the agent loop: hook requests, ended containers.
+  // One turn of the agent loop: hook requests, ended containers, MPS v3 namespaces.
   void RunOnce();
+  // The MPS v3 servers of the node's v3 GPUs.
+  std::vector<std::string> MpsV3Servers() const;
 
   IsolationManager* manager() { return manager_.get(); }
   std::string spool_dir() const { return options_.directory + "/spool"; }
@@ -64,6 +81,19 @@ class AgentIsolation {
   mutable std::mutex mu_;  // node_: written by the loop, read by Allocate threads
   NodeIsolation node_;
   std::unique_ptr<IsolationManager> manager_;
+  std::chrono::steady_clock::time_point last_reconcile_{};
+
+  void UseV3ForLocked();  // tells mps_ which GPUs get a v3 server; under mu_
+  // Fractional (gpuslice.io/gpu) containers: a partition awaiting the hand-off's limits file.
+  Status DecorateFractional(const AdvertisedResource& resource, const std::vector<std::string>& ids,
+                            v1beta1::ContainerAllocateResponse& out);
+  // Gives awaiting partitions the limits their files now hold.
+  void TakeFractionalLimits();
+
+  // Under MPS v3: the container's pipe mount becomes its namespace's directory, and NVIDIA's
+  // per-process limit variables are dropped (the namespace holds the container's limits).
+  Status UseNamespaceDirectory(const std::string& gpu_uuid, const Partition& partition,
+                               v1beta1::ContainerAllocateResponse& out) const;
 };
 
 }  // namespace gpuslice

@@ -18,6 +18,7 @@
 #include "backends/mps_control.h"
 #include "backends/nvml_memory_limits.h"
 #include "backends/simulated_memory_limits.h"
+#include "isolation/mps_v3_process.h"
 #include "isolation/oci_hook.h"
 #include "node_agent/cluster_side.h"
 #include "node_agent/no_gpu_backend.h"
@@ -167,6 +168,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--mps-control-command", mps_command,
                  "MPS control daemon command (default: nvidia-cuda-mps-control -f)");
+  std::string mps_v3_command;
+  app.add_option("--mps-v3-control-command", mps_v3_command,
+                 "MPS v3 control binary for one server per GPU and one namespace per container "
+                 "on r615+ nodes (docs/isolation.md; default: nvidia-cuda-mps-control with the "
+                 "nvml backend, none on simulated nodes; 'off': MPS v2 only)");
   app.add_option("--mig-minors-file", options.mig_minors_file,
                  "MIG capability minors (for passDeviceSpecs and CDI)")
       ->capture_default_str();
@@ -346,7 +352,24 @@ int main(int argc, char** argv) {
   } else {
     config_source = std::make_unique<gpuslice::SingleFileConfigSource>(options.config_path);
   }
-  gpuslice::NodeAgent agent(options, **backend, mps_control, std::move(config_source));
+  // Fractional containers on capable GPUs get a driver limit from the hand-off's limits files.
+  if (!cluster.node_name.empty()) options.isolation.allocations_dir = cluster.handoff.host_root;
+  // MPS v3 (docs/isolation.md): its daemons replace the v2 ones on the GPUs the agent finds
+  // capable; the others still get `mps_control`'s.
+  std::vector<std::string> v3_command;
+  if (mps_v3_command.empty() && backend_spec == "nvml") {
+    v3_command = gpuslice::ProcessMpsV3::NvidiaCommand();
+  } else if (mps_v3_command != "off") {
+    std::istringstream words(mps_v3_command);
+    for (std::string w; words >> w;) v3_command.push_back(w);
+  }
+  std::unique_ptr<gpuslice::ProcessMpsV3> mps_v3;
+  if (!v3_command.empty() && isolation_mode == "auto") {
+    mps_v3 = std::make_unique<gpuslice::ProcessMpsV3>(v3_command, mps_control);
+  }
+  gpuslice::MpsControl& daemons =
+      mps_v3 != nullptr ? static_cast<gpuslice::MpsControl&>(*mps_v3) : mps_control;
+  gpuslice::NodeAgent agent(options, **backend, daemons, std::move(config_source));
   // Driver memory limits: the simulated driver's on a simulated node; NVML's
   // nvmlDeviceSetMemoryLimits_v1 where the driver library has it (r615+).
   std::unique_ptr<gpuslice::MemoryLimitDriver> memory_limits;
@@ -361,7 +384,7 @@ int main(int argc, char** argv) {
       spdlog::info("driver memory limits unavailable: {}", nvml_limits.status().message());
     }
   }
-  agent.SetIsolationDrivers(memory_limits.get(), nullptr);
+  agent.SetIsolationDrivers(memory_limits.get(), mps_v3.get());
   if (cluster_side != nullptr) cluster_side->Attach(agent);
   if (gpuslice::Status s = agent.Start(); !s.ok()) {
     spdlog::critical("cannot start: {}", s.message());

@@ -47,7 +47,9 @@ NodeAgent::NodeAgent(NodeAgentOptions options, GpuBackend& backend, MpsControl& 
       config_source_(std::move(config_source)),
       started_unix_(std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
-                        .count()) {}
+                        .count()) {
+  options_.isolation.mps_root = options_.mps_root;  // MPS v3 namespace directories
+}
 
 NodeAgent::~NodeAgent() { Stop(); }
 

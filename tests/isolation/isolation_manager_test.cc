@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "backends/sim_dmem_tree.h"
@@ -213,6 +214,71 @@ TEST_F(IsolationTest, AgentRestartKeepsLiveContainersAndCleansEndedOnes) {
   EXPECT_EQ(Limits(kGpu0, tree_.cgroup_mount() + "/kubepods/pod3/ctr3").hard_limit_bytes, 2 * kGi);
 }
 
+TEST_F(IsolationTest, UsageReadsBackEachContainersLimitAndCurrentUse) {
+  IsolationManager manager(Options(), &driver_, &mps_);
+  auto t1 = manager.RegisterPartition({kGpu0, 4 * kGi, 2 * kGi});
+  auto t2 = manager.RegisterPartition({kGpu0, 8 * kGi, 8 * kGi, true, 50, 0});
+  ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/pod1/ctr1", a_.pid, *t1).ok());
+  ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/pod2/ctr2", b_.pid, *t2).ok());
+  const std::string cgroup1 = tree_.cgroup_mount() + "/kubepods/pod1/ctr1";
+  ASSERT_TRUE(simdmem::Charge(cgroup1, kGpu0, a_.pid, 300LL << 20));
+  std::vector<ContainerUsage> usage = manager.Usage();
+  ASSERT_EQ(usage.size(), 2u);
+  EXPECT_EQ(usage[0].container_id, "ctr1");
+  EXPECT_EQ(usage[0].hard_limit_bytes, 4 * kGi);
+  EXPECT_EQ(usage[0].soft_limit_bytes, 2 * kGi);
+  EXPECT_EQ(usage[0].current_used_bytes, 300ULL << 20);
+  EXPECT_EQ(usage[0].mps_namespace, "");
+  EXPECT_EQ(usage[1].current_used_bytes, 0u);
+  EXPECT_EQ(usage[1].mps_namespace, manager.Bindings()[1].mps_namespace);
+  EXPECT_TRUE(usage[1].error.empty()) << usage[1].error;
+  const nlohmann::json json = nlohmann::json::parse(IsolationManager::UsageJson(usage));
+  EXPECT_EQ(json["containers"][0]["currentUsedBytes"], 300ULL << 20);
+  EXPECT_EQ(json["containers"][1]["hardLimitBytes"], 8 * kGi);
+  // A limit the driver lost shows as what the driver says, not what gpuslice asked for.
+  ASSERT_TRUE(driver_.ClearMemoryLimits(kGpu0, cgroup1).ok());
+  EXPECT_EQ(manager.Usage()[0].hard_limit_bytes, kNoHardLimit);
+}
+
+TEST_F(IsolationTest, FractionalContainerWaitsForItsLimitsThenBinds) {
+  IsolationManager manager(Options(), &driver_, nullptr);
+  Partition awaiting{kGpu0, 0, 0};
+  awaiting.awaiting_limits_from = tree_.root() + "/alloc/key/limits/limits";
+  auto token = manager.RegisterPartition(awaiting);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(manager.AwaitingLimits().at(*token), awaiting.awaiting_limits_from);
+  tree_.AddCgroup("/kubepods/pod1/ctr1", {a_.pid});
+  const std::string bundle =
+      tree_.AddBundle("ctr1", {std::string(names::kIsolationTokenEnv) + "=" + *token});
+  Status hook_status;
+  std::atomic<bool> done{false};
+  std::thread hook([&] {
+    hook_status = RunCreateContainerHook(Hook(), FakeCgroupTree::State("ctr1", a_.pid, bundle));
+    done = true;
+  });
+  // The request waits in the spool while the limits are unknown: the container does not start.
+  while (!std::filesystem::exists(SpoolRequestPath(tree_.spool(), "ctr1"))) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(manager.ProcessRequests(), 0);
+  EXPECT_FALSE(done);
+  EXPECT_EQ(
+      manager.Bind("ctr1", a_.pid, tree_.cgroup_mount() + "/kubepods/pod1/ctr1", *token).code(),
+      ErrorCode::kUnavailable);
+  EXPECT_FALSE(manager.SetPartitionLimits(*token, kGpu0, 0, 0).ok());
+  EXPECT_FALSE(manager.SetPartitionLimits(*token, kGpu0, kGi, 2 * kGi).ok());
+  EXPECT_EQ(manager.SetPartitionLimits("nope", kGpu0, kGi, kGi).code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(manager.SetPartitionLimits(*token, kGpu1, 3 * kGi, 3 * kGi).ok());
+  EXPECT_TRUE(manager.AwaitingLimits().empty());
+  while (!done) {
+    manager.ProcessRequests();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  hook.join();
+  EXPECT_TRUE(hook_status.ok()) << hook_status.ToString();
+  EXPECT_EQ(Limits(kGpu1, tree_.cgroup_mount() + "/kubepods/pod1/ctr1").hard_limit_bytes, 3 * kGi);
+}
+
 TEST_F(IsolationTest, ContainerWhoseProcessesMovedToChildCgroupsStaysBound) {
   IsolationManager manager(Options(), &driver_, nullptr);
   auto token = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi});
@@ -292,9 +358,9 @@ TEST_F(IsolationTest, CorruptStateFileIsAClearError) {
 }
 
 TEST_F(IsolationTest, StateFileWithFieldsOfTheWrongTypeIsAClearErrorNotACrash) {
-  for (const char* text : {R"({"version":"1"})",
-                           R"({"version":1,"containers":[{"id":7,"pid":"x"}]})",
-                           R"({"version":1,"pending":{"t":{"hard":"lots"}}})"}) {
+  for (const char* text :
+       {R"({"version":"1"})", R"({"version":1,"containers":[{"id":7,"pid":"x"}]})",
+        R"({"version":1,"pending":{"t":{"hard":"lots"}}})"}) {
     std::ofstream(tree_.state_file()) << text;
     IsolationManager manager(Options(), &driver_, nullptr);
     Status status = manager.Restore();

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +44,27 @@ sharing:
         replicas: 4
 )";
 
+constexpr char kMps4[] = R"(version: v1
+sharing:
+  mps:
+    resources:
+      - name: nvidia.com/gpu
+        replicas: 4
+)";
+
+// Where the fake MPS v3 daemon routes a CUDA client whose pipe directory is `dir` (what the
+// container sees at /tmp/nvidia-mps); "" when nothing listens there.
+std::string RoutedFrom(const std::string& dir) {
+  const std::string command = "CUDA_MPS_PIPE_DIRECTORY='" + dir + "' '" +
+                              GPUSLICE_FAKE_MPS_V3_CONTROL + "' --client-hello 2>/dev/null";
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buf[512];
+  while (pipe != nullptr && fgets(buf, sizeof(buf), pipe) != nullptr) out += buf;
+  if (pipe != nullptr) pclose(pipe);
+  return out;
+}
+
 class IsolationIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -51,34 +73,38 @@ class IsolationIntegrationTest : public ::testing::Test {
   }
   void TearDown() override {
     if (agent_ != nullptr && HasFailure()) std::cerr << "---- agent log ----\n" << agent_->Log();
+    // SIGTERM, not the destructor's SIGKILL: the agent stops the MPS daemons it started.
+    if (agent_ != nullptr) agent_->Terminate(10s);
   }
-  void StartAgent(const std::string& driver_version) {
+  void StartAgent(const std::string& driver_version, const char* config = kTimeSlicing4,
+                  const std::vector<std::string>& extra_args = {}) {
     std::ofstream(dir_ / "node.yaml") << Node(driver_version);
-    ASSERT_TRUE(WriteFileAtomically(dir_ / "config.yaml", kTimeSlicing4).ok());
-    agent_ = std::make_unique<AgentProcess>(std::vector<std::string>{GPUSLICE_NODE_AGENT,
-                                                                     "--backend",
-                                                                     "sim:" + (dir_ / "node.yaml"),
-                                                                     "--config",
-                                                                     dir_ / "config.yaml",
-                                                                     "--device-plugin-dir",
-                                                                     dir_ / "dp",
-                                                                     "--features-file",
-                                                                     dir_ / "features",
-                                                                     "--cdi-dir",
-                                                                     dir_ / "cdi",
-                                                                     "--mps-root",
-                                                                     dir_ / "mps",
-                                                                     "--mig-minors-file",
-                                                                     dir_ / "none",
-                                                                     "--memory-watchdog",
-                                                                     "off",
-                                                                     "--isolation-dir",
-                                                                     dir_ / "iso",
-                                                                     "--cgroup-mount",
-                                                                     tree_.cgroup_mount(),
-                                                                     "--hook-path",
-                                                                     GPUSLICE_NODE_AGENT},
-                                            dir_ / "agent.log");
+    ASSERT_TRUE(WriteFileAtomically(dir_ / "config.yaml", config).ok());
+    std::vector<std::string> args{GPUSLICE_NODE_AGENT,
+                                  "--backend",
+                                  "sim:" + (dir_ / "node.yaml"),
+                                  "--config",
+                                  dir_ / "config.yaml",
+                                  "--device-plugin-dir",
+                                  dir_ / "dp",
+                                  "--features-file",
+                                  dir_ / "features",
+                                  "--cdi-dir",
+                                  dir_ / "cdi",
+                                  "--mps-root",
+                                  dir_ / "mps",
+                                  "--mig-minors-file",
+                                  dir_ / "none",
+                                  "--memory-watchdog",
+                                  "off",
+                                  "--isolation-dir",
+                                  dir_ / "iso",
+                                  "--cgroup-mount",
+                                  tree_.cgroup_mount(),
+                                  "--hook-path",
+                                  GPUSLICE_NODE_AGENT};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    agent_ = std::make_unique<AgentProcess>(args, dir_ / "agent.log");
     ASSERT_TRUE(agent_->started());
     ++registrations_;
     ASSERT_TRUE(kubelet_->WaitForRegistration("nvidia.com/gpu", registrations_, 10s));
@@ -170,6 +196,89 @@ TEST_F(IsolationIntegrationTest, CapableNodeLimitsEachContainerThroughTheHookAnd
   // And a container that ends while the agent runs is cleared by the loop.
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
   EXPECT_TRUE(WaitFor([&] { return !Limits(gpu0, "/kubepods/p1/ctr1").set(); }));
+}
+
+TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcrossRestart) {
+  const std::vector<std::string> v3 = {"--mps-v3-control-command", GPUSLICE_FAKE_MPS_V3_CONTROL};
+  StartAgent("615.20.03", kMps4, v3);
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/mps=v3"), std::string::npos) << Features();
+  const std::string token_env(names::kIsolationTokenEnv);
+  auto client = kubelet_->Connect("nvidia.com/gpu");
+  client->StartWatching();
+  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
+  std::vector<std::string> ids;
+  const v1beta1::ListAndWatchResponse list = client->latest();
+  for (const auto& d : list.devices()) ids.push_back(d.id());
+  std::sort(ids.begin(), ids.end());
+  const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  // MPS replicas are one per container (failRequestsGreaterThanOne, as NVIDIA's plugin).
+  auto one = Allocate({ids[0]});
+  auto two = Allocate({ids[1]});
+  ASSERT_EQ(one.envs().count(token_env), 1u);
+  ASSERT_EQ(two.envs().count(token_env), 1u);
+  // Each container has only its namespace's directory as its MPS pipe directory, and none of
+  // NVIDIA's per-process limit variables (the namespace holds the container's limits).
+  ASSERT_EQ(one.mounts_size(), 1);
+  ASSERT_EQ(two.mounts_size(), 1);
+  const std::string dir1 = one.mounts(0).host_path(), dir2 = two.mounts(0).host_path();
+  const std::string pipe = dir_ / ("mps/" + gpu0 + "/pipe");
+  EXPECT_EQ(one.mounts(0).container_path(), "/tmp/nvidia-mps");
+  EXPECT_EQ(std::filesystem::path(dir1).parent_path().parent_path().string(), pipe);
+  EXPECT_NE(dir1, dir2);
+  EXPECT_EQ(one.envs().count(std::string(names::kMpsPinnedDeviceMemLimitEnv)), 0u);
+  EXPECT_EQ(one.envs().count(std::string(names::kMpsActiveThreadPercentageEnv)), 0u);
+  EXPECT_EQ(RoutedFrom(dir1), "");  // no namespace before the container is created
+
+  EXPECT_EQ(RunHook("ctr1", 4201, "/kubepods/p1/ctr1", {{token_env, one.envs().at(token_env)}}), 0);
+  EXPECT_EQ(RunHook("ctr2", 4202, "/kubepods/p2/ctr2", {{token_env, two.envs().at(token_env)}}), 0);
+  // Each container's processes reach only its own namespace, with a quarter of the GPU.
+  const std::string ns1 = std::filesystem::path(dir1).filename().string();
+  const std::string ns2 = std::filesystem::path(dir2).filename().string();
+  EXPECT_EQ(RoutedFrom(dir1),
+            "server=" + std::filesystem::path(dir1).parent_path().filename().string() +
+                " namespace=" + ns1 +
+                " pinned_memory_limit=10G active_thread_percentage=25 "
+                "client_priority=0\n");
+  EXPECT_NE(RoutedFrom(dir2).find("namespace=" + ns2 + " pinned_memory_limit=10G"),
+            std::string::npos)
+      << RoutedFrom(dir2);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p2/ctr2").hard_limit_bytes, 10 * kGi);
+  // The limits and current use for metrics.
+  EXPECT_TRUE(WaitFor([&] {
+    return ReadFileOrEmpty(dir_ / "iso/usage.json").find("\"id\": \"ctr2\"") != std::string::npos;
+  })) << ReadFileOrEmpty(dir_ / "iso/usage.json");
+
+  // Restart (the daemons stop with the agent): ctr2 ends meanwhile; ctr1's namespace is back.
+  ASSERT_EQ(agent_->Terminate(10s), 0);
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p2/ctr2", {});
+  StartAgent("615.20.03", kMps4, v3);
+  EXPECT_TRUE(WaitFor([&] { return !RoutedFrom(dir1).empty(); }));
+  EXPECT_NE(RoutedFrom(dir1).find("active_thread_percentage=25"), std::string::npos);
+  EXPECT_EQ(RoutedFrom(dir2), "");
+  EXPECT_FALSE(Limits(gpu0, "/kubepods/p2/ctr2").set());
+  // A container that ends while the agent runs loses its namespace and limit.
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
+  EXPECT_TRUE(WaitFor([&] { return RoutedFrom(dir1).empty(); }));
+  EXPECT_FALSE(Limits(gpu0, "/kubepods/p1/ctr1").set());
+}
+
+TEST_F(IsolationIntegrationTest, MpsOnAnOldDriverKeepsNvidiasPerProcessLimits) {
+  StartAgent("550.54.15", kMps4, {"--mps-v3-control-command", GPUSLICE_FAKE_MPS_V3_CONTROL});
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/mps=v2"), std::string::npos) << Features();
+  EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos);
+  auto client = kubelet_->Connect("nvidia.com/gpu");
+  client->StartWatching();
+  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
+  const v1beta1::ListAndWatchResponse list = client->latest();
+  const std::string id = list.devices(0).id();
+  auto response = Allocate({id});
+  EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
+  EXPECT_EQ(response.envs().count(std::string(names::kMpsPinnedDeviceMemLimitEnv)), 1u);
+  ASSERT_EQ(response.mounts_size(), 1);
+  EXPECT_EQ(std::filesystem::path(response.mounts(0).host_path()).filename(), "pipe");
 }
 
 TEST_F(IsolationIntegrationTest, IncapableNodeFallsBackToShimAndLabelsItself) {

@@ -1,0 +1,239 @@
+#include "isolation/mps_v3_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+extern char** environ;
+
+namespace gpuslice {
+namespace {
+
+struct Output {
+  int exit_status = -1;  // -1: killed (timeout) or not started
+  std::string out, err;
+};
+
+void ReadInto(int fd, std::string& into) {
+  char buf[4096];
+  const ssize_t n = read(fd, buf, sizeof(buf));
+  if (n > 0) into.append(buf, static_cast<std::size_t>(n));
+}
+
+// Runs argv with CUDA_MPS_PIPE_DIRECTORY=`pipe`, collecting stdout and stderr until it exits or
+// `timeout` passes (then it is killed).
+Result<Output> RunCaptured(std::vector<std::string> argv, const std::string& pipe,
+                           std::chrono::milliseconds timeout) {
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).starts_with("CUDA_MPS_PIPE_DIRECTORY=")) continue;
+    env_storage.emplace_back(*e);
+  }
+  env_storage.push_back("CUDA_MPS_PIPE_DIRECTORY=" + pipe);
+  std::vector<char*> envp, args;
+  for (std::string& s : env_storage) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  for (std::string& s : argv) args.push_back(s.data());
+  args.push_back(nullptr);
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return Unavailable("pipe: " + std::string(strerror(errno)));
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return Unavailable("pipe: " + std::string(strerror(errno)));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  Output output;
+  if (rc == 0) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0 && std::chrono::steady_clock::now() < deadline) {
+      if (poll(fds, 2, 50) <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+        const std::size_t before = (i == 0 ? output.out : output.err).size();
+        ReadInto(fds[i].fd, i == 0 ? output.out : output.err);
+        if ((i == 0 ? output.out : output.err).size() == before) {  // EOF
+          fds[i].fd = -1;
+          --open_fds;
+        }
+      }
+    }
+    if (open_fds > 0) kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (open_fds == 0 && WIFEXITED(status)) output.exit_status = WEXITSTATUS(status);
+  }
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  if (rc != 0) {
+    return Unavailable("cannot run MPS control command \"" + argv[0] + "\": " + strerror(rc));
+  }
+  return output;
+}
+
+bool IsSocket(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_socket(path, ec);
+}
+
+}  // namespace
+
+ProcessMpsV3::ProcessMpsV3(std::vector<std::string> command, MpsControl& v2)
+    : command_(std::move(command)), v2_(v2) {}
+
+ProcessMpsV3::~ProcessMpsV3() {
+  std::lock_guard lock(mu_);
+  for (auto& [uuid, daemon] : daemons_) (void)daemon.process->Stop(uuid);
+}
+
+std::string ProcessMpsV3::ConfigPath(const MpsDaemonSpec& spec) {
+  return (std::filesystem::path(spec.pipe_directory).parent_path() / "mps-v3.toml").string();
+}
+
+void ProcessMpsV3::UseV3For(const std::set<std::string>& gpu_uuids) {
+  std::lock_guard lock(mu_);
+  v3_devices_ = gpu_uuids;
+}
+
+void ProcessMpsV3::SetNamespaceSource(NamespaceSource source) {
+  std::lock_guard lock(mu_);
+  source_ = std::move(source);
+}
+
+bool ProcessMpsV3::IsV3(const std::string& device_uuid) {
+  std::lock_guard lock(mu_);
+  return v3_devices_.count(device_uuid) > 0 || daemons_.count(device_uuid) > 0;
+}
+
+Status ProcessMpsV3::Start(const MpsDaemonSpec& spec) {
+  if (!IsV3(spec.device_uuid)) return v2_.Start(spec);
+  if (command_.empty()) return InvalidArgument("MPS v3 control command is empty");
+  const std::string server = DefaultMpsV3ServerName(spec.device_uuid);
+  NamespaceSource source;
+  {
+    std::lock_guard lock(mu_);
+    source = source_;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(spec.pipe_directory, ec);
+  const std::string config = ConfigPath(spec);
+  {
+    std::ofstream out(config, std::ios::trunc);
+    out << RenderMpsV3Toml({{server, spec.device_uuid}},
+                           source ? source(server) : std::vector<MpsV3Namespace>{});
+    if (!out) return Unavailable("cannot write the MPS v3 configuration " + config);
+  }
+  // A socket left by a daemon that was killed would look like a ready daemon.
+  std::filesystem::remove(spec.pipe_directory + "/control", ec);
+  std::vector<std::string> argv = command_;
+  argv.insert(argv.end(), {"-f", "-p", "3", "-a", config});
+  auto process = std::make_unique<ProcessMpsControl>(argv);
+  GPUSLICE_RETURN_IF_ERROR(process->Start(spec));
+  // Ready when its control socket exists; a configuration error makes it exit instead.
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (!IsSocket(spec.pipe_directory + "/control")) {
+    if (!process->IsRunning(spec.device_uuid)) {
+      return Unavailable("MPS v3 control daemon for " + spec.device_uuid +
+                         " exited at start; see its log in " + spec.log_directory +
+                         " and the configuration " + config);
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      (void)process->Stop(spec.device_uuid);
+      return Unavailable("MPS v3 control daemon for " + spec.device_uuid +
+                         " did not create its control socket in " + spec.pipe_directory);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::lock_guard lock(mu_);
+  daemons_[spec.device_uuid] = Daemon{spec, server, std::move(process)};
+  return Status::Ok();
+}
+
+Status ProcessMpsV3::Stop(const std::string& device_uuid) {
+  std::unique_ptr<ProcessMpsControl> process;
+  {
+    std::lock_guard lock(mu_);
+    auto it = daemons_.find(device_uuid);
+    if (it == daemons_.end()) return v2_.Stop(device_uuid);
+    process = std::move(it->second.process);
+    daemons_.erase(it);
+  }
+  return process->Stop(device_uuid);
+}
+
+bool ProcessMpsV3::IsRunning(const std::string& device_uuid) {
+  std::lock_guard lock(mu_);
+  auto it = daemons_.find(device_uuid);
+  if (it == daemons_.end())
+    return v3_devices_.count(device_uuid) == 0 && v2_.IsRunning(device_uuid);
+  return it->second.process->IsRunning(device_uuid);
+}
+
+pid_t ProcessMpsV3::ChildPid(const std::string& device_uuid) {
+  std::lock_guard lock(mu_);
+  auto it = daemons_.find(device_uuid);
+  return it == daemons_.end() ? -1 : it->second.process->ChildPid(device_uuid);
+}
+
+Result<std::string> ProcessMpsV3::Run(const std::string& server,
+                                      const std::vector<std::string>& args) {
+  std::string pipe;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [uuid, daemon] : daemons_) {
+      if (daemon.server == server) pipe = daemon.spec.pipe_directory;
+    }
+  }
+  if (pipe.empty()) return Unavailable("no MPS v3 server named " + server + " is running");
+  std::vector<std::string> argv = command_;
+  argv.insert(argv.end(), args.begin(), args.end());
+  GPUSLICE_ASSIGN_OR_RETURN(Output output, RunCaptured(argv, pipe, timeout_));
+  if (output.exit_status != 0) {
+    std::string line;
+    for (const std::string& a : args) line += " " + a;
+    return Unavailable("`" + command_[0] + line + "` failed (" +
+                       (output.exit_status < 0 ? std::string("timed out")
+                                               : "exit " + std::to_string(output.exit_status)) +
+                       "): " + output.err + output.out);
+  }
+  return output.out;
+}
+
+Status ProcessMpsV3::CreateNamespace(const MpsV3Namespace& ns) {
+  GPUSLICE_RETURN_IF_ERROR(ValidateMpsV3Name(ns.name));
+  return Run(ns.server, MpsV3CreateArgs(ns)).status();
+}
+
+Status ProcessMpsV3::DeleteNamespace(const std::string& server, const std::string& name) {
+  GPUSLICE_ASSIGN_OR_RETURN(auto existing, ListNamespaces(server));
+  for (const MpsV3Namespace& ns : existing) {
+    if (ns.name == name) return Run(server, MpsV3DeleteArgs(server, name)).status();
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<MpsV3Namespace>> ProcessMpsV3::ListNamespaces(const std::string& server) {
+  GPUSLICE_ASSIGN_OR_RETURN(std::string text, Run(server, MpsV3ListArgs(server)));
+  return ParseMpsV3NamespaceList(server, text);
+}
+
+}  // namespace gpuslice

@@ -1,0 +1,398 @@
+// MPS v3 through real processes: the process-backed control (ProcessMpsV3) against the fake v3
+// control daemon (tests/fakes/fake_mps_v3_control), the TOML file, routing of clients by the
+// socket directory they connect to, and the isolation manager's namespaces through the hook path
+// with the daemon and the manager restarting.
+#include "isolation/mps_v3_process.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "backends/simulated_memory_limits.h"
+#include "core/resource_names.h"
+#include "fake_cgroup_tree.h"
+#include "isolation/isolation_manager.h"
+#include "isolation/oci_hook.h"
+
+namespace gpuslice {
+namespace {
+
+using testing::FakeCgroupTree;
+
+constexpr std::uint64_t kGi = 1ULL << 30;
+const std::string kGpu0 = "GPU-11111111-2222-3333-4444-555555555555";
+const std::string kGpu1 = "GPU-66666666-7777-8888-9999-000000000000";
+const std::string kServer0 = "gpu-11111111";
+
+// The v2 daemons' control: never used for GPUs given to UseV3For.
+class NoV2 final : public MpsControl {
+ public:
+  Status Start(const MpsDaemonSpec&) override { return Unavailable("v2 used"); }
+  Status Stop(const std::string&) override { return Status::Ok(); }
+  bool IsRunning(const std::string&) override { return false; }
+};
+
+struct FakeRun {
+  int exit_status = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs the fake binary with CUDA_MPS_PIPE_DIRECTORY=`pipe` and `args`.
+FakeRun Fake(const std::string& pipe, const std::string& args) {
+  const std::string command = "CUDA_MPS_PIPE_DIRECTORY='" + pipe + "' '" +
+                              GPUSLICE_FAKE_MPS_V3_CONTROL + "' " + args + " 2>&1";
+  FakeRun run;
+  FILE* out = popen(command.c_str(), "r");
+  char buf[512];
+  while (out != nullptr && fgets(buf, sizeof(buf), out) != nullptr) run.output += buf;
+  const int status = out != nullptr ? pclose(out) : -1;
+  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+// A CUDA client in a container: its CUDA_MPS_PIPE_DIRECTORY is what the container has mounted
+// at /tmp/nvidia-mps. It connects, prints where it was routed, and stays until killed.
+struct Client {
+  explicit Client(const std::string& pipe) {
+    int fds[2];
+    EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
+    pid = fork();
+    if (pid == 0) {
+      dup2(fds[1], 1);
+      setenv("CUDA_MPS_PIPE_DIRECTORY", pipe.c_str(), 1);
+      execl(GPUSLICE_FAKE_MPS_V3_CONTROL, GPUSLICE_FAKE_MPS_V3_CONTROL, "--client-hello", "--hold",
+            nullptr);
+      _exit(127);
+    }
+    close(fds[1]);
+    char c = 0;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') routed += c;
+    close(fds[0]);
+  }
+  ~Client() {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  pid_t pid = -1;
+  std::string routed;
+};
+
+class MpsV3ProcessTest : public ::testing::Test {
+ protected:
+  MpsDaemonSpec Spec(const std::string& uuid) const {
+    return {uuid, tree_.root() + "/mps/" + uuid + "/pipe", tree_.root() + "/mps/" + uuid + "/log"};
+  }
+  std::string Pipe(const std::string& uuid = kGpu0) const { return Spec(uuid).pipe_directory; }
+
+  FakeCgroupTree tree_;
+  NoV2 v2_;
+};
+
+TEST_F(MpsV3ProcessTest, NamespaceCreatedListedRoutedAndDeletedThroughTheControlBinary) {
+  ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+  v3.UseV3For({kGpu0});
+  ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok());
+  EXPECT_TRUE(v3.IsRunning(kGpu0));
+  const MpsV3Namespace ns{kServer0, "ns-a", 6 * kGi, 25, 1};
+  ASSERT_TRUE(v3.CreateNamespace(ns).ok());
+  auto listed = v3.ListNamespaces(kServer0);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front(), ns);
+  // A client whose pipe directory is the namespace's directory lands in that namespace.
+  const std::string dir = MpsV3NamespaceDirectory(Pipe(), ns);
+  Client client(dir);
+  EXPECT_EQ(client.routed,
+            "server=gpu-11111111 namespace=ns-a pinned_memory_limit=6G "
+            "active_thread_percentage=25 client_priority=1");
+  // One on the server's own socket gets the default namespace.
+  Client other(Pipe() + "/" + kServer0);
+  EXPECT_NE(other.routed.find("namespace=default"), std::string::npos) << other.routed;
+  EXPECT_FALSE(v3.CreateNamespace(ns).ok());  // names are unique per server
+  EXPECT_FALSE(v3.CreateNamespace({kServer0, "default", kGi, 10, 0}).ok());
+  ASSERT_TRUE(v3.DeleteNamespace(kServer0, "ns-a").ok());
+  EXPECT_FALSE(std::filesystem::exists(dir + "/control"));
+  EXPECT_TRUE(v3.ListNamespaces(kServer0)->empty());
+  EXPECT_TRUE(v3.DeleteNamespace(kServer0, "ns-a").ok());  // absent: OK
+  EXPECT_FALSE(v3.ListNamespaces("gpu-nosuch").ok());
+  ASSERT_TRUE(v3.Stop(kGpu0).ok());
+  EXPECT_FALSE(std::filesystem::exists(Pipe() + "/control"));
+}
+
+TEST_F(MpsV3ProcessTest, DaemonStartsFromTheGeneratedTomlWithTheLiveNamespaces) {
+  ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+  v3.UseV3For({kGpu0});
+  v3.SetNamespaceSource([](const std::string& server) {
+    return std::vector<MpsV3Namespace>{{server, "ns-live", 512ULL << 20, 40, 0}};
+  });
+  ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok());
+  const std::string toml = ProcessMpsV3::ConfigPath(Spec(kGpu0));
+  std::ifstream in(toml);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("[servers.gpu-11111111.namespaces.ns-live]"), std::string::npos) << text;
+  auto listed = v3.ListNamespaces(kServer0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front(), (MpsV3Namespace{kServer0, "ns-live", 512ULL << 20, 40, 0}));
+  // A daemon that dies is restarted from the same file and has the namespace again.
+  kill(v3.ChildPid(kGpu0), SIGKILL);
+  for (int i = 0; i < 1000 && v3.IsRunning(kGpu0); ++i) usleep(1000);
+  ASSERT_FALSE(v3.IsRunning(kGpu0));
+  ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok());
+  EXPECT_EQ(v3.ListNamespaces(kServer0)->size(), 1u);
+}
+
+TEST_F(MpsV3ProcessTest, GpusNotGivenToV3KeepTheV2Daemon) {
+  ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+  v3.UseV3For({kGpu0});
+  Status s = v3.Start(Spec(kGpu1));
+  EXPECT_EQ(s.message(), "v2 used");
+}
+
+struct BadToml {
+  const char* name;
+  const char* text;
+  const char* message;
+};
+
+TEST_F(MpsV3ProcessTest, FakeDaemonRefusesWhatNvidiaDocumentsAsConfigurationErrors) {
+  const BadToml rows[] = {
+      {"no_schema_version", "[servers.s]\n", "schema_version"},
+      {"unknown_server_key", "schema_version = \"1.0\"\n[servers.s]\ncolour = \"red\"\n",
+       ":3: [servers.s]: unknown key 'colour'"},
+      {"uid_in_a_namespace",
+       "schema_version = \"1.0\"\n[servers.s]\n[servers.s.namespaces.n]\nuid = 1000\n",
+       ":4: [servers.s.namespaces.n]: unknown key 'uid'"},
+      {"locality_domains_not_boolean",
+       "schema_version = \"1.0\"\n[servers.s]\nlocality_domains = \"yes\"\n", ":3: locality"},
+      {"thread_percentage_over_100",
+       "schema_version = \"1.0\"\n[servers.s]\nactive_thread_percentage = \"101\"\n",
+       "outside 1..100"},
+      {"bad_memory_unit", "schema_version = \"1.0\"\n[servers.s]\npinned_memory_limit = \"4X\"\n",
+       "pinned_memory_limit '4X'"},
+  };
+  for (const BadToml& row : rows) {
+    const std::string file = tree_.root() + "/" + row.name + ".toml";
+    std::ofstream(file) << row.text;
+    FakeRun run = Fake(tree_.root() + "/pipe-bad", "-f -p 3 -a '" + file + "'");
+    EXPECT_EQ(run.exit_status, 1) << row.name;
+    EXPECT_NE(run.output.find(row.message), std::string::npos) << row.name << ": " << run.output;
+  }
+  // The documented example (servers, a namespace, SM partitions, features) is accepted.
+  const std::string good = tree_.root() + "/good.toml";
+  std::ofstream(good) << "schema_version = \"1.0\"\n[servers.training]\n"
+                         "allowed_devices = \"GPU-abcd\"\npinned_memory_limit = \"10G\"\n"
+                         "uid = 1000\nlocality_domains = false\n"
+                         "[servers.training.namespaces.high_priority]\n"
+                         "pinned_memory_limit = \"5G\"\nactive_thread_percentage = \"25\"\n"
+                         "[[servers.training.devices]]\nuuid = \"GPU-74d4\"\n"
+                         "  [[servers.training.devices.sm_partitions]]\n  name = \"large\"\n"
+                         "[features.memacct]\nenabled = true\n";
+  ASSERT_EQ(Fake(tree_.root() + "/pipe-good", "-d -p 3 -a '" + good + "'").exit_status, 0);
+  FakeRun list = Fake(tree_.root() + "/pipe-good", "namespace list --server=training");
+  EXPECT_EQ(list.output,
+            "name=high_priority pinned_memory_limit=5G active_thread_percentage=25 "
+            "client_priority=0\n");
+  FakeRun bad = Fake(tree_.root() + "/pipe-good",
+                     "namespace create --server=training --name=x "
+                     "--client-priority=7");
+  EXPECT_EQ(bad.exit_status, 2);
+  EXPECT_EQ(Fake(tree_.root() + "/pipe-good", "-q").exit_status, 0);
+}
+
+// ---- the manager with the process-backed control ---------------------------------------------
+
+class MpsV3ManagerTest : public MpsV3ProcessTest {
+ protected:
+  MpsV3ManagerTest() {
+    v3_.UseV3For({kGpu0, kGpu1});
+    a_ = Spawn();
+    b_ = Spawn();
+    c_ = Spawn();
+  }
+  ~MpsV3ManagerTest() override {
+    for (pid_t p : {a_, b_, c_}) {
+      kill(p, SIGKILL);
+      waitpid(p, nullptr, 0);
+    }
+  }
+  static pid_t Spawn() {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      pause();
+      _exit(0);
+    }
+    return pid;
+  }
+  IsolationManagerOptions Options() const {
+    IsolationManagerOptions o;
+    o.spool_dir = tree_.spool();
+    o.state_file = tree_.state_file();
+    return o;
+  }
+  Status StartContainer(IsolationManager& manager, const std::string& id, const std::string& path,
+                        long pid, const std::string& token) {
+    tree_.AddCgroup(path, {pid});
+    const std::string bundle =
+        tree_.AddBundle(id, {std::string(names::kIsolationTokenEnv) + "=" + token});
+    HookOptions hook;
+    hook.spool_dir = tree_.spool();
+    hook.proc_root = tree_.proc_root();
+    hook.cgroup_mount = tree_.cgroup_mount();
+    hook.timeout = std::chrono::seconds(20);
+    Status status;
+    std::atomic<bool> done{false};
+    std::thread thread([&] {
+      status = RunCreateContainerHook(hook, FakeCgroupTree::State(id, pid, bundle));
+      done = true;
+    });
+    while (!done) {
+      manager.ProcessRequests();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    thread.join();
+    return status;
+  }
+  std::string Dir(const IsolationManager& manager, const std::string& token) {
+    auto p = manager.PartitionFor(token);
+    return p.ok() ? MpsV3NamespaceDirectory(Pipe(), {kServer0, p->mps_namespace}) : "";
+  }
+
+  FileMemoryLimits driver_{{kGpu0, kGpu1}};
+  ProcessMpsV3 v3_{{GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_};
+  pid_t a_ = -1, b_ = -1, c_ = -1;
+};
+
+TEST_F(MpsV3ManagerTest, TwoContainersGetTheirOwnNamespaceAndTwoProcessesOfOneShareIt) {
+  ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+  IsolationManager manager(Options(), &driver_, &v3_);
+  auto t1 = manager.RegisterPartition({kGpu0, 10 * kGi, 10 * kGi, true, 25, 0});
+  auto t2 = manager.RegisterPartition({kGpu0, 20 * kGi, 20 * kGi, true, 50, 1});
+  ASSERT_TRUE(t1.ok() && t2.ok());
+  const std::string dir1 = Dir(manager, *t1), dir2 = Dir(manager, *t2);
+  ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/p1/ctr1", a_, *t1).ok());
+  ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/p2/ctr2", b_, *t2).ok());
+  auto listed = v3_.ListNamespaces(kServer0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  // Two processes of container 1 (both see its directory at /tmp/nvidia-mps) and one of
+  // container 2.
+  Client p1(dir1), p2(dir1), q1(dir2);
+  EXPECT_NE(p1.routed, q1.routed);
+  EXPECT_NE(p1.routed.find("pinned_memory_limit=10G active_thread_percentage=25 "
+                           "client_priority=0"),
+            std::string::npos)
+      << p1.routed;
+  EXPECT_EQ(p1.routed, p2.routed);
+  EXPECT_NE(q1.routed.find("pinned_memory_limit=20G active_thread_percentage=50 "
+                           "client_priority=1"),
+            std::string::npos)
+      << q1.routed;
+  FakeRun clients = Fake(Pipe(), "client list --server=" + kServer0);
+  const std::string n1 = "namespace=" + std::filesystem::path(dir1).filename().string();
+  EXPECT_NE(clients.output.find("pid=" + std::to_string(p1.pid) + " server=" + kServer0 + " " + n1),
+            std::string::npos)
+      << clients.output;
+  EXPECT_NE(clients.output.find("pid=" + std::to_string(p2.pid) + " server=" + kServer0 + " " + n1),
+            std::string::npos)
+      << clients.output;
+  // Container 1 ends: its namespace (and socket) goes, container 2's stays.
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
+  EXPECT_EQ(manager.ReapEnded(), 1);
+  EXPECT_FALSE(std::filesystem::exists(dir1 + "/control"));
+  EXPECT_TRUE(std::filesystem::exists(dir2 + "/control"));
+  ASSERT_EQ(v3_.ListNamespaces(kServer0)->size(), 1u);
+  EXPECT_EQ(v3_.ListNamespaces(kServer0)->front().active_thread_percentage, 50);
+}
+
+TEST_F(MpsV3ManagerTest, AgentAndDaemonRestartKeepLiveNamespacesAndDropEndedOnes) {
+  std::string dir1, dir2, dir3, t3;
+  {
+    ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+    IsolationManager manager(Options(), &driver_, &v3_);
+    auto t1 = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi, true, 30, 0});
+    auto t2 = manager.RegisterPartition({kGpu0, 8 * kGi, 8 * kGi, true, 60, 0});
+    auto pending = manager.RegisterPartition({kGpu0, 2 * kGi, 2 * kGi, true, 10, 0});
+    ASSERT_TRUE(t1.ok() && t2.ok() && pending.ok());
+    t3 = *pending;
+    dir1 = Dir(manager, *t1);
+    dir2 = Dir(manager, *t2);
+    dir3 = Dir(manager, t3);
+    ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/p1/ctr1", a_, *t1).ok());
+    ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/p2/ctr2", b_, *t2).ok());
+  }
+  // The agent stops, and with it the daemons it supervises (MPS v3 keeps no runtime state).
+  ASSERT_TRUE(v3_.Stop(kGpu0).ok());
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p2/ctr2", {});  // ctr2 ended
+  IsolationManager restarted(Options(), &driver_, &v3_);
+  // The agent restores first (the daemon is not up yet: the namespace cannot be applied, the
+  // binding is kept), then starts the daemon with the live containers' namespaces in its TOML.
+  Status restored = restarted.Restore();
+  EXPECT_EQ(restored.code(), ErrorCode::kUnavailable) << restored.ToString();
+  v3_.SetNamespaceSource([&](const std::string& s) { return restarted.Namespaces(s); });
+  ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+  auto listed = v3_.ListNamespaces(kServer0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().active_thread_percentage, 30);
+  EXPECT_TRUE(std::filesystem::exists(dir1 + "/control"));
+  EXPECT_FALSE(std::filesystem::exists(dir2 + "/control"));
+  EXPECT_EQ(restarted.ReconcileNamespaces({kServer0}), 0);
+  // Someone deletes the live namespace and leaves an orphan of gpuslice's: the loop repairs both.
+  ASSERT_TRUE(v3_.DeleteNamespace(kServer0, listed->front().name).ok());
+  ASSERT_TRUE(v3_.CreateNamespace({kServer0, "ns-orphan", kGi, 5, 0}).ok());
+  ASSERT_TRUE(v3_.CreateNamespace({kServer0, "someone-elses", kGi, 5, 0}).ok());
+  EXPECT_EQ(restarted.ReconcileNamespaces({kServer0}), 2);
+  listed = v3_.ListNamespaces(kServer0);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].name, std::filesystem::path(dir1).filename().string());
+  EXPECT_EQ((*listed)[1].name, "someone-elses");
+  // A container allocated before the restart and created after it gets its namespace.
+  ASSERT_TRUE(StartContainer(restarted, "ctr3", "/kubepods/p3/ctr3", c_, t3).ok());
+  Client client(dir3);
+  EXPECT_NE(client.routed.find("active_thread_percentage=10"), std::string::npos) << client.routed;
+}
+
+// ---- the list format and the memory strings --------------------------------------------------
+
+TEST(MpsV3FormatTest, NamespaceListParses) {
+  auto ok = ParseMpsV3NamespaceList(
+      "s",
+      "name=a pinned_memory_limit=4G active_thread_percentage=50 client_priority=1\n\n"
+      "name=default pinned_memory_limit=0 active_thread_percentage=100\n"
+      "name=b active_thread_percentage=7 extra=ignored\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  ASSERT_EQ(ok->size(), 2u);
+  EXPECT_EQ((*ok)[0], (MpsV3Namespace{"s", "a", 4 * kGi, 50, 1}));
+  EXPECT_EQ((*ok)[1], (MpsV3Namespace{"s", "b", 0, 7, 0}));
+  for (const char* bad : {"name=A\n", "pinned_memory_limit=4G\n", "name=a client_priority=2\n",
+                          "name=a active_thread_percentage=0\n", "name=a pinned_memory_limit=4Q\n",
+                          "name=a pinned_memory_limit=99999999999T\n"}) {
+    EXPECT_FALSE(ParseMpsV3NamespaceList("s", bad).ok()) << bad;
+  }
+  const MpsV3Namespace ns{"s", "n", 3 * kGi, 33, 0};
+  EXPECT_EQ(ParseMpsV3NamespaceList("s", FormatMpsV3Namespace(ns))->front(), ns);
+}
+
+TEST(MpsV3FormatTest, MemoryAndCommandArguments) {
+  EXPECT_EQ(*ParseMpsV3Memory("512M"), 512ULL << 20);
+  EXPECT_EQ(*ParseMpsV3Memory("12345"), 12345u);
+  EXPECT_FALSE(ParseMpsV3Memory("").ok());
+  EXPECT_FALSE(ParseMpsV3Memory("G").ok());
+  EXPECT_EQ(MpsV3CreateArgs({"gpu-1", "ns-x", 2 * kGi, 50, 1}),
+            (std::vector<std::string>{"namespace", "create", "--server=gpu-1", "--name=ns-x",
+                                      "--pinned-memory-limit=2G", "--active-thread-percentage=50",
+                                      "--client-priority=1"}));
+  EXPECT_EQ(DefaultMpsV3ServerName(kGpu1), "gpu-66666666");
+}
+
+}  // namespace
+}  // namespace gpuslice

@@ -1,0 +1,137 @@
+// AgentIsolation's Allocate side on a simulated r615 node: a fractional (gpuslice.io/gpu)
+// container on a capable GPU gets a driver limit once the allocation hand-off has written its
+// limits file, through the real hook and the agent's loop.
+#include "node_agent/agent_isolation.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "backends/simulated_memory_limits.h"
+#include "core/resource_names.h"
+#include "fake_cgroup_tree.h"
+#include "isolation/oci_hook.h"
+#include "node_agent/allocation_handoff.h"
+#include "shim/container_limits.h"
+
+namespace gpuslice {
+namespace {
+
+using testing::FakeCgroupTree;
+
+constexpr std::uint64_t kGi = 1ULL << 30;
+const std::string kGpu0 = "GPU-11111111-2222-3333-4444-555555555555";
+
+TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit) {
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  AgentIsolationOptions options;
+  options.directory = tree.root() + "/iso";
+  options.cgroup_mount = tree.cgroup_mount();
+  options.hook_installed = true;
+  options.allocations_dir = tree.root() + "/alloc";
+  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  AgentIsolation isolation(options, &driver, nullptr);
+  GpuInfo gpu;
+  gpu.uuid = kGpu0;
+  gpu.memory_bytes = 40 * kGi;
+  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  AdvertisedResource slots;
+  slots.name = "gpuslice.io/gpu";
+  slots.fractional = true;
+  for (int i = 0; i < 4; ++i) {
+    slots.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
+  }
+  const std::vector<std::string> ids = {kGpu0 + "::1", kGpu0 + "::2"};
+  v1beta1::ContainerAllocateResponse response;
+  ASSERT_TRUE(isolation.Decorate(slots, {gpu}, ids, response).ok());
+  ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);
+  const std::string token = response.envs().at(std::string(names::kIsolationTokenEnv));
+
+  // The container is created (hook) before the hand-off knows its limits: it waits.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    pause();
+    _exit(0);
+  }
+  tree.AddCgroup("/kubepods/pod1/ctr1", {pid});
+  const std::string bundle =
+      tree.AddBundle("ctr1", {std::string(names::kIsolationTokenEnv) + "=" + token});
+  HookOptions hook;
+  hook.spool_dir = isolation.spool_dir();
+  hook.proc_root = tree.proc_root();
+  hook.cgroup_mount = tree.cgroup_mount();
+  hook.timeout = std::chrono::seconds(20);
+  Status hook_status;
+  std::atomic<bool> done{false};
+  std::thread thread([&] {
+    hook_status = RunCreateContainerHook(hook, FakeCgroupTree::State("ctr1", pid, bundle));
+    done = true;
+  });
+  for (int i = 0; i < 50; ++i) {
+    isolation.RunOnce();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_FALSE(done);
+  // The hand-off writes the pod's assignment (6 GiB of the GPU) to the slots' limits file.
+  shim::ContainerLimits limits;
+  limits.version = shim::kContainerLimitsVersion;
+  const std::string region = std::string(kContainerRegionDir) + "/accounting";
+  region.copy(limits.region_path, region.size());
+  limits.device_count = 1;
+  limits.devices[0].nvml_index = 0;
+  kGpu0.copy(limits.devices[0].uuid, kGpu0.size());
+  limits.devices[0].memory_bytes = 6 * kGi;
+  const std::string dir =
+      options.allocations_dir + "/" + AllocationHandoff::KeyFor(ids) + "/limits";
+  std::filesystem::create_directories(dir);
+  Status written = shim::WriteContainerLimitsFile(dir + "/limits", limits);
+  EXPECT_TRUE(written.ok()) << written.ToString();
+  while (!done) {  // the hook gives up after its timeout if the limits never come
+    isolation.RunOnce();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  thread.join();
+  EXPECT_TRUE(hook_status.ok()) << hook_status.ToString();
+  auto got = driver.GetMemoryLimits(kGpu0, tree.cgroup_mount() + "/kubepods/pod1/ctr1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->hard_limit_bytes, 6 * kGi);
+  EXPECT_EQ(got->soft_limit_bytes, 6 * kGi);
+
+  // A pod the hand-off refuses (no valid assignment) still starts, without a driver limit: its
+  // shim fails GPU allocations closed, as on the shim tier.
+  const std::vector<std::string> other = {kGpu0 + "::3"};
+  v1beta1::ContainerAllocateResponse refused_response;
+  ASSERT_TRUE(isolation.Decorate(slots, {gpu}, other, refused_response).ok());
+  const std::string refused_dir =
+      options.allocations_dir + "/" + AllocationHandoff::KeyFor(other) + "/limits";
+  std::filesystem::create_directories(refused_dir);
+  std::ofstream(refused_dir + "/refused") << "no gpuslice.io/assignment\n";
+  tree.AddCgroup("/kubepods/pod2/ctr2", {pid});
+  const std::string bundle2 =
+      tree.AddBundle("ctr2", {std::string(names::kIsolationTokenEnv) + "=" +
+                              refused_response.envs().at(std::string(names::kIsolationTokenEnv))});
+  done = false;
+  std::thread second([&] {
+    hook_status = RunCreateContainerHook(hook, FakeCgroupTree::State("ctr2", pid, bundle2));
+    done = true;
+  });
+  while (!done) {
+    isolation.RunOnce();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  second.join();
+  EXPECT_TRUE(hook_status.ok()) << hook_status.ToString();
+  EXPECT_FALSE(driver.GetMemoryLimits(kGpu0, tree.cgroup_mount() + "/kubepods/pod2/ctr2")->set());
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+}  // namespace gpuslice
