@@ -838,6 +838,38 @@ TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
       << "recovered containers are handed to the limits listener (the memory watchdog) again";
 }
 
+// An agent that stopped between Allocate and the reconcile: the new one settles the allocation,
+// the device IDs coming from PodResources (the directory name is only their hash).
+TEST_F(NodeClusterTest, AllocationNotYetSettledWhenTheAgentStoppedIsSettledAfterTheRestart) {
+  CreatePod("early", AssignmentFor(1, 2 * kGi, 40));
+  HandoffOptions options;
+  options.host_root = dir_ / "restart-allocations";
+  options.node_name = kNode;
+  options.reconcile_interval = std::chrono::milliseconds(10);
+  options.shim_dir = dir_ / "shims";
+  GrpcPodResources pod_resources(pod_resources_.socket_path());
+  const std::vector<std::string> ids = {Slot(1, 3)};
+  {
+    AllocationHandoff stopped(options, *api_, pod_resources);
+    v1beta1::ContainerAllocateResponse response;
+    ASSERT_TRUE(stopped.PrepareAllocation(ids, response).ok());
+  }  // gone before any reconcile
+  pod_resources_.RecordAllocation("default", "early", "main", kSlots, ids);
+
+  AllocationHandoff restarted(options, *api_, pod_resources);
+  restarted.Start();
+  ASSERT_TRUE(restarted.WaitSettled(ids, std::chrono::seconds(5)));
+  const HandoffResult result = restarted.ResultFor(ids);
+  EXPECT_EQ(result.state, HandoffResult::State::kLimited) << result.message;
+  EXPECT_EQ(result.pod, "default/early");
+  EXPECT_EQ(result.device_ids, ids);
+  EXPECT_EQ(result.compute_percent, 40);
+  shim::ArbiterReferee* referee = restarted.arbiters().Referee(Uuid(1));
+  ASSERT_NE(referee, nullptr);
+  EXPECT_TRUE(referee->HasTenant(result.key));
+  restarted.Stop();
+}
+
 struct CapRow {
   const char* name;
   const char* text;
