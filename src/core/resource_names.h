@@ -76,5 +76,9 @@ inline constexpr std::string_view kAnnotationNodeGpus = "gpuslice.io/gpus";
 inline constexpr std::string_view kAnnotationPodAssignment = "gpuslice.io/assignment";
 // Pod annotation a user may set: the GPU models the pod accepts, comma-separated.
 inline constexpr std::string_view kAnnotationPodGpuModels = "gpuslice.io/gpu-models";
+// Pod annotation a user may set: a hard cap on the pod's GPU time, a whole percent from its
+// gpuslice.io/gpu-compute request to 100 (docs/shim.md "Compute shares"). Kubernetes requires
+// requests = limits for extended resources, so a gpu-compute limit cannot carry it.
+inline constexpr std::string_view kAnnotationPodGpuComputeCap = "gpuslice.io/gpu-compute-cap";
 
 }  // namespace gpuslice::names

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "core/resource_names.h"
@@ -24,6 +25,9 @@ namespace fs = std::filesystem;
 constexpr const char* kLimitsFileName = "limits";
 constexpr const char* kRefusedFileName = "refused";
 constexpr const char* kRegionFileName = "accounting";
+// Who holds an allocation (pod, container, UID, QoS class), for a restarted agent (Recover). In
+// the allocation directory itself, which is never mounted into the container.
+constexpr const char* kOwnerFileName = "owner";
 
 // "GPU-abc::3" -> "GPU-abc"; an ID without a replica suffix is the GPU itself.
 std::string GpuOfSlot(const std::string& id) {
@@ -35,6 +39,24 @@ std::string PodKey(const std::string& ns, const std::string& name) { return ns +
 
 void CopyString(const std::string& from, char* to, std::size_t size) {
   std::snprintf(to, size, "%s", from.c_str());
+}
+
+Status WriteOwner(const fs::path& dir, const HandoffResult& r) {
+  const nlohmann::json owner = {
+      {"pod", r.pod}, {"container", r.container}, {"podUID", r.pod_uid}, {"qosClass", r.qos_class}};
+  return WriteFileAtomically((dir / kOwnerFileName).string(), owner.dump() + "\n");
+}
+
+// Fills in what WriteOwner saved; leaves `r` as it is when the file is missing or unreadable.
+void ReadOwner(const fs::path& dir, HandoffResult& r) {
+  std::ifstream in(dir / kOwnerFileName);
+  if (!in) return;
+  const nlohmann::json owner = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!owner.is_object()) return;
+  r.pod = StringKey(owner, "pod");
+  r.container = StringKey(owner, "container");
+  r.pod_uid = StringKey(owner, "podUID");
+  r.qos_class = StringKey(owner, "qosClass");
 }
 
 }  // namespace
@@ -214,7 +236,12 @@ int AllocationHandoff::ReconcileOnce() {
     auto holder = holders.find(key);
     if (holder == holders.end()) {
       if (now - p.queued < options_.give_up_after) continue;
-      HandoffResult result = ResultFor(p.device_ids);
+      HandoffResult result;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        result = results_[key];
+      }
+      result.key = key;
       result.state = HandoffResult::State::kGivenUp;
       result.message =
           "the kubelet's PodResources never listed a container holding these "
@@ -224,7 +251,12 @@ int AllocationHandoff::ReconcileOnce() {
       ++settled;
       continue;
     }
-    Result<HandoffResult> result = Settle(p, holder->second);
+    Pending with_ids = p;
+    if (with_ids.device_ids.empty()) {  // recovered after a restart: the kubelet names the slots
+      with_ids.device_ids = holder->second.device_ids;
+      std::sort(with_ids.device_ids.begin(), with_ids.device_ids.end());
+    }
+    Result<HandoffResult> result = Settle(with_ids, holder->second);
     if (!result.ok()) {
       spdlog::warn("allocation {} for {}: {}; retrying", key,
                    PodKey(holder->second.pod_namespace, holder->second.pod_name),
@@ -264,7 +296,6 @@ Result<HandoffResult> AllocationHandoff::Settle(const Pending& pending,
       text = it->get<std::string>();
     }
   }
-  result.compute_cap_percent = ComputeLimitOf(*pod, holder.container);
   auto refuse = [&](std::string why) -> Result<HandoffResult> {
     result.state = HandoffResult::State::kRefused;
     result.message = std::move(why);
@@ -295,6 +326,15 @@ Result<HandoffResult> AllocationHandoff::Settle(const Pending& pending,
       assignment->node != options_.node_name) {
     return refuse("pod " + result.pod + ": the assignment names node " + assignment->node +
                   " but the pod runs on " + options_.node_name);
+  }
+  // The hard cap: an invalid annotation is logged and ignored; the container keeps its weight.
+  const auto weight = static_cast<std::uint32_t>(
+      assignment->compute_percent > 0 ? assignment->compute_percent : 100);
+  if (Result<std::uint32_t> cap = ComputeCapOf(*pod, holder.container, weight); cap.ok()) {
+    result.compute_cap_percent = static_cast<int>(*cap);
+  } else {
+    result.message = cap.status().message() + "; ignored: the container runs uncapped";
+    spdlog::error("pod {} container {}: {}", result.pod, result.container, result.message);
   }
   return Limit(std::move(result), *std::move(assignment), holder.pod_namespace, holder.pod_name);
 }
@@ -367,6 +407,7 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result, GpuAssignme
     }
   }
   const fs::path file = fs::path(options_.host_root) / result.key / "limits" / kLimitsFileName;
+  GPUSLICE_RETURN_IF_ERROR(WriteOwner(fs::path(options_.host_root) / result.key, result));
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(file.string(), limits));
   result.state = HandoffResult::State::kLimited;
   result.gpu_uuid = assignment.gpus.empty() ? std::string() : assignment.gpus.front().uuid;
@@ -399,13 +440,14 @@ Status AllocationHandoff::PrepareComputeArbiter(const std::string& key,
   return Status::Ok();
 }
 
-// Registers the container with the GPU's referee (weight = its gpu-compute request, cap = a
-// limit above it) and names the grant page and its request file in its limits.
+// Registers the container with the GPU's referee (weight = its gpu-compute request, cap = its
+// gpu-compute-cap annotation or a limit above the request) and names the grant page and its request
+// file in its limits.
 Status AllocationHandoff::LimitCompute(const HandoffResult& result, const std::string& uuid,
                                        shim::DeviceLimit& d) {
   const std::string requests =
       (fs::path(options_.host_root) / result.key / "region" / kArbiterRequestsFileName).string();
-  const std::uint32_t cap = result.compute_cap_percent > static_cast<int>(d.compute_percent)
+  const std::uint32_t cap = result.compute_cap_percent >= static_cast<int>(d.compute_percent)
                                 ? static_cast<std::uint32_t>(result.compute_cap_percent)
                                 : 0;
   GPUSLICE_RETURN_IF_ERROR(arbiters_.Add(result.key, uuid, requests, d.compute_percent, cap));
@@ -459,6 +501,93 @@ void AllocationHandoff::ReleaseEnded(const std::map<std::string, ContainerDevice
   }
 }
 
+int AllocationHandoff::Recover() {
+  std::error_code ec;
+  fs::directory_iterator it(options_.host_root, ec);
+  if (ec) {
+    if (ec != std::errc::no_such_file_or_directory) {
+      spdlog::error("cannot list the allocations directory {} to recover earlier containers: {}",
+                    options_.host_root, ec.message());
+    }
+    return 0;
+  }
+  int registered = 0;
+  for (const fs::directory_entry& entry : it) {
+    const std::string key = entry.path().filename().string();
+    if (key.rfind("alloc-", 0) != 0 || !entry.is_directory(ec)) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (results_.count(key) != 0) continue;  // known to this agent
+    }
+    if (RecoverOne(key)) ++registered;
+  }
+  if (registered > 0) {
+    spdlog::info("recovered {} container(s) from {} into their GPUs' compute arbiters", registered,
+                 options_.host_root);
+  }
+  return registered;
+}
+
+bool AllocationHandoff::RecoverOne(const std::string& key) {
+  const fs::path dir = fs::path(options_.host_root) / key;
+  HandoffResult result;
+  result.key = key;
+  std::error_code ec;
+  bool registered = false;
+  if (fs::exists(dir / "limits" / kLimitsFileName, ec)) {
+    result.state = HandoffResult::State::kLimited;
+    ReadOwner(dir, result);
+    Result<shim::ContainerLimits> limits =
+        shim::ReadContainerLimitsFile((dir / "limits" / kLimitsFileName).string());
+    if (!limits.ok()) {
+      // Released with the others when its pod is gone; until then it runs as its shim decides.
+      spdlog::error("recovering {}: {}; the container is not arbitrated", key,
+                    limits.status().message());
+    } else if (limits->device_count > 0) {
+      const shim::DeviceLimit& d = limits->devices[0];
+      result.gpu_uuid = d.uuid;
+      result.memory_bytes = static_cast<std::int64_t>(d.memory_bytes);
+      result.compute_percent = static_cast<int>(d.compute_percent);
+      result.compute_cap_percent = static_cast<int>(d.compute_cap_percent);
+      for (std::uint32_t i = 0; i < limits->device_count; ++i) {
+        const shim::DeviceLimit& l = limits->devices[i];
+        if (l.nvml_index >= 0) {
+          result.limit_bytes[static_cast<std::uint32_t>(l.nvml_index)] = l.memory_bytes;
+        }
+      }
+      if (d.arbiter_path[0] != '\0') {
+        const std::string requests = (dir / "region" / kArbiterRequestsFileName).string();
+        if (Status s =
+                arbiters_.Add(key, d.uuid, requests, d.compute_percent, d.compute_cap_percent);
+            !s.ok()) {
+          spdlog::error("recovering {}: {}; the container is not arbitrated", key, s.message());
+        } else {
+          registered = true;
+        }
+      }
+    }
+  } else if (fs::exists(dir / "limits" / kRefusedFileName, ec)) {
+    result.state = HandoffResult::State::kRefused;
+    result.message = "refused before the agent restarted";
+  } else {
+    // Allocated but not yet settled when the agent stopped: settle it now.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (results_.count(key) != 0) return false;  // a new Allocate of these slots came first
+    pending_[key] = Pending{{}, std::chrono::steady_clock::now()};
+    results_[key] = result;
+    return false;
+  }
+  LimitsListener listener;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (results_.count(key) != 0) return registered;
+    results_[key] = result;
+    if (result.state == HandoffResult::State::kLimited && !result.pod.empty()) listener = listener_;
+  }
+  if (listener) listener(result);  // e.g. the memory watchdog watches it again
+  return registered;
+}
+
 HandoffResult AllocationHandoff::ResultFor(const std::vector<std::string>& device_ids) const {
   const std::string key = KeyFor(device_ids);
   std::lock_guard<std::mutex> lock(mu_);
@@ -480,6 +609,7 @@ bool AllocationHandoff::WaitSettled(const std::vector<std::string>& device_ids,
 }
 
 void AllocationHandoff::Start() {
+  Recover();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     stopping_ = false;

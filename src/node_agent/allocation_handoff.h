@@ -139,6 +139,12 @@ class AllocationHandoff {
 
   // One pass over the queued allocations. Returns how many were settled.
   int ReconcileOnce();
+  // After an agent restart: rebuilds, from the allocation directories an earlier agent left
+  // under host_root, the results and the compute arbiter registrations (weight and cap from each
+  // limits file, the request file and grant page re-used in place). A directory without limits
+  // is queued again. Containers that ended meanwhile go by the release path (ReleaseEnded) at the
+  // first PodResources answer. Returns how many containers were registered again. Start calls it.
+  int Recover();
   void Start();
   void Stop();
 
@@ -156,7 +162,7 @@ class AllocationHandoff {
 
  private:
   struct Pending {
-    std::vector<std::string> device_ids;  // sorted
+    std::vector<std::string> device_ids;  // sorted; empty when recovered (PodResources names them)
     std::chrono::steady_clock::time_point queued;
   };
   // The result for `pending`, held by `holder`; an error (API unreachable) retries later.
@@ -171,6 +177,8 @@ class AllocationHandoff {
                                v1beta1::ContainerAllocateResponse& response);
   Status LimitCompute(const HandoffResult& result, const std::string& uuid, shim::DeviceLimit& d);
   void ReleaseEnded(const std::map<std::string, ContainerDevices>& holders);
+  // Recover for one directory `key`; true when it registered the container again.
+  bool RecoverOne(const std::string& key);
 
   const HandoffOptions options_;
   kube::KubeApi& api_;

@@ -2,8 +2,10 @@
 // (capacity annotation, config label from the API server, Allocate -> PodResources -> limits
 // file). Fake API server and test kubelet (device plugin + PodResources) in this process.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -19,6 +21,8 @@
 #include "kube/kube_config.h"
 #include "node_agent/allocation_handoff.h"
 #include "node_agent/atomic_file.h"
+#include "node_agent/compute_arbiters.h"
+#include "shim/compute_arbiter.h"
 #include "shim/container_limits.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
@@ -31,6 +35,24 @@ namespace {
 using kube::Json;
 using namespace std::chrono_literals;
 constexpr std::int64_t kGi = 1024LL * 1024 * 1024;
+
+// The weight the referee publishes on `grant` for the container whose request file is
+// `requests` (matched by the file's identity, as the shim does); 0 when none.
+std::uint32_t PublishedWeight(const std::string& grant, const std::string& requests) {
+  struct stat st {};
+  shim::ArbiterGrantPage page{};
+  std::ifstream in(grant, std::ios::binary);
+  if (::stat(requests.c_str(), &st) != 0 ||
+      !in.read(reinterpret_cast<char*>(&page), sizeof(page))) {
+    return 0;
+  }
+  for (const shim::PublishedTenant& t : page.tenants) {
+    if (t.state != 0 && t.requests_ino == st.st_ino && t.requests_dev == st.st_dev) {
+      return t.weight;
+    }
+  }
+  return 0;
+}
 
 TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits) {
   TempDir dir;
@@ -142,7 +164,35 @@ TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits
   ASSERT_TRUE(Eventually([&] {
     return published() == std::vector<int>{0, 1, 2, 3};
   })) << agent.Log();
-  EXPECT_EQ(agent.Terminate(10s), 0) << agent.Log();
+
+  // Issue 14: the agent dies (SIGKILL) and a new one starts over the same directories. It
+  // registers the running container with the GPU's referee again, from the limits file, on the
+  // grant page the container has mapped (emptied here, so only the new referee can fill it).
+  const v1beta1::Mount* arbiter_mount = MountAt(container, kContainerArbiterDir);
+  ASSERT_NE(arbiter_mount, nullptr);
+  const std::string grant = arbiter_mount->host_path() + "/" + kArbiterGrantFileName;
+  const std::string requests =
+      MountAt(container, kContainerRegionDir)->host_path() + "/" + kArbiterRequestsFileName;
+  ASSERT_TRUE(Eventually([&] { return PublishedWeight(grant, requests) == 40; })) << agent.Log();
+  agent.Signal(SIGKILL);
+  EXPECT_EQ(agent.Wait(10s), 128 + SIGKILL);
+  {
+    std::fstream page(grant, std::ios::in | std::ios::out | std::ios::binary);
+    const std::string zeros(sizeof(shim::ArbiterGrantPage), '\0');
+    page.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  ASSERT_EQ(PublishedWeight(grant, requests), 0);
+  AgentProcess restarted(ClusterAgentArgs({.binary = GPUSLICE_NODE_AGENT,
+                                           .sim_node = dir / "node.yaml",
+                                           .dir = dir.path(),
+                                           .node_name = "gpu-node-1",
+                                           .kubeconfig = dir / "kubeconfig",
+                                           .shim_dir = dir / "host-shims"}),
+                         dir / "agent2.log");
+  ASSERT_TRUE(restarted.started());
+  ASSERT_TRUE(Eventually([&] { return PublishedWeight(grant, requests) == 40; }))
+      << restarted.Log();
+  EXPECT_EQ(restarted.Terminate(10s), 0) << restarted.Log();
   kubelet.Stop();
   pod_resources.Stop();
   server.Stop();

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -29,9 +30,8 @@
 #include "node_agent/atomic_file.h"
 #include "node_agent/cluster_side.h"
 #include "node_agent/node_agent.h"
-#include "shim/compute_arbiter.h"
-
 #include "node_agent/shim_injection.h"
+#include "shim/compute_arbiter.h"
 #include "shim/container_limits.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
@@ -160,7 +160,7 @@ class NodeClusterTest : public ::testing::Test {
 
   // A pod bound to kNode, with the assignment the extender would write ("" = none).
   void CreatePod(const std::string& name, const std::string& assignment,
-                 int compute_limit_percent = 0) {
+                 int compute_limit_percent = 0, const std::string& compute_cap_annotation = "") {
     Json pod = {{"apiVersion", "v1"},
                 {"kind", "Pod"},
                 {"metadata", {{"name", name}, {"namespace", "default"}}},
@@ -175,6 +175,10 @@ class NodeClusterTest : public ::testing::Test {
     }
     if (!assignment.empty()) {
       pod["metadata"]["annotations"] = {{std::string(names::kAnnotationPodAssignment), assignment}};
+    }
+    if (!compute_cap_annotation.empty()) {
+      pod["metadata"]["annotations"][std::string(names::kAnnotationPodGpuComputeCap)] =
+          compute_cap_annotation;
     }
     ASSERT_TRUE(api_->Create(kube::Pods("default"), pod).ok());
   }
@@ -696,6 +700,44 @@ TEST_F(NodeClusterTest, AComputeLimitAboveTheRequestBecomesTheCap) {
   EXPECT_EQ(PublishedFor(grant, requests)->cap_percent, 60u) << "the referee enforces the cap";
 }
 
+// Kubernetes requires requests = limits for extended resources: the cap comes from an annotation.
+TEST_F(NodeClusterTest, TheComputeCapAnnotationBecomesTheCap) {
+  CreatePod("annotated", AssignmentFor(0, 4 * kGi, 30), /*compute_limit_percent=*/30, "45");
+  const std::vector<std::string> ids = {Slot(0, 2)};
+  v1beta1::ContainerAllocateResponse r = Allocate("annotated", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(HostDir(r, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+  EXPECT_EQ(limits->devices[0].compute_percent, 30u);
+  EXPECT_EQ(limits->devices[0].compute_cap_percent, 45u);
+  const std::string grant = HostDir(r, kContainerArbiterDir) + "/" + kArbiterGrantFileName;
+  const std::string requests = HostDir(r, kContainerRegionDir) + "/" + kArbiterRequestsFileName;
+  ASSERT_TRUE(RunUntil([&] { return PublishedFor(grant, requests) != nullptr; }));
+  EXPECT_EQ(PublishedFor(grant, requests)->cap_percent, 45u);
+  EXPECT_EQ(PublishedFor(grant, requests)->weight, 30u);
+}
+
+TEST_F(NodeClusterTest, AnInvalidComputeCapAnnotationIsLoggedAndTheContainerKeepsItsWeight) {
+  CreatePod("badcap", AssignmentFor(0, 4 * kGi, 30), /*compute_limit_percent=*/30, "20");
+  const std::vector<std::string> ids = {Slot(0, 3)};
+  v1beta1::ContainerAllocateResponse r = Allocate("badcap", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  const HandoffResult result = side_->handoff().ResultFor(ids);
+  EXPECT_EQ(result.state, HandoffResult::State::kLimited);
+  EXPECT_NE(result.message.find("gpuslice.io/gpu-compute-cap=\"20\""), std::string::npos)
+      << result.message;
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(HostDir(r, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+  EXPECT_EQ(limits->devices[0].compute_percent, 30u);
+  EXPECT_EQ(limits->devices[0].compute_cap_percent, 0u);
+  const std::string grant = HostDir(r, kContainerArbiterDir) + "/" + kArbiterGrantFileName;
+  const std::string requests = HostDir(r, kContainerRegionDir) + "/" + kArbiterRequestsFileName;
+  ASSERT_TRUE(RunUntil([&] { return PublishedFor(grant, requests) != nullptr; }));
+  EXPECT_EQ(PublishedFor(grant, requests)->weight, 30u);
+}
+
 TEST_F(NodeClusterTest, TwoPodsOnOneGpuShareItsArbiterEachWithItsOwnRequestFile) {
   CreatePod("a", AssignmentFor(0, 4 * kGi, 20));
   CreatePod("b", AssignmentFor(0, 4 * kGi, 50));
@@ -717,6 +759,149 @@ TEST_F(NodeClusterTest, TwoPodsOnOneGpuShareItsArbiterEachWithItsOwnRequestFile)
   EXPECT_EQ(PublishedFor(grant, HostDir(rb, kContainerRegionDir) + "/compute-requests")->weight,
             50u);
 }
+
+// Issue 14: an agent restart keeps the running containers in their GPU's compute arbiter. The
+// new agent rebuilds the registrations from the allocation directories (limits files and request
+// files), re-using the grant page the containers have mapped; a container whose pod ended while
+// the agent was down is dropped with its directory.
+TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
+  CreatePod("thirty", AssignmentFor(0, 4 * kGi, 30));
+  CreatePod("seventy", AssignmentFor(0, 4 * kGi, 70));
+  CreatePod("gone", AssignmentFor(0, kGi, 10));
+  const v1beta1::ContainerAllocateResponse ra = Allocate("thirty", {Slot(0, 0)});
+  const v1beta1::ContainerAllocateResponse rb = Allocate("seventy", {Slot(0, 1)});
+  const v1beta1::ContainerAllocateResponse rc = Allocate("gone", {Slot(0, 2)});
+  for (int slot = 0; slot < 3; ++slot) {
+    ASSERT_TRUE(side_->handoff().WaitSettled({Slot(0, slot)}, std::chrono::seconds(5)));
+  }
+  const std::string key_a = AllocationHandoff::KeyFor({Slot(0, 0)});
+  const std::string key_b = AllocationHandoff::KeyFor({Slot(0, 1)});
+  const std::string key_c = AllocationHandoff::KeyFor({Slot(0, 2)});
+  const std::string grant = HostDir(ra, kContainerArbiterDir) + "/" + kArbiterGrantFileName;
+  const std::string requests_a = HostDir(ra, kContainerRegionDir) + "/" + kArbiterRequestsFileName;
+  const std::string requests_b = HostDir(rb, kContainerRegionDir) + "/" + kArbiterRequestsFileName;
+  const std::string dir_c = std::filesystem::path(HostDir(rc, kContainerLimitsDir)).parent_path();
+  struct stat before {};
+  ASSERT_EQ(::stat(grant.c_str(), &before), 0);
+
+  // The agent stops, its referees with it; "gone" ends while it is down.
+  agent_->Stop();
+  agent_.reset();
+  side_->Stop();
+  side_.reset();
+  pod_resources_.ForgetPod("default", "gone");
+
+  HandoffOptions options;
+  options.host_root = dir_ / "allocations";
+  options.node_name = kNode;
+  options.reconcile_interval = std::chrono::milliseconds(10);
+  options.release_interval = std::chrono::milliseconds(20);
+  options.shim_dir = dir_ / "shims";
+  GrpcPodResources pod_resources(pod_resources_.socket_path());
+  AllocationHandoff restarted(options, *api_, pod_resources);
+  std::mutex watched_mu;
+  std::vector<std::string> watched;  // what the memory watchdog would watch again
+  restarted.SetLimitsListener([&](const HandoffResult& r) {
+    std::lock_guard<std::mutex> lock(watched_mu);
+    watched.push_back(r.pod + "/" + r.container + " " + r.qos_class + " " +
+                      std::to_string(r.limit_bytes.size()));
+  });
+  restarted.Start();
+  shim::ArbiterReferee* referee = restarted.arbiters().Referee(Uuid(0));
+  ASSERT_NE(referee, nullptr) << "the restarted agent has no referee for the GPU";
+  EXPECT_TRUE(referee->HasTenant(key_a));
+  EXPECT_TRUE(referee->HasTenant(key_b));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto settled = [&] {
+    return PublishedFor(grant, requests_a) != nullptr &&
+           PublishedFor(grant, requests_b) != nullptr && !std::filesystem::exists(dir_c) &&
+           !referee->HasTenant(key_c);
+  };
+  while (!settled() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(kTick);
+  }
+  ASSERT_TRUE(settled()) << "dir of the ended pod exists: " << std::filesystem::exists(dir_c)
+                         << ", still registered: " << referee->HasTenant(key_c);
+  EXPECT_EQ(PublishedFor(grant, requests_a)->weight, 30u);
+  EXPECT_EQ(PublishedFor(grant, requests_b)->weight, 70u);
+  EXPECT_EQ(referee->tenant_count(), 2u);
+  EXPECT_EQ(restarted.ResultFor({Slot(0, 0)}).state, HandoffResult::State::kLimited);
+  EXPECT_EQ(restarted.ResultFor({Slot(0, 1)}).compute_percent, 70);
+  struct stat after {};
+  ASSERT_EQ(::stat(grant.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "the grant page the containers mapped is re-used";
+  restarted.Stop();
+  std::sort(watched.begin(), watched.end());
+  EXPECT_EQ(watched, (std::vector<std::string>{"default/gone/main BestEffort 1",
+                                               "default/seventy/main BestEffort 1",
+                                               "default/thirty/main BestEffort 1"}))
+      << "recovered containers are handed to the limits listener (the memory watchdog) again";
+}
+
+// An agent that stopped between Allocate and the reconcile: the new one settles the allocation,
+// the device IDs coming from PodResources (the directory name is only their hash).
+TEST_F(NodeClusterTest, AllocationNotYetSettledWhenTheAgentStoppedIsSettledAfterTheRestart) {
+  CreatePod("early", AssignmentFor(1, 2 * kGi, 40));
+  HandoffOptions options;
+  options.host_root = dir_ / "restart-allocations";
+  options.node_name = kNode;
+  options.reconcile_interval = std::chrono::milliseconds(10);
+  options.shim_dir = dir_ / "shims";
+  GrpcPodResources pod_resources(pod_resources_.socket_path());
+  const std::vector<std::string> ids = {Slot(1, 3)};
+  {
+    AllocationHandoff stopped(options, *api_, pod_resources);
+    v1beta1::ContainerAllocateResponse response;
+    ASSERT_TRUE(stopped.PrepareAllocation(ids, response).ok());
+  }  // gone before any reconcile
+  pod_resources_.RecordAllocation("default", "early", "main", kSlots, ids);
+
+  AllocationHandoff restarted(options, *api_, pod_resources);
+  restarted.Start();
+  ASSERT_TRUE(restarted.WaitSettled(ids, std::chrono::seconds(5)));
+  const HandoffResult result = restarted.ResultFor(ids);
+  EXPECT_EQ(result.state, HandoffResult::State::kLimited) << result.message;
+  EXPECT_EQ(result.pod, "default/early");
+  EXPECT_EQ(result.device_ids, ids);
+  EXPECT_EQ(result.compute_percent, 40);
+  shim::ArbiterReferee* referee = restarted.arbiters().Referee(Uuid(1));
+  ASSERT_NE(referee, nullptr);
+  EXPECT_TRUE(referee->HasTenant(result.key));
+  restarted.Stop();
+}
+
+struct CapRow {
+  const char* name;
+  const char* text;
+  std::uint32_t weight;
+  std::uint32_t want;  // 0: refused
+};
+class ParseComputeCapTest : public ::testing::TestWithParam<CapRow> {};
+TEST_P(ParseComputeCapTest, AcceptsAWholePercentFromTheRequestTo100) {
+  const CapRow& row = GetParam();
+  Result<std::uint32_t> cap = ParseComputeCap(row.text, row.weight);
+  if (row.want == 0) {
+    ASSERT_FALSE(cap.ok()) << row.text << " -> " << *cap;
+    EXPECT_EQ(cap.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(cap.status().message().find("gpuslice.io/gpu-compute-cap"), std::string::npos);
+    EXPECT_NE(cap.status().message().find("to 100"), std::string::npos) << "says what is accepted";
+  } else {
+    ASSERT_TRUE(cap.ok()) << cap.status().ToString();
+    EXPECT_EQ(*cap, row.want);
+  }
+}
+INSTANTIATE_TEST_SUITE_P(
+    Rows, ParseComputeCapTest,
+    ::testing::Values(CapRow{"EqualToTheRequest", "30", 30, 30},
+                      CapRow{"BetweenRequestAnd100", "60", 30, 60},
+                      CapRow{"Hundred", "100", 30, 100}, CapRow{"LeadingZero", "060", 30, 60},
+                      CapRow{"BelowTheRequest", "20", 30, 0}, CapRow{"Zero", "0", 1, 0},
+                      CapRow{"Over100", "101", 30, 0}, CapRow{"Negative", "-50", 30, 0},
+                      CapRow{"PercentSign", "60%", 30, 0}, CapRow{"Fraction", "60.5", 30, 0},
+                      CapRow{"Spaces", " 60", 30, 0}, CapRow{"Empty", "", 30, 0},
+                      CapRow{"HugeNumber", "99999999999999999999999", 30, 0},
+                      CapRow{"Words", "sixty", 30, 0}),
+    [](const ::testing::TestParamInfo<CapRow>& row) { return std::string(row.param.name); });
 
 struct CgroupRow {
   const char* name;
