@@ -109,6 +109,20 @@ class IsolationIntegrationTest : public ::testing::Test {
     ++registrations_;
     ASSERT_TRUE(kubelet_->WaitForRegistration("nvidia.com/gpu", registrations_, 10s));
   }
+  // The node's nvidia.com/gpu device IDs ("<uuid>::<n>"), sorted, once the kubelet sees all 8;
+  // empty when it does not within 10 s.
+  std::vector<std::string> DeviceIds() {
+    auto client = kubelet_->Connect("nvidia.com/gpu");
+    client->StartWatching();
+    std::vector<std::string> ids;
+    if (!client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s)) {
+      return ids;
+    }
+    const v1beta1::ListAndWatchResponse list = client->latest();
+    for (const auto& d : list.devices()) ids.push_back(d.id());
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
   v1beta1::ContainerAllocateResponse Allocate(const std::vector<std::string>& ids) {
     auto client = kubelet_->Connect("nvidia.com/gpu");
     v1beta1::AllocateResponse response;
@@ -162,14 +176,8 @@ TEST_F(IsolationIntegrationTest, CapableNodeLimitsEachContainerThroughTheHookAnd
       << Features();
   EXPECT_NE(Features().find("gpuslice.io/mps=none"), std::string::npos);
   const std::string token_env(names::kIsolationTokenEnv);
-  // Device IDs are "<uuid>::<n>"; take them from the device list.
-  auto client = kubelet_->Connect("nvidia.com/gpu");
-  client->StartWatching();
-  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
-  std::vector<std::string> ids;
-  const v1beta1::ListAndWatchResponse list = client->latest();
-  for (const auto& d : list.devices()) ids.push_back(d.id());
-  std::sort(ids.begin(), ids.end());
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
   const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
   auto one = Allocate({ids[0]});
   auto two = Allocate({ids[1], ids[2]});
@@ -204,13 +212,8 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
   ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
   EXPECT_NE(Features().find("gpuslice.io/mps=v3"), std::string::npos) << Features();
   const std::string token_env(names::kIsolationTokenEnv);
-  auto client = kubelet_->Connect("nvidia.com/gpu");
-  client->StartWatching();
-  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
-  std::vector<std::string> ids;
-  const v1beta1::ListAndWatchResponse list = client->latest();
-  for (const auto& d : list.devices()) ids.push_back(d.id());
-  std::sort(ids.begin(), ids.end());
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
   const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
   // MPS replicas are one per container (failRequestsGreaterThanOne, as NVIDIA's plugin).
   auto one = Allocate({ids[0]});
@@ -269,12 +272,9 @@ TEST_F(IsolationIntegrationTest, MpsOnAnOldDriverKeepsNvidiasPerProcessLimits) {
   ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
   EXPECT_NE(Features().find("gpuslice.io/mps=v2"), std::string::npos) << Features();
   EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos);
-  auto client = kubelet_->Connect("nvidia.com/gpu");
-  client->StartWatching();
-  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
-  const v1beta1::ListAndWatchResponse list = client->latest();
-  const std::string id = list.devices(0).id();
-  auto response = Allocate({id});
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  auto response = Allocate({ids[0]});
   EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
   EXPECT_EQ(response.envs().count(std::string(names::kMpsPinnedDeviceMemLimitEnv)), 1u);
   ASSERT_EQ(response.mounts_size(), 1);
@@ -285,10 +285,9 @@ TEST_F(IsolationIntegrationTest, IncapableNodeFallsBackToShimAndLabelsItself) {
   StartAgent("550.54.15");
   ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
   EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos) << Features();
-  auto client = kubelet_->Connect("nvidia.com/gpu");
-  client->StartWatching();
-  ASSERT_TRUE(client->WaitForDevices([](const auto& l) { return l.devices_size() == 8; }, 10s));
-  auto response = Allocate({client->latest().devices(0).id()});
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  auto response = Allocate({ids[0]});
   EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
 }
 
