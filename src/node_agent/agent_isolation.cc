@@ -195,7 +195,7 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
   // The hand-off's file for these slots (AllocationHandoff::PrepareAllocation); a previous
   // holder's is removed so that its limits cannot be taken for this container's.
   const std::string file =
-      options_.allocations_dir + "/" + AllocationHandoff::KeyFor(ids) + "/limits/limits";
+      AllocationHandoff::LimitsFileFor(options_.allocations_dir, AllocationHandoff::KeyFor(ids));
   std::error_code ec;
   std::filesystem::remove(file, ec);
   Partition partition;
@@ -209,6 +209,7 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
 void AgentIsolation::TakeFractionalLimits() {
   for (const auto& [token, file] : manager_->AwaitingLimits()) {
     std::error_code ec;
+    // The hand-off's refusal stands beside the limits file (AllocationHandoff::LimitsFileFor).
     const std::string refused = std::filesystem::path(file).parent_path() / "refused";
     if (std::filesystem::exists(refused, ec)) {
       // No valid assignment: the container starts, its shim refuses GPU allocations (as today).

@@ -158,6 +158,11 @@ std::string AllocationHandoff::KeyFor(std::vector<std::string> device_ids) {
   return key;
 }
 
+std::string AllocationHandoff::LimitsFileFor(const std::string& allocations_dir,
+                                             const std::string& key) {
+  return (fs::path(allocations_dir) / key / "limits" / kLimitsFileName).string();
+}
+
 Status AllocationHandoff::PrepareAllocation(const std::vector<std::string>& device_ids,
                                             v1beta1::ContainerAllocateResponse& response) {
   // Held throughout, so that a release of the same slots' directory cannot interleave.
@@ -406,7 +411,7 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result, GpuAssignme
       GPUSLICE_RETURN_IF_ERROR(LimitCompute(result, g.uuid, d));
     }
   }
-  const fs::path file = fs::path(options_.host_root) / result.key / "limits" / kLimitsFileName;
+  const fs::path file = LimitsFileFor(options_.host_root, result.key);
   GPUSLICE_RETURN_IF_ERROR(WriteOwner(fs::path(options_.host_root) / result.key, result));
   GPUSLICE_RETURN_IF_ERROR(shim::WriteContainerLimitsFile(file.string(), limits));
   result.state = HandoffResult::State::kLimited;

@@ -156,6 +156,9 @@ class AllocationHandoff {
 
   // The directory name for a set of device IDs (stable, order-independent).
   static std::string KeyFor(std::vector<std::string> device_ids);
+  // Where the hand-off writes the limits file for the allocation `key` under `allocations_dir`
+  // (host side); a refusal is the file `refused` beside it.
+  static std::string LimitsFileFor(const std::string& allocations_dir, const std::string& key);
 
   // The node's compute arbiters (one referee per fractional GPU; tests read them).
   ComputeArbiters& arbiters() { return arbiters_; }
