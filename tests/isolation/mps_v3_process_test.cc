@@ -14,13 +14,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "backends/simulated_memory_limits.h"
 #include "core/resource_names.h"
+#include "detached_daemons.h"
 #include "fake_cgroup_tree.h"
 #include "isolation/isolation_manager.h"
 #include "isolation/oci_hook.h"
+#include "mps_v3_client.h"
 
 namespace gpuslice {
 namespace {
@@ -58,35 +61,13 @@ FakeRun Fake(const std::string& pipe, const std::string& args) {
   return run;
 }
 
-// A CUDA client in a container: its CUDA_MPS_PIPE_DIRECTORY is what the container has mounted
-// at /tmp/nvidia-mps. It connects, prints where it was routed, and stays until killed.
-struct Client {
-  explicit Client(const std::string& pipe) {
-    int fds[2];
-    EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
-    pid = fork();
-    if (pid == 0) {
-      dup2(fds[1], 1);
-      setenv("CUDA_MPS_PIPE_DIRECTORY", pipe.c_str(), 1);
-      execl(GPUSLICE_FAKE_MPS_V3_CONTROL, GPUSLICE_FAKE_MPS_V3_CONTROL, "--client-hello", "--hold",
-            nullptr);
-      _exit(127);
-    }
-    close(fds[1]);
-    char c = 0;
-    while (read(fds[0], &c, 1) == 1 && c != '\n') routed += c;
-    close(fds[0]);
-  }
-  ~Client() {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  pid_t pid = -1;
-  std::string routed;
-};
+using Client = testing::MpsV3Client;
 
 class MpsV3ProcessTest : public ::testing::Test {
  protected:
+  MpsV3ProcessTest() { testing::BecomeSubreaper(); }
+  // The v3 daemons outlive every ProcessMpsV3 by design; none may outlive the test.
+  ~MpsV3ProcessTest() override { testing::KillRecordedDaemons(tree_.root()); }
   MpsDaemonSpec Spec(const std::string& uuid) const {
     return {uuid, tree_.root() + "/mps/" + uuid + "/pipe", tree_.root() + "/mps/" + uuid + "/log"};
   }
@@ -143,7 +124,7 @@ TEST_F(MpsV3ProcessTest, DaemonStartsFromTheGeneratedTomlWithTheLiveNamespaces) 
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front(), (MpsV3Namespace{kServer0, "ns-live", 512ULL << 20, 40, 0}));
   // A daemon that dies is restarted from the same file and has the namespace again.
-  kill(v3.ChildPid(kGpu0), SIGKILL);
+  kill(v3.DaemonPid(kGpu0), SIGKILL);
   for (int i = 0; i < 1000 && v3.IsRunning(kGpu0); ++i) usleep(1000);
   ASSERT_FALSE(v3.IsRunning(kGpu0));
   ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok());
@@ -155,6 +136,124 @@ TEST_F(MpsV3ProcessTest, GpusNotGivenToV3KeepTheV2Daemon) {
   v3.UseV3For({kGpu0});
   Status s = v3.Start(Spec(kGpu1));
   EXPECT_EQ(s.message(), "v2 used");
+}
+
+// ---- the daemons outlive the agent -----------------------------------------------------------
+
+using testing::ProcessRuns;
+
+TEST_F(MpsV3ProcessTest, DaemonOutlivesItsControlAndTheNextOneAdoptsItWithItsNamespaces) {
+  const MpsV3Namespace ns{kServer0, "ns-live", 3 * kGi, 30, 1};
+  pid_t pid = -1;
+  {
+    ProcessMpsV3 first({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+    first.UseV3For({kGpu0});
+    ASSERT_TRUE(first.Start(Spec(kGpu0)).ok());
+    ASSERT_TRUE(first.CreateNamespace(ns).ok());
+    pid = first.DaemonPid(kGpu0);
+  }
+  ASSERT_TRUE(ProcessRuns(pid));
+  // Not the agent's child, not in its session: a signal to the agent's group does not reach it.
+  EXPECT_NE(getsid(pid), getsid(0));
+  const std::string dir = MpsV3NamespaceDirectory(Pipe(), ns);
+  Client before(dir);
+  EXPECT_NE(before.routed.find("namespace=ns-live"), std::string::npos) << before.routed;
+
+  ProcessMpsV3 next({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+  next.UseV3For({kGpu0});
+  ASSERT_TRUE(next.Start(Spec(kGpu0)).ok());
+  EXPECT_EQ(next.DaemonPid(kGpu0), pid);  // adopted, not restarted
+  EXPECT_TRUE(next.IsRunning(kGpu0));
+  auto listed = next.ListNamespaces(kServer0);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front(), ns);  // a runtime namespace survives only in the same daemon
+  Client after(dir);
+  EXPECT_EQ(after.routed, before.routed);
+  // A clean shutdown leaves it running too; only a real Stop (config change) ends it.
+  next.LeaveDaemonsRunning();
+  ASSERT_TRUE(next.Stop(kGpu0).ok());
+  EXPECT_TRUE(ProcessRuns(pid));
+  ProcessMpsV3 last({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+  last.UseV3For({kGpu0});
+  ASSERT_TRUE(last.Start(Spec(kGpu0)).ok());
+  EXPECT_EQ(last.DaemonPid(kGpu0), pid);
+  ASSERT_TRUE(last.Stop(kGpu0).ok());
+  EXPECT_FALSE(ProcessRuns(pid));
+  EXPECT_FALSE(std::filesystem::exists(ProcessMpsV3::RecordPath(Spec(kGpu0))));
+}
+
+TEST_F(MpsV3ProcessTest, RecordNamingAnotherProcessIsNeitherAdoptedNorSignalled) {
+  // Some process now has the recorded pid: one that is no MPS daemon (its command line differs),
+  // and one recorded with the right command line but another start time (the pid was reused).
+  const pid_t unrelated = fork();
+  if (unrelated == 0) {
+    pause();
+    _exit(0);
+  }
+  const std::uint64_t start_ticks = testing::StartTimeTicks(unrelated);
+  ASSERT_GT(start_ticks, 0u);
+  struct Row {
+    const char* name;
+    std::uint64_t start_ticks;
+    bool same_command;
+  };
+  for (const Row& row :
+       {Row{"other_command", start_ticks, false}, Row{"pid_reused", start_ticks + 1, true},
+        Row{"other_boot", start_ticks, true}}) {
+    DaemonRecord record;
+    record.pid = unrelated;
+    record.start_time_ticks = row.start_ticks;
+    record.boot_id = std::string(row.name) == "other_boot" ? "another-boot" : CurrentBootId();
+    record.argv =
+        row.same_command
+            ? std::vector<std::string>{GPUSLICE_FAKE_MPS_V3_CONTROL,         "-f", "-p", "3", "-a",
+                                       ProcessMpsV3::ConfigPath(Spec(kGpu0))}
+            : std::vector<std::string>{"/bin/sleep", "1000"};
+    record.pipe_directory = Pipe();
+    record.server = kServer0;
+    std::filesystem::create_directories(Pipe());
+    ASSERT_TRUE(WriteDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu0)), record).ok());
+    ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_,
+                    [&](const std::string&) { return Pipe(); });
+    v3.UseV3For({kGpu0});
+    ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok()) << row.name;
+    EXPECT_NE(v3.DaemonPid(kGpu0), unrelated) << row.name;
+    EXPECT_GT(v3.DaemonPid(kGpu0), 0) << row.name;
+    EXPECT_TRUE(v3.ListNamespaces(kServer0).ok()) << row.name;
+    ASSERT_TRUE(v3.Stop(kGpu0).ok()) << row.name;
+    // And stopping "the recorded daemon of a previous agent" spares it as well.
+    ASSERT_TRUE(WriteDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu0)), record).ok());
+    ASSERT_TRUE(v3.Stop(kGpu0).ok()) << row.name;
+    EXPECT_TRUE(ProcessRuns(unrelated)) << row.name;
+    EXPECT_EQ(waitpid(unrelated, nullptr, WNOHANG), 0) << row.name;
+  }
+  kill(unrelated, SIGKILL);
+  waitpid(unrelated, nullptr, 0);
+}
+
+TEST_F(MpsV3ProcessTest, APreviousAgentsDaemonStopsWhenItsGpuIsNoLongerSharedUnderMpsV3) {
+  pid_t pid = -1;
+  {
+    ProcessMpsV3 first({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+    first.UseV3For({kGpu0, kGpu1});
+    ASSERT_TRUE(first.Start(Spec(kGpu0)).ok());
+    ASSERT_TRUE(first.Start(Spec(kGpu1)).ok());
+    pid = first.DaemonPid(kGpu0);
+  }
+  ProcessMpsV3 next({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_,
+                    [&](const std::string& uuid) { return Pipe(uuid); });
+  // GPU 0 is now on the v2 daemon (no v3 any more): the v3 daemon goes before v2 starts.
+  next.UseV3For({kGpu1});
+  EXPECT_EQ(next.Start(Spec(kGpu0)).message(), "v2 used");
+  EXPECT_FALSE(ProcessRuns(pid));
+  EXPECT_FALSE(std::filesystem::exists(ProcessMpsV3::RecordPath(Spec(kGpu0))));
+  // GPU 1 is not shared under MPS at all any more (the supervisor's Stop at its first reconcile).
+  Result<DaemonRecord> record = ReadDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu1)));
+  ASSERT_TRUE(record.ok());
+  ASSERT_TRUE(ProcessRuns(record->pid));
+  ASSERT_TRUE(next.Stop(kGpu1).ok());
+  EXPECT_FALSE(ProcessRuns(record->pid));
 }
 
 struct BadToml {
