@@ -245,7 +245,9 @@ std::string DaemonRecordJson(const DaemonRecord& record) {
                       {"argv", record.argv},
                       {"pipeDirectory", record.pipe_directory},
                       {"server", record.server}};
-  return j.dump(2) + "\n";
+  // Invalid UTF-8 in a command line is replaced, not thrown on (such a record then matches no
+  // process, and the daemon is started anew rather than adopted).
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 Result<DaemonRecord> ParseDaemonRecord(const std::string& text, const std::string& where) {

@@ -60,7 +60,13 @@ Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInf
   IsolationManagerOptions manager_options;
   manager_options.spool_dir = spool_dir();
   manager_options.state_file = options_.directory + "/state.json";
+  manager_options.mps_pipe_directory_of = [root = options_.mps_root](const std::string& uuid) {
+    return MpsDaemonSupervisor::PipeDirectory(root, uuid);
+  };
   manager_ = std::make_unique<IsolationManager>(manager_options, limits_, mps_);
+  // Before the restore: a v3 daemon a previous agent left running is adopted when the restore
+  // first talks to its server, so live namespaces are checked and ended ones deleted at once.
+  UseV3ForLocked();
   Status restored = manager_->Restore();
   if (restored.code() == ErrorCode::kInvalidArgument) {
     // An unreadable state file: never overwrite it (it names live containers' limits). The tier

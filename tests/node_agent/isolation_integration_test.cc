@@ -153,11 +153,12 @@ class IsolationIntegrationTest : public ::testing::Test {
   }
   // Runs the hook exactly as the CDI spec tells the runtime to, for a container with `env`.
   int RunHook(const std::string& id, long pid, const std::string& cgroup,
-              const std::map<std::string, std::string>& env) {
+              const std::map<std::string, std::string>& env,
+              const std::map<std::string, std::string>& annotations = {}) {
     tree_.AddCgroup(cgroup, {pid});
     std::vector<std::string> env_list;
     for (const auto& [k, v] : env) env_list.push_back(k + "=" + v);
-    const std::string bundle = tree_.AddBundle(id, env_list);
+    const std::string bundle = tree_.AddBundle(id, env_list, annotations);
     std::ofstream(dir_ / ("state-" + id)) << FakeCgroupTree::State(id, pid, bundle);
     const nlohmann::json spec =
         nlohmann::json::parse(ReadFileOrEmpty(dir_ / "cdi/gpuslice-nvidia-gpu.json"));
@@ -255,7 +256,11 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
   EXPECT_EQ(RoutedFrom(dir1), "");  // no namespace before the container is created
 
   EXPECT_EQ(RunHook("ctr1", 4201, "/kubepods/p1/ctr1", {{token_env, one.envs().at(token_env)}}), 0);
-  EXPECT_EQ(RunHook("ctr2", 4202, "/kubepods/p2/ctr2", {{token_env, two.envs().at(token_env)}}), 0);
+  // ctr2's pod asks for below-normal MPS client priority (CRI-O passes the pod's annotations).
+  const std::string priority(names::kAnnotationPodMpsClientPriority);
+  EXPECT_EQ(RunHook("ctr2", 4202, "/kubepods/p2/ctr2", {{token_env, two.envs().at(token_env)}},
+                    {{std::string(names::kCrioPodAnnotations), "{\"" + priority + "\":\"1\"}"}}),
+            0);
   // Each container's processes reach only its own namespace, with a quarter of the GPU.
   const std::string ns1 = std::filesystem::path(dir1).filename().string();
   const std::string ns2 = std::filesystem::path(dir2).filename().string();
@@ -264,9 +269,19 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
                 " namespace=" + ns1 +
                 " pinned_memory_limit=10G active_thread_percentage=25 "
                 "client_priority=0\n");
-  EXPECT_NE(RoutedFrom(dir2).find("namespace=" + ns2 + " pinned_memory_limit=10G"),
+  EXPECT_NE(RoutedFrom(dir2).find("namespace=" + ns2 +
+                                  " pinned_memory_limit=10G active_thread_percentage=25 "
+                                  "client_priority=1"),
             std::string::npos)
       << RoutedFrom(dir2);
+  // A priority NVIDIA does not document fails the container's creation (the kubelet retries and
+  // shows the hook's message); its namespace is never created.
+  auto three = Allocate({ids[2]});
+  ASSERT_EQ(three.envs().count(token_env), 1u);
+  EXPECT_NE(RunHook("ctr3", 4203, "/kubepods/p3/ctr3", {{token_env, three.envs().at(token_env)}},
+                    {{priority, "high"}}),
+            0);
+  EXPECT_EQ(RoutedFrom(three.mounts(0).host_path()), "");
   EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
   EXPECT_EQ(Limits(gpu0, "/kubepods/p2/ctr2").hard_limit_bytes, 10 * kGi);
   // The limits and current use for metrics.
