@@ -314,6 +314,16 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
   EXPECT_TRUE(WaitFor([&] { return RoutedFrom(dir1).empty(); }));
   EXPECT_FALSE(Limits(gpu0, "/kubepods/p1/ctr1").set());
+  // The kubelet restarts it in its pod with the same Allocate response (same token, same
+  // directory mounted): it gets its namespace and limit back. Another pod cannot use the token.
+  EXPECT_TRUE(std::filesystem::is_directory(dir1));
+  EXPECT_NE(RunHook("other", 4299, "/kubepods/p9/other", {{token_env, one.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(RunHook("ctr1-restarted", 4211, "/kubepods/p1/ctr1-restarted",
+                    {{token_env, one.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(RoutedFrom(dir1), routed1);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1-restarted").hard_limit_bytes, 10 * kGi);
 }
 
 TEST_F(IsolationIntegrationTest, MpsV3DaemonSurvivesAKilledAgentAndStopsWhenMpsIsConfiguredAway) {
