@@ -90,9 +90,21 @@ int OpenVerifiedPidfd(const DaemonRecord& record, bool* no_pidfd) {
   return fd;
 }
 
+// The recorded process still exists and is not a zombie (whatever its command line: an exiting
+// process loses its command line before it becomes a zombie). Reaps it if it is our zombie.
+bool StillExists(const DaemonRecord& record) {
+  Result<ProcStat> stat = ReadProcStat(record.pid);
+  if (!stat.ok() || stat->start_time_ticks != record.start_time_ticks) return false;
+  if (stat->state == 'Z' || stat->state == 'X') {
+    waitpid(record.pid, nullptr, WNOHANG);
+    return false;
+  }
+  return true;
+}
+
 bool WaitUntilGone(const DaemonRecord& record, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (IsRecordedDaemonAlive(record)) {
+  while (StillExists(record)) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }

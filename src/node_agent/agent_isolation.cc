@@ -215,8 +215,7 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
 void AgentIsolation::TakeFractionalLimits() {
   for (const auto& [token, file] : manager_->AwaitingLimits()) {
     std::error_code ec;
-    // The hand-off's refusal stands beside the limits file (AllocationHandoff::LimitsFileFor).
-    const std::string refused = std::filesystem::path(file).parent_path() / "refused";
+    const std::string refused = AllocationHandoff::RefusedFileBeside(file);
     if (std::filesystem::exists(refused, ec)) {
       // No valid assignment: the container starts, its shim refuses GPU allocations (as today).
       spdlog::warn("fractional container of {} was refused by the hand-off; no driver limit", file);

@@ -67,6 +67,7 @@ TEST_F(DaemonRecordTest, LaunchedDaemonIsDetachedUnblockedAndInheritsNoDescripto
   for (int i = 0; i < 500 && IsRecordedDaemonAlive(record_); ++i) usleep(2000);
   EXPECT_FALSE(IsRecordedDaemonAlive(record_));
   record_.argv = {"sleep", "1000"};
+  for (int i = 0; i < 500 && !IsRecordedDaemonAlive(record_); ++i) usleep(2000);
   ASSERT_TRUE(IsRecordedDaemonAlive(record_));
   std::set<std::string> fds;
   for (const auto& e :

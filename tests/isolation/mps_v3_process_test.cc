@@ -22,6 +22,7 @@
 #include "core/resource_names.h"
 #include "detached_daemons.h"
 #include "fake_cgroup_tree.h"
+#include "hook_path.h"
 #include "isolation/isolation_manager.h"
 #include "isolation/oci_hook.h"
 #include "mps_v3_client.h"
@@ -312,56 +313,16 @@ TEST_F(MpsV3ProcessTest, FakeDaemonRefusesWhatNvidiaDocumentsAsConfigurationErro
 
 class MpsV3ManagerTest : public MpsV3ProcessTest {
  protected:
-  MpsV3ManagerTest() {
-    v3_.UseV3For({kGpu0, kGpu1});
-    a_ = Spawn();
-    b_ = Spawn();
-    c_ = Spawn();
-  }
-  ~MpsV3ManagerTest() override {
-    for (pid_t p : {a_, b_, c_}) {
-      kill(p, SIGKILL);
-      waitpid(p, nullptr, 0);
-    }
-  }
-  static pid_t Spawn() {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      pause();
-      _exit(0);
-    }
-    return pid;
-  }
+  MpsV3ManagerTest() { v3_.UseV3For({kGpu0, kGpu1}); }
   IsolationManagerOptions Options() const {
-    IsolationManagerOptions o;
-    o.spool_dir = tree_.spool();
-    o.state_file = tree_.state_file();
+    IsolationManagerOptions o = testing::ManagerOptionsFor(tree_);
     o.mps_pipe_directory_of = [this](const std::string& uuid) { return Pipe(uuid); };
     return o;
   }
   Status StartContainer(IsolationManager& manager, const std::string& id, const std::string& path,
                         long pid, const std::string& token,
                         const std::map<std::string, std::string>& annotations = {}) {
-    tree_.AddCgroup(path, {pid});
-    const std::string bundle =
-        tree_.AddBundle(id, {std::string(names::kIsolationTokenEnv) + "=" + token}, annotations);
-    HookOptions hook;
-    hook.spool_dir = tree_.spool();
-    hook.proc_root = tree_.proc_root();
-    hook.cgroup_mount = tree_.cgroup_mount();
-    hook.timeout = std::chrono::seconds(20);
-    Status status;
-    std::atomic<bool> done{false};
-    std::thread thread([&] {
-      status = RunCreateContainerHook(hook, FakeCgroupTree::State(id, pid, bundle));
-      done = true;
-    });
-    while (!done) {
-      manager.ProcessRequests();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    thread.join();
-    return status;
+    return testing::StartContainerThroughHook(tree_, manager, id, path, pid, token, annotations);
   }
   std::string Dir(const IsolationManager& manager, const std::string& token) {
     auto p = manager.PartitionFor(token);
@@ -370,7 +331,8 @@ class MpsV3ManagerTest : public MpsV3ProcessTest {
 
   FileMemoryLimits driver_{{kGpu0, kGpu1}};
   ProcessMpsV3 v3_{{GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_};
-  pid_t a_ = -1, b_ = -1, c_ = -1;
+  testing::Sleeper sleeper_a_, sleeper_b_, sleeper_c_;
+  const pid_t a_ = sleeper_a_.pid, b_ = sleeper_b_.pid, c_ = sleeper_c_.pid;
 };
 
 TEST_F(MpsV3ManagerTest, TwoContainersGetTheirOwnNamespaceAndTwoProcessesOfOneShareIt) {
