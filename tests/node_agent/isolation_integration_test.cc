@@ -324,6 +324,12 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
             0);
   EXPECT_EQ(RoutedFrom(dir1), routed1);
   EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1-restarted").hard_limit_bytes, 10 * kGi);
+  // The config no longer shares the GPUs under MPS (reloaded while the agent runs): the v3
+  // daemon is stopped and its record removed.
+  ASSERT_TRUE(WriteFileAtomically(dir_ / "config.yaml", kTimeSlicing4).ok());
+  agent_->Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return !IsRecordedDaemonAlive(daemon); }));
+  EXPECT_TRUE(WaitFor([&] { return RecordedDaemon(gpu0).pid < 0; }));
 }
 
 TEST_F(IsolationIntegrationTest, MpsV3DaemonSurvivesAKilledAgentAndStopsWhenMpsIsConfiguredAway) {
