@@ -80,5 +80,13 @@ inline constexpr std::string_view kAnnotationPodGpuModels = "gpuslice.io/gpu-mod
 // gpuslice.io/gpu-compute request to 100 (docs/shim.md "Compute shares"). Kubernetes requires
 // requests = limits for extended resources, so a gpu-compute limit cannot carry it.
 inline constexpr std::string_view kAnnotationPodGpuComputeCap = "gpuslice.io/gpu-compute-cap";
+// Pod annotation a user may set: the client priority of the pod's MPS v3 namespaces, with the
+// values NVIDIA documents for CUDA_MPS_CLIENT_PRIORITY: "0" (normal, the default) or "1" (below
+// normal). Read by the createContainer hook from the OCI bundle (docs/isolation.md).
+inline constexpr std::string_view kAnnotationPodMpsClientPriority =
+    "gpuslice.io/mps-client-priority";
+// The OCI annotation in which CRI-O passes every pod annotation, as one JSON object (containerd
+// passes those its runtime's `pod_annotations` list allows as annotations of their own).
+inline constexpr std::string_view kCrioPodAnnotations = "io.kubernetes.cri-o.Annotations";
 
 }  // namespace gpuslice::names

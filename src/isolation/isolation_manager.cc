@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/resource_names.h"
 #include "isolation/oci_hook.h"
 
 namespace gpuslice {
@@ -33,7 +34,8 @@ nlohmann::json PartitionJson(const Partition& p) {
           {"threads", p.active_thread_percentage},
           {"priority", p.client_priority},
           {"namespace", p.mps_namespace},
-          {"limitsFrom", p.awaiting_limits_from}};
+          {"limitsFrom", p.awaiting_limits_from},
+          {"podCgroup", p.pod_cgroup}};
 }
 
 Partition PartitionFrom(const nlohmann::json& j) {
@@ -46,6 +48,7 @@ Partition PartitionFrom(const nlohmann::json& j) {
   p.client_priority = j.value("priority", 0);
   p.mps_namespace = j.value("namespace", std::string());
   p.awaiting_limits_from = j.value("limitsFrom", std::string());
+  p.pod_cgroup = j.value("podCgroup", std::string());
   return p;
 }
 
@@ -133,7 +136,10 @@ std::map<std::string, std::string> IsolationManager::AwaitingLimits() const {
 Result<Partition> IsolationManager::PartitionFor(const std::string& token) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = pending_.find(token); it != pending_.end()) return it->second;
-  return NotFound("no pending partition for the token");
+  for (const auto& [id, binding] : bindings_) {
+    if (!token.empty() && binding.token == token) return binding.partition;
+  }
+  return NotFound("no partition for the token");
 }
 
 Status IsolationManager::Apply(const ContainerBinding& b) {
@@ -222,6 +228,40 @@ void IsolationManager::Release(const ContainerBinding& b) {
     (void)mps_->DeleteNamespace(b.mps_server, b.mps_namespace);
 }
 
+void IsolationManager::PendAgainForItsPod(const ContainerBinding& b) {
+  const std::string pod = std::filesystem::path(b.cgroup_path).parent_path().string();
+  std::error_code ec;
+  if (b.token.empty()) return;
+  if (!std::filesystem::is_directory(pod, ec)) {  // the pod has ended too
+    if (const std::string dir = NamespaceDirectory(b.partition); !dir.empty()) {
+      std::filesystem::remove(dir, ec);  // only when empty
+    }
+    return;
+  }
+  Partition again = b.partition;
+  again.pod_cgroup = pod;
+  pending_[b.token] = again;
+  if (const std::string dir = NamespaceDirectory(again); !dir.empty()) {
+    std::filesystem::create_directories(dir, ec);
+  }
+}
+
+std::string IsolationManager::NamespaceDirectory(const Partition& p) const {
+  if (!p.mps || p.mps_namespace.empty() || !options_.mps_pipe_directory_of) return "";
+  return MpsV3NamespaceDirectory(options_.mps_pipe_directory_of(p.gpu_uuid),
+                                 {MpsServerFor(p.gpu_uuid), p.mps_namespace});
+}
+
+void IsolationManager::ReapEndedHolderOf(const std::string& token) {
+  for (auto it = bindings_.begin(); it != bindings_.end(); ++it) {
+    if (it->second.token != token || ContainerAlive(it->second)) continue;
+    Release(it->second);
+    PendAgainForItsPod(it->second);
+    bindings_.erase(it);
+    return;
+  }
+}
+
 bool IsolationManager::ContainerAlive(const ContainerBinding& b) {
   // cgroup.events' "populated" counts processes in descendant cgroups too (a container that
   // nests cgroups); cgroup.procs only those of the cgroup itself.
@@ -239,9 +279,14 @@ bool IsolationManager::ContainerAlive(const ContainerBinding& b) {
 }
 
 Status IsolationManager::Bind(const std::string& container_id, long pid,
-                              const std::string& cgroup_path, const std::string& token) {
+                              const std::string& cgroup_path, const std::string& token,
+                              int mps_client_priority) {
   std::lock_guard<std::mutex> lock(mu_);
   GPUSLICE_RETURN_IF_ERROR(ValidateContainerId(container_id));
+  if (mps_client_priority < -1 || mps_client_priority > 1) {
+    return InvalidArgument("container " + container_id + ": MPS client priority " +
+                           std::to_string(mps_client_priority) + " is not 0 or 1");
+  }
   if (auto it = bindings_.find(container_id); it != bindings_.end()) {
     // A hook retried for the same container (runtime retry): idempotent only for the same cgroup.
     if (it->second.cgroup_path == cgroup_path) return Apply(it->second);
@@ -249,6 +294,10 @@ Status IsolationManager::Bind(const std::string& container_id, long pid,
                          it->second.cgroup_path);
   }
   auto pending = pending_.find(token);
+  if (pending == pending_.end()) {
+    ReapEndedHolderOf(token);  // a restarted container, seen before the loop reaped its predecessor
+    pending = pending_.find(token);
+  }
   if (pending == pending_.end()) {
     return PermissionDenied("container " + container_id +
                             " presented an isolation token the node agent did not issue or "
@@ -262,6 +311,13 @@ Status IsolationManager::Bind(const std::string& container_id, long pid,
   if (cgroup_path.empty() || !std::filesystem::is_directory(cgroup_path, ec)) {
     return NotFound("cgroup " + cgroup_path + " of container " + container_id + " does not exist");
   }
+  if (const std::string& pod = pending->second.pod_cgroup;
+      !pod.empty() && std::filesystem::path(cgroup_path).parent_path().string() != pod) {
+    return PermissionDenied("container " + container_id +
+                            " presented the isolation token of a "
+                            "container of pod cgroup " +
+                            pod + " from outside that pod");
+  }
   for (const auto& [id, other] : bindings_) {
     if (other.cgroup_path == cgroup_path) {
       return AlreadyExists("cgroup " + cgroup_path + " already belongs to container " + id);
@@ -272,9 +328,12 @@ Status IsolationManager::Bind(const std::string& container_id, long pid,
   binding.pid = pid;
   binding.cgroup_path = cgroup_path;
   binding.partition = pending->second;
+  binding.partition.pod_cgroup.clear();
+  binding.token = token;
   if (binding.partition.mps) {
     binding.mps_server = MpsServerFor(binding.partition.gpu_uuid);
     binding.mps_namespace = binding.partition.mps_namespace;
+    if (mps_client_priority >= 0) binding.partition.client_priority = mps_client_priority;
   }
   GPUSLICE_RETURN_IF_ERROR(Apply(binding));
   pending_.erase(pending);
@@ -302,7 +361,17 @@ int IsolationManager::ProcessRequests() {
           InvalidArgument("request file " + name + " names container " + request->container_id);
     }
     if (status.ok() && AwaitingLimits().count(request->token) > 0) continue;  // not yet
-    if (status.ok()) status = Bind(id, request->pid, request->cgroup_path, request->token);
+    int priority = -1;
+    if (status.ok() && !request->mps_client_priority.empty()) {
+      Result<int> parsed = ParseMpsClientPriority(
+          request->mps_client_priority, "container " + id + ": pod annotation " +
+                                            std::string(names::kAnnotationPodMpsClientPriority));
+      if (parsed.ok()) priority = *parsed;
+      status = parsed.status();
+    }
+    if (status.ok()) {
+      status = Bind(id, request->pid, request->cgroup_path, request->token, priority);
+    }
     std::filesystem::remove(entry.path(), ec);
     if (ValidateContainerId(id).ok()) WriteReply(options_.spool_dir, id, status);
     ++handled;
@@ -319,8 +388,23 @@ int IsolationManager::ReapEnded() {
       continue;
     }
     Release(it->second);
+    PendAgainForItsPod(it->second);
     it = bindings_.erase(it);
     ++reaped;
+  }
+  std::error_code ec;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    // The pod of a token pending again has ended: no container will present it any more.
+    if (!it->second.pod_cgroup.empty() &&
+        !std::filesystem::is_directory(it->second.pod_cgroup, ec)) {
+      if (const std::string dir = NamespaceDirectory(it->second); !dir.empty()) {
+        std::filesystem::remove(dir, ec);  // only when empty
+      }
+      it = pending_.erase(it);
+      ++reaped;
+    } else {
+      ++it;
+    }
   }
   if (reaped > 0) (void)Save();
   return reaped;
@@ -386,7 +470,8 @@ Status IsolationManager::Save() const {
                                    {"cgroup", b.cgroup_path},
                                    {"partition", PartitionJson(b.partition)},
                                    {"mpsServer", b.mps_server},
-                                   {"mpsNamespace", b.mps_namespace}});
+                                   {"mpsNamespace", b.mps_namespace},
+                                   {"token", b.token}});
   }
   const std::string tmp = options_.state_file + ".tmp";
   {
@@ -437,9 +522,11 @@ Status IsolationManager::RestoreLocked() {
       b.partition = PartitionFrom(c.value("partition", nlohmann::json::object()));
       b.mps_server = c.value("mpsServer", std::string());
       b.mps_namespace = c.value("mpsNamespace", std::string());
+      b.token = c.value("token", std::string());
       if (!ValidateContainerId(b.container_id).ok()) continue;
       if (!ContainerAlive(b)) {
         Release(b);
+        PendAgainForItsPod(b);
         continue;
       }
       Status applied = Apply(b);

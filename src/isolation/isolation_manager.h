@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -38,6 +39,10 @@ struct Partition {
   // SetPartitionLimits the hook's request waits in the spool (the hook times out if it never
   // comes); "" = the limits above are final.
   std::string awaiting_limits_from = {};
+  // Set when the token's container ended while its pod lives: the kubelet restarts a container
+  // with the same Allocate response (token included), so the token binds again, but only a
+  // container in this pod cgroup (the parent of the ended container's cgroup). "" = any.
+  std::string pod_cgroup = {};
 };
 
 struct ContainerBinding {
@@ -47,6 +52,7 @@ struct ContainerBinding {
   Partition partition;
   std::string mps_server;     // "" unless partition.mps
   std::string mps_namespace;  // ditto
+  std::string token;          // the token it bound ("" in state files written before)
 };
 
 // One bound container's limits as the driver reports them now (for metrics).
@@ -66,6 +72,11 @@ struct IsolationManagerOptions {
   std::string state_file;  // persisted bindings and pending tokens
   // The MPS v3 server name for a GPU; default "gpu-" + the UUID's first 8 hex digits.
   std::map<std::string, std::string> mps_server_by_gpu;
+  // The MPS pipe directory of a GPU (the agent's layout). When set, the manager keeps the
+  // namespace directory of a token pending again in place (the restarted container's runtime
+  // bind-mounts it before the hook runs; a `namespace delete` may remove it), and removes it when
+  // such a token's pod has ended.
+  std::function<std::string(const std::string& gpu_uuid)> mps_pipe_directory_of = {};
 };
 
 class IsolationManager {
@@ -91,8 +102,10 @@ class IsolationManager {
   int ReapEnded();
 
   // Binds one request (the spool path calls this). OK = limits/namespace are in place.
+  // `mps_client_priority` (the pod's gpuslice.io/mps-client-priority, 0 or 1; -1 = not set)
+  // replaces the partition's client priority under MPS v3; elsewhere it has no effect.
   Status Bind(const std::string& container_id, long pid, const std::string& cgroup_path,
-              const std::string& token);
+              const std::string& token, int mps_client_priority = -1);
 
   // Makes each server's namespaces match the bound containers (NVIDIA's `namespace list`):
   // creates missing ones (a daemon that restarted), fixes changed values, deletes gpuslice's own
@@ -132,6 +145,14 @@ class IsolationManager {
   Status Apply(const ContainerBinding& binding);
   static MpsV3Namespace NamespaceOf(const ContainerBinding& binding);
   void Release(const ContainerBinding& binding);
+  // After `binding`'s container ended: its token is pending again, for its pod only, while the
+  // pod cgroup exists (a restarted container presents the same token); otherwise its namespace
+  // directory is removed.
+  void PendAgainForItsPod(const ContainerBinding& binding);
+  // The token's holder if its container has ended: released and pending again. Under mu_.
+  void ReapEndedHolderOf(const std::string& token);
+  // The host directory of a partition's MPS v3 namespace; "" when unknown or not MPS.
+  std::string NamespaceDirectory(const Partition& partition) const;
   static bool ContainerAlive(const ContainerBinding& binding);
   Status Save() const;
 

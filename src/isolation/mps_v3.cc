@@ -82,6 +82,14 @@ Result<std::uint64_t> ParseMpsV3Memory(const std::string& text) {
   return value << shift;
 }
 
+Result<int> ParseMpsClientPriority(std::string_view text, std::string_view where) {
+  if (text == "0") return 0;
+  if (text == "1") return 1;
+  return InvalidArgument(std::string(where) + ": '" + std::string(text) +
+                         "' is not an MPS client priority; accepted: \"0\" (normal) or \"1\" "
+                         "(below normal), as NVIDIA's CUDA_MPS_CLIENT_PRIORITY");
+}
+
 std::string DefaultMpsV3ServerName(const std::string& gpu_uuid) {
   std::string hex;
   for (char c : gpu_uuid.substr(gpu_uuid.rfind('-') == std::string::npos ? 0 : 4)) {

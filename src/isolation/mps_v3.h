@@ -9,6 +9,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -44,6 +45,11 @@ std::string MpsV3NamespaceDirectory(const std::string& pipe_directory, const Mps
 std::string MpsV3MemoryString(std::uint64_t bytes);
 // The reverse: "<digits>[K|M|G|T]" (binary units, as CUDA_MPS_PINNED_DEVICE_MEM_LIMIT).
 Result<std::uint64_t> ParseMpsV3Memory(const std::string& text);
+
+// A client priority as NVIDIA documents it for CUDA_MPS_CLIENT_PRIORITY and a namespace's
+// client_priority: "0" (normal) or "1" (below normal). The error names `where` (e.g. the pod
+// annotation) and the accepted values.
+Result<int> ParseMpsClientPriority(std::string_view text, std::string_view where);
 
 // The server gpuslice runs for a GPU: "gpu-" + the first 8 hex digits of its UUID.
 std::string DefaultMpsV3ServerName(const std::string& gpu_uuid);

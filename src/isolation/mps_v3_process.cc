@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,16 +98,22 @@ bool IsSocket(const std::string& path) {
 
 }  // namespace
 
-ProcessMpsV3::ProcessMpsV3(std::vector<std::string> command, MpsControl& v2)
-    : command_(std::move(command)), v2_(v2) {}
+ProcessMpsV3::ProcessMpsV3(std::vector<std::string> command, MpsControl& v2,
+                           PipeDirectoryOf pipe_directory_of)
+    : command_(std::move(command)), v2_(v2), pipe_directory_of_(std::move(pipe_directory_of)) {}
 
-ProcessMpsV3::~ProcessMpsV3() {
-  std::lock_guard lock(mu_);
-  for (auto& [uuid, daemon] : daemons_) (void)daemon.process->Stop(uuid);
-}
+ProcessMpsV3::~ProcessMpsV3() = default;
 
 std::string ProcessMpsV3::ConfigPath(const MpsDaemonSpec& spec) {
   return (std::filesystem::path(spec.pipe_directory).parent_path() / "mps-v3.toml").string();
+}
+
+std::string ProcessMpsV3::RecordPath(const MpsDaemonSpec& spec) {
+  return RecordPath(spec.pipe_directory);
+}
+
+std::string ProcessMpsV3::RecordPath(const std::string& pipe_directory) {
+  return (std::filesystem::path(pipe_directory).parent_path() / "mps-v3-daemon.json").string();
 }
 
 void ProcessMpsV3::UseV3For(const std::set<std::string>& gpu_uuids) {
@@ -119,22 +126,92 @@ void ProcessMpsV3::SetNamespaceSource(NamespaceSource source) {
   source_ = std::move(source);
 }
 
+void ProcessMpsV3::LeaveDaemonsRunning() {
+  std::lock_guard lock(mu_);
+  leave_running_ = true;
+}
+
 bool ProcessMpsV3::IsV3(const std::string& device_uuid) {
   std::lock_guard lock(mu_);
   return v3_devices_.count(device_uuid) > 0 || daemons_.count(device_uuid) > 0;
 }
 
+std::vector<std::string> ProcessMpsV3::DaemonArgv(const MpsDaemonSpec& spec) const {
+  std::vector<std::string> argv = command_;
+  argv.insert(argv.end(), {"-f", "-p", "3", "-a", ConfigPath(spec)});
+  return argv;
+}
+
 Status ProcessMpsV3::Start(const MpsDaemonSpec& spec) {
-  if (!IsV3(spec.device_uuid)) return v2_.Start(spec);
+  if (!IsV3(spec.device_uuid)) {
+    // The GPU was shared under MPS v3 before (this agent's predecessor recorded a daemon) and is
+    // not any more: that daemon goes before NVIDIA's v2 one takes the pipe directory.
+    if (Status s = StopRecorded(spec.pipe_directory); !s.ok()) return s;
+    return v2_.Start(spec);
+  }
   if (command_.empty()) return InvalidArgument("MPS v3 control command is empty");
   const std::string server = DefaultMpsV3ServerName(spec.device_uuid);
+  if (Adopt(spec, server)) return Status::Ok();
+  return Launch(spec, server);
+}
+
+bool ProcessMpsV3::Adopt(const MpsDaemonSpec& spec, const std::string& server) {
+  const std::string path = RecordPath(spec);
+  Result<DaemonRecord> record = ReadDaemonRecord(path);
+  std::error_code ec;
+  if (!record.ok()) {
+    if (record.status().code() != ErrorCode::kNotFound) {
+      spdlog::warn("ignoring the MPS v3 daemon record: {}", record.status().message());
+      std::filesystem::remove(path, ec);
+    }
+    return false;
+  }
+  if (!IsRecordedDaemonAlive(*record)) {
+    // Dead, or the pid now belongs to another process: never signalled, just forgotten.
+    spdlog::info("MPS v3 daemon record {} names no running daemon (pid {}); starting a new one",
+                 path, record->pid);
+    std::filesystem::remove(path, ec);
+    return false;
+  }
+  if (record->argv != DaemonArgv(spec) || record->server != server ||
+      record->pipe_directory != spec.pipe_directory) {
+    spdlog::info("MPS v3 daemon pid {} for {} was started with another command; replacing it",
+                 record->pid, spec.device_uuid);
+    (void)StopRecordedDaemon(*record, timeout_);
+    std::filesystem::remove(path, ec);
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    daemons_[spec.device_uuid] = Daemon{spec, server, *record};
+  }
+  if (Result<std::vector<MpsV3Namespace>> listed = ListNamespaces(server); !listed.ok()) {
+    spdlog::warn("MPS v3 daemon pid {} for {} does not answer ({}); replacing it", record->pid,
+                 spec.device_uuid, listed.status().message());
+    {
+      std::lock_guard lock(mu_);
+      daemons_.erase(spec.device_uuid);
+    }
+    (void)StopRecordedDaemon(*record, timeout_);
+    std::filesystem::remove(path, ec);
+    return false;
+  }
+  spdlog::info("adopted the running MPS v3 control daemon for {} (pid {}, pipes in {})",
+               spec.device_uuid, record->pid, spec.pipe_directory);
+  return true;
+}
+
+Status ProcessMpsV3::Launch(const MpsDaemonSpec& spec, const std::string& server) {
   NamespaceSource source;
   {
     std::lock_guard lock(mu_);
     source = source_;
   }
   std::error_code ec;
-  std::filesystem::create_directories(spec.pipe_directory, ec);
+  for (const std::string& dir : {spec.pipe_directory, spec.log_directory}) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Unavailable("cannot create MPS directory " + dir + ": " + ec.message());
+  }
   const std::string config = ConfigPath(spec);
   {
     std::ofstream out(config, std::ios::trunc);
@@ -144,64 +221,129 @@ Status ProcessMpsV3::Start(const MpsDaemonSpec& spec) {
   }
   // A socket left by a daemon that was killed would look like a ready daemon.
   std::filesystem::remove(spec.pipe_directory + "/control", ec);
-  std::vector<std::string> argv = command_;
-  argv.insert(argv.end(), {"-f", "-p", "3", "-a", config});
-  auto process = std::make_unique<ProcessMpsControl>(argv);
-  GPUSLICE_RETURN_IF_ERROR(process->Start(spec));
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.starts_with("CUDA_VISIBLE_DEVICES=") ||
+        entry.starts_with("CUDA_MPS_PIPE_DIRECTORY=") ||
+        entry.starts_with("CUDA_MPS_LOG_DIRECTORY=")) {
+      continue;
+    }
+    env.emplace_back(entry);
+  }
+  env.push_back("CUDA_VISIBLE_DEVICES=" + spec.device_uuid);
+  env.push_back("CUDA_MPS_PIPE_DIRECTORY=" + spec.pipe_directory);
+  env.push_back("CUDA_MPS_LOG_DIRECTORY=" + spec.log_directory);
+  const std::string output = spec.log_directory + "/gpuslice-daemon-output.log";
+  Result<DaemonRecord> launched = LaunchDetachedDaemon(DaemonArgv(spec), env, output);
+  if (!launched.ok()) {
+    return launched.status().WithContext("MPS v3 control daemon for " + spec.device_uuid);
+  }
+  DaemonRecord record = std::move(launched).value();
+  record.pipe_directory = spec.pipe_directory;
+  record.server = server;
+  // Recorded before it is ready, so that an agent killed meanwhile leaves no unknown daemon.
+  if (Status s = WriteDaemonRecord(RecordPath(spec), record); !s.ok()) {
+    (void)StopRecordedDaemon(record, timeout_);
+    return s;
+  }
   // Ready when its control socket exists; a configuration error makes it exit instead.
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   while (!IsSocket(spec.pipe_directory + "/control")) {
-    if (!process->IsRunning(spec.device_uuid)) {
+    if (!IsRecordedDaemonAlive(record)) {
+      std::filesystem::remove(RecordPath(spec), ec);
       return Unavailable("MPS v3 control daemon for " + spec.device_uuid +
-                         " exited at start; see its log in " + spec.log_directory +
-                         " and the configuration " + config);
+                         " exited at start; see its output in " + output + ", its log in " +
+                         spec.log_directory + " and the configuration " + config);
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      (void)process->Stop(spec.device_uuid);
+      (void)StopRecordedDaemon(record, timeout_);
+      std::filesystem::remove(RecordPath(spec), ec);
       return Unavailable("MPS v3 control daemon for " + spec.device_uuid +
                          " did not create its control socket in " + spec.pipe_directory);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   std::lock_guard lock(mu_);
-  daemons_[spec.device_uuid] = Daemon{spec, server, std::move(process)};
+  daemons_[spec.device_uuid] = Daemon{spec, server, record};
+  return Status::Ok();
+}
+
+Status ProcessMpsV3::StopRecorded(const std::string& pipe_directory) {
+  const std::string path = RecordPath(pipe_directory);
+  Result<DaemonRecord> record = ReadDaemonRecord(path);
+  if (!record.ok()) return Status::Ok();
+  const bool running = IsRecordedDaemonAlive(*record);
+  GPUSLICE_RETURN_IF_ERROR(StopRecordedDaemon(*record, std::chrono::milliseconds(10000)));
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  if (running) {
+    spdlog::info("stopped the MPS v3 control daemon (pid {}) a previous agent left in {}",
+                 record->pid, pipe_directory);
+  }
   return Status::Ok();
 }
 
 Status ProcessMpsV3::Stop(const std::string& device_uuid) {
-  std::unique_ptr<ProcessMpsControl> process;
+  Daemon daemon;
   {
     std::lock_guard lock(mu_);
     auto it = daemons_.find(device_uuid);
-    if (it == daemons_.end()) return v2_.Stop(device_uuid);
-    process = std::move(it->second.process);
+    if (it == daemons_.end()) {
+      if (pipe_directory_of_ && !leave_running_) {
+        GPUSLICE_RETURN_IF_ERROR(StopRecorded(pipe_directory_of_(device_uuid)));
+      }
+      return v2_.Stop(device_uuid);
+    }
+    daemon = std::move(it->second);
     daemons_.erase(it);
+    if (leave_running_) return Status::Ok();  // the next agent adopts it
   }
-  return process->Stop(device_uuid);
+  GPUSLICE_RETURN_IF_ERROR(StopRecordedDaemon(daemon.record, timeout_));
+  std::error_code ec;
+  std::filesystem::remove(RecordPath(daemon.spec), ec);
+  return Status::Ok();
 }
 
 bool ProcessMpsV3::IsRunning(const std::string& device_uuid) {
-  std::lock_guard lock(mu_);
-  auto it = daemons_.find(device_uuid);
-  if (it == daemons_.end())
-    return v3_devices_.count(device_uuid) == 0 && v2_.IsRunning(device_uuid);
-  return it->second.process->IsRunning(device_uuid);
+  DaemonRecord record;
+  {
+    std::lock_guard lock(mu_);
+    auto it = daemons_.find(device_uuid);
+    if (it == daemons_.end())
+      return v3_devices_.count(device_uuid) == 0 && v2_.IsRunning(device_uuid);
+    record = it->second.record;
+  }
+  return IsRecordedDaemonAlive(record);
 }
 
-pid_t ProcessMpsV3::ChildPid(const std::string& device_uuid) {
+pid_t ProcessMpsV3::DaemonPid(const std::string& device_uuid) {
   std::lock_guard lock(mu_);
   auto it = daemons_.find(device_uuid);
-  return it == daemons_.end() ? -1 : it->second.process->ChildPid(device_uuid);
+  return it == daemons_.end() ? -1 : it->second.record.pid;
 }
 
 Result<std::string> ProcessMpsV3::Run(const std::string& server,
                                       const std::vector<std::string>& args) {
-  std::string pipe;
+  std::string pipe, adoptable;
   {
     std::lock_guard lock(mu_);
     for (const auto& [uuid, daemon] : daemons_) {
       if (daemon.server == server) pipe = daemon.spec.pipe_directory;
     }
+    for (const std::string& uuid : v3_devices_) {
+      if (pipe.empty() && pipe_directory_of_ && DefaultMpsV3ServerName(uuid) == server) {
+        adoptable = uuid;
+      }
+    }
+  }
+  if (pipe.empty() && !adoptable.empty()) {
+    // A restarted agent restores its containers' namespaces before its supervisor gets to the
+    // daemons: the running daemon a previous agent recorded is adopted now.
+    const std::string dir = pipe_directory_of_(adoptable);
+    const MpsDaemonSpec spec{adoptable, dir,
+                             (std::filesystem::path(dir).parent_path() / "log").string()};
+    if (Adopt(spec, server)) pipe = dir;
   }
   if (pipe.empty()) return Unavailable("no MPS v3 server named " + server + " is running");
   std::vector<std::string> argv = command_;

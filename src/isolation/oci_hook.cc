@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/resource_names.h"
+#include "isolation/mps_v3.h"
 
 namespace gpuslice {
 namespace {
@@ -96,6 +97,28 @@ Result<std::string> ReadBundleEnv(const std::string& bundle_dir, std::string_vie
   return value;
 }
 
+Result<std::string> ReadBundlePodAnnotation(const std::string& bundle_dir, std::string_view key) {
+  GPUSLICE_ASSIGN_OR_RETURN(std::string text, ReadFile(bundle_dir + "/config.json"));
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return InvalidArgument(bundle_dir + "/config.json is not a JSON object");
+  }
+  if (!j.contains("annotations") || !j["annotations"].is_object()) return std::string();
+  const nlohmann::json& annotations = j["annotations"];
+  if (auto it = annotations.find(std::string(key)); it != annotations.end() && it->is_string()) {
+    return it->get<std::string>();
+  }
+  auto crio = annotations.find(std::string(names::kCrioPodAnnotations));
+  if (crio != annotations.end() && crio->is_string()) {
+    const nlohmann::json pod = nlohmann::json::parse(crio->get<std::string>(), nullptr, false);
+    if (pod.is_object()) {
+      auto it = pod.find(std::string(key));
+      if (it != pod.end() && it->is_string()) return it->get<std::string>();
+    }
+  }
+  return std::string();
+}
+
 Status ValidateContainerId(std::string_view id) {
   if (id.empty() || id.size() > 128 || id[0] == '.') {
     return InvalidArgument("container id '" + std::string(id) +
@@ -118,6 +141,7 @@ std::string HookRequestToJson(const HookRequest& request) {
   j["pid"] = request.pid;
   j["cgroup"] = request.cgroup_path;
   j["token"] = request.token;
+  if (!request.mps_client_priority.empty()) j["mpsClientPriority"] = request.mps_client_priority;
   return j.dump();
 }
 
@@ -133,6 +157,12 @@ Result<HookRequest> HookRequestFromJson(std::string_view json_text) {
   request.pid = j["pid"].get<long>();
   request.cgroup_path = j["cgroup"].get<std::string>();
   request.token = j["token"].get<std::string>();
+  if (j.contains("mpsClientPriority")) {
+    if (!j["mpsClientPriority"].is_string()) {
+      return InvalidArgument("hook request: \"mpsClientPriority\" is not a string");
+    }
+    request.mps_client_priority = j["mpsClientPriority"].get<std::string>();
+  }
   GPUSLICE_RETURN_IF_ERROR(ValidateContainerId(request.container_id));
   return request;
 }
@@ -151,6 +181,17 @@ Result<HookRequest> BuildHookRequest(const HookOptions& options, std::string_vie
   request.pid = state.pid;
   GPUSLICE_ASSIGN_OR_RETURN(request.token, ReadBundleEnv(state.bundle, names::kIsolationTokenEnv));
   if (request.token.empty()) return request;
+  // A bad value fails the container's creation here, with the reason, before the agent is asked.
+  GPUSLICE_ASSIGN_OR_RETURN(
+      request.mps_client_priority,
+      ReadBundlePodAnnotation(state.bundle, names::kAnnotationPodMpsClientPriority));
+  if (!request.mps_client_priority.empty()) {
+    GPUSLICE_RETURN_IF_ERROR(
+        ParseMpsClientPriority(request.mps_client_priority,
+                               "container " + state.id + ": pod annotation " +
+                                   std::string(names::kAnnotationPodMpsClientPriority))
+            .status());
+  }
   const std::string cgroup_file = options.proc_root + "/" + std::to_string(state.pid) + "/cgroup";
   GPUSLICE_ASSIGN_OR_RETURN(std::string text, ReadFile(cgroup_file));
   GPUSLICE_ASSIGN_OR_RETURN(std::string path, ParseCgroupV2Path(text));

@@ -35,6 +35,11 @@ Result<std::string> ParseCgroupV2Path(std::string_view proc_cgroup_text);
 // The value of `key` in the bundle's config.json process.env; "" when absent.
 Result<std::string> ReadBundleEnv(const std::string& bundle_dir, std::string_view key);
 
+// The value of pod annotation `key` as the runtime passed it in the bundle's config.json: an
+// annotation of its own (containerd, for keys its runtime's `pod_annotations` allows) or a key of
+// CRI-O's io.kubernetes.cri-o.Annotations object; "" when absent.
+Result<std::string> ReadBundlePodAnnotation(const std::string& bundle_dir, std::string_view key);
+
 // Container ids become file names: [A-Za-z0-9_.-], 1..128 characters, not starting with '.'.
 Status ValidateContainerId(std::string_view id);
 
@@ -44,6 +49,9 @@ struct HookRequest {
   long pid = 0;
   std::string cgroup_path;  // full sysfs path: <cgroup mount><path from /proc/<pid>/cgroup>
   std::string token;        // the allocation token; "" when the container has none
+  // The pod's gpuslice.io/mps-client-priority as given ("" = not set); checked by the hook and
+  // again by the agent, which refuses a value NVIDIA does not document.
+  std::string mps_client_priority = {};
 };
 
 std::string HookRequestToJson(const HookRequest& request);

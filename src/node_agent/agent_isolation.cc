@@ -60,7 +60,13 @@ Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInf
   IsolationManagerOptions manager_options;
   manager_options.spool_dir = spool_dir();
   manager_options.state_file = options_.directory + "/state.json";
+  manager_options.mps_pipe_directory_of = [root = options_.mps_root](const std::string& uuid) {
+    return MpsDaemonSupervisor::PipeDirectory(root, uuid);
+  };
   manager_ = std::make_unique<IsolationManager>(manager_options, limits_, mps_);
+  // Before the restore: a v3 daemon a previous agent left running is adopted when the restore
+  // first talks to its server, so live namespaces are checked and ended ones deleted at once.
+  UseV3ForLocked();
   Status restored = manager_->Restore();
   if (restored.code() == ErrorCode::kInvalidArgument) {
     // An unreadable state file: never overwrite it (it names live containers' limits). The tier
@@ -209,8 +215,7 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
 void AgentIsolation::TakeFractionalLimits() {
   for (const auto& [token, file] : manager_->AwaitingLimits()) {
     std::error_code ec;
-    // The hand-off's refusal stands beside the limits file (AllocationHandoff::LimitsFileFor).
-    const std::string refused = std::filesystem::path(file).parent_path() / "refused";
+    const std::string refused = AllocationHandoff::RefusedFileBeside(file);
     if (std::filesystem::exists(refused, ec)) {
       // No valid assignment: the container starts, its shim refuses GPU allocations (as today).
       spdlog::warn("fractional container of {} was refused by the hand-off; no driver limit", file);

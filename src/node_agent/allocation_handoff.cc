@@ -163,6 +163,10 @@ std::string AllocationHandoff::LimitsFileFor(const std::string& allocations_dir,
   return (fs::path(allocations_dir) / key / "limits" / kLimitsFileName).string();
 }
 
+std::string AllocationHandoff::RefusedFileBeside(const std::string& limits_file) {
+  return (fs::path(limits_file).parent_path() / kRefusedFileName).string();
+}
+
 Status AllocationHandoff::PrepareAllocation(const std::vector<std::string>& device_ids,
                                             v1beta1::ContainerAllocateResponse& response) {
   // Held throughout, so that a release of the same slots' directory cannot interleave.

@@ -159,6 +159,8 @@ class AllocationHandoff {
   // Where the hand-off writes the limits file for the allocation `key` under `allocations_dir`
   // (host side); a refusal is the file `refused` beside it.
   static std::string LimitsFileFor(const std::string& allocations_dir, const std::string& key);
+  // The refusal file beside a limits file (its presence: the pod was refused).
+  static std::string RefusedFileBeside(const std::string& limits_file);
 
   // The node's compute arbiters (one referee per fractional GPU; tests read them).
   ComputeArbiters& arbiters() { return arbiters_; }

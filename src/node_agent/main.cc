@@ -21,6 +21,7 @@
 #include "isolation/mps_v3_process.h"
 #include "isolation/oci_hook.h"
 #include "node_agent/cluster_side.h"
+#include "node_agent/mps_daemon_supervisor.h"
 #include "node_agent/no_gpu_backend.h"
 #include "node_agent/node_agent.h"
 #include "node_agent/shim_injection.h"
@@ -363,12 +364,15 @@ int main(int argc, char** argv) {
     std::istringstream words(mps_v3_command);
     for (std::string w; words >> w;) v3_command.push_back(w);
   }
-  std::unique_ptr<gpuslice::ProcessMpsV3> mps_v3;
-  if (!v3_command.empty() && isolation_mode == "auto") {
-    mps_v3 = std::make_unique<gpuslice::ProcessMpsV3>(v3_command, mps_control);
-  }
-  gpuslice::MpsControl& daemons =
-      mps_v3 != nullptr ? static_cast<gpuslice::MpsControl&>(*mps_v3) : mps_control;
+  const bool mps_v3_enabled = !v3_command.empty() && isolation_mode == "auto";
+  // Even with v3 off it runs the daemons (all v2 then), so that v3 daemons a previous agent left
+  // running are stopped before a v2 daemon takes their pipe directory.
+  auto mps_v3 = std::make_unique<gpuslice::ProcessMpsV3>(
+      mps_v3_enabled ? v3_command : std::vector<std::string>{}, mps_control,
+      [root = options.mps_root](const std::string& uuid) {
+        return gpuslice::MpsDaemonSupervisor::PipeDirectory(root, uuid);
+      });
+  gpuslice::MpsControl& daemons = *mps_v3;
   gpuslice::NodeAgent agent(options, **backend, daemons, std::move(config_source));
   // Driver memory limits: the simulated driver's on a simulated node; NVML's
   // nvmlDeviceSetMemoryLimits_v1 where the driver library has it (r615+).
@@ -384,10 +388,11 @@ int main(int argc, char** argv) {
       spdlog::info("driver memory limits unavailable: {}", nvml_limits.status().message());
     }
   }
-  agent.SetIsolationDrivers(memory_limits.get(), mps_v3.get());
+  agent.SetIsolationDrivers(memory_limits.get(), mps_v3_enabled ? mps_v3.get() : nullptr);
   if (cluster_side != nullptr) cluster_side->Attach(agent);
   if (gpuslice::Status s = agent.Start(); !s.ok()) {
     spdlog::critical("cannot start: {}", s.message());
+    mps_v3->LeaveDaemonsRunning();  // not a config change
     return 1;
   }
 
@@ -421,6 +426,9 @@ int main(int argc, char** argv) {
   }
   if (cluster_side != nullptr) cluster_side->Stop();
   if (memory_watchdog != nullptr) memory_watchdog->watchdog->Stop();
+  // MPS v3 daemons outlive the agent (docs/isolation.md): running containers keep their MPS
+  // server, and the next agent adopts them. Only a config change stops them.
+  mps_v3->LeaveDaemonsRunning();
   agent.Stop();
   signal_thread.join();
   spdlog::info("stopped");

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 namespace gpuslice {
 
 MpsDaemonSupervisor::MpsDaemonSupervisor(MpsControl& control, std::string mps_root)
@@ -19,6 +21,17 @@ std::string MpsDaemonSupervisor::LogDirectory(const std::string& mps_root,
 
 std::vector<Status> MpsDaemonSupervisor::Reconcile(const std::set<std::string>& device_uuids) {
   std::vector<Status> errors;
+  if (!reconciled_) {
+    // Daemons a previous agent left running (MPS v3 outlives the agent) for devices no longer
+    // shared under MPS: the control stops what it finds recorded there; no-op for the others.
+    reconciled_ = true;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(mps_root_, ec)) {
+      const std::string uuid = entry.path().filename().string();
+      if (!entry.is_directory(ec) || device_uuids.count(uuid) > 0) continue;
+      if (Status s = control_.Stop(uuid); !s.ok()) errors.push_back(s);
+    }
+  }
   for (const std::string& uuid : wanted_) {
     if (device_uuids.count(uuid)) continue;
     spdlog::info("stopping MPS control daemon for {}: no MPS replicas advertised any more", uuid);

@@ -20,8 +20,10 @@ class MpsDaemonSupervisor {
   static std::string PipeDirectory(const std::string& mps_root, const std::string& device_uuid);
   static std::string LogDirectory(const std::string& mps_root, const std::string& device_uuid);
 
-  // Starts daemons for devices in `device_uuids` that have none, stops the others'. Returns the
-  // errors of daemons that failed to start (they are retried by RestartDead).
+  // Starts daemons for devices in `device_uuids` that have none, stops the others'. The first
+  // call also asks the control to stop any daemon left for the other devices under mps_root (a
+  // previous agent's MPS v3 daemons). Returns the errors of daemons that failed to start (they
+  // are retried by RestartDead).
   std::vector<Status> Reconcile(const std::set<std::string>& device_uuids);
   // Restarts daemons that exited; returns the devices whose daemon was restarted.
   std::vector<std::string> RestartDead();
@@ -34,6 +36,7 @@ class MpsDaemonSupervisor {
   MpsControl& control_;
   std::string mps_root_;
   std::set<std::string> wanted_;
+  bool reconciled_ = false;
 };
 
 }  // namespace gpuslice

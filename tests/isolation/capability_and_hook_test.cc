@@ -182,3 +182,85 @@ TEST(MpsV3Test, Names) {
 
 }  // namespace
 }  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+struct PodAnnotationRow {
+  const char* name;
+  std::map<std::string, std::string> annotations;
+  std::string want;
+};
+
+TEST(BundlePodAnnotationTest, ReadsContainerdAndCrioStyles) {
+  const std::string key(names::kAnnotationPodMpsClientPriority);
+  const std::string crio(names::kCrioPodAnnotations);
+  const PodAnnotationRow rows[] = {
+      {"absent", {}, ""},
+      {"containerd_pod_annotations_allowlist", {{key, "1"}}, "1"},
+      {"crio_all_pod_annotations",
+       {{crio, R"({"gpuslice.io/mps-client-priority":"1","a":"b"})"}},
+       "1"},
+      {"crio_without_the_key", {{crio, R"({"a":"b"})"}}, ""},
+      {"crio_not_json", {{crio, "{nope"}}, ""},
+      {"own_annotation_wins",
+       {{key, "0"}, {crio, R"({"gpuslice.io/mps-client-priority":"1"})"}},
+       "0"},
+  };
+  testing::FakeCgroupTree tree;
+  for (const PodAnnotationRow& row : rows) {
+    const std::string bundle = tree.AddBundle(row.name, {}, row.annotations);
+    Result<std::string> got = ReadBundlePodAnnotation(bundle, key);
+    ASSERT_TRUE(got.ok()) << row.name << ": " << got.status().ToString();
+    EXPECT_EQ(*got, row.want) << row.name;
+  }
+  EXPECT_FALSE(ReadBundlePodAnnotation(tree.root() + "/nope", key).ok());
+}
+
+TEST(MpsClientPriorityTest, OnlyNvidiasValuesAreAccepted) {
+  EXPECT_EQ(ParseMpsClientPriority("0", "x").value_or(-1), 0);
+  EXPECT_EQ(ParseMpsClientPriority("1", "x").value_or(-1), 1);
+  for (const char* bad : {"2", "-1", "", "01", " 1", "high", "1.0"}) {
+    Result<int> parsed =
+        ParseMpsClientPriority(bad, "pod annotation gpuslice.io/mps-client-priority");
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().message(),
+              "pod annotation gpuslice.io/mps-client-priority: '" + std::string(bad) +
+                  "' is not an MPS client priority; accepted: \"0\" (normal) or \"1\" (below "
+                  "normal), as NVIDIA's CUDA_MPS_CLIENT_PRIORITY");
+  }
+}
+
+TEST(MpsClientPriorityTest, TheHookRefusesABadValueOfASharedContainerOnly) {
+  testing::FakeCgroupTree tree;
+  tree.AddCgroup("/kubepods/p1/c1", {4401});
+  HookOptions options;
+  options.spool_dir = tree.spool();
+  options.proc_root = tree.proc_root();
+  options.cgroup_mount = tree.cgroup_mount();
+  const std::string key(names::kAnnotationPodMpsClientPriority);
+  const std::string token = std::string(names::kIsolationTokenEnv) + "=t1";
+  Result<HookRequest> bad = BuildHookRequest(
+      options,
+      testing::FakeCgroupTree::State("c1", 4401, tree.AddBundle("c1", {token}, {{key, "9"}})));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("container c1: pod annotation "
+                                        "gpuslice.io/mps-client-priority: '9' is not"),
+            std::string::npos)
+      << bad.status().message();
+  Result<HookRequest> good = BuildHookRequest(
+      options,
+      testing::FakeCgroupTree::State("c2", 4401, tree.AddBundle("c2", {token}, {{key, "1"}})));
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(good->mps_client_priority, "1");
+  Result<HookRequest> round = HookRequestFromJson(HookRequestToJson(*good));
+  ASSERT_TRUE(round.ok());
+  EXPECT_EQ(round->mps_client_priority, "1");
+  // Not shared (no token): the hook has nothing to do with the pod's annotations.
+  EXPECT_TRUE(BuildHookRequest(options, testing::FakeCgroupTree::State(
+                                            "c3", 4401, tree.AddBundle("c3", {}, {{key, "9"}})))
+                  .ok());
+}
+
+}  // namespace
+}  // namespace gpuslice

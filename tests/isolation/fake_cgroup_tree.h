@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -57,11 +58,13 @@ class FakeCgroupTree {
     std::ofstream(dir + "/cgroup.events", std::ios::trunc)
         << "populated " << (pids.empty() ? 0 : 1) << "\nfrozen 0\n";
   }
-  // An OCI bundle whose config.json has `env`; returns the bundle directory.
-  std::string AddBundle(const std::string& id, const std::vector<std::string>& env) {
+  // An OCI bundle whose config.json has `env` and `annotations`; returns the bundle directory.
+  std::string AddBundle(const std::string& id, const std::vector<std::string>& env,
+                        const std::map<std::string, std::string>& annotations = {}) {
     const std::string dir = root_ + "/bundles/" + id;
     std::filesystem::create_directories(dir);
     nlohmann::json config = {{"ociVersion", "1.1.0"}, {"process", {{"env", env}}}};
+    if (!annotations.empty()) config["annotations"] = annotations;
     std::ofstream(dir + "/config.json") << config.dump();
     return dir;
   }

@@ -18,6 +18,7 @@
 #include "core/resource_names.h"
 #include "fake_cgroup_tree.h"
 #include "fake_mps_v3_control.h"
+#include "hook_path.h"
 #include "isolation/oci_hook.h"
 
 namespace gpuslice {
@@ -30,61 +31,15 @@ constexpr std::uint64_t kGi = 1ULL << 30;
 const std::string kGpu0 = "GPU-11111111-2222-3333-4444-555555555555";
 const std::string kGpu1 = "GPU-66666666-7777-8888-9999-000000000000";
 
-// A process that sleeps until killed: a real pid to put in a cgroup.
-struct Sleeper {
-  Sleeper() {
-    pid = fork();
-    if (pid == 0) {
-      pause();
-      _exit(0);
-    }
-  }
-  ~Sleeper() { Kill(); }
-  void Kill() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      pid = -1;
-    }
-  }
-  pid_t pid = -1;
-};
+using testing::Sleeper;
 
 class IsolationTest : public ::testing::Test {
  protected:
-  IsolationManagerOptions Options() const {
-    IsolationManagerOptions o;
-    o.spool_dir = tree_.spool();
-    o.state_file = tree_.state_file();
-    return o;
-  }
-  HookOptions Hook() const {
-    HookOptions h;
-    h.spool_dir = tree_.spool();
-    h.proc_root = tree_.proc_root();
-    h.cgroup_mount = tree_.cgroup_mount();
-    h.timeout = std::chrono::seconds(20);
-    return h;
-  }
-  // Runs the real hook for a container (cgroup `path`, member `pid`, environment with `token`)
-  // while `manager` serves the spool; returns the hook's status.
+  IsolationManagerOptions Options() const { return testing::ManagerOptionsFor(tree_); }
+  HookOptions Hook() const { return testing::HookOptionsFor(tree_); }
   Status StartContainer(IsolationManager& manager, const std::string& id, const std::string& path,
                         long pid, const std::string& token) {
-    tree_.AddCgroup(path, {pid});
-    const std::string bundle =
-        tree_.AddBundle(id, {"PATH=/bin", std::string(names::kIsolationTokenEnv) + "=" + token});
-    Status hook_status;
-    std::atomic<bool> done{false};
-    std::thread hook([&] {
-      hook_status = RunCreateContainerHook(Hook(), FakeCgroupTree::State(id, pid, bundle));
-      done = true;
-    });
-    while (!done) {
-      manager.ProcessRequests();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    hook.join();
-    return hook_status;
+    return testing::StartContainerThroughHook(tree_, manager, id, path, pid, token);
   }
   MemoryLimits Limits(const std::string& gpu, const std::string& cgroup) {
     Result<MemoryLimits> got = driver_.GetMemoryLimits(gpu, cgroup);

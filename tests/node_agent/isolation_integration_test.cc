@@ -16,7 +16,10 @@
 #include "agent_process.h"
 #include "backends/simulated_memory_limits.h"
 #include "core/resource_names.h"
+#include "detached_daemons.h"
 #include "fake_cgroup_tree.h"
+#include "isolation/mps_v3_process.h"
+#include "mps_v3_client.h"
 #include "node_agent/atomic_file.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
@@ -68,13 +71,31 @@ std::string RoutedFrom(const std::string& dir) {
 class IsolationIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // MPS v3 daemons outlive the agent; orphaned by a killed agent, they come to the test.
+    testing::BecomeSubreaper();
     kubelet_ = std::make_unique<TestKubelet>(dir_ / "dp");
     ASSERT_TRUE(kubelet_->Start());
   }
   void TearDown() override {
     if (agent_ != nullptr && HasFailure()) std::cerr << "---- agent log ----\n" << agent_->Log();
-    // SIGTERM, not the destructor's SIGKILL: the agent stops the MPS daemons it started.
     if (agent_ != nullptr) agent_->Terminate(10s);
+    // The agent leaves its MPS v3 daemons running by design; none may outlive the test.
+    testing::KillRecordedDaemons(dir_ / "mps");
+  }
+  // The MPS v3 daemon recorded for a GPU: its record, or pid -1 when there is none.
+  DaemonRecord RecordedDaemon(const std::string& gpu) {
+    return ReadDaemonRecord(ProcessMpsV3::RecordPath(dir_ / ("mps/" + gpu + "/pipe")))
+        .value_or(DaemonRecord{});
+  }
+  std::string ClientList(const std::string& pipe) {
+    const std::string command = "CUDA_MPS_PIPE_DIRECTORY='" + pipe + "' '" +
+                                GPUSLICE_FAKE_MPS_V3_CONTROL + "' client list 2>&1";
+    std::string out;
+    FILE* p = popen(command.c_str(), "r");
+    char buf[512];
+    while (p != nullptr && fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+    if (p != nullptr) pclose(p);
+    return out;
   }
   void StartAgent(const std::string& driver_version, const char* config = kTimeSlicing4,
                   const std::vector<std::string>& extra_args = {}) {
@@ -132,11 +153,12 @@ class IsolationIntegrationTest : public ::testing::Test {
   }
   // Runs the hook exactly as the CDI spec tells the runtime to, for a container with `env`.
   int RunHook(const std::string& id, long pid, const std::string& cgroup,
-              const std::map<std::string, std::string>& env) {
+              const std::map<std::string, std::string>& env,
+              const std::map<std::string, std::string>& annotations = {}) {
     tree_.AddCgroup(cgroup, {pid});
     std::vector<std::string> env_list;
     for (const auto& [k, v] : env) env_list.push_back(k + "=" + v);
-    const std::string bundle = tree_.AddBundle(id, env_list);
+    const std::string bundle = tree_.AddBundle(id, env_list, annotations);
     std::ofstream(dir_ / ("state-" + id)) << FakeCgroupTree::State(id, pid, bundle);
     const nlohmann::json spec =
         nlohmann::json::parse(ReadFileOrEmpty(dir_ / "cdi/gpuslice-nvidia-gpu.json"));
@@ -234,7 +256,11 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
   EXPECT_EQ(RoutedFrom(dir1), "");  // no namespace before the container is created
 
   EXPECT_EQ(RunHook("ctr1", 4201, "/kubepods/p1/ctr1", {{token_env, one.envs().at(token_env)}}), 0);
-  EXPECT_EQ(RunHook("ctr2", 4202, "/kubepods/p2/ctr2", {{token_env, two.envs().at(token_env)}}), 0);
+  // ctr2's pod asks for below-normal MPS client priority (CRI-O passes the pod's annotations).
+  const std::string priority(names::kAnnotationPodMpsClientPriority);
+  EXPECT_EQ(RunHook("ctr2", 4202, "/kubepods/p2/ctr2", {{token_env, two.envs().at(token_env)}},
+                    {{std::string(names::kCrioPodAnnotations), "{\"" + priority + "\":\"1\"}"}}),
+            0);
   // Each container's processes reach only its own namespace, with a quarter of the GPU.
   const std::string ns1 = std::filesystem::path(dir1).filename().string();
   const std::string ns2 = std::filesystem::path(dir2).filename().string();
@@ -243,9 +269,19 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
                 " namespace=" + ns1 +
                 " pinned_memory_limit=10G active_thread_percentage=25 "
                 "client_priority=0\n");
-  EXPECT_NE(RoutedFrom(dir2).find("namespace=" + ns2 + " pinned_memory_limit=10G"),
+  EXPECT_NE(RoutedFrom(dir2).find("namespace=" + ns2 +
+                                  " pinned_memory_limit=10G active_thread_percentage=25 "
+                                  "client_priority=1"),
             std::string::npos)
       << RoutedFrom(dir2);
+  // A priority NVIDIA does not document fails the container's creation (the kubelet retries and
+  // shows the hook's message); its namespace is never created.
+  auto three = Allocate({ids[2]});
+  ASSERT_EQ(three.envs().count(token_env), 1u);
+  EXPECT_NE(RunHook("ctr3", 4203, "/kubepods/p3/ctr3", {{token_env, three.envs().at(token_env)}},
+                    {{priority, "high"}}),
+            0);
+  EXPECT_EQ(RoutedFrom(three.mounts(0).host_path()), "");
   EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
   EXPECT_EQ(Limits(gpu0, "/kubepods/p2/ctr2").hard_limit_bytes, 10 * kGi);
   // The limits and current use for metrics.
@@ -253,18 +289,107 @@ TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcro
     return ReadFileOrEmpty(dir_ / "iso/usage.json").find("\"id\": \"ctr2\"") != std::string::npos;
   })) << ReadFileOrEmpty(dir_ / "iso/usage.json");
 
-  // Restart (the daemons stop with the agent): ctr2 ends meanwhile; ctr1's namespace is back.
+  // Restart (SIGTERM): the MPS v3 daemon keeps running and is adopted; a client connected
+  // before keeps its connection; ctr2 ends while the agent is down and loses its namespace.
+  const DaemonRecord daemon = RecordedDaemon(gpu0);
+  ASSERT_GT(daemon.pid, 0);
+  const std::string routed1 = RoutedFrom(dir1);
+  testing::MpsV3Client held(dir1);
+  ASSERT_EQ(held.routed + "\n", routed1);
   ASSERT_EQ(agent_->Terminate(10s), 0);
+  EXPECT_TRUE(IsRecordedDaemonAlive(daemon));
+  EXPECT_EQ(RoutedFrom(dir1), routed1);  // served while no agent runs
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p2/ctr2", {});
   StartAgent("615.20.03", kMps4, v3);
-  EXPECT_TRUE(WaitFor([&] { return !RoutedFrom(dir1).empty(); }));
-  EXPECT_NE(RoutedFrom(dir1).find("active_thread_percentage=25"), std::string::npos);
-  EXPECT_EQ(RoutedFrom(dir2), "");
+  EXPECT_TRUE(agent_->WaitForLog("adopted the running MPS v3 control daemon", 10s));
+  EXPECT_EQ(RecordedDaemon(gpu0), daemon);
+  EXPECT_TRUE(IsRecordedDaemonAlive(daemon));
+  EXPECT_TRUE(WaitFor([&] { return RoutedFrom(dir2).empty(); }));
+  EXPECT_EQ(RoutedFrom(dir1), routed1);  // same namespace, same limits
+  EXPECT_NE(ClientList(pipe).find("pid=" + std::to_string(held.pid) + " "), std::string::npos)
+      << ClientList(pipe);
   EXPECT_FALSE(Limits(gpu0, "/kubepods/p2/ctr2").set());
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
   // A container that ends while the agent runs loses its namespace and limit.
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
   EXPECT_TRUE(WaitFor([&] { return RoutedFrom(dir1).empty(); }));
   EXPECT_FALSE(Limits(gpu0, "/kubepods/p1/ctr1").set());
+  // The kubelet restarts it in its pod with the same Allocate response (same token, same
+  // directory mounted): it gets its namespace and limit back. Another pod cannot use the token.
+  EXPECT_TRUE(std::filesystem::is_directory(dir1));
+  EXPECT_NE(RunHook("other", 4299, "/kubepods/p9/other", {{token_env, one.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(RunHook("ctr1-restarted", 4211, "/kubepods/p1/ctr1-restarted",
+                    {{token_env, one.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(RoutedFrom(dir1), routed1);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1-restarted").hard_limit_bytes, 10 * kGi);
+  // The config no longer shares the GPUs under MPS (reloaded while the agent runs): the v3
+  // daemon is stopped and its record removed.
+  ASSERT_TRUE(WriteFileAtomically(dir_ / "config.yaml", kTimeSlicing4).ok());
+  agent_->Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return !IsRecordedDaemonAlive(daemon); }));
+  EXPECT_TRUE(WaitFor([&] { return RecordedDaemon(gpu0).pid < 0; }));
+}
+
+TEST_F(IsolationIntegrationTest, MpsV3DaemonSurvivesAKilledAgentAndStopsWhenMpsIsConfiguredAway) {
+  const std::vector<std::string> v3 = {"--mps-v3-control-command", GPUSLICE_FAKE_MPS_V3_CONTROL};
+  StartAgent("615.20.03", kMps4, v3);
+  const std::string token_env(names::kIsolationTokenEnv);
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  const std::string gpu1 = ids[4].substr(0, ids[4].find("::"));
+  const std::string pipe1 = dir_ / ("mps/" + gpu1 + "/pipe");
+  DaemonRecord impostor = RecordedDaemon(gpu1);
+  ASSERT_GT(impostor.pid, 0);
+  // A stale record naming an unrelated live process (this test, recorded with the start time it
+  // has, the right boot and the daemon's command line): neither adopted nor signalled.
+  ASSERT_EQ(agent_->Terminate(10s), 0);
+  testing::KillRecordedDaemons(pipe1 + "/..");
+  impostor.pid = getpid();
+  impostor.start_time_ticks = testing::StartTimeTicks(getpid());
+  ASSERT_TRUE(WriteDaemonRecord(ProcessMpsV3::RecordPath(pipe1), impostor).ok());
+  StartAgent("615.20.03", kMps4, v3);
+  ASSERT_TRUE(WaitFor([&] { return RecordedDaemon(gpu1).pid > 0; }));
+  EXPECT_NE(RecordedDaemon(gpu1).pid, getpid());  // a new daemon; and this test still runs
+
+  auto one = Allocate({ids[0]});
+  ASSERT_EQ(one.envs().count(token_env), 1u);
+  ASSERT_EQ(one.mounts_size(), 1);
+  const std::string dir1 = one.mounts(0).host_path();
+  EXPECT_EQ(RunHook("ctr1", 4301, "/kubepods/p1/ctr1", {{token_env, one.envs().at(token_env)}}), 0);
+  const std::string routed1 = RoutedFrom(dir1);
+  ASSERT_NE(routed1.find("pinned_memory_limit=10G active_thread_percentage=25"), std::string::npos)
+      << routed1;
+  const DaemonRecord daemon = RecordedDaemon(gpu0);
+  testing::MpsV3Client held(dir1);
+
+  // SIGKILL: nothing of the agent runs at its end; the daemon and the namespace stay.
+  agent_->Signal(SIGKILL);
+  ASSERT_EQ(agent_->Wait(10s), 128 + SIGKILL);
+  EXPECT_TRUE(IsRecordedDaemonAlive(daemon));
+  EXPECT_EQ(RoutedFrom(dir1), routed1);
+  StartAgent("615.20.03", kMps4, v3);
+  EXPECT_TRUE(agent_->WaitForLog("adopted the running MPS v3 control daemon for " + gpu0, 10s));
+  EXPECT_EQ(RecordedDaemon(gpu0), daemon);
+  // The loop's first reconcile has run when usage.json names the container.
+  EXPECT_TRUE(WaitFor([&] {
+    return ReadFileOrEmpty(dir_ / "iso/usage.json").find("\"id\": \"ctr1\"") != std::string::npos;
+  }));
+  EXPECT_EQ(RoutedFrom(dir1), routed1);
+  EXPECT_NE(ClientList(dir_ / ("mps/" + gpu0 + "/pipe")).find("pid=" + std::to_string(held.pid)),
+            std::string::npos);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+
+  // Killed again, and restarted with MPS configured away: the daemons it left are stopped.
+  agent_->Signal(SIGKILL);
+  ASSERT_EQ(agent_->Wait(10s), 128 + SIGKILL);
+  StartAgent("615.20.03", kTimeSlicing4);
+  EXPECT_TRUE(WaitFor([&] { return !IsRecordedDaemonAlive(daemon); }));
+  EXPECT_TRUE(
+      WaitFor([&] { return RecordedDaemon(gpu0).pid < 0 && RecordedDaemon(gpu1).pid < 0; }));
+  EXPECT_EQ(RoutedFrom(dir1), "");
 }
 
 TEST_F(IsolationIntegrationTest, MpsOnAnOldDriverKeepsNvidiasPerProcessLimits) {

@@ -59,6 +59,21 @@ TEST(MpsDaemonSupervisorTest, ReconcileStartsAndStopsPerDevice) {
   EXPECT_TRUE(control.running.empty());
 }
 
+TEST(MpsDaemonSupervisorTest, FirstReconcileStopsWhatAPreviousAgentLeftForOtherDevices) {
+  // MPS v3 daemons outlive the agent: the first reconcile after a restart asks the control to
+  // stop the daemons of devices no longer shared under MPS (their directories under the root).
+  TempDir dir;
+  for (const char* uuid : {"GPU-old", "GPU-kept"}) {
+    std::filesystem::create_directories(MpsDaemonSupervisor::PipeDirectory(dir.path(), uuid));
+  }
+  RecordingMpsControl control;
+  MpsDaemonSupervisor supervisor(control, dir.path());
+  EXPECT_TRUE(supervisor.Reconcile({"GPU-kept"}).empty());
+  EXPECT_EQ(control.stops, std::vector<std::string>{"GPU-old"});
+  EXPECT_TRUE(supervisor.Reconcile({"GPU-kept"}).empty());
+  EXPECT_EQ(control.stops.size(), 1u);  // only at the first reconcile
+}
+
 TEST(ProcessMpsControlTest, SupervisesARealChildProcess) {
   TempDir dir;
   ProcessMpsControl control({GPUSLICE_FAKE_MPS_CONTROL});
