@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdio>
@@ -182,6 +183,8 @@ struct ArbiterState {
   CUstream streams[kMaxTurnStreams] = {};
   std::size_t stream_count = 0;
   bool streams_overflow = false;
+  // The holder's fast path (launch_gate.h): the budget last granted, not yet counted in `gate`.
+  std::uint64_t fast_granted = 0;
 };
 
 // Everything the shim knows. Created once at load and never destroyed, so calls made while
@@ -441,6 +444,8 @@ bool EnsureTenant(ShimState& s) {
   // The slot of this container is the referee's business; this process learns its holder id
   // from the first grant that names one of its records (the referee grants by record).
   delete a.gate;
+  a.fast_granted = 0;  // a forked child: its parent's budget is not its own
+  __atomic_store_n(&g_launch_gate.budget, 0, __ATOMIC_RELEASE);
   a.process = process;
   a.gate = new (std::nothrow) TenantGate(a.region.page(), &a.region.requests()->processes[process],
                                          kNoTenant, &a.region, a.params);
@@ -485,6 +490,31 @@ void RememberStream(ArbiterState& a, CUstream stream) {
   }
 }
 
+// The holder's fast path (launch_gate.h). Counts the launches that went on the budget last
+// granted into the gate, and closes it: from here every launch takes the slow path (the mutex is
+// held) until GrantFastLaunches opens it again.
+void CountFastLaunches(ArbiterState& a) {
+  const std::int64_t left = __atomic_exchange_n(&g_launch_gate.budget, 0, __ATOMIC_ACQ_REL);
+  if (a.fast_granted == 0) return;
+  const std::uint64_t unused =
+      left <= 0 ? 0 : std::min<std::uint64_t>(static_cast<std::uint64_t>(left), a.fast_granted);
+  a.gate->CountLaunches(a.fast_granted - unused);
+  a.fast_granted = 0;
+}
+
+// After a kGo to the holder: the launches the gate would let go with nothing changing but its
+// counters (the queued-work bound left) go on the fast path while the token word stays the same
+// and on the same stream.
+void GrantFastLaunches(ArbiterState& a, CUstream stream) {
+  if (g_launch_gate.holding == g_never_holding) return;  // no fork detection: no fast path
+  const std::uint64_t launches = a.gate->LaunchesWithoutCheck();
+  if (launches == 0) return;
+  __atomic_store_n(&g_launch_gate.held_token, a.gate->go_token(), __ATOMIC_RELAXED);
+  __atomic_store_n(&g_launch_gate.held_stream, stream, __ATOMIC_RELAXED);
+  a.fast_granted = launches;
+  __atomic_store_n(&g_launch_gate.budget, static_cast<std::int64_t>(launches), __ATOMIC_RELEASE);
+}
+
 // Waits for the work this tenant launched in its turn; returns when it completed. Relaxed capture
 // mode for this thread, so another thread's capture is not invalidated by our synchronisation.
 std::uint64_t DrainTurn(ShimState& s) {
@@ -514,6 +544,7 @@ void ArbiterAfterContextSync(ShimState& s) {
   if (a.gate == nullptr || a.pid != ::getpid() || !a.gate->holding()) return;
   if (!a.gate->ReleaseRequested()) return;
   if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
+  CountFastLaunches(a);
   a.stream_count = 0;
   a.streams_overflow = false;
   const std::uint64_t now = MonotonicNowNs();
@@ -1138,13 +1169,17 @@ CUresult AdmitLaunchSlow(CUstream stream) noexcept {
   ArbiterState& a = s->arbiter;
   std::unique_lock<std::mutex> lock(a.mutex);
   if (!EnsureTenant(*s)) return CUDA_SUCCESS;
+  CountFastLaunches(a);
   for (;;) {
     LearnHolderId(a);
     const std::uint32_t seen = __atomic_load_n(&a.region.page()->seq, __ATOMIC_ACQUIRE);
     const std::uint64_t now = MonotonicNowNs();
     const GateDecision decision = a.gate->BeforeLaunch(now);
     if (decision == GateDecision::kGo) {
-      if (a.gate->holding()) RememberStream(a, stream);
+      if (a.gate->holding()) {
+        RememberStream(a, stream);
+        GrantFastLaunches(a, stream);
+      }
       if (g_launch_gate.holding != g_never_holding) {  // no fork detection: always the slow path
         *g_launch_gate.holding = a.gate->holding() ? 1 : 0;
         g_launch_gate.holding[1] = 1;  // joined (a forked child reads 0)
