@@ -526,6 +526,9 @@ int AllocationHandoff::Recover() {
     }
     if (RecoverOne(key)) ++registered;
   }
+  // Each re-registered container got its virtual time and charge back from its GPU's charges
+  // file; what is left there belongs to containers that are gone.
+  arbiters_.ForgetUnclaimedCharges();
   if (registered > 0) {
     spdlog::info("recovered {} container(s) from {} into their GPUs' compute arbiters", registered,
                  options_.host_root);

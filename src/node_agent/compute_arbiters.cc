@@ -23,8 +23,9 @@ Result<std::string> ComputeArbiters::GpuDir(const std::string& uuid) {
                     ec.message() + " (check --allocations-dir)");
   }
   ::chmod(dir.c_str(), 0755);
-  GPUSLICE_ASSIGN_OR_RETURN(std::unique_ptr<shim::ArbiterReferee> referee,
-                            shim::ArbiterReferee::Start((dir / kArbiterGrantFileName).string()));
+  GPUSLICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<shim::ArbiterReferee> referee,
+      shim::ArbiterReferee::Start((dir / kArbiterGrantFileName).string(), {}, ChargesPath(uuid)));
   referees_[uuid] = std::move(referee);
   return dir.string();
 }
@@ -47,6 +48,27 @@ void ComputeArbiters::Remove(const std::string& key) {
   auto referee = referees_.find(it->second);
   if (referee != referees_.end()) referee->second->RemoveTenant(key);
   gpu_of_.erase(it);
+}
+
+std::string ComputeArbiters::ChargesPath(const std::string& uuid) const {
+  return (fs::path(root_) / ("gpu-" + uuid + kChargesSuffix)).string();
+}
+
+void ComputeArbiters::ForgetUnclaimedCharges() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [uuid, referee] : referees_) referee->ForgetUnclaimedCharges();
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(root_, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::size_t suffix = std::string(kChargesSuffix).size();
+    if (name.rfind("gpu-", 0) != 0 || name.size() <= 4 + suffix ||
+        name.compare(name.size() - suffix, suffix, kChargesSuffix) != 0) {
+      continue;
+    }
+    if (referees_.count(name.substr(4, name.size() - 4 - suffix)) == 0) {
+      fs::remove(entry.path(), ec);
+    }
+  }
 }
 
 shim::ArbiterReferee* ComputeArbiters::Referee(const std::string& uuid) {

@@ -25,7 +25,9 @@ inline constexpr const char* kArbiterRequestsFileName = "compute-requests";
 
 class ComputeArbiters {
  public:
-  // GPU directories live under `root` (gpu-<uuid>/grant).
+  // GPU directories live under `root` (gpu-<uuid>/grant, mounted read-only into the GPU's
+  // containers); each referee's charges file beside them (gpu-<uuid>.charges, mode 0600, never
+  // mounted), so virtual times and charges survive an agent restart.
   explicit ComputeArbiters(std::string root) : root_(std::move(root)) {}
 
   // The host directory of `uuid`'s arbiter (mounted read-only into its containers); starts its
@@ -35,10 +37,17 @@ class ComputeArbiters {
   Status Add(const std::string& key, const std::string& uuid, const std::string& requests_path,
              std::uint32_t weight, std::uint32_t cap_percent);
   void Remove(const std::string& key);
+  // After the agent re-registered the containers it recovered from disk: charges carried over
+  // the restart that no container claimed are dropped, and the charges files of GPUs without a
+  // referee removed, so a later container under the same key starts afresh.
+  void ForgetUnclaimedCharges();
   // The referee of `uuid`, or null (tests, diagnostics).
   shim::ArbiterReferee* Referee(const std::string& uuid);
 
  private:
+  static constexpr const char* kChargesSuffix = ".charges";
+  std::string ChargesPath(const std::string& uuid) const;
+
   std::string root_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<shim::ArbiterReferee>> referees_;  // by GPU UUID

@@ -74,6 +74,15 @@ void RefereeCore::RemoveTenant(std::uint32_t tenant, std::uint64_t now_ns) {
                                                (kTokenTimed | kTokenRelease)));
 }
 
+void RefereeCore::RestoreAccount(std::uint32_t tenant, std::uint64_t vtime,
+                                 std::uint64_t charged_ns) {
+  if (tenant >= kArbiterTenants || !accounts_[tenant].present) return;
+  accounts_[tenant].vtime = vtime;
+  accounts_[tenant].charged_ns = charged_ns;
+  page_->tenants[tenant].vtime = vtime;
+  page_->tenants[tenant].charged_ns = charged_ns;
+}
+
 bool RefereeCore::Present(std::uint32_t tenant) const {
   return tenant < kArbiterTenants && accounts_[tenant].present;
 }

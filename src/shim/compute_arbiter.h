@@ -160,6 +160,10 @@ class RefereeCore {
   // the token. Returns when it must look again at the latest (UINT64_MAX: only on a doorbell).
   std::uint64_t Poll(std::uint64_t now_ns, RequestView& view);
 
+  // A container's virtual time and charge carried over from an earlier referee (a node agent
+  // restart), for a container just added.
+  void RestoreAccount(std::uint32_t tenant, std::uint64_t vtime, std::uint64_t charged_ns);
+
   std::uint64_t vtime(std::uint32_t tenant) const { return accounts_[tenant].vtime; }
   std::uint64_t charged_ns(std::uint32_t tenant) const { return accounts_[tenant].charged_ns; }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backends/simulated_backend.h"
+#include "contending_tenant.h"
 #include "core/clock.h"
 #include "core/gpu_annotations.h"
 #include "core/resource_names.h"
@@ -784,6 +785,29 @@ TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
   struct stat before {};
   ASSERT_EQ(::stat(grant.c_str(), &before), 0);
 
+  // Both containers busy for a while: their GPU's referee charges them (charges that must
+  // survive the restart, or the restarted referee would start both at virtual time 0).
+  shim::ArbiterReferee* first = side_->handoff().arbiters().Referee(Uuid(0));
+  ASSERT_NE(first, nullptr);
+  {
+    gpuslice::testing::ContendingTenant a;
+    gpuslice::testing::ContendingTenant b;
+    ASSERT_EQ(a.Start(grant, requests_a), "");
+    ASSERT_EQ(b.Start(grant, requests_b), "");
+    ASSERT_TRUE(RunUntil([&] { return a.grants() >= 3 && b.grants() >= 3; }));
+  }
+  std::uint64_t charged_a = 0;
+  std::uint64_t charged_b = 0;
+  ASSERT_TRUE(RunUntil([&] {  // both stopped wanting the GPU: the charges settle
+    const bool same = charged_a == first->ChargedNs(key_a) && charged_b == first->ChargedNs(key_b);
+    charged_a = first->ChargedNs(key_a);
+    charged_b = first->ChargedNs(key_b);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return same && charged_a > 0 && charged_b > 0;
+  }));
+  const std::uint64_t vtime_a = first->VirtualTime(key_a);
+  const std::uint64_t vtime_b = first->VirtualTime(key_b);
+
   // The agent stops, its referees with it; "gone" ends while it is down.
   agent_->Stop();
   agent_.reset();
@@ -825,6 +849,11 @@ TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
   EXPECT_EQ(PublishedFor(grant, requests_a)->weight, 30u);
   EXPECT_EQ(PublishedFor(grant, requests_b)->weight, 70u);
   EXPECT_EQ(referee->tenant_count(), 2u);
+  EXPECT_EQ(referee->ChargedNs(key_a), charged_a) << "the charge before the restart is kept";
+  EXPECT_EQ(referee->ChargedNs(key_b), charged_b);
+  EXPECT_EQ(referee->VirtualTime(key_a), vtime_a);
+  EXPECT_EQ(referee->VirtualTime(key_b), vtime_b);
+  EXPECT_EQ(PublishedFor(grant, requests_a)->vtime, vtime_a);
   EXPECT_EQ(restarted.ResultFor({Slot(0, 0)}).state, HandoffResult::State::kLimited);
   EXPECT_EQ(restarted.ResultFor({Slot(0, 1)}).compute_percent, 70);
   struct stat after {};
