@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "shim/accounting_region.h"
 #include "shim/arbiter_referee.h"
@@ -30,20 +31,28 @@ struct ArbitratedShimOptions {
   std::uint32_t weight = 50;        // this container's
   std::uint32_t other_weight = 50;  // the other container's
   bool arbitrated = true;           // false: the limits file names no arbiter
-  shim::ArbiterParams params;       // the referee's
+  std::uint32_t gpus = 1;           // GPUs of the container (each with its referee), 1 or more
+  shim::ArbiterParams params;       // the referees'
 };
 
 struct ArbitratedShim {
   std::filesystem::path dir;
-  std::string grant;           // the GPU's grant page
-  std::string requests;        // this container's request file
+  std::string grant;           // the (first) GPU's grant page
+  std::string requests;        // this container's request file (for the first GPU)
   std::string other_requests;  // the other container's
   std::unique_ptr<shim::ArbiterReferee> referee;
-  void* fake = nullptr;  // dlopen handles
+  // GPU i (CUDA ordinal i, limits entry i) for every GPU; [0] as above. Another container on
+  // each GPU, registered with that GPU's referee.
+  std::vector<std::string> grants;
+  std::vector<std::string> requests_of;
+  std::vector<std::string> other_requests_of;
+  std::vector<std::unique_ptr<shim::ArbiterReferee>> more_referees;  // GPUs 1..n-1
+  void* fake = nullptr;                                              // dlopen handles
   void* shim = nullptr;
 
   ~ArbitratedShim() {
     referee.reset();
+    more_referees.clear();
     std::error_code ignored;
     if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
   }
@@ -58,38 +67,50 @@ inline std::string SetUpArbitratedShim(const ArbitratedShimOptions& options, Arb
   shim::ContainerLimits limits;
   std::snprintf(limits.region_path, sizeof(limits.region_path), "%s/accounting", out->dir.c_str());
   std::snprintf(limits.cuda_driver_path, sizeof(limits.cuda_driver_path), "%s", options.fake_path);
-  limits.device_count = 1;
-  limits.devices[0].nvml_index = 0;
-  limits.devices[0].memory_bytes = 8ULL << 30;
-  limits.devices[0].compute_percent = options.weight;
-  out->grant = (out->dir / "grant").string();
-  out->requests = (out->dir / "requests").string();
-  out->other_requests = (out->dir / "other-requests").string();
-  if (options.arbitrated) {
-    std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
-                  out->grant.c_str());
-    std::snprintf(limits.devices[0].requests_path, sizeof(limits.devices[0].requests_path), "%s",
-                  out->requests.c_str());
+  limits.device_count = options.gpus;
+  for (std::uint32_t i = 0; i < options.gpus; ++i) {
+    const std::string suffix = i == 0 ? "" : "-" + std::to_string(i);
+    out->grants.push_back((out->dir / ("grant" + suffix)).string());
+    out->requests_of.push_back((out->dir / ("requests" + suffix)).string());
+    out->other_requests_of.push_back((out->dir / ("other-requests" + suffix)).string());
+    shim::DeviceLimit& d = limits.devices[i];
+    d.nvml_index = static_cast<std::int32_t>(i);
+    d.memory_bytes = 8ULL << 30;
+    d.compute_percent = options.weight;
+    if (options.arbitrated) {
+      std::snprintf(d.arbiter_path, sizeof(d.arbiter_path), "%s", out->grants[i].c_str());
+      std::snprintf(d.requests_path, sizeof(d.requests_path), "%s", out->requests_of[i].c_str());
+    }
+    auto referee = shim::ArbiterReferee::Start(out->grants[i], options.params);
+    if (!referee.ok()) return referee.status().message();
+    if (shim::ArbiterRegion::CreateRequests(out->requests_of[i].c_str()) != 0 ||
+        shim::ArbiterRegion::CreateRequests(out->other_requests_of[i].c_str()) != 0) {
+      return "cannot create the request files";
+    }
+    if (Status st = (*referee)->AddTenant("this", out->requests_of[i], options.weight, 0);
+        !st.ok()) {
+      return st.message();
+    }
+    if (Status st =
+            (*referee)->AddTenant("other", out->other_requests_of[i], options.other_weight, 0);
+        !st.ok()) {
+      return st.message();
+    }
+    if (i == 0) {
+      out->referee = std::move(*referee);
+    } else {
+      out->more_referees.push_back(std::move(*referee));
+    }
   }
-  auto referee = shim::ArbiterReferee::Start(out->grant, options.params);
-  if (!referee.ok()) return referee.status().message();
-  out->referee = std::move(*referee);
-  if (shim::ArbiterRegion::CreateRequests(out->requests.c_str()) != 0 ||
-      shim::ArbiterRegion::CreateRequests(out->other_requests.c_str()) != 0) {
-    return "cannot create the request files";
-  }
-  if (Status s = out->referee->AddTenant("this", out->requests, options.weight, 0); !s.ok()) {
-    return s.message();
-  }
-  if (Status s = out->referee->AddTenant("other", out->other_requests, options.other_weight, 0);
-      !s.ok()) {
-    return s.message();
-  }
+  out->grant = out->grants[0];
+  out->requests = out->requests_of[0];
+  out->other_requests = out->other_requests_of[0];
   const std::string limits_path = (out->dir / "limits").string();
   if (Status s = shim::WriteContainerLimitsFile(limits_path, limits); !s.ok()) return s.message();
   if (shim::AccountingRegion::Create(limits.region_path) != 0) return "cannot create the region";
   ::setenv("GPUSLICE_LIMITS_FILE", limits_path.c_str(), 1);
-  ::setenv("GPUSLICE_FAKE_GPUS", "count=1,memory=16Gi", 1);
+  ::setenv("GPUSLICE_FAKE_GPUS", ("count=" + std::to_string(options.gpus) + ",memory=16Gi").c_str(),
+           1);
   out->fake = ::dlopen(options.fake_path, RTLD_NOW | RTLD_LOCAL);
   out->shim = ::dlopen(options.shim_path, RTLD_NOW | RTLD_LOCAL);
   if (out->fake == nullptr || out->shim == nullptr) return std::string("dlopen: ") + ::dlerror();
@@ -113,9 +134,12 @@ struct OtherTenant {
   std::unique_ptr<shim::TenantGate> gate;
   std::uint32_t id = shim::kNoTenant;
 
-  // Empty when it joined.
-  std::string Join(const ArbitratedShim& setup, const shim::ArbiterParams& params = {}) {
-    if (region.Open(setup.grant.c_str(), setup.other_requests.c_str()) != 0) return "open failed";
+  // Empty when it joined (on GPU `gpu` of the setup).
+  std::string Join(const ArbitratedShim& setup, const shim::ArbiterParams& params = {},
+                   std::uint32_t gpu = 0) {
+    if (region.Open(setup.grants.at(gpu).c_str(), setup.other_requests_of.at(gpu).c_str()) != 0) {
+      return "open failed";
+    }
     const std::uint32_t process = region.Join(0);
     const std::uint32_t slot = region.FindTenantSlot();
     if (process == shim::kNoTenant || slot == shim::kNoTenant) return "no record or slot";
