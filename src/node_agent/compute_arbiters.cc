@@ -34,20 +34,22 @@ Status ComputeArbiters::Add(const std::string& key, const std::string& uuid,
                             const std::string& requests_path, std::uint32_t weight,
                             std::uint32_t cap_percent) {
   GPUSLICE_RETURN_IF_ERROR(GpuDir(uuid).status());
-  Remove(key);
   std::lock_guard<std::mutex> lock(mu_);
+  // Replaces the container's registration on this GPU (AddTenant does), not on its others.
   GPUSLICE_RETURN_IF_ERROR(referees_[uuid]->AddTenant(key, requests_path, weight, cap_percent));
-  gpu_of_[key] = uuid;
+  gpus_of_[key].insert(uuid);
   return Status::Ok();
 }
 
 void ComputeArbiters::Remove(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = gpu_of_.find(key);
-  if (it == gpu_of_.end()) return;
-  auto referee = referees_.find(it->second);
-  if (referee != referees_.end()) referee->second->RemoveTenant(key);
-  gpu_of_.erase(it);
+  auto it = gpus_of_.find(key);
+  if (it == gpus_of_.end()) return;
+  for (const std::string& uuid : it->second) {
+    auto referee = referees_.find(uuid);
+    if (referee != referees_.end()) referee->second->RemoveTenant(key);
+  }
+  gpus_of_.erase(it);
 }
 
 std::string ComputeArbiters::ChargesPath(const std::string& uuid) const {

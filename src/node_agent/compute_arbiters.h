@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "core/status.h"
@@ -33,7 +34,8 @@ class ComputeArbiters {
   // The host directory of `uuid`'s arbiter (mounted read-only into its containers); starts its
   // referee on first use.
   Result<std::string> GpuDir(const std::string& uuid);
-  // Registers container `key` on `uuid` with its request file (host path), weight and cap.
+  // Registers container `key` on `uuid` with its request file (host path), weight and cap (a
+  // container with several GPUs is registered on each, with a request file per GPU).
   Status Add(const std::string& key, const std::string& uuid, const std::string& requests_path,
              std::uint32_t weight, std::uint32_t cap_percent);
   void Remove(const std::string& key);
@@ -51,7 +53,7 @@ class ComputeArbiters {
   std::string root_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<shim::ArbiterReferee>> referees_;  // by GPU UUID
-  std::map<std::string, std::string> gpu_of_;                              // key -> UUID
+  std::map<std::string, std::set<std::string>> gpus_of_;                   // key -> UUIDs
 };
 
 // The pod's compute limit for `container` (resources.limits of gpuslice.io/gpu-compute), or 0.

@@ -867,6 +867,68 @@ TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
       << "recovered containers are handed to the limits listener (the memory watchdog) again";
 }
 
+// A container with two GPUs: each GPU's referee arbitrates it (a request file and a read-only
+// grant-page mount per GPU, both named in its limits file), also after an agent restart.
+TEST_F(NodeClusterTest, EveryGpuOfATwoGpuContainerIsArbitratedByItsOwnReferee) {
+  GpuAssignment a;
+  a.node = kNode;
+  a.container = "main";
+  a.gpus = {{0, Uuid(0)}, {1, Uuid(1)}};
+  a.memory_bytes = 2 * kGi;
+  a.compute_percent = 40;
+  CreatePod("two", EncodeAssignment(a));
+  const std::vector<std::string> ids = {Slot(0, 0), Slot(1, 0)};
+  const v1beta1::ContainerAllocateResponse r = Allocate("two", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  const std::string other_dir = std::string(kContainerArbiterDir) + "-" + Uuid(1);
+  ASSERT_FALSE(HostDir(r, kContainerArbiterDir).empty()) << r.DebugString();
+  ASSERT_FALSE(HostDir(r, other_dir).empty()) << r.DebugString();
+  EXPECT_TRUE(ReadOnlyMount(r, kContainerArbiterDir));
+  EXPECT_TRUE(ReadOnlyMount(r, other_dir));
+  EXPECT_NE(HostDir(r, kContainerArbiterDir), HostDir(r, other_dir));
+
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(HostDir(r, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+  ASSERT_EQ(limits->device_count, 2u);
+  EXPECT_EQ(std::string(limits->devices[0].arbiter_path), "/run/gpuslice-arbiter/grant");
+  EXPECT_EQ(std::string(limits->devices[0].requests_path), "/run/gpuslice/compute-requests");
+  EXPECT_EQ(std::string(limits->devices[1].arbiter_path), other_dir + "/grant");
+  EXPECT_EQ(std::string(limits->devices[1].requests_path),
+            "/run/gpuslice/compute-requests-" + Uuid(1));
+  const std::string key = AllocationHandoff::KeyFor(ids);
+  for (int gpu : {0, 1}) {
+    shim::ArbiterReferee* referee = side_->handoff().arbiters().Referee(Uuid(gpu));
+    ASSERT_NE(referee, nullptr) << "GPU " << gpu;
+    EXPECT_TRUE(referee->HasTenant(key)) << "GPU " << gpu;
+  }
+  const std::string requests1 =
+      HostDir(r, kContainerRegionDir) + "/" + kArbiterRequestsFileName + "-" + Uuid(1);
+  const std::string grant1 = HostDir(r, other_dir) + "/" + kArbiterGrantFileName;
+  ASSERT_TRUE(RunUntil([&] { return PublishedFor(grant1, requests1) != nullptr; }));
+  EXPECT_EQ(PublishedFor(grant1, requests1)->weight, 40u);
+
+  // The agent restarts: both GPUs' referees get the container back from its limits file.
+  agent_->Stop();
+  agent_.reset();
+  side_->Stop();
+  side_.reset();
+  HandoffOptions options;
+  options.host_root = dir_ / "allocations";
+  options.node_name = kNode;
+  options.reconcile_interval = std::chrono::milliseconds(10);
+  options.shim_dir = dir_ / "shims";
+  GrpcPodResources pod_resources(pod_resources_.socket_path());
+  AllocationHandoff restarted(options, *api_, pod_resources);
+  restarted.Start();
+  for (int gpu : {0, 1}) {
+    shim::ArbiterReferee* referee = restarted.arbiters().Referee(Uuid(gpu));
+    ASSERT_NE(referee, nullptr) << "GPU " << gpu;
+    EXPECT_TRUE(referee->HasTenant(key)) << "GPU " << gpu << " after the restart";
+  }
+  restarted.Stop();
+}
+
 // An agent that stopped between Allocate and the reconcile: the new one settles the allocation,
 // the device IDs coming from PodResources (the directory name is only their hash).
 TEST_F(NodeClusterTest, AllocationNotYetSettledWhenTheAgentStoppedIsSettledAfterTheRestart) {
