@@ -10,11 +10,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
 #include "core/status.h"
+#include "node_agent/compute_cap.h"  // ComputeCapOf, ParseComputeCap (moved there)
 #include "shim/arbiter_referee.h"
 
 namespace gpuslice {
@@ -55,20 +55,5 @@ class ComputeArbiters {
   std::map<std::string, std::unique_ptr<shim::ArbiterReferee>> referees_;  // by GPU UUID
   std::map<std::string, std::set<std::string>> gpus_of_;                   // key -> UUIDs
 };
-
-// The pod's compute limit for `container` (resources.limits of gpuslice.io/gpu-compute), or 0.
-int ComputeLimitOf(const nlohmann::json& pod, const std::string& container);
-
-// The value of the gpuslice.io/gpu-compute-cap annotation for a container whose gpu-compute
-// request (its weight) is `weight_percent`: a whole percent from the request to 100, digits only.
-// Otherwise InvalidArgument saying what was given and what is accepted.
-Result<std::uint32_t> ParseComputeCap(const std::string& text, std::uint32_t weight_percent);
-
-// The hard cap of `container` in `pod` with weight `weight_percent`: the gpu-compute-cap
-// annotation when set (an invalid one is an error; the caller logs it and runs uncapped), else
-// a gpu-compute limit above the request (`gpuslice run`-style pods outside Kubernetes' rule), else
-// 0 (no cap).
-Result<std::uint32_t> ComputeCapOf(const nlohmann::json& pod, const std::string& container,
-                                   std::uint32_t weight_percent);
 
 }  // namespace gpuslice
