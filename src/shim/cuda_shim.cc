@@ -528,7 +528,15 @@ void GrantFastLaunches(GpuArbiter& g, CUstream stream) {
   const std::uint64_t launches = g.gate->LaunchesWithoutCheck();
   if (launches == 0) return;
   __atomic_store_n(&g_launch_gate.held_token, g.gate->go_token(), __ATOMIC_RELAXED);
-  __atomic_store_n(&g_launch_gate.held_stream, stream, __ATOMIC_RELAXED);
+  // This launch's stream, then other streams of the drain list (all drained at the turn's end or
+  // the bound); places left over repeat this one.
+  CUstream* held = g_launch_gate.held_streams;
+  std::size_t n = 0;
+  __atomic_store_n(&held[n++], stream, __ATOMIC_RELAXED);
+  for (std::size_t i = 0; i < g.stream_count && n < 4; ++i) {
+    if (g.streams[i] != stream) __atomic_store_n(&held[n++], g.streams[i], __ATOMIC_RELAXED);
+  }
+  while (n < 4) __atomic_store_n(&held[n++], stream, __ATOMIC_RELAXED);
   g.fast_granted = launches;
   __atomic_store_n(&g_launch_gate.budget, static_cast<std::int64_t>(launches), __ATOMIC_RELEASE);
 }

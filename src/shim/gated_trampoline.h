@@ -27,7 +27,7 @@
 
 // The assembly names g_launch_gate by its mangled name and its fields by offset; a field added
 // to LaunchGateFastPath means AdmitLaunch's fast path changed: change the assembly with it.
-// The fields after `holding` (the holder's fast path while others wait: held_token, held_stream,
+// The fields after `holding` (the holder's fast path while others wait: held_token, held_streams,
 // budget) are deliberately not in the assembly: that test needs the launch's stream, which each
 // entry point has in another place (a stack slot, a register, a field of CUlaunchConfig), and an
 // atomic decrement; a contended holder's launch jumps to the wrapper, whose AdmitLaunch runs it.

@@ -40,7 +40,14 @@ TEST(HolderFastPath, DrainsWithinTheQueuedWorkBoundAndStopsAtItsTurnsEnd) {
   auto syncs = reinterpret_cast<std::uint64_t (*)()>(
       ::dlsym(setup.fake, "gpuslice_fake_cuda_synchronizations"));
   ASSERT_TRUE(launch != nullptr && launches != nullptr && syncs != nullptr);
-  auto Launch = [&] { return launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr); };
+  auto Launch = [&](CUstream stream = nullptr) {
+    return launch(nullptr, 1, 1, 1, 32, 1, 1, 0, stream, nullptr, nullptr);
+  };
+  auto stream_create =
+      reinterpret_cast<CUresult (*)(CUstream*, unsigned)>(::dlsym(setup.shim, "cuStreamCreate"));
+  ASSERT_NE(stream_create, nullptr);
+  CUstream second = nullptr;
+  ASSERT_EQ(stream_create(&second, 0), CUDA_SUCCESS);
 
   ASSERT_EQ(Launch(), CUDA_SUCCESS);  // joins, takes the token alone
   ASSERT_EQ(Launch(), CUDA_SUCCESS);
@@ -77,8 +84,9 @@ TEST(HolderFastPath, DrainsWithinTheQueuedWorkBoundAndStopsAtItsTurnsEnd) {
 
   // 2. The turn's end: from the moment the referee sets "release" in the token until this
   // process hands the token back, at most the one launch already past its check may reach the
-  // driver. An observer spins on the token (the other container's side); a round in which it
-  // did not see the "release" state is repeated.
+  // driver. The launches alternate between two streams (both admitted by the fast path). An
+  // observer spins on the token (the other container's side); a round in which it did not see the
+  // "release" state is repeated.
   std::atomic<bool> done{false};
   int conclusive_rounds = 0;
   std::uint64_t worst = 0;
@@ -130,7 +138,7 @@ TEST(HolderFastPath, DrainsWithinTheQueuedWorkBoundAndStopsAtItsTurnsEnd) {
   });
   std::uint64_t launched = 0;
   while (!done) {
-    ASSERT_EQ(Launch(), CUDA_SUCCESS);
+    ASSERT_EQ(Launch(launched % 2 == 0 ? nullptr : second), CUDA_SUCCESS);
     ++launched;
   }
   observer.join();
