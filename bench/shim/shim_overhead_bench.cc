@@ -14,11 +14,9 @@
 #include <string>
 #include <thread>
 
-#include "shim/accounting_region.h"
-#include "shim/arbiter_referee.h"
+#include "arbitrated_shim.h"  // tests/fakes: the arbitrated container, as the tests set it up
 #include "shim/arbiter_region.h"
 #include "shim/compute_arbiter.h"
-#include "shim/container_limits.h"
 #include "shim/cuda_driver_types.h"
 
 namespace {
@@ -28,12 +26,14 @@ using MemFreeFn = CUresult (*)(CUdeviceptr);
 using LaunchFn = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
                               unsigned, unsigned, CUstream, void**, void**);
 using MemGetInfoFn = CUresult (*)(size_t*, size_t*);
+using StreamCreateFn = CUresult (*)(CUstream*, unsigned);
 
 struct Driver {
   MemAllocFn mem_alloc = nullptr;
   MemFreeFn mem_free = nullptr;
   LaunchFn launch = nullptr;
   MemGetInfoFn mem_get_info = nullptr;
+  StreamCreateFn stream_create = nullptr;
 };
 
 Driver g_direct;
@@ -54,7 +54,8 @@ Fn Symbol(void* handle, const char* name) {
 Driver Bind(void* handle) {
   return {Symbol<MemAllocFn>(handle, "cuMemAlloc_v2"), Symbol<MemFreeFn>(handle, "cuMemFree_v2"),
           Symbol<LaunchFn>(handle, "cuLaunchKernel"),
-          Symbol<MemGetInfoFn>(handle, "cuMemGetInfo_v2")};
+          Symbol<MemGetInfoFn>(handle, "cuMemGetInfo_v2"),
+          Symbol<StreamCreateFn>(handle, "cuStreamCreate")};
 }
 
 void MemAllocFree(benchmark::State& state, const Driver& driver) {
@@ -124,6 +125,24 @@ void LaunchKernelAsContendedHolder(benchmark::State& state, const Driver& driver
   }
 }
 
+// The same, the launches alternating between the legacy stream and a second one (the holder's
+// fast path admits up to 4 streams of the turn's drain list).
+void LaunchKernelAsContendedHolderTwoStreams(benchmark::State& state, const Driver& driver) {
+  CUstream second = nullptr;
+  if (driver.stream_create == nullptr || driver.stream_create(&second, 0) != CUDA_SUCCESS) {
+    state.SkipWithError("cuStreamCreate failed");
+    return;
+  }
+  driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr);  // the shim joins
+  EagerWaiter waiter(g_waiter_requests);
+  if (!waiter.ok()) state.SkipWithError("no arbiter");
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(driver.launch(nullptr, 1, 1, 1, 32, 1, 1, 0,
+                                           (++i & 1) != 0 ? second : nullptr, nullptr, nullptr));
+  }
+}
+
 void MemGetInfo(benchmark::State& state, const Driver& driver) {
   for (auto _ : state) {
     size_t free_bytes = 0, total = 0;
@@ -138,74 +157,36 @@ BENCHMARK_CAPTURE(LaunchKernel, shimmed, g_shimmed);
 BENCHMARK_CAPTURE(MemGetInfo, unshimmed, g_direct);
 BENCHMARK_CAPTURE(MemGetInfo, shimmed, g_shimmed);
 BENCHMARK_CAPTURE(LaunchKernelAsContendedHolder, shimmed, g_shimmed);
+BENCHMARK_CAPTURE(LaunchKernelAsContendedHolderTwoStreams, unshimmed, g_direct);  // the baseline
+BENCHMARK_CAPTURE(LaunchKernelAsContendedHolderTwoStreams, shimmed, g_shimmed);
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A container with one 8 GiB GPU and 50 % of its time, as `gpuslice run --compute 50` would
-  // set it up (alone on the GPU: LaunchKernel/shimmed is the arbitrated lone tenant).
-  char pattern[] = "/tmp/gpuslice-shim-bench-XXXXXX";
-  const std::filesystem::path dir = mkdtemp(pattern);
-  gpuslice::shim::ContainerLimits limits;
-  std::snprintf(limits.region_path, sizeof(limits.region_path), "%s/accounting", dir.c_str());
-  std::snprintf(limits.cuda_driver_path, sizeof(limits.cuda_driver_path), "%s",
-                GPUSLICE_FAKE_CUDA_PATH);
-  limits.device_count = 1;
-  limits.devices[0].nvml_index = 0;
-  limits.devices[0].memory_bytes = 8ULL << 30;
-  limits.devices[0].compute_percent = 50;
-  // The GPU's referee runs in this process (as in the node agent); the shim's container is
-  // slot 0, the waiter's slot 1.
-  g_grant_path = (dir / "grant").string();
-  const std::string requests = (dir / "requests").string();
-  g_waiter_requests = (dir / "waiter-requests").string();
+  // A container with one 8 GiB GPU and 50 % of its time, as the node agent would set it up, the
+  // GPU's referee in this process and another container registered with it (the EagerWaiter's;
+  // alone on the GPU, LaunchKernel/shimmed is the arbitrated lone tenant).
+  gpuslice::testing::ArbitratedShimOptions options;
+  options.fake_path = GPUSLICE_FAKE_CUDA_PATH;
+  // GPUSLICE_BENCH_SHIM: another build of the shim to measure (e.g. a reference build).
+  const char* shim_path = std::getenv("GPUSLICE_BENCH_SHIM");
+  options.shim_path = shim_path != nullptr ? shim_path : GPUSLICE_CUDA_SHIM_PATH;
   // GPUSLICE_BENCH_UNARBITRATED=1: the container names no arbiter, so launches take the
   // not-arbitrated path (LaunchKernelAsContendedHolder then measures that path too).
   const char* unarbitrated = std::getenv("GPUSLICE_BENCH_UNARBITRATED");
-  if (unarbitrated == nullptr || std::strcmp(unarbitrated, "1") != 0) {
-    std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
-                  g_grant_path.c_str());
-    std::snprintf(limits.devices[0].requests_path, sizeof(limits.devices[0].requests_path), "%s",
-                  requests.c_str());
-  }
-  auto referee = gpuslice::shim::ArbiterReferee::Start(g_grant_path);
-  if (!referee.ok() || gpuslice::shim::ArbiterRegion::CreateRequests(requests.c_str()) != 0 ||
-      gpuslice::shim::ArbiterRegion::CreateRequests(g_waiter_requests.c_str()) != 0 ||
-      !(*referee)->AddTenant("bench", requests, 50, 0).ok() ||
-      !(*referee)->AddTenant("waiter", g_waiter_requests, 50, 0).ok()) {
+  options.arbitrated = unarbitrated == nullptr || std::strcmp(unarbitrated, "1") != 0;
+  gpuslice::testing::ArbitratedShim setup;
+  if (const std::string error = gpuslice::testing::SetUpArbitratedShim(options, &setup);
+      !error.empty()) {
+    std::fprintf(stderr, "cannot set up the arbitrated container: %s\n", error.c_str());
     return 1;
   }
-  const std::string limits_path = (dir / "limits").string();
-  if (!gpuslice::shim::WriteContainerLimitsFile(limits_path, limits).ok()) return 1;
-  if (gpuslice::shim::AccountingRegion::Create(limits.region_path) != 0) return 1;
-  setenv("GPUSLICE_LIMITS_FILE", limits_path.c_str(), 1);
-  setenv("GPUSLICE_FAKE_GPUS", "count=1,memory=16Gi", 1);
-
-  void* fake = dlopen(GPUSLICE_FAKE_CUDA_PATH, RTLD_NOW | RTLD_LOCAL);
-  // GPUSLICE_BENCH_SHIM: another build of the shim to measure (e.g. a reference build).
-  const char* shim_path = std::getenv("GPUSLICE_BENCH_SHIM");
-  void* shim =
-      dlopen(shim_path != nullptr ? shim_path : GPUSLICE_CUDA_SHIM_PATH, RTLD_NOW | RTLD_LOCAL);
-  if (fake == nullptr || shim == nullptr) {
-    std::fprintf(stderr, "dlopen: %s\n", dlerror());
-    return 1;
-  }
-  g_direct = Bind(fake);
-  g_shimmed = Bind(shim);
-  // Initialise through the shim (so it resolves devices) and make the primary context current.
-  auto init = Symbol<CUresult (*)(unsigned)>(shim, "cuInit");
-  auto retain = Symbol<CUresult (*)(CUcontext*, CUdevice)>(shim, "cuDevicePrimaryCtxRetain");
-  auto set_current = Symbol<CUresult (*)(CUcontext)>(shim, "cuCtxSetCurrent");
-  CUcontext context = nullptr;
-  if (init(0) != CUDA_SUCCESS || retain(&context, 0) != CUDA_SUCCESS ||
-      set_current(context) != CUDA_SUCCESS) {
-    std::fprintf(stderr, "cannot set up the fake driver through the shim\n");
-    return 1;
-  }
+  g_grant_path = setup.grant;
+  g_waiter_requests = setup.other_requests;
+  g_direct = Bind(setup.fake);
+  g_shimmed = Bind(setup.shim);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  referee->reset();
-  std::filesystem::remove_all(dir);
   return 0;
 }

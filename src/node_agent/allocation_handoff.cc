@@ -37,6 +37,26 @@ std::string GpuOfSlot(const std::string& id) {
 
 std::string PodKey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
+// Where a container sees GPU `uuid`'s compute arbiter: the GPU of its first device ID (`primary`)
+// at /run/gpuslice-arbiter with the request file compute-requests, each other GPU at
+// /run/gpuslice-arbiter-<uuid> with compute-requests-<uuid> (each GPU has its own referee).
+std::string ArbiterDirIn(const std::string& uuid, const std::string& primary) {
+  return uuid == primary ? std::string(kContainerArbiterDir)
+                         : std::string(kContainerArbiterDir) + "-" + uuid;
+}
+std::string RequestsFileName(const std::string& uuid, const std::string& primary) {
+  return uuid == primary ? std::string(kArbiterRequestsFileName)
+                         : std::string(kArbiterRequestsFileName) + "-" + uuid;
+}
+// A request file name a limits file may name (Recover reads it back): one of the above.
+bool IsRequestsFileName(const std::string& name) {
+  const std::string base = kArbiterRequestsFileName;
+  return name == base ||
+         (name.size() > base.size() + 1 && name.compare(0, base.size(), base) == 0 &&
+          name[base.size()] == '-' && name.find('/') == std::string::npos &&
+          name.find("..") == std::string::npos);
+}
+
 void CopyString(const std::string& from, char* to, std::size_t size) {
   std::snprintf(to, size, "%s", from.c_str());
 }
@@ -411,7 +431,7 @@ Result<HandoffResult> AllocationHandoff::Limit(HandoffResult result, GpuAssignme
     if (d.nvml_index >= 0) {
       result.limit_bytes[static_cast<std::uint32_t>(d.nvml_index)] = d.memory_bytes;
     }
-    if (limits.device_count == 1 && assignment.compute_percent > 0) {
+    if (assignment.compute_percent > 0) {  // every GPU: each has its own referee
       GPUSLICE_RETURN_IF_ERROR(LimitCompute(result, g.uuid, d));
     }
   }
@@ -435,17 +455,24 @@ Status AllocationHandoff::PrepareComputeArbiter(const std::string& key,
                                                 v1beta1::ContainerAllocateResponse& response) {
   if (ids.empty()) return Status::Ok();
   arbiters_.Remove(key);  // a new container on these slots
-  const std::string requests = region_dir + "/" + kArbiterRequestsFileName;
-  if (const int rc = shim::ArbiterRegion::CreateRequests(requests.c_str(), 0666); rc != 0) {
-    return Internal("cannot create the compute request file " + requests + ": " +
-                    std::error_code(rc, std::generic_category()).message());
+  // Every GPU of the container: a request file of its own and the GPU's directory, read-only.
+  const std::string primary = GpuOfSlot(ids.front());
+  std::vector<std::string> gpus;
+  for (const std::string& id : ids) {
+    const std::string uuid = GpuOfSlot(id);
+    if (std::find(gpus.begin(), gpus.end(), uuid) != gpus.end()) continue;
+    gpus.push_back(uuid);
+    const std::string requests = region_dir + "/" + RequestsFileName(uuid, primary);
+    if (const int rc = shim::ArbiterRegion::CreateRequests(requests.c_str(), 0666); rc != 0) {
+      return Internal("cannot create the compute request file " + requests + ": " +
+                      std::error_code(rc, std::generic_category()).message());
+    }
+    GPUSLICE_ASSIGN_OR_RETURN(const std::string gpu_dir, arbiters_.GpuDir(uuid));
+    auto* mount = response.add_mounts();
+    mount->set_container_path(ArbiterDirIn(uuid, primary));
+    mount->set_host_path(gpu_dir);
+    mount->set_read_only(true);
   }
-  // The GPU the container's first slot belongs to (the shim arbitrates one GPU per container).
-  GPUSLICE_ASSIGN_OR_RETURN(const std::string gpu_dir, arbiters_.GpuDir(GpuOfSlot(ids.front())));
-  auto* mount = response.add_mounts();
-  mount->set_container_path(kContainerArbiterDir);
-  mount->set_host_path(gpu_dir);
-  mount->set_read_only(true);
   return Status::Ok();
 }
 
@@ -454,16 +481,19 @@ Status AllocationHandoff::PrepareComputeArbiter(const std::string& key,
 // file in its limits.
 Status AllocationHandoff::LimitCompute(const HandoffResult& result, const std::string& uuid,
                                        shim::DeviceLimit& d) {
+  const std::string primary =
+      result.device_ids.empty() ? uuid : GpuOfSlot(result.device_ids.front());
+  const std::string name = RequestsFileName(uuid, primary);
   const std::string requests =
-      (fs::path(options_.host_root) / result.key / "region" / kArbiterRequestsFileName).string();
+      (fs::path(options_.host_root) / result.key / "region" / name).string();
   const std::uint32_t cap = result.compute_cap_percent >= static_cast<int>(d.compute_percent)
                                 ? static_cast<std::uint32_t>(result.compute_cap_percent)
                                 : 0;
   GPUSLICE_RETURN_IF_ERROR(arbiters_.Add(result.key, uuid, requests, d.compute_percent, cap));
   d.compute_cap_percent = cap;
-  CopyString(std::string(kContainerArbiterDir) + "/" + kArbiterGrantFileName, d.arbiter_path,
+  CopyString(ArbiterDirIn(uuid, primary) + "/" + kArbiterGrantFileName, d.arbiter_path,
              sizeof(d.arbiter_path));
-  CopyString(std::string(kContainerRegionDir) + "/" + kArbiterRequestsFileName, d.requests_path,
+  CopyString(std::string(kContainerRegionDir) + "/" + name, d.requests_path,
              sizeof(d.requests_path));
   return Status::Ok();
 }
@@ -530,6 +560,9 @@ int AllocationHandoff::Recover() {
     }
     if (RecoverOne(key)) ++registered;
   }
+  // Each re-registered container got its virtual time and charge back from its GPU's charges
+  // file; what is left there belongs to containers that are gone.
+  arbiters_.ForgetUnclaimedCharges();
   if (registered > 0) {
     spdlog::info("recovered {} container(s) from {} into their GPUs' compute arbiters", registered,
                  options_.host_root);
@@ -564,12 +597,22 @@ bool AllocationHandoff::RecoverOne(const std::string& key) {
           result.limit_bytes[static_cast<std::uint32_t>(l.nvml_index)] = l.memory_bytes;
         }
       }
-      if (d.arbiter_path[0] != '\0') {
-        const std::string requests = (dir / "region" / kArbiterRequestsFileName).string();
+      for (std::uint32_t i = 0; i < limits->device_count; ++i) {
+        const shim::DeviceLimit& l = limits->devices[i];
+        if (l.arbiter_path[0] == '\0') continue;
+        const std::string name = fs::path(l.requests_path).filename().string();
+        if (!IsRequestsFileName(name)) {
+          spdlog::error(
+              "recovering {}: the limits file names the request file {}, not one the "
+              "agent writes; GPU {} is not arbitrated",
+              key, l.requests_path, l.uuid);
+          continue;
+        }
+        const std::string requests = (dir / "region" / name).string();
         if (Status s =
-                arbiters_.Add(key, d.uuid, requests, d.compute_percent, d.compute_cap_percent);
+                arbiters_.Add(key, l.uuid, requests, l.compute_percent, l.compute_cap_percent);
             !s.ok()) {
-          spdlog::error("recovering {}: {}; the container is not arbitrated", key, s.message());
+          spdlog::error("recovering {}: {}; GPU {} is not arbitrated", key, s.message(), l.uuid);
         } else {
           registered = true;
         }

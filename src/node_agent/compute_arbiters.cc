@@ -3,10 +3,6 @@
 #include <sys/stat.h>
 
 #include <filesystem>
-#include <nlohmann/json.hpp>
-
-#include "core/gpu_annotations.h"
-#include "core/resource_names.h"
 
 namespace gpuslice {
 
@@ -23,8 +19,9 @@ Result<std::string> ComputeArbiters::GpuDir(const std::string& uuid) {
                     ec.message() + " (check --allocations-dir)");
   }
   ::chmod(dir.c_str(), 0755);
-  GPUSLICE_ASSIGN_OR_RETURN(std::unique_ptr<shim::ArbiterReferee> referee,
-                            shim::ArbiterReferee::Start((dir / kArbiterGrantFileName).string()));
+  GPUSLICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<shim::ArbiterReferee> referee,
+      shim::ArbiterReferee::Start((dir / kArbiterGrantFileName).string(), {}, ChargesPath(uuid)));
   referees_[uuid] = std::move(referee);
   return dir.string();
 }
@@ -33,73 +30,49 @@ Status ComputeArbiters::Add(const std::string& key, const std::string& uuid,
                             const std::string& requests_path, std::uint32_t weight,
                             std::uint32_t cap_percent) {
   GPUSLICE_RETURN_IF_ERROR(GpuDir(uuid).status());
-  Remove(key);
   std::lock_guard<std::mutex> lock(mu_);
+  // Replaces the container's registration on this GPU (AddTenant does), not on its others.
   GPUSLICE_RETURN_IF_ERROR(referees_[uuid]->AddTenant(key, requests_path, weight, cap_percent));
-  gpu_of_[key] = uuid;
+  gpus_of_[key].insert(uuid);
   return Status::Ok();
 }
 
 void ComputeArbiters::Remove(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = gpu_of_.find(key);
-  if (it == gpu_of_.end()) return;
-  auto referee = referees_.find(it->second);
-  if (referee != referees_.end()) referee->second->RemoveTenant(key);
-  gpu_of_.erase(it);
+  auto it = gpus_of_.find(key);
+  if (it == gpus_of_.end()) return;
+  for (const std::string& uuid : it->second) {
+    auto referee = referees_.find(uuid);
+    if (referee != referees_.end()) referee->second->RemoveTenant(key);
+  }
+  gpus_of_.erase(it);
+}
+
+std::string ComputeArbiters::ChargesPath(const std::string& uuid) const {
+  return (fs::path(root_) / ("gpu-" + uuid + kChargesSuffix)).string();
+}
+
+void ComputeArbiters::ForgetUnclaimedCharges() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [uuid, referee] : referees_) referee->ForgetUnclaimedCharges();
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(root_, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::size_t suffix = std::string(kChargesSuffix).size();
+    if (name.rfind("gpu-", 0) != 0 || name.size() <= 4 + suffix ||
+        name.compare(name.size() - suffix, suffix, kChargesSuffix) != 0) {
+      continue;
+    }
+    if (referees_.count(name.substr(4, name.size() - 4 - suffix)) == 0) {
+      fs::remove(entry.path(), ec);
+    }
+  }
 }
 
 shim::ArbiterReferee* ComputeArbiters::Referee(const std::string& uuid) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = referees_.find(uuid);
   return it == referees_.end() ? nullptr : it->second.get();
-}
-
-int ComputeLimitOf(const nlohmann::json& pod, const std::string& container) {
-  const nlohmann::json* spec = FindKey(pod, "spec");
-  const nlohmann::json* containers = spec != nullptr ? FindKey(*spec, "containers") : nullptr;
-  if (containers == nullptr || !containers->is_array()) return 0;
-  for (const nlohmann::json& c : *containers) {
-    if (StringKey(c, "name") != container) continue;
-    const nlohmann::json* resources = FindKey(c, "resources");
-    const nlohmann::json* limits = resources != nullptr ? FindKey(*resources, "limits") : nullptr;
-    const nlohmann::json* value =
-        limits != nullptr ? FindKey(*limits, names::kGpusliceGpuCompute) : nullptr;
-    if (value == nullptr) return 0;
-    int percent = 0;
-    if (value->is_number_integer()) percent = value->get<int>();
-    if (value->is_string()) percent = std::atoi(value->get<std::string>().c_str());
-    return percent >= 1 && percent <= 100 ? percent : 0;
-  }
-  return 0;
-}
-
-Result<std::uint32_t> ParseComputeCap(const std::string& text, std::uint32_t weight_percent) {
-  const std::string accepted = "accepted: a whole percent from the pod's " +
-                               std::string(names::kGpusliceGpuCompute) + " request (" +
-                               std::to_string(weight_percent) + ") to 100, digits only";
-  const bool digits = !text.empty() && text.size() <= 3 &&
-                      text.find_first_not_of("0123456789") == std::string::npos;
-  const std::uint32_t cap = digits ? static_cast<std::uint32_t>(std::stoul(text)) : 0;
-  if (!digits || cap < weight_percent || cap > 100) {
-    return InvalidArgument("annotation " + std::string(names::kAnnotationPodGpuComputeCap) + "=\"" +
-                           text + "\" is not valid; " + accepted);
-  }
-  return cap;
-}
-
-Result<std::uint32_t> ComputeCapOf(const nlohmann::json& pod, const std::string& container,
-                                   std::uint32_t weight_percent) {
-  const nlohmann::json* meta = FindKey(pod, "metadata");
-  const nlohmann::json* annotations = meta != nullptr ? FindKey(*meta, "annotations") : nullptr;
-  const nlohmann::json* cap =
-      annotations != nullptr ? FindKey(*annotations, names::kAnnotationPodGpuComputeCap) : nullptr;
-  if (cap != nullptr) {
-    return ParseComputeCap(cap->is_string() ? cap->get<std::string>() : cap->dump(),
-                           weight_percent);
-  }
-  const int limit = ComputeLimitOf(pod, container);
-  return limit > static_cast<int>(weight_percent) ? static_cast<std::uint32_t>(limit) : 0u;
 }
 
 }  // namespace gpuslice

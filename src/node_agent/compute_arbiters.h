@@ -10,10 +10,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "core/status.h"
+#include "node_agent/compute_cap.h"  // ComputeCapOf, ParseComputeCap (moved there)
 #include "shim/arbiter_referee.h"
 
 namespace gpuslice {
@@ -25,39 +26,34 @@ inline constexpr const char* kArbiterRequestsFileName = "compute-requests";
 
 class ComputeArbiters {
  public:
-  // GPU directories live under `root` (gpu-<uuid>/grant).
+  // GPU directories live under `root` (gpu-<uuid>/grant, mounted read-only into the GPU's
+  // containers); each referee's charges file beside them (gpu-<uuid>.charges, mode 0600, never
+  // mounted), so virtual times and charges survive an agent restart.
   explicit ComputeArbiters(std::string root) : root_(std::move(root)) {}
 
   // The host directory of `uuid`'s arbiter (mounted read-only into its containers); starts its
   // referee on first use.
   Result<std::string> GpuDir(const std::string& uuid);
-  // Registers container `key` on `uuid` with its request file (host path), weight and cap.
+  // Registers container `key` on `uuid` with its request file (host path), weight and cap (a
+  // container with several GPUs is registered on each, with a request file per GPU).
   Status Add(const std::string& key, const std::string& uuid, const std::string& requests_path,
              std::uint32_t weight, std::uint32_t cap_percent);
   void Remove(const std::string& key);
+  // After the agent re-registered the containers it recovered from disk: charges carried over
+  // the restart that no container claimed are dropped, and the charges files of GPUs without a
+  // referee removed, so a later container under the same key starts afresh.
+  void ForgetUnclaimedCharges();
   // The referee of `uuid`, or null (tests, diagnostics).
   shim::ArbiterReferee* Referee(const std::string& uuid);
 
  private:
+  static constexpr const char* kChargesSuffix = ".charges";
+  std::string ChargesPath(const std::string& uuid) const;
+
   std::string root_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<shim::ArbiterReferee>> referees_;  // by GPU UUID
-  std::map<std::string, std::string> gpu_of_;                              // key -> UUID
+  std::map<std::string, std::set<std::string>> gpus_of_;                   // key -> UUIDs
 };
-
-// The pod's compute limit for `container` (resources.limits of gpuslice.io/gpu-compute), or 0.
-int ComputeLimitOf(const nlohmann::json& pod, const std::string& container);
-
-// The value of the gpuslice.io/gpu-compute-cap annotation for a container whose gpu-compute
-// request (its weight) is `weight_percent`: a whole percent from the request to 100, digits only.
-// Otherwise InvalidArgument saying what was given and what is accepted.
-Result<std::uint32_t> ParseComputeCap(const std::string& text, std::uint32_t weight_percent);
-
-// The hard cap of `container` in `pod` with weight `weight_percent`: the gpu-compute-cap
-// annotation when set (an invalid one is an error; the caller logs it and runs uncapped), else
-// a gpu-compute limit above the request (`gpuslice run`-style pods outside Kubernetes' rule), else
-// 0 (no cap).
-Result<std::uint32_t> ComputeCapOf(const nlohmann::json& pod, const std::string& container,
-                                   std::uint32_t weight_percent);
 
 }  // namespace gpuslice

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstring>
 
+#include "shim/mapped_file.h"
+
 namespace gpuslice::shim {
 namespace {
 
@@ -56,36 +58,23 @@ int AccountingRegion::ReopenDescriptor() noexcept {
 }
 
 int AccountingRegion::Create(const char* path, unsigned mode) noexcept {
-  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, static_cast<mode_t>(mode));
-  if (fd < 0) return errno;
-  int result = 0;
-  void* mapping = MAP_FAILED;
-  // Truncating to zero first gives every byte (magic included) a fresh zero.
-  if (::flock(fd, LOCK_EX) != 0 || ::fchmod(fd, static_cast<mode_t>(mode)) != 0 ||
-      ::ftruncate(fd, 0) != 0 || ::ftruncate(fd, static_cast<off_t>(kRegionBytes)) != 0) {
-    result = errno;
-  } else {
-    mapping = ::mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mapping == MAP_FAILED) result = errno;
-  }
-  if (result == 0) {
+  // A fresh file: every byte (magic included) reads zero before the header is written.
+  return CreateMappedFile(path, mode, kRegionBytes, CreateHow::kFreshZero, [](void* mapping) {
     RegionHeader& h = static_cast<RegionLayout*>(mapping)->header;
     h.version = kRegionVersion;
     h.header_bytes = sizeof(RegionHeader);
     h.slot_bytes = sizeof(ProcessSlot);
     h.slot_count = kRegionSlots;
     h.device_count = kRegionDevices;
+    int result = 0;
     if (!InitialiseMutex(&h.mutex)) {
       result = EINVAL;
     } else {
       __atomic_store_n(&h.magic, kRegionMagic, __ATOMIC_RELEASE);  // written last
     }
     ::msync(mapping, kRegionBytes, MS_SYNC);
-    ::munmap(mapping, kRegionBytes);
-  }
-  ::flock(fd, LOCK_UN);
-  ::close(fd);
-  return result;
+    return result;
+  });
 }
 
 int AccountingRegion::Open(const char* path) noexcept {
@@ -94,21 +83,11 @@ int AccountingRegion::Open(const char* path) noexcept {
   if (length >= sizeof(path_)) return ENAMETOOLONG;
   const int fd = ::open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) return errno;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int error = errno;
+  void* mapping = nullptr;
+  if (const int rc = MapRegularFile(fd, kRegionBytes, PROT_READ | PROT_WRITE, true, &mapping);
+      rc != 0) {
     ::close(fd);
-    return error;
-  }
-  if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) < kRegionBytes) {
-    ::close(fd);
-    return EPROTO;
-  }
-  void* mapping = ::mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (mapping == MAP_FAILED) {
-    const int error = errno;
-    ::close(fd);
-    return error;
+    return rc;
   }
   auto* layout = static_cast<RegionLayout*>(mapping);
   const RegionHeader& h = layout->header;

@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -30,9 +32,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::uint64_t kIdleLookNs = 100'000'000;  // looks at least this often
-constexpr std::uint64_t kPollFallbackNs = 200'000;  // without futex_waitv
-constexpr std::uint64_t kMinLookNs = 50'000;        // at most 20,000 looks a second
+constexpr std::uint64_t kIdleLookNs = 100'000'000;       // looks at least this often
+constexpr std::uint64_t kPollFallbackNs = 200'000;       // without futex_waitv
+constexpr std::uint64_t kMinLookNs = 50'000;             // at most 20,000 looks a second
+constexpr std::uint64_t kSaveChargesNs = 1'000'000'000;  // charges written at most this often
+
+// "<prefix><digits>" -> the number.
+bool ParseField(const std::string& word, const char* prefix, std::uint64_t* value) {
+  const std::size_t n = std::strlen(prefix);
+  if (word.compare(0, n, prefix) != 0 || word.size() == n) return false;
+  const char* end = word.data() + word.size();
+  const auto [at, ec] = std::from_chars(word.data() + n, end, *value);
+  return ec == std::errc() && at == end;
+}
 
 struct WaitV {  // struct futex_waitv (linux/futex.h, 5.16+)
   std::uint64_t val;
@@ -90,7 +102,8 @@ class ArbiterReferee::View final : public RequestView {
 };
 
 Result<std::unique_ptr<ArbiterReferee>> ArbiterReferee::Start(const std::string& grant_path,
-                                                              const ArbiterParams& params) {
+                                                              const ArbiterParams& params,
+                                                              const std::string& charges_path) {
   if (const int rc = ArbiterRegion::CreateGrantPage(grant_path.c_str(), 0644); rc != 0) {
     return Unavailable("cannot create the compute arbiter's grant page " + grant_path + ": " +
                        Errno(rc));
@@ -104,6 +117,8 @@ Result<std::unique_ptr<ArbiterReferee>> ArbiterReferee::Start(const std::string&
   if (mapping == MAP_FAILED) return Unavailable("cannot map " + grant_path + ": " + Errno(error));
   std::unique_ptr<ArbiterReferee> referee(
       new ArbiterReferee(grant_path, static_cast<ArbiterGrantPage*>(mapping), params));
+  referee->charges_path_ = charges_path;
+  referee->LoadCharges();
   referee->thread_ = std::thread([r = referee.get()] { r->Loop(); });
   return referee;
 }
@@ -116,7 +131,83 @@ ArbiterReferee::~ArbiterReferee() {
   stop_ = true;
   Kick();
   if (thread_.joinable()) thread_.join();
+  SaveCharges(MonotonicNowNs(), true);
   ::munmap(page_, sizeof(ArbiterGrantPage));
+}
+
+// The charges an earlier referee wrote (none on a first start). The file is the control plane's
+// own; a line that is not "<key> vtime=N charged_ns=N" is skipped with a warning all the same.
+void ArbiterReferee::LoadCharges() {
+  if (charges_path_.empty()) return;
+  std::ifstream in(charges_path_);
+  if (!in) return;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream words(line);
+    std::string key;
+    std::string vtime;
+    std::string charged;
+    std::string extra;
+    Carried c;
+    if (!(words >> key >> vtime >> charged) || (words >> extra) ||
+        !ParseField(vtime, "vtime=", &c.vtime) ||
+        !ParseField(charged, "charged_ns=", &c.charged_ns)) {
+      spdlog::warn(
+          "compute arbiter charges {} line {}: \"{}\" is not \"<key> vtime=N "
+          "charged_ns=N\"; that container starts at virtual time 0",
+          charges_path_, number, line);
+      continue;
+    }
+    carried_[key] = c;
+  }
+  saved_ = carried_;
+}
+
+// Writes every container's virtual time and charge (and the carried ones not yet claimed) when
+// they changed, at most once per kSaveChargesNs unless `force`: a temporary file, renamed.
+void ArbiterReferee::SaveCharges(std::uint64_t now_ns, bool force) {
+  if (charges_path_.empty() || (!force && now_ns - saved_ns_ < kSaveChargesNs)) return;
+  saved_ns_ = now_ns;
+  std::map<std::string, Carried> current;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, slot] : slots_) {
+      current[key] = Carried{core_.vtime(slot), core_.charged_ns(slot)};
+    }
+    for (const auto& [key, c] : carried_) current.emplace(key, c);
+  }
+  if (current == saved_) return;
+  std::ostringstream out;
+  out << "# gpuslice compute arbiter charges: <key> vtime=N charged_ns=N\n";
+  for (const auto& [key, c] : current) {
+    out << key << " vtime=" << c.vtime << " charged_ns=" << c.charged_ns << "\n";
+  }
+  const std::string text = out.str();
+  const std::string tmp = charges_path_ + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && ::fchmod(fd, 0600) == 0 &&
+            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  const int error = errno;
+  if (fd >= 0) ok = ::close(fd) == 0 && ok;
+  ok = ok && ::rename(tmp.c_str(), charges_path_.c_str()) == 0;
+  if (!ok) {
+    if (saves_failing_ == false) {
+      spdlog::warn(
+          "compute arbiter {}: cannot write the charges to {}: {} (a restart of the "
+          "agent would start every container at virtual time 0)",
+          grant_path_, charges_path_, Errno(error != 0 ? error : errno));
+    }
+    saves_failing_ = true;
+    return;
+  }
+  saves_failing_ = false;
+  saved_ = std::move(current);
+}
+
+void ArbiterReferee::ForgetUnclaimedCharges() {
+  std::lock_guard<std::mutex> lock(mu_);
+  carried_.clear();
 }
 
 void ArbiterReferee::Kick() {
@@ -145,11 +236,20 @@ Status ArbiterReferee::AddTenant(const std::string& key, const std::string& requ
   }
   void* mapping = ::mmap(nullptr, sizeof(ArbiterRequests), PROT_READ, MAP_SHARED, tenant->fd, 0);
   if (mapping != MAP_FAILED) tenant->mapped = static_cast<const ArbiterRequests*>(mapping);
+  std::optional<Carried> carried;  // from before a restart
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = carried_.find(key); it != carried_.end()) {
+      carried = it->second;
+      carried_.erase(it);
+    }
+  }
   RemoveTenant(key);
   std::lock_guard<std::mutex> lock(mu_);
   for (std::uint32_t slot = 0; slot < kArbiterTenants; ++slot) {
     if (tenants_[slot] != nullptr) continue;
     core_.AddTenant(slot, weight, cap_percent, st.st_dev, st.st_ino);
+    if (carried) core_.RestoreAccount(slot, carried->vtime, carried->charged_ns);
     tenants_[slot] = std::move(tenant);
     slots_[key] = slot;
     Kick();
@@ -184,6 +284,12 @@ std::uint64_t ArbiterReferee::ChargedNs(const std::string& key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = slots_.find(key);
   return it == slots_.end() ? 0 : core_.charged_ns(it->second);
+}
+
+std::uint64_t ArbiterReferee::VirtualTime(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = slots_.find(key);
+  return it == slots_.end() ? 0 : core_.vtime(it->second);
 }
 
 void ArbiterReferee::Loop() {
@@ -221,6 +327,7 @@ void ArbiterReferee::Loop() {
         }
       }
     }
+    SaveCharges(now, false);
     std::uint64_t until = now + kIdleLookNs;
     if (deadline < until) until = deadline;
     if (until <= now) continue;

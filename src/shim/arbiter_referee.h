@@ -24,9 +24,14 @@ namespace gpuslice::shim {
 class ArbiterReferee {
  public:
   // Creates the grant page at `grant_path` (mode 0644), or re-initialises it in place, and starts
-  // the referee thread.
+  // the referee thread. With `charges_path` (a file only the control plane can read and write,
+  // outside every container's mounts) each container's virtual time and charge survive a restart:
+  // the referee writes them there at most once a second while they change and when it stops
+  // (mode 0600, written whole and renamed into place), and a referee started over the same file
+  // gives a container added under a key it lists that key's virtual time and charge.
   static Result<std::unique_ptr<ArbiterReferee>> Start(const std::string& grant_path,
-                                                       const ArbiterParams& params = {});
+                                                       const ArbiterParams& params = {},
+                                                       const std::string& charges_path = "");
   ~ArbiterReferee();
   ArbiterReferee(const ArbiterReferee&) = delete;
   ArbiterReferee& operator=(const ArbiterReferee&) = delete;
@@ -40,9 +45,15 @@ class ArbiterReferee {
   std::size_t tenant_count() const;
   // GPU time the referee has charged `key` (0 when unknown).
   std::uint64_t ChargedNs(const std::string& key) const;
+  // `key`'s virtual time (0 when unknown).
+  std::uint64_t VirtualTime(const std::string& key) const;
   const std::string& grant_path() const { return grant_path_; }
   // How many times the referee has looked at the requests (diagnostics, tests).
   std::uint64_t looks() const { return looks_.load(); }
+
+  // Drops the charges read at start that no AddTenant claimed (the caller has re-registered
+  // every container it recovered): a later container under the same key starts afresh.
+  void ForgetUnclaimedCharges();
 
   // Brings the tenants in line with a directory of entries, one file per container, each
   // "weight=N cap=M requests=/abs/path" (gpuslice run). Bad entries are skipped with a log line.
@@ -54,6 +65,14 @@ class ArbiterReferee {
   ArbiterReferee(std::string grant_path, ArbiterGrantPage* page, const ArbiterParams& params);
   void Loop();
   void Kick();
+  // Charges carried over restarts (charges_path_).
+  struct Carried {
+    std::uint64_t vtime = 0;
+    std::uint64_t charged_ns = 0;
+    bool operator==(const Carried&) const = default;
+  };
+  void LoadCharges();
+  void SaveCharges(std::uint64_t now_ns, bool force);
 
   std::string grant_path_;
   ArbiterGrantPage* page_;
@@ -64,6 +83,11 @@ class ArbiterReferee {
   std::uint32_t control_ = 0;  // futex word: kicked on add/remove/stop
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> looks_{0};
+  std::string charges_path_;
+  std::map<std::string, Carried> carried_;  // read at start, not yet claimed by AddTenant
+  std::uint64_t saved_ns_ = 0;
+  std::map<std::string, Carried> saved_;  // what the file says
+  bool saves_failing_ = false;            // warned once until a save succeeds
   std::thread thread_;
 };
 

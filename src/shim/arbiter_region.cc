@@ -11,48 +11,14 @@
 #include <cstddef>
 #include <ctime>
 
+#include "shim/mapped_file.h"
+
 namespace gpuslice::shim {
 namespace {
 
 off_t RecordLockOffset(std::uint32_t process) {
   return static_cast<off_t>(offsetof(ArbiterRequests, processes) +
                             process * sizeof(ProcessRequest));
-}
-
-// Maps `path` (created when absent) at its full size and lets `init` fill it in place.
-template <typename T, typename Init>
-int CreateInPlace(const char* path, unsigned mode, Init init) noexcept {
-  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, static_cast<mode_t>(mode));
-  if (fd < 0) return errno;
-  int result = 0;
-  struct stat st {};
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0 || ::fstat(fd, &st) != 0 ||
-      (static_cast<std::size_t>(st.st_size) != sizeof(T) &&
-       ::ftruncate(fd, static_cast<off_t>(sizeof(T))) != 0)) {
-    result = errno;
-  }
-  if (result == 0) {
-    void* mapping = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mapping == MAP_FAILED) {
-      result = errno;
-    } else {
-      init(static_cast<T*>(mapping));
-      ::munmap(mapping, sizeof(T));
-    }
-  }
-  ::close(fd);
-  return result;
-}
-
-// Maps `fd` (`bytes` long) with `prot`, or returns MAP_FAILED.
-void* MapWhole(int fd, std::size_t bytes, int prot) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      static_cast<std::size_t>(st.st_size) != bytes) {
-    errno = EPROTO;
-    return MAP_FAILED;
-  }
-  return ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
 }
 
 }  // namespace
@@ -76,11 +42,17 @@ void FutexWait(const std::uint32_t* word, std::uint32_t expected,
 }
 
 int ArbiterRegion::CreateGrantPage(const char* path, unsigned mode) noexcept {
-  return CreateInPlace<ArbiterGrantPage>(path, mode, [](ArbiterGrantPage* p) { InitGrantPage(p); });
+  return CreateMappedFile(path, mode, sizeof(ArbiterGrantPage), CreateHow::kInPlace, [](void* m) {
+    InitGrantPage(static_cast<ArbiterGrantPage*>(m));
+    return 0;
+  });
 }
 
 int ArbiterRegion::CreateRequests(const char* path, unsigned mode) noexcept {
-  return CreateInPlace<ArbiterRequests>(path, mode, [](ArbiterRequests* r) { InitRequests(r); });
+  return CreateMappedFile(path, mode, sizeof(ArbiterRequests), CreateHow::kInPlace, [](void* m) {
+    InitRequests(static_cast<ArbiterRequests*>(m));
+    return 0;
+  });
 }
 
 ArbiterRegion::~ArbiterRegion() { Close(); }
@@ -98,10 +70,11 @@ int ArbiterRegion::Open(const char* grant_path, const char* requests_path) noexc
   Close();
   const int grant_fd = ::open(grant_path, O_RDONLY | O_CLOEXEC);
   if (grant_fd < 0) return errno;
-  void* page = MapWhole(grant_fd, sizeof(ArbiterGrantPage), PROT_READ);
-  const int grant_error = errno;
+  void* page = nullptr;
+  const int grant_error =
+      MapRegularFile(grant_fd, sizeof(ArbiterGrantPage), PROT_READ, false, &page);
   ::close(grant_fd);
-  if (page == MAP_FAILED) return grant_error;
+  if (grant_error != 0) return grant_error;
   const auto* p = static_cast<const ArbiterGrantPage*>(page);
   if (__atomic_load_n(&p->magic, __ATOMIC_ACQUIRE) != kArbiterMagic ||
       p->version != kArbiterVersion || p->page_bytes != sizeof(ArbiterGrantPage) ||
@@ -110,18 +83,19 @@ int ArbiterRegion::Open(const char* grant_path, const char* requests_path) noexc
     return EPROTO;
   }
   fd_ = ::open(requests_path, O_RDWR | O_CLOEXEC);
-  void* requests =
-      fd_ < 0 ? MAP_FAILED : MapWhole(fd_, sizeof(ArbiterRequests), PROT_READ | PROT_WRITE);
-  const int requests_error = errno;
-  if (requests == MAP_FAILED ||
+  void* requests = nullptr;
+  const int requests_error = fd_ < 0 ? errno
+                                     : MapRegularFile(fd_, sizeof(ArbiterRequests),
+                                                      PROT_READ | PROT_WRITE, false, &requests);
+  if (requests_error != 0 ||
       __atomic_load_n(&static_cast<ArbiterRequests*>(requests)->magic, __ATOMIC_ACQUIRE) !=
           kRequestsMagic ||
       static_cast<ArbiterRequests*>(requests)->version != kArbiterVersion) {
-    if (requests != MAP_FAILED) ::munmap(requests, sizeof(ArbiterRequests));
+    if (requests_error == 0) ::munmap(requests, sizeof(ArbiterRequests));
     ::munmap(page, sizeof(ArbiterGrantPage));
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
-    return requests == MAP_FAILED ? requests_error : EPROTO;
+    return requests_error != 0 ? requests_error : EPROTO;
   }
   page_ = p;
   requests_ = static_cast<ArbiterRequests*>(requests);

@@ -74,6 +74,15 @@ void RefereeCore::RemoveTenant(std::uint32_t tenant, std::uint64_t now_ns) {
                                                (kTokenTimed | kTokenRelease)));
 }
 
+void RefereeCore::RestoreAccount(std::uint32_t tenant, std::uint64_t vtime,
+                                 std::uint64_t charged_ns) {
+  if (tenant >= kArbiterTenants || !accounts_[tenant].present) return;
+  accounts_[tenant].vtime = vtime;
+  accounts_[tenant].charged_ns = charged_ns;
+  page_->tenants[tenant].vtime = vtime;
+  page_->tenants[tenant].charged_ns = charged_ns;
+}
+
 bool RefereeCore::Present(std::uint32_t tenant) const {
   return tenant < kArbiterTenants && accounts_[tenant].present;
 }
@@ -289,6 +298,7 @@ bool TenantGate::ReleaseRequested() const noexcept {
 
 GateDecision TenantGate::BeforeLaunch(std::uint64_t now_ns) noexcept {
   const std::uint64_t token = __atomic_load_n(&page_->token, __ATOMIC_ACQUIRE);
+  go_token_ = ~0ULL;  // no fast launches unless this answers kGo to the holder
   const bool handed_back = !holding_ && released_ != 0 &&
                            __atomic_load_n(&page_->grant_id, __ATOMIC_ACQUIRE) == released_;
   if (id_ != kNoTenant && TokenHolder(token) == id_ && !handed_back) {
@@ -305,6 +315,7 @@ GateDecision TenantGate::BeforeLaunch(std::uint64_t now_ns) noexcept {
     if (contended && QueuedTooMuch()) return GateDecision::kDrain;
     ++launches_;
     ++since_drain_;
+    go_token_ = token;
     return GateDecision::kGo;
   }
   if (holding_) return GateDecision::kDrainThenRelease;  // revoked: report the backlog first
@@ -330,6 +341,27 @@ bool TenantGate::QueuedTooMuch() const noexcept {
   if (mean_launch_ns_ == 0) return since_drain_ >= params_.kernels_per_turn;
   const std::uint64_t turn = __atomic_load_n(&page_->turn_ns, __ATOMIC_ACQUIRE);
   return since_drain_ * mean_launch_ns_ >= (turn != 0 ? turn : params_.min_turn_ns);
+}
+
+std::uint64_t TenantGate::LaunchesWithoutCheck() const noexcept {
+  const std::uint64_t token = go_token_;
+  if (!holding_ || TokenHolder(token) != id_ || (token & kTokenRelease) != 0) return 0;
+  if (TokenWaiters(token) == 0 && (token & kTokenTimed) == 0) return kUnboundedLaunches;
+  // QueuedTooMuch answers true from since_drain_ == stop on (never at 0).
+  std::uint64_t stop = params_.kernels_per_turn;
+  if (mean_launch_ns_ != 0) {
+    const std::uint64_t turn_ns = __atomic_load_n(&page_->turn_ns, __ATOMIC_ACQUIRE);
+    const std::uint64_t turn = turn_ns != 0 ? turn_ns : params_.min_turn_ns;
+    stop = (turn + mean_launch_ns_ - 1) / mean_launch_ns_;
+  }
+  if (stop == 0) stop = 1;
+  const std::uint64_t left = stop > since_drain_ ? stop - since_drain_ : 0;
+  return left < kUnboundedLaunches ? left : kUnboundedLaunches;
+}
+
+void TenantGate::CountLaunches(std::uint64_t launches) noexcept {
+  launches_ += launches;
+  since_drain_ += launches;
 }
 
 void TenantGate::Drained(std::uint64_t completion_ns) noexcept {

@@ -160,6 +160,10 @@ class RefereeCore {
   // the token. Returns when it must look again at the latest (UINT64_MAX: only on a doorbell).
   std::uint64_t Poll(std::uint64_t now_ns, RequestView& view);
 
+  // A container's virtual time and charge carried over from an earlier referee (a node agent
+  // restart), for a container just added.
+  void RestoreAccount(std::uint32_t tenant, std::uint64_t vtime, std::uint64_t charged_ns);
+
   std::uint64_t vtime(std::uint32_t tenant) const { return accounts_[tenant].vtime; }
   std::uint64_t charged_ns(std::uint32_t tenant) const { return accounts_[tenant].charged_ns; }
 
@@ -247,6 +251,21 @@ class TenantGate {
   void StopWanting() noexcept;
   // Whether the referee asks the holder to hand back (its turn is over).
   bool ReleaseRequested() const noexcept;
+
+  // The holder's fast path (the shim's launch path while others wait). After BeforeLaunch said
+  // kGo to a holder: how many more launches it would answer kGo with nothing but its counters
+  // changing, as long as the token word stays `go_token()` — the queued-work bound left until
+  // the next drain (unbounded, kUnboundedLaunches, when nobody waits and the turn is not timed).
+  // The shim lets that many launches go on one compare of the token word and an atomic
+  // decrement, then reports how many went with CountLaunches; the turn's end (the referee sets
+  // "release" in the token), a waiter arriving or leaving, a revocation or a drain all change
+  // the token word or the budget, so the next launch takes BeforeLaunch again.
+  static constexpr std::uint64_t kUnboundedLaunches = 1ULL << 30;
+  std::uint64_t LaunchesWithoutCheck() const noexcept;
+  std::uint64_t go_token() const noexcept { return go_token_; }
+  // `launches` went on the fast path since the last BeforeLaunch (exactly as if BeforeLaunch had
+  // answered kGo to each).
+  void CountLaunches(std::uint64_t launches) noexcept;
   bool holding() const noexcept { return holding_; }
   // Until the referee lists this process's container the id is kNoTenant and the gate waits.
   void set_holder_id(std::uint32_t holder_id) noexcept { id_ = holder_id; }
@@ -264,9 +283,10 @@ class TenantGate {
   ArbiterParams params_;
   bool holding_ = false;
   bool wanting_ = false;
-  std::uint64_t grant_ = 0;     // the grant this process holds
-  std::uint64_t released_ = 0;  // the grant it last handed back (until the referee moves on)
-  std::uint64_t launches_ = 0;  // launches in the current grant
+  std::uint64_t grant_ = 0;         // the grant this process holds
+  std::uint64_t released_ = 0;      // the grant it last handed back (until the referee moves on)
+  std::uint64_t launches_ = 0;      // launches in the current grant
+  std::uint64_t go_token_ = ~0ULL;  // the token word at the last kGo to the holder (or ~0)
   // Queued-work bound: launches since the last drain, when that drain finished, and this
   // process's mean time per launch (measured between drains; 0 until known).
   std::uint64_t since_drain_ = 0;

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdio>
@@ -164,14 +165,14 @@ struct GraphExecCharge {
   bool charged = false;  // graph memory is taken at the first launch, kept until destroyed
 };
 
-// The compute arbiter as this process uses it (one arbitrated GPU per container).
+// The compute arbiter as this process uses it: one GpuArbiter per arbitrated GPU of the container
+// (each GPU has its own referee, grant page and request file).
 constexpr std::size_t kMaxTurnStreams = 8;
-struct ArbiterState {
-  bool configured = false;
-  std::uint32_t entry = 0;                  // the limits entry whose GPU is arbitrated
+struct GpuArbiter {
+  std::uint32_t index = 0;                  // in ArbiterState::gpus ("joined" word index)
+  std::uint32_t entry = 0;                  // the limits entry of its GPU
   char path[kMaxLimitsPath] = {};           // the GPU's grant page (read-only)
-  char requests_path[kMaxLimitsPath] = {};  // the container's request file
-  ArbiterParams params;
+  char requests_path[kMaxLimitsPath] = {};  // the container's request file for that GPU
   ArbiterRegion region;
   std::mutex mutex;  // the slow path, one thread at a time
   TenantGate* gate = nullptr;
@@ -182,6 +183,16 @@ struct ArbiterState {
   CUstream streams[kMaxTurnStreams] = {};
   std::size_t stream_count = 0;
   bool streams_overflow = false;
+  // The holder's fast path (launch_gate.h): the budget last granted, not yet counted in `gate`.
+  std::uint64_t fast_granted = 0;
+};
+struct ArbiterState {
+  bool configured = false;
+  ArbiterParams params;
+  GpuArbiter gpus[kMaxLimitedDevices];
+  std::uint32_t count = 0;                      // arbitrated GPUs
+  int of_entry[kMaxLimitedDevices] = {};        // limits entry -> index in gpus, -1: none
+  volatile std::uint32_t* fork_page = nullptr;  // wipe-on-fork: [0] holding, [1 + i] joined
 };
 
 // Everything the shim knows. Created once at load and never destroyed, so calls made while
@@ -382,89 +393,101 @@ inline ShimState* LoadedState() noexcept {
 
 // ---- Compute arbiter ------------------------------------------------------------------------
 
-volatile std::uint32_t g_never_holding[2] = {};  // when no wipe-on-fork page can be had
+volatile std::uint32_t g_never_holding[2] = {};  // the fast path's flag when it is off
 
 bool EntryOf(ShimState& s, CUdevice device, std::uint32_t* entry);
 
-// Maps the GPU's arbiter table when the limits file names one. A table that cannot be opened
-// leaves launches unarbitrated (the hardware's equal turns) with a complaint: the table is shared
-// by every container on the GPU, so failing launches would let one tenant that corrupts it stop
-// all the others.
+// The holder's flag of the launch fast path (launch_gate.h); only a process with one arbitrated
+// GPU has the fast path (with more, the gate must ask the driver which GPU a launch is for).
+void SetHolding(bool holding) {
+  if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = holding ? 1 : 0;
+}
+
+// Maps each GPU's arbiter when the limits file names one. One that cannot be opened leaves that
+// GPU's launches unarbitrated (the hardware's equal turns) with a complaint: a grant page is
+// shared by every container on the GPU, so failing launches would let one tenant that corrupts
+// it stop all the others.
 void SetUpArbiter(ShimState& s) {
   ArbiterState& a = s.arbiter;
+  for (int& e : a.of_entry) e = -1;
   for (std::uint32_t i = 0; i < s.limits.device_count; ++i) {
     const DeviceLimit& d = s.limits.devices[i];
     if (d.arbiter_path[0] == '\0') continue;
-    if (a.path[0] != '\0') {
-      Complain("only the first arbitrated GPU of a container is arbitrated", d.arbiter_path);
+    if (d.requests_path[0] == '\0') {
+      Complain("compute-arbiter without compute-requests; launches on that GPU are not arbitrated",
+               d.arbiter_path);
       continue;
     }
-    std::memcpy(a.path, d.arbiter_path, sizeof(a.path));
-    std::memcpy(a.requests_path, d.requests_path, sizeof(a.requests_path));
-    a.entry = i;
+    GpuArbiter& g = a.gpus[a.count];
+    std::memcpy(g.path, d.arbiter_path, sizeof(g.path));
+    std::memcpy(g.requests_path, d.requests_path, sizeof(g.requests_path));
+    if (const int rc = g.region.Open(g.path, g.requests_path); rc != 0) {
+      Complain("cannot open the compute arbiter; launches on that GPU are not arbitrated",
+               std::strerror(rc));
+      g.region.Close();
+      continue;
+    }
+    g.entry = i;
+    g.index = a.count;
+    a.of_entry[i] = static_cast<int>(a.count++);
   }
-  if (a.path[0] == '\0') return;
-  if (a.requests_path[0] == '\0') {
-    Complain("compute-arbiter without compute-requests; launches are not arbitrated", a.path);
-    return;
-  }
-  if (const int rc = a.region.Open(a.path, a.requests_path); rc != 0) {
-    Complain("cannot open the compute arbiter; launches are not arbitrated", std::strerror(rc));
-    return;
-  }
-  volatile std::uint32_t* holding = NewForkToken();
-  g_launch_gate.holding = holding != nullptr ? holding : g_never_holding;
+  if (a.count == 0) return;
+  a.fork_page = NewForkToken();
+  g_launch_gate.holding = a.count == 1 && a.fork_page != nullptr ? a.fork_page : g_never_holding;
   g_launch_gate.alone_token = PackToken(kNoTenant, 0);
   a.configured = true;
-  __atomic_store_n(&g_launch_gate.token, &a.region.page()->token, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_launch_gate.token, &a.gpus[0].region.page()->token, __ATOMIC_RELEASE);
 }
 
-// This process's record in its container's request file (a forked child takes one of its own).
-// False when all are taken: launches then go unarbitrated.
-bool EnsureTenant(ShimState& s) {
+// The arbiter of the GPU the calling thread's current context is on (null: not arbitrated).
+GpuArbiter* ArbiterFor(ShimState& s) {
   ArbiterState& a = s.arbiter;
-  // The wipe-on-fork page's second word says "joined" without a getpid() system call.
-  if (a.gate != nullptr && g_launch_gate.holding != g_never_holding &&
-      g_launch_gate.holding[1] != 0) {
-    return true;
+  if (s.limits.device_count <= 1) return a.count > 0 ? &a.gpus[0] : nullptr;
+  CUdevice device = 0;
+  std::uint32_t entry = 0;
+  if (s.real.cuCtxGetDevice == nullptr || s.real.cuCtxGetDevice(&device) != CUDA_SUCCESS ||
+      !EntryOf(s, device, &entry) || a.of_entry[entry] < 0) {
+    return nullptr;
   }
+  return &a.gpus[a.of_entry[entry]];
+}
+
+// This process's record in its container's request file for `g` (a forked child takes one of
+// its own). False when all are taken: launches on that GPU then go unarbitrated.
+bool EnsureTenant(ArbiterState& a, GpuArbiter& g) {
+  // The wipe-on-fork page says "joined" without a getpid() system call.
+  if (g.gate != nullptr && a.fork_page != nullptr && a.fork_page[1 + g.index] != 0) return true;
   const pid_t pid = ::getpid();
-  if (a.gate != nullptr && a.pid == pid) return true;
-  if (a.pid != 0 && a.region.ReopenDescriptor(a.requests_path) != 0) return false;  // forked
-  a.pid = pid;
-  const std::uint32_t process = a.region.Join(pid);
+  if (g.gate != nullptr && g.pid == pid) return true;
+  if (g.pid != 0 && g.region.ReopenDescriptor(g.requests_path) != 0) return false;  // forked
+  g.pid = pid;
+  const std::uint32_t process = g.region.Join(pid);
   if (process == kNoTenant) {
-    if (!a.complained_full) Complain("the compute arbiter has no free process record", a.path);
-    a.complained_full = true;
+    if (!g.complained_full) Complain("the compute arbiter has no free process record", g.path);
+    g.complained_full = true;
     return false;
   }
   // The slot of this container is the referee's business; this process learns its holder id
   // from the first grant that names one of its records (the referee grants by record).
-  delete a.gate;
-  a.process = process;
-  a.gate = new (std::nothrow) TenantGate(a.region.page(), &a.region.requests()->processes[process],
-                                         kNoTenant, &a.region, a.params);
-  g_launch_gate.alone_token = PackToken(kNoTenant, 0);
-  return a.gate != nullptr;
+  delete g.gate;
+  g.fast_granted = 0;  // a forked child: its parent's budget is not its own
+  __atomic_store_n(&g_launch_gate.budget, 0, __ATOMIC_RELEASE);
+  g.process = process;
+  g.gate = new (std::nothrow) TenantGate(g.region.page(), &g.region.requests()->processes[process],
+                                         kNoTenant, &g.region, a.params);
+  if (a.count == 1) g_launch_gate.alone_token = PackToken(kNoTenant, 0);
+  return g.gate != nullptr;
 }
 
 // The holder id the referee's grants name for this process, once it lists this container; looked
 // up again while waiting (a referee that took over may have given the container another slot).
-void LearnHolderId(ArbiterState& a) {
-  if (a.gate->holding()) return;
-  const std::uint32_t slot = a.region.FindTenantSlot();
-  const std::uint32_t id = slot == kNoTenant ? kNoTenant : HolderId(slot, a.process);
-  if (id == a.gate->holder_id()) return;
-  a.gate->set_holder_id(id);
-  g_launch_gate.alone_token = PackToken(id, 0);
-}
-
-bool OnArbitratedDevice(ShimState& s) {
-  if (s.limits.device_count <= 1) return true;
-  CUdevice device = 0;
-  std::uint32_t entry = 0;
-  return s.real.cuCtxGetDevice != nullptr && s.real.cuCtxGetDevice(&device) == CUDA_SUCCESS &&
-         EntryOf(s, device, &entry) && entry == s.arbiter.entry;
+void LearnHolderId(const ArbiterState& a, GpuArbiter& g) {
+  if (g.gate->holding()) return;
+  const std::uint32_t slot = g.region.FindTenantSlot();
+  const std::uint32_t id = slot == kNoTenant ? kNoTenant : HolderId(slot, g.process);
+  if (id == g.gate->holder_id()) return;
+  g.gate->set_holder_id(id);
+  if (a.count == 1) g_launch_gate.alone_token = PackToken(id, 0);
 }
 
 bool Capturing(ShimState& s, CUstream stream) {
@@ -474,56 +497,94 @@ bool Capturing(ShimState& s, CUstream stream) {
          status != CU_STREAM_CAPTURE_STATUS_NONE;
 }
 
-void RememberStream(ArbiterState& a, CUstream stream) {
-  for (std::size_t i = 0; i < a.stream_count; ++i) {
-    if (a.streams[i] == stream) return;
+void RememberStream(GpuArbiter& g, CUstream stream) {
+  for (std::size_t i = 0; i < g.stream_count; ++i) {
+    if (g.streams[i] == stream) return;
   }
-  if (a.stream_count == kMaxTurnStreams) {
-    a.streams_overflow = true;
+  if (g.stream_count == kMaxTurnStreams) {
+    g.streams_overflow = true;
   } else {
-    a.streams[a.stream_count++] = stream;
+    g.streams[g.stream_count++] = stream;
   }
 }
 
-// Waits for the work this tenant launched in its turn; returns when it completed. Relaxed capture
-// mode for this thread, so another thread's capture is not invalidated by our synchronisation.
-std::uint64_t DrainTurn(ShimState& s) {
-  ArbiterState& a = s.arbiter;
+// The holder's fast path (launch_gate.h). Counts the launches that went on the budget last
+// granted into the gate, and closes it: from here every launch takes the slow path (the mutex is
+// held) until GrantFastLaunches opens it again.
+void CountFastLaunches(GpuArbiter& g) {
+  const std::int64_t left = __atomic_exchange_n(&g_launch_gate.budget, 0, __ATOMIC_ACQ_REL);
+  if (g.fast_granted == 0) return;
+  const std::uint64_t unused =
+      left <= 0 ? 0 : std::min<std::uint64_t>(static_cast<std::uint64_t>(left), g.fast_granted);
+  g.gate->CountLaunches(g.fast_granted - unused);
+  g.fast_granted = 0;
+}
+
+// After a kGo to the holder: the launches the gate would let go with nothing changing but its
+// counters (the queued-work bound left) go on the fast path while the token word stays the same
+// and on the same stream.
+void GrantFastLaunches(GpuArbiter& g, CUstream stream) {
+  if (g_launch_gate.holding == g_never_holding) return;  // no fast path in this process
+  const std::uint64_t launches = g.gate->LaunchesWithoutCheck();
+  if (launches == 0) return;
+  __atomic_store_n(&g_launch_gate.held_token, g.gate->go_token(), __ATOMIC_RELAXED);
+  // This launch's stream, then other streams of the drain list (all drained at the turn's end or
+  // the bound); places left over repeat this one.
+  CUstream* held = g_launch_gate.held_streams;
+  std::size_t n = 0;
+  __atomic_store_n(&held[n++], stream, __ATOMIC_RELAXED);
+  for (std::size_t i = 0; i < g.stream_count && n < 4; ++i) {
+    if (g.streams[i] != stream) __atomic_store_n(&held[n++], g.streams[i], __ATOMIC_RELAXED);
+  }
+  while (n < 4) __atomic_store_n(&held[n++], stream, __ATOMIC_RELAXED);
+  g.fast_granted = launches;
+  __atomic_store_n(&g_launch_gate.budget, static_cast<std::int64_t>(launches), __ATOMIC_RELEASE);
+}
+
+// Waits for the work this tenant launched on `g`'s GPU in its turn; returns when it completed.
+// Relaxed capture mode for this thread, so another thread's capture is not invalidated by our
+// synchronisation.
+std::uint64_t DrainTurn(ShimState& s, GpuArbiter& g) {
   CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
   const bool exchanged = s.real.cuThreadExchangeStreamCaptureMode != nullptr &&
                          s.real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
-  if (a.streams_overflow && s.real.cuCtxSynchronize != nullptr) {
+  if (g.streams_overflow && s.real.cuCtxSynchronize != nullptr) {
     s.real.cuCtxSynchronize();
   } else if (s.real.cuStreamSynchronize != nullptr) {
-    for (std::size_t i = 0; i < a.stream_count; ++i) {
-      if (!Capturing(s, a.streams[i])) s.real.cuStreamSynchronize(a.streams[i]);
+    for (std::size_t i = 0; i < g.stream_count; ++i) {
+      if (!Capturing(s, g.streams[i])) s.real.cuStreamSynchronize(g.streams[i]);
     }
   }
   if (exchanged) s.real.cuThreadExchangeStreamCaptureMode(&mode);
-  a.stream_count = 0;
-  a.streams_overflow = false;
+  g.stream_count = 0;
+  g.streams_overflow = false;
   return MonotonicNowNs();
 }
 
-// After cuCtxSynchronize: nothing of ours is queued, so a holder whose turn is over hands on now
-// instead of at its next launch.
+// After cuCtxSynchronize: nothing of ours is queued on the current context's GPU, so a holder
+// whose turn is over hands on now instead of at its next launch.
 void ArbiterAfterContextSync(ShimState& s) {
-  ArbiterState& a = s.arbiter;
-  if (!a.configured) return;
-  std::lock_guard<std::mutex> lock(a.mutex);
-  if (a.gate == nullptr || a.pid != ::getpid() || !a.gate->holding()) return;
-  if (!a.gate->ReleaseRequested()) return;
-  if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
-  a.stream_count = 0;
-  a.streams_overflow = false;
+  if (!s.arbiter.configured) return;
+  GpuArbiter* g = ArbiterFor(s);
+  if (g == nullptr) return;
+  std::lock_guard<std::mutex> lock(g->mutex);
+  if (g->gate == nullptr || g->pid != ::getpid() || !g->gate->holding()) return;
+  if (!g->gate->ReleaseRequested()) return;
+  SetHolding(false);
+  CountFastLaunches(*g);
+  g->stream_count = 0;
+  g->streams_overflow = false;
   const std::uint64_t now = MonotonicNowNs();
-  a.gate->Release(now, now, false);
+  g->gate->Release(now, now, false);
 }
 
 void LeaveArbiter(ShimState& s) {
   ArbiterState& a = s.arbiter;
-  if (!a.configured || a.gate == nullptr || a.pid != ::getpid()) return;
-  a.region.Leave(a.process);
+  if (!a.configured) return;
+  for (std::uint32_t i = 0; i < a.count; ++i) {
+    GpuArbiter& g = a.gpus[i];
+    if (g.gate != nullptr && g.pid == ::getpid()) g.region.Leave(g.process);
+  }
 }
 
 // Reads the limits, maps the region and claims this process's slot. The real driver is loaded
@@ -1134,34 +1195,38 @@ LaunchGateFastPath g_launch_gate;
 // nor charged; the graph's launch is); otherwise wait for the token, handing on at a turn's end.
 CUresult AdmitLaunchSlow(CUstream stream) noexcept {
   ShimState* s = g_state;
-  if (s == nullptr || !s->arbiter.configured || !OnArbitratedDevice(*s)) return CUDA_SUCCESS;
+  if (s == nullptr || !s->arbiter.configured) return CUDA_SUCCESS;
+  GpuArbiter* g = ArbiterFor(*s);
+  if (g == nullptr) return CUDA_SUCCESS;
   ArbiterState& a = s->arbiter;
-  std::unique_lock<std::mutex> lock(a.mutex);
-  if (!EnsureTenant(*s)) return CUDA_SUCCESS;
+  std::unique_lock<std::mutex> lock(g->mutex);
+  if (!EnsureTenant(a, *g)) return CUDA_SUCCESS;
+  CountFastLaunches(*g);
   for (;;) {
-    LearnHolderId(a);
-    const std::uint32_t seen = __atomic_load_n(&a.region.page()->seq, __ATOMIC_ACQUIRE);
+    LearnHolderId(a, *g);
+    const std::uint32_t seen = __atomic_load_n(&g->region.page()->seq, __ATOMIC_ACQUIRE);
     const std::uint64_t now = MonotonicNowNs();
-    const GateDecision decision = a.gate->BeforeLaunch(now);
+    const GateDecision decision = g->gate->BeforeLaunch(now);
     if (decision == GateDecision::kGo) {
-      if (a.gate->holding()) RememberStream(a, stream);
-      if (g_launch_gate.holding != g_never_holding) {  // no fork detection: always the slow path
-        *g_launch_gate.holding = a.gate->holding() ? 1 : 0;
-        g_launch_gate.holding[1] = 1;  // joined (a forked child reads 0)
+      if (g->gate->holding()) {
+        RememberStream(*g, stream);
+        GrantFastLaunches(*g, stream);
       }
+      SetHolding(g->gate->holding());
+      if (a.fork_page != nullptr) a.fork_page[1 + g->index] = 1;  // joined (a forked child: 0)
       return CUDA_SUCCESS;
     }
-    if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = 0;
+    SetHolding(false);
     // A launch recorded into a graph during capture is neither gated nor charged.
     if (Capturing(*s, stream)) return CUDA_SUCCESS;
     if (decision == GateDecision::kDrain) {
-      a.gate->Drained(DrainTurn(*s));  // a turn of work queued: wait for it, keep the token
+      g->gate->Drained(DrainTurn(*s, *g));  // a turn of work queued: wait for it, keep the token
     } else if (decision == GateDecision::kDrainThenRelease) {
-      const std::uint64_t done = DrainTurn(*s);
-      a.gate->Release(done, MonotonicNowNs(), true);
+      const std::uint64_t done = DrainTurn(*s, *g);
+      g->gate->Release(done, MonotonicNowNs(), true);
     } else {
       lock.unlock();
-      a.region.WaitForChange(seen, 1'000'000);  // the referee's next grant, or 1 ms
+      g->region.WaitForChange(seen, 1'000'000);  // the referee's next grant, or 1 ms
       lock.lock();
     }
   }

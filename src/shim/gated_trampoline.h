@@ -1,8 +1,8 @@
 // GPUSLICE_GATED_TRAMPOLINE(symbol, real_slot, wrapper): defines the exported launch entry
 // `symbol` in assembly, so that a launch the gate lets through at once reaches the real driver
 // the way a forwarded call does (forwarding_trampoline.h): one indirect jump, every argument
-// register and stack slot untouched, no frame. It is AdmitLaunch's fast path (launch_gate.h),
-// using scratch registers only:
+// register and stack slot untouched, no frame. It is AdmitLaunch's fast path (launch_gate.h) up
+// to the holder-while-others-wait test, which only the wrapper runs; scratch registers only:
 //   g_launch_gate.token == null (not arbitrated)                   -> jmp *real_slot
 //   *g_launch_gate.holding != 0 &&
 //       acquire-load(*g_launch_gate.token) == g_launch_gate.alone_token -> jmp *real_slot
@@ -27,7 +27,13 @@
 
 // The assembly names g_launch_gate by its mangled name and its fields by offset; a field added
 // to LaunchGateFastPath means AdmitLaunch's fast path changed: change the assembly with it.
-static_assert(sizeof(gpuslice::shim::LaunchGateFastPath) == 24);
+// The fields after `holding` (the holder's fast path while others wait: held_token, held_streams,
+// budget) are deliberately not in the assembly: that test needs the launch's stream, which each
+// entry point has in another place (a stack slot, a register, a field of CUlaunchConfig), and an
+// atomic decrement; a contended holder's launch jumps to the wrapper, whose AdmitLaunch runs it.
+static_assert(sizeof(gpuslice::shim::LaunchGateFastPath) == 128);
+static_assert(offsetof(gpuslice::shim::LaunchGateFastPath, held_token) == 24 &&
+              offsetof(gpuslice::shim::LaunchGateFastPath, budget) == 64);
 static_assert(offsetof(gpuslice::shim::LaunchGateFastPath, token) == 0);
 static_assert(offsetof(gpuslice::shim::LaunchGateFastPath, alone_token) == 8);
 static_assert(offsetof(gpuslice::shim::LaunchGateFastPath, holding) == 16);

@@ -8,7 +8,12 @@
 //
 // Fast path: not arbitrated -> one load of a process global; arbitrated and alone -> that load,
 // one load of a private wipe-on-fork flag ("this process holds the token") and one load of the
-// shared token word. No clock read, no syscall, no lock.
+// shared token word. Holding the token while others wait -> the same loads, an atomic decrement
+// of the launch budget the slow path granted for this turn (the queued-work bound left until the
+// next drain) and compares: the token word still the one the slow path saw at its last kGo (the
+// referee changes it when the turn ends, a waiter comes or goes, or it revokes the token), and the
+// launch's stream one of (up to 4 of) the streams the slow path remembered for the turn's drain.
+// No clock read, no syscall, no lock in any of them.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +26,13 @@ struct LaunchGateFastPath {
   const std::uint64_t* token = nullptr;       // the arbiter's token word; null: not arbitrated
   std::uint64_t alone_token = 0;              // its value when this tenant holds it and none wait
   volatile std::uint32_t* holding = nullptr;  // wipe-on-fork page: 1 while the fast path is valid
+  // The holder's fast path while others wait (C++ only: the assembly entries leave it to the
+  // wrapper). Written by the slow path under its mutex, budget last; read with atomics.
+  std::uint64_t held_token = ~0ULL;  // the token word at the holder's last kGo (never a release)
+  // Streams the fast path admits: that launch's stream first, then others of the turn's drain
+  // list (all drained at the turn's end or the bound); unused places repeat the first.
+  CUstream held_streams[4] = {};
+  alignas(64) std::int64_t budget = 0;  // launches left before the slow path must look again
 };
 
 extern LaunchGateFastPath g_launch_gate;
@@ -31,9 +43,22 @@ CUresult AdmitLaunchSlow(CUstream stream) noexcept;
 inline CUresult AdmitLaunch(CUstream stream) noexcept {
   const std::uint64_t* token = g_launch_gate.token;
   if (token == nullptr) return CUDA_SUCCESS;
-  if (*g_launch_gate.holding != 0 &&
-      __atomic_load_n(token, __ATOMIC_ACQUIRE) == g_launch_gate.alone_token) {
-    return CUDA_SUCCESS;
+  if (*g_launch_gate.holding != 0) {
+    const std::uint64_t word = __atomic_load_n(token, __ATOMIC_ACQUIRE);
+    if (word == g_launch_gate.alone_token) return CUDA_SUCCESS;
+    // Budget first: a launch that got a unit of the budget the slow path stored (release) sees
+    // the token and stream stored before it. A failed compare wastes a unit (counted as launched:
+    // the bound only tightens).
+    if (__atomic_fetch_sub(&g_launch_gate.budget, 1, __ATOMIC_ACQUIRE) > 0 &&
+        word == __atomic_load_n(&g_launch_gate.held_token, __ATOMIC_RELAXED)) {
+      CUstream* held = g_launch_gate.held_streams;
+      if (stream == __atomic_load_n(&held[0], __ATOMIC_RELAXED) ||
+          stream == __atomic_load_n(&held[1], __ATOMIC_RELAXED) ||
+          stream == __atomic_load_n(&held[2], __ATOMIC_RELAXED) ||
+          stream == __atomic_load_n(&held[3], __ATOMIC_RELAXED)) {
+        return CUDA_SUCCESS;
+      }
+    }
   }
   return AdmitLaunchSlow(stream);
 }

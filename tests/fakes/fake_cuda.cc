@@ -98,7 +98,8 @@ struct FakeDriver {
   std::map<std::uint64_t, FakeGraphExec> execs;
   std::uint64_t next_address = 0x7f0000000000ULL;
   std::atomic<std::uint64_t> launches{0};
-  std::string usage_dir;  // GPUSLICE_FAKE_DRIVER_DIR
+  std::atomic<std::uint64_t> synchronizations{0};  // successful stream and context syncs
+  std::string usage_dir;                           // GPUSLICE_FAKE_DRIVER_DIR
   // Stream capture, as CUDA documents it: a launch into a capturing stream is recorded, not run;
   // synchronising a capturing stream, or the context while a global-mode capture is active,
   // fails and invalidates the capture.
@@ -329,6 +330,9 @@ FAKE_EXPORT std::uint64_t gpuslice_fake_cuda_live_allocations() {
   return d.pointers.size() + d.handles.size();
 }
 FAKE_EXPORT std::uint64_t gpuslice_fake_cuda_launches() { return Driver().launches.load(); }
+FAKE_EXPORT std::uint64_t gpuslice_fake_cuda_synchronizations() {
+  return Driver().synchronizations.load();
+}
 
 // ---- Initialisation, devices, contexts --------------------------------------------------------
 
@@ -621,6 +625,7 @@ FAKE_EXPORT CUresult cuStreamSynchronize(CUstream stream) {
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
   }
   SynchroniseLocked(d, stream, false, true);
+  d.synchronizations.fetch_add(1, std::memory_order_relaxed);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuStreamSynchronize_ptsz(CUstream stream) {
@@ -636,6 +641,7 @@ FAKE_EXPORT CUresult cuCtxSynchronize() {
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
   }
   SynchroniseLocked(d, nullptr, true, true);
+  d.synchronizations.fetch_add(1, std::memory_order_relaxed);
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuEventSynchronize(CUevent /*event*/) {

@@ -8,12 +8,14 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "agent_process.h"
 #include "cluster_agent.h"
+#include "contending_tenant.h"
 #include "core/gpu_annotations.h"
 #include "core/resource_names.h"
 #include "fake_apiserver/fake_apiserver.h"
@@ -38,20 +40,26 @@ constexpr std::int64_t kGi = 1024LL * 1024 * 1024;
 
 // The weight the referee publishes on `grant` for the container whose request file is
 // `requests` (matched by the file's identity, as the shim does); 0 when none.
-std::uint32_t PublishedWeight(const std::string& grant, const std::string& requests) {
+shim::PublishedTenant PublishedFor(const std::string& grant, const std::string& requests) {
   struct stat st {};
   shim::ArbiterGrantPage page{};
   std::ifstream in(grant, std::ios::binary);
   if (::stat(requests.c_str(), &st) != 0 ||
       !in.read(reinterpret_cast<char*>(&page), sizeof(page))) {
-    return 0;
+    return {};
   }
   for (const shim::PublishedTenant& t : page.tenants) {
-    if (t.state != 0 && t.requests_ino == st.st_ino && t.requests_dev == st.st_dev) {
-      return t.weight;
-    }
+    if (t.state != 0 && t.requests_ino == st.st_ino && t.requests_dev == st.st_dev) return t;
   }
-  return 0;
+  return {};
+}
+std::uint32_t PublishedWeight(const std::string& grant, const std::string& requests) {
+  return PublishedFor(grant, requests).weight;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits) {
@@ -174,6 +182,30 @@ TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits
   const std::string requests =
       MountAt(container, kContainerRegionDir)->host_path() + "/" + kArbiterRequestsFileName;
   ASSERT_TRUE(Eventually([&] { return PublishedWeight(grant, requests) == 40; })) << agent.Log();
+  // Two of the container's processes want the GPU at once, so its referee charges it; the
+  // charge must survive the SIGKILL (the referee writes it beside the GPU's directory within a
+  // second).
+  {
+    ContendingTenant first;
+    ContendingTenant second;
+    ASSERT_EQ(first.Start(grant, requests), "");
+    ASSERT_EQ(second.Start(grant, requests), "");
+    ASSERT_TRUE(Eventually([&] { return first.grants() >= 3 && second.grants() >= 3; }));
+  }
+  std::uint64_t charged_ns = 0;
+  ASSERT_TRUE(Eventually([&] {  // settled: the same twice, 50 ms apart
+    const std::uint64_t before = PublishedFor(grant, requests).charged_ns;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    charged_ns = PublishedFor(grant, requests).charged_ns;
+    return charged_ns > 0 && charged_ns == before;
+  }));
+  const std::uint64_t vtime = PublishedFor(grant, requests).vtime;
+  const std::string charges = arbiter_mount->host_path() + ".charges";
+  const std::string line =
+      " vtime=" + std::to_string(vtime) + " charged_ns=" + std::to_string(charged_ns) + "\n";
+  ASSERT_TRUE(Eventually([&] { return ReadFile(charges).find(line) != std::string::npos; }))
+      << charges << ":\n"
+      << ReadFile(charges);
   agent.Signal(SIGKILL);
   EXPECT_EQ(agent.Wait(10s), 128 + SIGKILL);
   {
@@ -192,6 +224,8 @@ TEST(NodeClusterBinaryTest, AgentPublishesCapacityFollowsTheLabelAndWritesLimits
   ASSERT_TRUE(restarted.started());
   ASSERT_TRUE(Eventually([&] { return PublishedWeight(grant, requests) == 40; }))
       << restarted.Log();
+  EXPECT_EQ(PublishedFor(grant, requests).charged_ns, charged_ns) << "the charge is kept";
+  EXPECT_EQ(PublishedFor(grant, requests).vtime, vtime);
   EXPECT_EQ(restarted.Terminate(10s), 0) << restarted.Log();
   kubelet.Stop();
   pod_resources.Stop();

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backends/simulated_backend.h"
+#include "contending_tenant.h"
 #include "core/clock.h"
 #include "core/gpu_annotations.h"
 #include "core/resource_names.h"
@@ -784,6 +785,29 @@ TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
   struct stat before {};
   ASSERT_EQ(::stat(grant.c_str(), &before), 0);
 
+  // Both containers busy for a while: their GPU's referee charges them (charges that must
+  // survive the restart, or the restarted referee would start both at virtual time 0).
+  shim::ArbiterReferee* first = side_->handoff().arbiters().Referee(Uuid(0));
+  ASSERT_NE(first, nullptr);
+  {
+    gpuslice::testing::ContendingTenant a;
+    gpuslice::testing::ContendingTenant b;
+    ASSERT_EQ(a.Start(grant, requests_a), "");
+    ASSERT_EQ(b.Start(grant, requests_b), "");
+    ASSERT_TRUE(RunUntil([&] { return a.grants() >= 3 && b.grants() >= 3; }));
+  }
+  std::uint64_t charged_a = 0;
+  std::uint64_t charged_b = 0;
+  ASSERT_TRUE(RunUntil([&] {  // both stopped wanting the GPU: the charges settle
+    const bool same = charged_a == first->ChargedNs(key_a) && charged_b == first->ChargedNs(key_b);
+    charged_a = first->ChargedNs(key_a);
+    charged_b = first->ChargedNs(key_b);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return same && charged_a > 0 && charged_b > 0;
+  }));
+  const std::uint64_t vtime_a = first->VirtualTime(key_a);
+  const std::uint64_t vtime_b = first->VirtualTime(key_b);
+
   // The agent stops, its referees with it; "gone" ends while it is down.
   agent_->Stop();
   agent_.reset();
@@ -825,6 +849,11 @@ TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
   EXPECT_EQ(PublishedFor(grant, requests_a)->weight, 30u);
   EXPECT_EQ(PublishedFor(grant, requests_b)->weight, 70u);
   EXPECT_EQ(referee->tenant_count(), 2u);
+  EXPECT_EQ(referee->ChargedNs(key_a), charged_a) << "the charge before the restart is kept";
+  EXPECT_EQ(referee->ChargedNs(key_b), charged_b);
+  EXPECT_EQ(referee->VirtualTime(key_a), vtime_a);
+  EXPECT_EQ(referee->VirtualTime(key_b), vtime_b);
+  EXPECT_EQ(PublishedFor(grant, requests_a)->vtime, vtime_a);
   EXPECT_EQ(restarted.ResultFor({Slot(0, 0)}).state, HandoffResult::State::kLimited);
   EXPECT_EQ(restarted.ResultFor({Slot(0, 1)}).compute_percent, 70);
   struct stat after {};
@@ -836,6 +865,68 @@ TEST_F(NodeClusterTest, RestartedAgentRegistersRunningContainersAgainFromDisk) {
                                                "default/seventy/main BestEffort 1",
                                                "default/thirty/main BestEffort 1"}))
       << "recovered containers are handed to the limits listener (the memory watchdog) again";
+}
+
+// A container with two GPUs: each GPU's referee arbitrates it (a request file and a read-only
+// grant-page mount per GPU, both named in its limits file), also after an agent restart.
+TEST_F(NodeClusterTest, EveryGpuOfATwoGpuContainerIsArbitratedByItsOwnReferee) {
+  GpuAssignment a;
+  a.node = kNode;
+  a.container = "main";
+  a.gpus = {{0, Uuid(0)}, {1, Uuid(1)}};
+  a.memory_bytes = 2 * kGi;
+  a.compute_percent = 40;
+  CreatePod("two", EncodeAssignment(a));
+  const std::vector<std::string> ids = {Slot(0, 0), Slot(1, 0)};
+  const v1beta1::ContainerAllocateResponse r = Allocate("two", ids);
+  ASSERT_TRUE(side_->handoff().WaitSettled(ids, std::chrono::seconds(5)));
+  const std::string other_dir = std::string(kContainerArbiterDir) + "-" + Uuid(1);
+  ASSERT_FALSE(HostDir(r, kContainerArbiterDir).empty()) << r.DebugString();
+  ASSERT_FALSE(HostDir(r, other_dir).empty()) << r.DebugString();
+  EXPECT_TRUE(ReadOnlyMount(r, kContainerArbiterDir));
+  EXPECT_TRUE(ReadOnlyMount(r, other_dir));
+  EXPECT_NE(HostDir(r, kContainerArbiterDir), HostDir(r, other_dir));
+
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(HostDir(r, kContainerLimitsDir) + "/limits");
+  ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+  ASSERT_EQ(limits->device_count, 2u);
+  EXPECT_EQ(std::string(limits->devices[0].arbiter_path), "/run/gpuslice-arbiter/grant");
+  EXPECT_EQ(std::string(limits->devices[0].requests_path), "/run/gpuslice/compute-requests");
+  EXPECT_EQ(std::string(limits->devices[1].arbiter_path), other_dir + "/grant");
+  EXPECT_EQ(std::string(limits->devices[1].requests_path),
+            "/run/gpuslice/compute-requests-" + Uuid(1));
+  const std::string key = AllocationHandoff::KeyFor(ids);
+  for (int gpu : {0, 1}) {
+    shim::ArbiterReferee* referee = side_->handoff().arbiters().Referee(Uuid(gpu));
+    ASSERT_NE(referee, nullptr) << "GPU " << gpu;
+    EXPECT_TRUE(referee->HasTenant(key)) << "GPU " << gpu;
+  }
+  const std::string requests1 =
+      HostDir(r, kContainerRegionDir) + "/" + kArbiterRequestsFileName + "-" + Uuid(1);
+  const std::string grant1 = HostDir(r, other_dir) + "/" + kArbiterGrantFileName;
+  ASSERT_TRUE(RunUntil([&] { return PublishedFor(grant1, requests1) != nullptr; }));
+  EXPECT_EQ(PublishedFor(grant1, requests1)->weight, 40u);
+
+  // The agent restarts: both GPUs' referees get the container back from its limits file.
+  agent_->Stop();
+  agent_.reset();
+  side_->Stop();
+  side_.reset();
+  HandoffOptions options;
+  options.host_root = dir_ / "allocations";
+  options.node_name = kNode;
+  options.reconcile_interval = std::chrono::milliseconds(10);
+  options.shim_dir = dir_ / "shims";
+  GrpcPodResources pod_resources(pod_resources_.socket_path());
+  AllocationHandoff restarted(options, *api_, pod_resources);
+  restarted.Start();
+  for (int gpu : {0, 1}) {
+    shim::ArbiterReferee* referee = restarted.arbiters().Referee(Uuid(gpu));
+    ASSERT_NE(referee, nullptr) << "GPU " << gpu;
+    EXPECT_TRUE(referee->HasTenant(key)) << "GPU " << gpu << " after the restart";
+  }
+  restarted.Stop();
 }
 
 // An agent that stopped between Allocate and the reconcile: the new one settles the allocation,

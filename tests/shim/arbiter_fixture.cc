@@ -16,7 +16,31 @@ struct SimState {
   std::uint64_t next = 0;
   bool draining = false;  // a turn's end: drain, then release
   bool bounding = false;  // a turn of work queued: drain, then go on
+  // The holder's fast path, as the shim runs it (cuda_shim.cc, AdmitLaunch): after a kGo to the
+  // holder, up to `granted` launches go on a compare of the token word with `token` alone.
+  std::uint64_t token = 0;
+  std::uint64_t granted = 0;
+  std::uint64_t left = 0;
 };
+
+// One launch decision: the holder's fast path when the token word is still the one of its last
+// kGo and budget is left, otherwise the gate (after counting the fast launches in it).
+GateDecision Admit(SimState& s, std::uint64_t token_word, std::uint64_t now,
+                   std::uint64_t* fast_launches) {
+  if (s.gate->holding() && token_word == s.token && s.left > 0) {
+    --s.left;
+    ++*fast_launches;
+    return GateDecision::kGo;
+  }
+  s.gate->CountLaunches(s.granted - s.left);
+  s.granted = s.left = 0;
+  const GateDecision d = s.gate->BeforeLaunch(now);
+  if (d == GateDecision::kGo && s.gate->holding()) {
+    s.token = s.gate->go_token();
+    s.granted = s.left = s.gate->LaunchesWithoutCheck();
+  }
+  return d;
+}
 
 bool ActiveAt(const SimTenant& t, std::uint64_t now) {
   if (t.active.empty()) return true;
@@ -86,7 +110,8 @@ SimResult Simulate(const std::vector<SimTenant>& tenants, std::uint64_t run_ns,
         continue;
       }
       if (pending >= t.max_in_flight) continue;
-      GateDecision d = arbitrate ? s.gate->BeforeLaunch(now) : GateDecision::kGo;
+      GateDecision d =
+          arbitrate ? Admit(s, m.token(), now, &result.fast_launches) : GateDecision::kGo;
       if (t.ignores_release && d != GateDecision::kWait &&
           TokenHolder(m.token()) == s.gate->holder_id()) {
         d = GateDecision::kGo;  // keeps launching on a token it was asked to hand back

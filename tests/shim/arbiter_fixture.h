@@ -96,6 +96,9 @@ struct SimResult {
   std::vector<std::uint64_t> charged_ns;                // what the referee charged each
   // GPU time each tenant used while another container held the token (its backlog).
   std::vector<std::uint64_t> backlog_ns;
+  // Launches that went on the holder's fast path (the token word unchanged since the holder's
+  // last kGo, budget left) rather than through TenantGate::BeforeLaunch.
+  std::uint64_t fast_launches = 0;
 };
 
 // Runs `tenants` for `run_ns` (1 us steps), measuring [warmup_ns, run_ns). With `arbitrate`

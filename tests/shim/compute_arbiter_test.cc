@@ -71,6 +71,51 @@ TEST_F(ComputeArbiterReferee, ContentionStartsTheHoldersTurnAndChargeNow) {
   EXPECT_EQ(m.holder(), HolderId(b, 0)) << "B has the least virtual time";
 }
 
+// The holder's fast path (the shim's launch path while others wait) may let exactly as many
+// launches go as BeforeLaunch would, one by one: a copy of the gate asked launch by launch must
+// answer kGo LaunchesWithoutCheck() times and then kDrain, before and after the first drain.
+std::uint64_t GoesBeforeTheBound(const TenantGate& gate, std::uint64_t now) {
+  TenantGate copy = gate;  // the holder's BeforeLaunch writes nothing but its own counters
+  std::uint64_t goes = 0;
+  while (copy.BeforeLaunch(now) == GateDecision::kGo && goes < 1'000'000) ++goes;
+  return goes;
+}
+
+TEST_F(ComputeArbiterReferee, TheHoldersFastPathBudgetIsWhatBeforeLaunchWouldAdmit) {
+  AHoldsBWaits();
+  m.Poll(1 * kMs);  // contention: A's turn starts
+  ASSERT_EQ(ga->BeforeLaunch(1 * kMs), GateDecision::kGo);
+  ASSERT_EQ(ga->go_token(), m.token());
+  const std::uint64_t first = ga->LaunchesWithoutCheck();
+  EXPECT_EQ(first, m.params().kernels_per_turn - 2) << "two launched, mean time not yet known";
+  EXPECT_EQ(GoesBeforeTheBound(*ga, 1 * kMs), first);
+  ga->CountLaunches(first);  // what the shim reports after spending the budget
+  ASSERT_EQ(ga->BeforeLaunch(1 * kMs), GateDecision::kDrain);
+  // Drained: the 8 launches since the grant at 0 completed at 1.4 ms, 175 us each; the 2 ms turn
+  // holds 12 of them (11.4), one launched.
+  ga->Drained(1 * kMs + 400 * kUs);
+  ASSERT_EQ(ga->BeforeLaunch(1 * kMs + 400 * kUs), GateDecision::kGo);
+  const std::uint64_t second = ga->LaunchesWithoutCheck();
+  EXPECT_EQ(second, 11u);
+  EXPECT_EQ(GoesBeforeTheBound(*ga, 1 * kMs + 400 * kUs), second);
+  // The turn ends: the referee's "release" changes the token word, and no budget is given.
+  m.Poll(1 * kMs + m.params().min_turn_ns);
+  EXPECT_NE(m.token(), ga->go_token()) << "the fast path's compare must fail at the turn's end";
+  ASSERT_EQ(ga->BeforeLaunch(1 * kMs + m.params().min_turn_ns), GateDecision::kDrainThenRelease);
+  EXPECT_EQ(ga->LaunchesWithoutCheck(), 0u);
+}
+
+TEST_F(ComputeArbiterReferee, AHolderAloneHasAnUnboundedFastPathAndAWaiterEndsIt) {
+  a = m.AddTenant(50);
+  ga = m.Gate(a);
+  ASSERT_EQ(Ask(m, *ga, 0), GateDecision::kGo);
+  EXPECT_EQ(ga->LaunchesWithoutCheck(), TenantGate::kUnboundedLaunches);
+  b = m.AddTenant(50);
+  gb = m.Gate(b);
+  ASSERT_EQ(Ask(m, *gb, 1 * kMs), GateDecision::kWait);
+  EXPECT_NE(m.token(), ga->go_token()) << "a waiter arriving changes the token word";
+}
+
 TEST_F(ComputeArbiterReferee, VirtualTimeIsChargeOverWeight) {
   AHoldsBWaits(25, 75);
   ga->Release(4 * kMs, 4 * kMs, true);
@@ -281,6 +326,7 @@ TEST(ComputeSimulation, ATenantThatQueuesAThousandKernelsDoesNotRunOnItsBacklog)
               r.share_percent[0], r.share_percent[1], backlog_percent);
   EXPECT_NEAR(r.share_percent[0], 30.0, 2.0);
   EXPECT_LT(backlog_percent, 2.0) << "it ran on its backlog while the other held the token";
+  EXPECT_GT(r.fast_launches, 0u) << "the holder's fast path (as the shim runs it) was not used";
 }
 
 // ---- Hostile tenants: everything a container can write is its own request file ----

@@ -1,7 +1,7 @@
 // The gated launch entry (src/shim/gated_trampoline.h) of an arbitrated process that is not
-// alone: a launch through the exported cuLaunchKernel must take AdmitLaunch's slow path — hand
-// the token on at the end of its turn and wait while another tenant holds it — rather than the
-// assembly entry's jump. In process, as the node agent would set it up: a referee for the GPU,
+// alone: a launch through the exported cuLaunchKernel must take AdmitLaunch's C++ part (the
+// holder's fast path, then the slow path) — hand the token on at the end of its turn and wait
+// while another tenant holds it — rather than the assembly entry's jump. In process, as the node agent would set it up: a referee for the GPU,
 // this process's container (50 %) and another container (50 %) played by a TenantGate here; the
 // fake driver counts the launches that reach it.
 #include <dlfcn.h>
@@ -17,12 +17,7 @@
 #include <string>
 #include <thread>
 
-#include "shim/accounting_region.h"
-#include "shim/arbiter_referee.h"
-#include "shim/arbiter_region.h"
-#include "shim/compute_arbiter.h"
-#include "shim/container_limits.h"
-#include "shim/cuda_driver_types.h"
+#include "arbitrated_shim.h"
 
 namespace {
 
@@ -33,69 +28,23 @@ using LaunchFn = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned
 class GatedLaunchTrampolineArbitrated : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/gpuslice-trampoline-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-    gpuslice::shim::ContainerLimits limits;
-    std::snprintf(limits.region_path, sizeof(limits.region_path), "%s/accounting", dir_.c_str());
-    std::snprintf(limits.cuda_driver_path, sizeof(limits.cuda_driver_path), "%s",
-                  GPUSLICE_FAKE_CUDA_PATH);
-    limits.device_count = 1;
-    limits.devices[0].nvml_index = 0;
-    limits.devices[0].memory_bytes = 8ULL << 30;
-    limits.devices[0].compute_percent = 50;
-    grant_ = (dir_ / "grant").string();
-    const std::string requests = (dir_ / "requests").string();
-    other_requests_ = (dir_ / "other-requests").string();
-    std::snprintf(limits.devices[0].arbiter_path, sizeof(limits.devices[0].arbiter_path), "%s",
-                  grant_.c_str());
-    std::snprintf(limits.devices[0].requests_path, sizeof(limits.devices[0].requests_path), "%s",
-                  requests.c_str());
-    auto referee = gpuslice::shim::ArbiterReferee::Start(grant_);
-    ASSERT_TRUE(referee.ok());
-    referee_ = std::move(*referee);
-    using gpuslice::shim::ArbiterRegion;
-    ASSERT_EQ(ArbiterRegion::CreateRequests(requests.c_str()), 0);
-    ASSERT_EQ(ArbiterRegion::CreateRequests(other_requests_.c_str()), 0);
-    ASSERT_TRUE(referee_->AddTenant("this", requests, 50, 0).ok());
-    ASSERT_TRUE(referee_->AddTenant("other", other_requests_, 50, 0).ok());
-    const std::string limits_path = (dir_ / "limits").string();
-    ASSERT_TRUE(gpuslice::shim::WriteContainerLimitsFile(limits_path, limits).ok());
-    ASSERT_EQ(gpuslice::shim::AccountingRegion::Create(limits.region_path), 0);
-    ::setenv("GPUSLICE_LIMITS_FILE", limits_path.c_str(), 1);
-    ::setenv("GPUSLICE_FAKE_GPUS", "count=1,memory=16Gi", 1);
-
-    void* fake = ::dlopen(GPUSLICE_FAKE_CUDA_PATH, RTLD_NOW | RTLD_LOCAL);
-    void* shim = ::dlopen(GPUSLICE_CUDA_SHIM_PATH, RTLD_NOW | RTLD_LOCAL);
-    ASSERT_NE(fake, nullptr) << ::dlerror();
-    ASSERT_NE(shim, nullptr) << ::dlerror();
+    gpuslice::testing::ArbitratedShimOptions options;
+    options.shim_path = GPUSLICE_CUDA_SHIM_PATH;
+    options.fake_path = GPUSLICE_FAKE_CUDA_PATH;
+    ASSERT_EQ(gpuslice::testing::SetUpArbitratedShim(options, &setup_), "");
+    grant_ = setup_.grant;
+    other_requests_ = setup_.other_requests;
     fake_launches_ =
-        reinterpret_cast<std::uint64_t (*)()>(::dlsym(fake, "gpuslice_fake_cuda_launches"));
-    launch_ = reinterpret_cast<LaunchFn>(::dlsym(shim, "cuLaunchKernel"));
-    auto init = reinterpret_cast<CUresult (*)(unsigned)>(::dlsym(shim, "cuInit"));
-    auto retain = reinterpret_cast<CUresult (*)(CUcontext*, CUdevice)>(
-        ::dlsym(shim, "cuDevicePrimaryCtxRetain"));
-    auto set_current = reinterpret_cast<CUresult (*)(CUcontext)>(::dlsym(shim, "cuCtxSetCurrent"));
-    ASSERT_TRUE(fake_launches_ != nullptr && launch_ != nullptr && init != nullptr &&
-                retain != nullptr && set_current != nullptr);
-    CUcontext context = nullptr;
-    ASSERT_EQ(init(0), CUDA_SUCCESS);
-    ASSERT_EQ(retain(&context, 0), CUDA_SUCCESS);
-    ASSERT_EQ(set_current(context), CUDA_SUCCESS);
-  }
-
-  void TearDown() override {
-    referee_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
+        reinterpret_cast<std::uint64_t (*)()>(::dlsym(setup_.fake, "gpuslice_fake_cuda_launches"));
+    launch_ = reinterpret_cast<LaunchFn>(::dlsym(setup_.shim, "cuLaunchKernel"));
+    ASSERT_TRUE(fake_launches_ != nullptr && launch_ != nullptr);
   }
 
   CUresult Launch() { return launch_(nullptr, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr); }
 
-  std::filesystem::path dir_;
+  gpuslice::testing::ArbitratedShim setup_;
   std::string grant_;
   std::string other_requests_;
-  std::unique_ptr<gpuslice::shim::ArbiterReferee> referee_;
   std::uint64_t (*fake_launches_)() = nullptr;
   LaunchFn launch_ = nullptr;
 };
