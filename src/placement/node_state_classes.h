@@ -1,7 +1,7 @@
 // Groups a cluster's nodes by the state their placement scores depend on, so that a policy
 // computes a candidate's score once per group ("class") of identical nodes instead of once per
 // node: empty nodes of one kind, full ones, and nodes that received the same pods are alike, and
-// in the trace's fill runs ~85 % of the per-node score computations repeat one already made for
+// in fill runs on the trace 78–90 % of the per-node score computations repeat one made for
 // another node or an earlier visit of the same state (docs/benchmarks.md, issue 16 speed).
 //
 // Two nodes share a class when they have the same spec resources (CPU, memory, GPU count, model,
