@@ -82,8 +82,8 @@ class ScoredPolicy : public PlacementPolicy {
       : rng_(options.seed), tie_break_(options.tie_break) {}
 
   std::optional<Placement> Choose(const ClusterState& state, const PodRequest& pod) override {
-    Prepare(state, pod);
     if (classes_.node_count() != state.node_count()) StartCaches(state);
+    Prepare(state, pod);
     const std::uint32_t shape = ShapeId(pod);
     double best = -std::numeric_limits<double>::infinity();
     std::uint64_t ties = 0;
@@ -190,6 +190,8 @@ class ScoredPolicy : public PlacementPolicy {
   // False when a score depends on more than the node's state (NodeStateClasses says what that
   // is) and the pod's shape: then every node caches its scores on its own.
   virtual bool ScoresFollowNodeState() const { return true; }
+  // The nodes' classes of identical states, up to date from the first Prepare on.
+  const NodeStateClasses& node_classes() const { return classes_; }
   // A pod was placed on (placed = true) or removed from node p.node.
   virtual void OnNodeChanged(const ClusterState& /*state*/, const PodRequest& /*pod*/,
                              const Placement& /*p*/, bool /*placed*/) {}
@@ -746,13 +748,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
     FragmentationPolicy::Prepare(state, pod);
     if (!uses_slot_losses_) return;
     const std::size_t types = slot_types_.size();
-    if (copies_.size() != state.node_count() * types) {
-      copies_.assign(state.node_count() * types, 0);
-      slots_.assign(types, 0);
-      for (int node = 0; node < static_cast<int>(state.node_count()); ++node) {
-        RecountNode(state, node);
-      }
-    }
+    if (copies_.size() != state.node_count() * types) RecountAllNodes(state);
     if (exclusivity_.size() != types) ComputeExclusivity(state);
     const double free_gpu =
         static_cast<double>(state.gpu_milli_capacity() - state.gpu_milli_allocated());
@@ -877,6 +873,34 @@ class GpuslicePolicy final : public FragmentationPolicy {
     }
   }
 
+  // Counts every node's copies afresh (new task types), once per class of identical node states
+  // (a node's copies depend only on its model, free CPU and free GPU shares).
+  void RecountAllNodes(const ClusterState& state) {
+    const NodeStateClasses& classes = node_classes();
+    const std::size_t types = slot_types_.size();
+    // Learned types only grow in number for a while: room for more, so that each new mix does not
+    // reallocate (and page in) megabytes.
+    const std::size_t size = state.node_count() * types;
+    if (copies_.capacity() < size) copies_.reserve(size + size / 2);
+    copies_.assign(size, 0);
+    slots_.assign(types, 0);
+    first_of_class_.assign(classes.class_capacity(), -1);
+    for (int node = 0; node < static_cast<int>(state.node_count()); ++node) {
+      int& first = first_of_class_[classes.ClassOf(node)];
+      if (first < 0) {
+        first = node;
+        RecountNode(state, node);
+        continue;
+      }
+      const std::int32_t* source = &copies_[static_cast<std::size_t>(first) * types];
+      std::int32_t* row = &copies_[static_cast<std::size_t>(node) * types];
+      for (std::size_t t = 0; t < types; ++t) {
+        slots_[t] += source[t] - row[t];
+        row[t] = source[t];
+      }
+    }
+  }
+
   void RecountNode(const ClusterState& state, int node) {
     const NodeState& n = state.node(node);
     FreeShares(n, {}, {}, frees_);
@@ -917,6 +941,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
   double mean_pod_cpu_milli_ = 0;
   std::vector<std::int32_t> copies_;  // [node * types + type]: copies the node can host now
   std::vector<std::int64_t> slots_;   // per type: copies over all nodes
+  std::vector<int> first_of_class_;   // RecountAllNodes: per node class, its first node
   std::vector<int> frees_;
 };
 

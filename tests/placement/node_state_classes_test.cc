@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "placement/cluster_state.h"
+#include "placement/online_task_types.h"
 #include "placement/placement_engine.h"
 #include "placement/placement_policy.h"
 #include "placement/rng.h"
@@ -132,7 +133,10 @@ TEST(NodeStateClassesTest, UnusedClassesAreReusedSoTheirNumberStaysBounded) {
 
 // The policies' score caches are shared per class: with many identical nodes, and pods placed
 // and removed at random, a warm policy chooses exactly what a policy created afresh chooses.
-void ExpectSharedCachesChooseLikeFreshPolicies(std::string_view policy) {
+// With `online`, the warm policy learns the types as the pods come (republished often, so its
+// caches and gpuslice's slot counts are rebuilt from the classes again and again) and each fresh
+// policy gets the types the warm one last received.
+void ExpectSharedCachesChooseLikeFreshPolicies(std::string_view policy, bool online) {
   std::vector<NodeSpec> nodes;
   for (int i = 0; i < 6; ++i) {
     nodes.push_back(Node("a100-" + std::to_string(i), 96000, 8, "A100"));
@@ -144,25 +148,36 @@ void ExpectSharedCachesChooseLikeFreshPolicies(std::string_view policy) {
   std::vector<PodRequest> pods;
   const int shares[] = {250, 500, 1000};
   for (int i = 0; i < 500; ++i) {
-    const int kind = static_cast<int>(rng.Below(4));
+    const int kind = static_cast<int>(rng.Below(5));
     PodRequest pod = Request(static_cast<std::int64_t>(2000 * (1 + rng.Below(4))), 0, 0,
                              static_cast<std::int64_t>(4096 * (1 + rng.Below(8))));
     if (kind == 1) pod = Request(pod.cpu_milli, 1, shares[rng.Below(3)], pod.memory_mib);
     if (kind == 2) pod = Request(pod.cpu_milli, 1 << rng.Below(3), 1000, pod.memory_mib);
-    if (kind == 3) {
-      pod = Request(pod.cpu_milli, 1, 1000, pod.memory_mib);
+    if (kind >= 3) {  // T4 only: model scarcity is priced
+      pod = Request(pod.cpu_milli, 1, kind == 3 ? 1000 : shares[rng.Below(2)], pod.memory_mib);
       pod.allowed_models = std::uint64_t{1} << static_cast<unsigned>(initial.ModelId("T4"));
     }
     pods.push_back(pod);
   }
   PolicyOptions options;
-  SetWorkloadTaskTypes(options, pods);
+  options.task_types_later = online;
+  if (!online) SetWorkloadTaskTypes(options, pods);
+  OnlineTaskTypesOptions learn;
+  learn.half_life_pods = 40;
+  learn.republish_distance = 0.01;
+  learn.min_gap_pods = 1;
+  learn.republish_every_pods = 7;
+  OnlineTaskTypes learner(learn);
   auto warm = MakePolicy(policy, options);
   ASSERT_TRUE(warm.ok()) << warm.status().ToString();
   PlacementEngine engine(std::move(initial), std::move(warm).value());
   std::vector<PodId> placed;
   PodId next = 0;
   for (const PodRequest& pod : pods) {
+    if (online && learner.ObserveAndUpdate(pod, engine.policy())) {
+      options.task_types = learner.TypicalTypes();
+      options.all_task_types = learner.AllTypes();
+    }
     auto fresh = MakePolicy(policy, options);
     ASSERT_TRUE(fresh.ok());
     const std::optional<Placement> want = (*fresh)->Choose(engine.state(), pod);
@@ -178,12 +193,15 @@ void ExpectSharedCachesChooseLikeFreshPolicies(std::string_view policy) {
       placed.erase(placed.begin() + static_cast<std::ptrdiff_t>(i));
     }
   }
+  if (online) {
+    EXPECT_GT(learner.publications(), 20U) << "the types must change during the run";
+  }
 }
 
 class SharedCacheTest : public ::testing::TestWithParam<std::string_view> {};
 
 TEST_P(SharedCacheTest, WarmPolicyOnIdenticalNodesChoosesLikeAFreshOne) {
-  ExpectSharedCachesChooseLikeFreshPolicies(GetParam());
+  ExpectSharedCachesChooseLikeFreshPolicies(GetParam(), /*online=*/false);
 }
 
 INSTANTIATE_TEST_SUITE_P(StatelessPolicies, SharedCacheTest,
@@ -194,6 +212,16 @@ INSTANTIATE_TEST_SUITE_P(StatelessPolicies, SharedCacheTest,
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
+
+class OnlineSharedCacheTest : public ::testing::TestWithParam<std::string_view> {};
+
+TEST_P(OnlineSharedCacheTest, WarmPolicyOnIdenticalNodesChoosesLikeAFreshOne) {
+  ExpectSharedCachesChooseLikeFreshPolicies(GetParam(), /*online=*/true);
+}
+
+INSTANTIATE_TEST_SUITE_P(FragmentationPolicies, OnlineSharedCacheTest,
+                         ::testing::Values("fgd", "gpuslice"),
+                         [](const auto& test_info) { return std::string(test_info.param); });
 
 }  // namespace
 }  // namespace gpuslice::placement
