@@ -268,7 +268,7 @@ class ScoredPolicy : public PlacementPolicy {
   }
   static constexpr double kCannotHost = -std::numeric_limits<double>::infinity();
 
-  // Per-node caches and the nodes' rank by name (for the lowest-name tie-break).
+  // The node classes and their caches, and the nodes' rank by name (lowest-name tie-break).
   void StartCaches(const ClusterState& state) {
     classes_.Reset(state, /*per_node=*/!ScoresFollowNodeState());
     cache_.assign(classes_.class_capacity(), NodeCache{});
