@@ -59,13 +59,18 @@ bool OnlineTaskTypes::Changed() const {
       std::min(std::max(observed_at_publication_ / 2, options_.min_gap_pods), max_gap);
   if (since < gap) return false;
   // Total-variation distance: half the sum of |share now - share published| over all types.
+  // Both maps are walked side by side in key order (no lookups: this runs for most pods).
   double distance = 0;
+  auto published = published_.begin();
   for (const auto& [key, entry] : entries_) {
-    const auto published = published_.find(key);
-    distance += std::abs(Share(entry) - (published == published_.end() ? 0 : published->second));
+    while (published != published_.end() && published->first < key) ++published;
+    const bool known = published != published_.end() && published->first == key;
+    distance += std::abs(Share(entry) - (known ? published->second : 0.0));
   }
+  auto current = entries_.begin();
   for (const auto& [key, share] : published_) {
-    if (!entries_.contains(key)) distance += share;
+    while (current != entries_.end() && current->first < key) ++current;
+    if (current == entries_.end() || current->first != key) distance += share;
   }
   return distance / 2 >= options_.republish_distance;
 }

@@ -37,9 +37,9 @@ class PlacementPolicy {
 
   // Replaces the target workload of a fragmentation-aware policy (fgd, gpuslice) in place:
   // `typical` as PolicyOptions::task_types, `all` as PolicyOptions::all_task_types (empty:
-  // `typical`). Clears the policy's caches, so the next decision recomputes every node once.
-  // Returns false, and changes nothing, for policies that use no target workload. Online
-  // workload knowledge (OnlineTaskTypes) calls it as it learns.
+  // `typical`). Clears the policy's cached scores, so the next decision recomputes each node
+  // state once. Returns false, and changes nothing, for policies that use no target workload.
+  // Online workload knowledge (OnlineTaskTypes) calls it as it learns.
   virtual bool SetTaskTypes(std::vector<TaskType> /*typical*/, std::vector<TaskType> /*all*/) {
     return false;
   }

@@ -7,6 +7,7 @@
 #include <map>
 #include <utility>
 
+#include "placement/node_state_classes.h"
 #include "placement/placement_policy.h"
 #include "placement/rng.h"
 
@@ -69,19 +70,20 @@ void ForEachCandidate(const ClusterState& state, const PodRequest& pod, int inde
 
 // Scans every candidate, keeps the highest score, breaks exact ties by the policy's TieBreak.
 //
-// Scores are pure functions of a node's state and the pod's shape, so each node caches the scores
-// it computed for the last few pod shapes until a pod is placed on or removed from it. Workloads
-// repeat a few dozen shapes, so most nodes answer most pods from the cache and a decision costs
-// a scan of the nodes, not a recomputation of every node's fragmentation. Cached and fresh scores
-// are identical, so the cache does not change any choice.
+// Scores are pure functions of a node's state and the pod's shape, so the scores computed for the
+// last few pod shapes are cached per class of identical node states (NodeStateClasses) until a
+// node's state changes: nodes alike share one computation, and a node returning to a state finds
+// it again. Workloads repeat a few dozen shapes, so most nodes answer most pods from the cache
+// and a decision costs a scan of the nodes, not a recomputation of every node's fragmentation.
+// Cached and fresh scores are identical, so the cache does not change any choice.
 class ScoredPolicy : public PlacementPolicy {
  public:
   explicit ScoredPolicy(const PolicyOptions& options)
       : rng_(options.seed), tie_break_(options.tie_break) {}
 
   std::optional<Placement> Choose(const ClusterState& state, const PodRequest& pod) override {
+    if (classes_.node_count() != state.node_count()) StartCaches(state);
     Prepare(state, pod);
-    if (cache_.size() != state.node_count()) StartCaches(state);
     const std::uint32_t shape = ShapeId(pod);
     double best = -std::numeric_limits<double>::infinity();
     std::uint64_t ties = 0;
@@ -150,8 +152,7 @@ class ScoredPolicy : public PlacementPolicy {
   bool SetTaskTypes(std::vector<TaskType> typical, std::vector<TaskType> all) final {
     if (!UsesTaskTypes()) return false;
     if (all.empty()) all = typical;
-    cache_.clear();
-    bounds_.clear();
+    ForgetScores();
     OnTaskTypes(std::move(typical), std::move(all));
     return true;
   }
@@ -186,6 +187,11 @@ class ScoredPolicy : public PlacementPolicy {
   virtual bool UsesTaskTypes() const { return false; }
   virtual void OnTaskTypes(std::vector<TaskType> /*typical*/, std::vector<TaskType> /*all*/) {}
   virtual void Prepare(const ClusterState& /*state*/, const PodRequest& /*pod*/) {}
+  // False when a score depends on more than the node's state (NodeStateClasses says what that
+  // is) and the pod's shape: then every node caches its scores on its own.
+  virtual bool ScoresFollowNodeState() const { return true; }
+  // The nodes' classes of identical states, up to date from the first Prepare on.
+  const NodeStateClasses& node_classes() const { return classes_; }
   // A pod was placed on (placed = true) or removed from node p.node.
   virtual void OnNodeChanged(const ClusterState& /*state*/, const PodRequest& /*pod*/,
                              const Placement& /*p*/, bool /*placed*/) {}
@@ -212,6 +218,7 @@ class ScoredPolicy : public PlacementPolicy {
     bool losses_ready = false;            // listed only once a candidate needs pricing
     bool losses_uncached = false;         // too long to keep: listed again at each pricing
   };
+  // The cache of one class of identical node states.
   struct NodeCache {
     std::vector<CachedScores> entries;  // the first `used` are valid
     std::vector<std::uint32_t> ids;     // entries[i].shape, kept compact for the lookup
@@ -248,18 +255,23 @@ class ScoredPolicy : public PlacementPolicy {
   // upper bound of their final scores, since slot-loss costs are >= 0), kCannotHost when the node
   // cannot host the shape whatever the pod's memory, NaN when not known since the node changed.
   std::vector<double>& BoundsFor(std::uint32_t shape) {
-    if (bounds_.size() <= shape) bounds_.resize(shape + 1);
+    if (bounds_.size() <= shape) {
+      bounds_.resize(shape + 1);
+      bounds_epoch_.resize(shape + 1, 0);
+    }
     std::vector<double>& bounds = bounds_[shape];
-    if (bounds.size() != cache_.size()) {
-      bounds.assign(cache_.size(), std::numeric_limits<double>::quiet_NaN());
+    if (bounds.size() != classes_.node_count() || bounds_epoch_[shape] != scores_epoch_) {
+      bounds.assign(classes_.node_count(), std::numeric_limits<double>::quiet_NaN());
+      bounds_epoch_[shape] = scores_epoch_;
     }
     return bounds;
   }
   static constexpr double kCannotHost = -std::numeric_limits<double>::infinity();
 
-  // Per-node caches and the nodes' rank by name (for the lowest-name tie-break).
+  // The node classes and their caches, and the nodes' rank by name (lowest-name tie-break).
   void StartCaches(const ClusterState& state) {
-    cache_.assign(state.node_count(), NodeCache{});
+    classes_.Reset(state, /*per_node=*/!ScoresFollowNodeState());
+    cache_.assign(classes_.class_capacity(), NodeCache{});
     bounds_.clear();
     memory_free_.resize(state.node_count());
     for (std::size_t i = 0; i < memory_free_.size(); ++i) {
@@ -354,7 +366,7 @@ class ScoredPolicy : public PlacementPolicy {
 
   CachedScores& ScoresFor(const ClusterState& state, const PodRequest& pod, std::uint32_t shape,
                           int node) {
-    NodeCache& cache = cache_[static_cast<std::size_t>(node)];
+    NodeCache& cache = cache_[classes_.ClassOf(node)];
     for (std::size_t i = 0; i < cache.used; ++i) {
       if (cache.ids[i] == shape) return cache.entries[i];
     }
@@ -390,10 +402,13 @@ class ScoredPolicy : public PlacementPolicy {
   void NodeChanged(const ClusterState& state, const PodRequest& pod, const Placement& p,
                    bool placed) {
     const auto index = static_cast<std::size_t>(p.node);
-    if (index < cache_.size()) {
-      NodeCache& cache = cache_[index];
-      cache.used = 0;
-      cache.next_victim = 0;
+    if (index < classes_.node_count()) {
+      const NodeStateClasses::Change change = classes_.NodeChanged(state, p.node);
+      if (cache_.size() < classes_.class_capacity()) cache_.resize(classes_.class_capacity());
+      if (change.new_state) {
+        cache_[change.class_id].used = 0;
+        cache_[change.class_id].next_victim = 0;
+      }
       memory_free_[index] = state.node(p.node).memory_free;
       for (std::vector<double>& bounds : bounds_) {
         if (index < bounds.size()) bounds[index] = std::numeric_limits<double>::quiet_NaN();
@@ -402,14 +417,27 @@ class ScoredPolicy : public PlacementPolicy {
     OnNodeChanged(state, pod, p, placed);
   }
 
+  // After new task types: every cached score is stale. Buffers are kept for reuse, and the
+  // bounds are marked stale per shape, to be reset when the shape is next decided.
+  void ForgetScores() {
+    for (NodeCache& cache : cache_) {
+      cache.used = 0;
+      cache.next_victim = 0;
+    }
+    ++scores_epoch_;
+  }
+
   Rng rng_;
   TieBreak tie_break_;
   std::vector<int> scratch_;
   std::vector<SlotLoss> loss_scratch_;
-  std::vector<NodeCache> cache_;
-  std::vector<int> name_rank_;  // per node: its position among the nodes sorted by name
+  NodeStateClasses classes_;
+  std::vector<NodeCache> cache_;  // per class of node states
+  std::vector<int> name_rank_;    // per node: its position among the nodes sorted by name
   std::vector<std::vector<double>> bounds_;  // [shape id][node], see BoundsFor
-  std::vector<std::int64_t> memory_free_;    // per node, as of the last change the policy heard
+  std::vector<std::uint64_t> bounds_epoch_;  // per shape id: scores_epoch_ its bounds are of
+  std::uint64_t scores_epoch_ = 0;
+  std::vector<std::int64_t> memory_free_;  // per node, as of the last change the policy heard
   std::vector<std::pair<PodRequest, std::uint32_t>> shapes_;
   std::uint32_t next_shape_id_ = 0;
 };
@@ -518,6 +546,7 @@ class GpuClusteringPolicy final : public ScoredPolicy {
   }
 
   void Prepare(const ClusterState& state, const PodRequest&) override { Resize(state); }
+  bool ScoresFollowNodeState() const override { return false; }
 
   double Score(const ClusterState& state, const PodRequest& pod, int node,
                std::span<const int> gpus) override {
@@ -719,13 +748,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
     FragmentationPolicy::Prepare(state, pod);
     if (!uses_slot_losses_) return;
     const std::size_t types = slot_types_.size();
-    if (copies_.size() != state.node_count() * types) {
-      copies_.assign(state.node_count() * types, 0);
-      slots_.assign(types, 0);
-      for (int node = 0; node < static_cast<int>(state.node_count()); ++node) {
-        RecountNode(state, node);
-      }
-    }
+    if (copies_.size() != state.node_count() * types) RecountAllNodes(state);
     if (exclusivity_.size() != types) ComputeExclusivity(state);
     const double free_gpu =
         static_cast<double>(state.gpu_milli_capacity() - state.gpu_milli_allocated());
@@ -850,6 +873,34 @@ class GpuslicePolicy final : public FragmentationPolicy {
     }
   }
 
+  // Counts every node's copies afresh (new task types), once per class of identical node states
+  // (a node's copies depend only on its model, free CPU and free GPU shares).
+  void RecountAllNodes(const ClusterState& state) {
+    const NodeStateClasses& classes = node_classes();
+    const std::size_t types = slot_types_.size();
+    // Learned types only grow in number for a while: room for more, so that each new mix does not
+    // reallocate (and page in) megabytes.
+    const std::size_t size = state.node_count() * types;
+    if (copies_.capacity() < size) copies_.reserve(size + size / 2);
+    copies_.assign(size, 0);
+    slots_.assign(types, 0);
+    first_of_class_.assign(classes.class_capacity(), -1);
+    for (int node = 0; node < static_cast<int>(state.node_count()); ++node) {
+      int& first = first_of_class_[classes.ClassOf(node)];
+      if (first < 0) {
+        first = node;
+        RecountNode(state, node);
+        continue;
+      }
+      const std::int32_t* source = &copies_[static_cast<std::size_t>(first) * types];
+      std::int32_t* row = &copies_[static_cast<std::size_t>(node) * types];
+      for (std::size_t t = 0; t < types; ++t) {
+        slots_[t] += source[t] - row[t];
+        row[t] = source[t];
+      }
+    }
+  }
+
   void RecountNode(const ClusterState& state, int node) {
     const NodeState& n = state.node(node);
     FreeShares(n, {}, {}, frees_);
@@ -890,6 +941,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
   double mean_pod_cpu_milli_ = 0;
   std::vector<std::int32_t> copies_;  // [node * types + type]: copies the node can host now
   std::vector<std::int64_t> slots_;   // per type: copies over all nodes
+  std::vector<int> first_of_class_;   // RecountAllNodes: per node class, its first node
   std::vector<int> frees_;
 };
 

@@ -78,17 +78,35 @@ std::string RunLabel(std::string_view policy, WorkloadKnowledge knowledge) {
   return label;
 }
 
+namespace {
+
+// The empty cluster, the workload resolved against it, and the pod sequence of a fill run.
+struct FillInput {
+  ClusterState cluster;
+  std::vector<PodRequest> requests;
+  std::vector<PodRequest> sequence;
+};
+
+Result<FillInput> PrepareFill(const std::vector<placement::NodeSpec>& nodes,
+                              const std::vector<TracePod>& workload, const FillOptions& options) {
+  GPUSLICE_ASSIGN_OR_RETURN(ClusterState cluster, ClusterState::Create(nodes));
+  GPUSLICE_ASSIGN_OR_RETURN(std::vector<PodRequest> requests, ResolvePods(cluster, workload));
+  GPUSLICE_ASSIGN_OR_RETURN(
+      std::vector<PodRequest> sequence,
+      SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
+  return FillInput{std::move(cluster), std::move(requests), std::move(sequence)};
+}
+
+}  // namespace
+
 Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
                            const std::vector<TracePod>& workload, std::string_view policy_name,
                            const FillOptions& options) {
   const auto wall_start = std::chrono::steady_clock::now();
-  GPUSLICE_ASSIGN_OR_RETURN(ClusterState cluster, ClusterState::Create(nodes));
-  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<PodRequest> requests, ResolvePods(cluster, workload));
+  GPUSLICE_ASSIGN_OR_RETURN(FillInput input, PrepareFill(nodes, workload, options));
   GPUSLICE_ASSIGN_OR_RETURN(
-      const std::vector<PodRequest> sequence,
-      SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
-  GPUSLICE_ASSIGN_OR_RETURN(FillResult result, RunFillSequence(std::move(cluster), sequence,
-                                                               requests, policy_name, options));
+      FillResult result, RunFillSequence(std::move(input.cluster), input.sequence, input.requests,
+                                         policy_name, options));
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return result;
@@ -123,22 +141,22 @@ Result<FillResult> RunOfflineReference(const std::vector<placement::NodeSpec>& n
                                        const std::vector<TracePod>& workload,
                                        const FillOptions& options) {
   const auto wall_start = std::chrono::steady_clock::now();
-  GPUSLICE_ASSIGN_OR_RETURN(ClusterState cluster, ClusterState::Create(nodes));
-  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<PodRequest> requests, ResolvePods(cluster, workload));
-  GPUSLICE_ASSIGN_OR_RETURN(
-      const std::vector<PodRequest> sequence,
-      SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
+  GPUSLICE_ASSIGN_OR_RETURN(const FillInput input, PrepareFill(nodes, workload, options));
+  const ClusterState& cluster = input.cluster;
+  const std::vector<PodRequest>& requests = input.requests;
+  const std::vector<PodRequest>& sequence = input.sequence;
   const double capacity = static_cast<double>(cluster.gpu_milli_capacity());
-  // The pods up to and including the one whose arrival reached 100 % (as RunFill's point).
+  // The pods up to and including the one whose arrival reached 100 % (as RunFill's point), and
+  // the demand of the whole sequence.
   std::vector<PodRequest> prefix;
   std::int64_t arrived = 0;
+  std::int64_t total = 0;
   for (const PodRequest& pod : sequence) {
-    if (static_cast<double>(arrived) >= capacity) break;
+    total += pod.total_gpu_milli();
+    if (static_cast<double>(arrived) >= capacity) continue;
     arrived += pod.total_gpu_milli();
     prefix.push_back(pod);
   }
-  std::int64_t total = 0;
-  for (const PodRequest& pod : sequence) total += pod.total_gpu_milli();
   struct Packer {
     const char* policy;
     bool gpu_first;
