@@ -655,9 +655,11 @@ class FgdPolicy final : public FragmentationPolicy {
 //    nodes can still host, cubed, at most 1) times the share of the cluster's GPUs it cannot
 //    use. So a pod that may run anywhere stays off the models that restricted pods will need,
 //    in proportion to how oversubscribed they are, and nothing changes when no pod is restricted.
-// CPU-only pods also prefer nodes with fewer idle GPUs; then the candidate leaving the node fuller
-// (best fit), then the fullest GPU. Unlike `fgd` it compares exact fragmentation changes (no
-// integer score), so near-ties are not left to chance.
+//  - CPU stranding: the change in the node's idle GPU capacity that its free CPU cannot serve at
+//    the workload's CPU per GPU (cpu_stranding.h), weight 1, so CPU (CPU-only pods' included)
+//    goes where it leaves enough for the GPUs still idle.
+// Then the candidate leaving the node fuller (best fit), then the fullest GPU. Unlike `fgd` it
+// compares exact fragmentation changes (no integer score), so near-ties are not left to chance.
 class GpuslicePolicy final : public FragmentationPolicy {
  public:
   explicit GpuslicePolicy(const PolicyOptions& options) : FragmentationPolicy(options) {
