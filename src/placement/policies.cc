@@ -7,6 +7,7 @@
 #include <map>
 #include <utility>
 
+#include "placement/cpu_stranding.h"
 #include "placement/node_state_classes.h"
 #include "placement/placement_policy.h"
 #include "placement/rng.h"
@@ -683,9 +684,11 @@ class FgdPolicy final : public FragmentationPolicy {
 //    nodes can still host, cubed, at most 1) times the share of the cluster's GPUs it cannot
 //    use. So a pod that may run anywhere stays off the models that restricted pods will need,
 //    in proportion to how oversubscribed they are, and nothing changes when no pod is restricted.
-// CPU-only pods also prefer nodes with fewer idle GPUs; then the candidate leaving the node fuller
-// (best fit), then the fullest GPU. Unlike `fgd` it compares exact fragmentation changes (no
-// integer score), so near-ties are not left to chance.
+//  - CPU stranding: the change in the node's idle GPU capacity that its free CPU cannot serve at
+//    the workload's CPU per GPU (cpu_stranding.h), weight 1, so CPU (CPU-only pods' included)
+//    goes where it leaves enough for the GPUs still idle.
+// Then the candidate leaving the node fuller (best fit), then the fullest GPU. Unlike `fgd` it
+// compares exact fragmentation changes (no integer score), so near-ties are not left to chance.
 class GpuslicePolicy final : public FragmentationPolicy {
  public:
   explicit GpuslicePolicy(const PolicyOptions& options) : FragmentationPolicy(options) {
@@ -707,6 +710,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
       if (t.request.is_share()) share_milli += demand;
     }
     packable_weight_ = gpu_milli > 0 ? kPackablePerSharingShare * share_milli / gpu_milli : 0.0;
+    cpu_per_gpu_milli_ = CpuPerGpuMilli(all);
     slot_types_.clear();
     shares_.clear();
     share_index_.clear();
@@ -826,15 +830,22 @@ class GpuslicePolicy final : public FragmentationPolicy {
     const double gpu_left =
         static_cast<double>(n.gpu_milli_free - pod.total_gpu_milli()) / kMaxSpecGpuMilli;
     const double cpu_left = static_cast<double>(n.cpu_free - pod.cpu_milli) / kMaxSpecCpuMilli;
-    // A CPU-only pod's CPU serves GPU work only where idle GPUs remain, so it goes preferably
-    // where fewest are idle (both fragmentation measures are mostly blind to it).
-    const double idle_gpu_cost =
-        pod.wants_gpu() ? 0.0 : kCpuOnlyIdleGpuWeight * static_cast<double>(n.gpu_milli_free);
-    return -(fgd + packable_weight_ * packable) - idle_gpu_cost -
+    return -(fgd + packable_weight_ * packable) - CpuStrandingDelta(n, pod) -
            kBestFitWeight * (gpu_left + cpu_left) + BestGpuTieBreak(state, node, gpus);
   }
 
  private:
+  // Change in the node's GPU capacity that its free CPU cannot serve at the workload's CPU per
+  // milli-GPU (cpu_stranding.h), weight 1 like the fragmentation changes (both in milli-GPU). It
+  // sees what both fragmentation measures miss: CPU (of any pod, CPU-only ones included) taken
+  // where the GPUs left idle will need it, rather than where CPU is plentiful.
+  double CpuStrandingDelta(const NodeState& n, const PodRequest& pod) const {
+    const double before = StrandedGpuMilli(n.gpu_milli_free, n.cpu_free, cpu_per_gpu_milli_);
+    const double after = StrandedGpuMilli(n.gpu_milli_free - pod.total_gpu_milli(),
+                                          n.cpu_free - pod.cpu_milli, cpu_per_gpu_milli_);
+    return after - before;
+  }
+
   // share_slots_[i]: how many shares of shares_[i] the GPU shares in `frees_` hold.
   void CountShareSlots() {
     for (std::size_t i = 0; i < shares_.size(); ++i) {
@@ -918,8 +929,6 @@ class GpuslicePolicy final : public FragmentationPolicy {
   // pods (0.3 x 28 % on the trace's default list), chosen on the tuning set of workload
   // variants (docs/benchmarks.md says how).
   static constexpr double kPackablePerSharingShare = 0.3;
-  // Per idle milli-GPU on the node, for CPU-only pods (docs/benchmarks.md says how it was chosen).
-  static constexpr double kCpuOnlyIdleGpuWeight = 0.1;
   // Per milli-GPU of scarce slots lost, for every type (docs/benchmarks.md says how it was
   // chosen); slots of model-restricted types also cost their shortage, with weight 1.
   static constexpr double kSlotLossWeight = 0.01;
@@ -936,6 +945,7 @@ class GpuslicePolicy final : public FragmentationPolicy {
   std::vector<double> ratios_;            // per slot type: expected copies / copies left
   std::vector<std::size_t> group_;        // per slot type: index of its allowed-model set
   std::vector<double> group_pressure_;    // per model set: sum of its types' ratios
+  double cpu_per_gpu_milli_ = 0;          // the GPU task types' CPU per milli-GPU (CpuPerGpuMilli)
   double packable_weight_ = 0;            // kPackablePerSharingShare x the sharing pods' share
   double mean_pod_gpu_milli_ = 0;         // over all the workload's pods, CPU-only ones included
   double mean_pod_cpu_milli_ = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "placement/cluster_state.h"
+#include "placement/cpu_stranding.h"
 #include "placement/fragmentation.h"
 #include "placement/online_task_types.h"
 #include "placement/placement_engine.h"
@@ -517,6 +518,44 @@ TEST(FragmentationTest, TypesOfAModelTheNodeLacksSeeEverythingFragmented) {
   EXPECT_DOUBLE_EQ(fgd.NodeFragmentation({1, 1000, 0, frees}), 0);
 }
 
+struct StrandingCase {
+  std::string_view name;
+  std::int64_t gpu_milli_free, cpu_milli_free;
+  double cpu_per_gpu_milli;
+  double want;
+};
+
+class CpuStrandingTest : public ::testing::TestWithParam<StrandingCase> {};
+
+TEST_P(CpuStrandingTest, StrandedGpuMilli) {
+  const StrandingCase& c = GetParam();
+  EXPECT_DOUBLE_EQ(StrandedGpuMilli(c.gpu_milli_free, c.cpu_milli_free, c.cpu_per_gpu_milli),
+                   c.want);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CpuStrandingTest,
+    ::testing::Values(StrandingCase{"cpu_covers_every_idle_gpu", 2000, 24000, 8.0, 0},
+                      StrandingCase{"cpu_covers_exactly", 2000, 16000, 8.0, 0},
+                      StrandingCase{"cpu_covers_part", 2000, 14000, 8.0, 250},
+                      StrandingCase{"no_cpu_left_strands_all", 8000, 0, 12.0, 8000},
+                      StrandingCase{"no_idle_gpu", 0, 0, 8.0, 0},
+                      StrandingCase{"no_gpu_types_no_ratio", 8000, 0, 0.0, 0}),
+    [](const auto& test_info) { return std::string(test_info.param.name); });
+
+TEST(CpuStrandingTest, RatioIsTheGpuTypesCpuPerMilliGpuWeightedByPopularity) {
+  const ClusterState state = MustCreate({Node("n", 64000, 8, "T4")});
+  // Two GPU types (4 cores per GPU; 6 cores for half a GPU) and a CPU-only type, which does not
+  // count: (0.25 * 4000 + 0.5 * 6000) / (0.25 * 1000 + 0.5 * 500) = 8 cpu-milli per milli-GPU.
+  std::vector<TaskType> types(3);
+  types[0] = {MustResolve(state, Pod(4000, 1, 1000)), 0.25};
+  types[1] = {MustResolve(state, Pod(6000, 1, 500)), 0.5};
+  types[2] = {MustResolve(state, Pod(32000, 0, 0)), 0.25};
+  EXPECT_DOUBLE_EQ(CpuPerGpuMilli(types), 8.0);
+  types.resize(0);
+  EXPECT_DOUBLE_EQ(CpuPerGpuMilli(types), 0.0);
+}
+
 TEST(TaskTypesTest, MostPopularFirstCoveringTheRequestedShare) {
   std::vector<PodRequest> pods;
   auto add = [&](int count, int milli) {
@@ -665,16 +704,29 @@ std::vector<ChoiceCase> ChoiceCases() {
        {Pod(1000, 1, 500)},
        Pod(1000, 1, 500),
        {0, {0}}},
-      // A CPU-only pod changes neither node's fragmentation and best fit alone would pick
-      // "idle" (less CPU left over); its CPU is better spent where no GPU is left idle.
-      {"gpuslice_sends_cpu_only_pods_where_gpus_are_busy",
+      // The GPU pods ask 8 cores per GPU on average (4 and 12). "idle" has exactly the 16 cores
+      // its two idle GPUs will need; a CPU-only pod there strands 250 milli-GPU (14 cores serve
+      // 1.75 GPUs), although every type still fits, so no fragmentation measure moves and best
+      // fit alone would pick "idle" (less CPU left over). CPU stranding sends it to "busy".
+      {"gpuslice_sends_cpu_only_pods_where_their_cpu_strands_no_gpu",
        "gpuslice",
        {Node("busy", 64000, 2, "T4"), Node("idle", 16000, 2, "T4")},
        {Pod(2000, 2, 1000)},
        {{0, {0, 1}}},
-       {Pod(4000, 0, 0), Pod(4000, 1, 1000)},
-       Pod(4000, 0, 0),
+       {Pod(2000, 0, 0), Pod(4000, 1, 1000), Pod(12000, 1, 1000)},
+       Pod(2000, 0, 0),
        {0, {}}},
+      // With 26 cores "idle" keeps CPU for its GPUs after the pod (24 cores serve 3 GPUs) and
+      // can still host as many copies of each type: nothing is stranded, gpuslice packs like
+      // best fit.
+      {"gpuslice_packs_cpu_only_pods_beside_idle_gpus_with_cpu_to_spare",
+       "gpuslice",
+       {Node("busy", 64000, 2, "T4"), Node("idle", 26000, 2, "T4")},
+       {Pod(2000, 2, 1000)},
+       {{0, {0, 1}}},
+       {Pod(2000, 0, 0), Pod(4000, 1, 1000), Pod(12000, 1, 1000)},
+       Pod(2000, 0, 0),
+       {1, {}}},
       {"best_fit_contrast_puts_cpu_only_pod_beside_idle_gpus",
        "best-fit",
        {Node("busy", 64000, 2, "T4"), Node("idle", 16000, 2, "T4")},
