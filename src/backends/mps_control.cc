@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <thread>
 
 extern char** environ;
@@ -29,6 +30,23 @@ bool WaitForExit(pid_t pid, std::chrono::milliseconds timeout) {
 }
 
 }  // namespace
+
+std::vector<std::string> MpsDaemonEnvironment(const MpsDaemonSpec& spec) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.starts_with("CUDA_VISIBLE_DEVICES=") ||
+        entry.starts_with("CUDA_MPS_PIPE_DIRECTORY=") ||
+        entry.starts_with("CUDA_MPS_LOG_DIRECTORY=")) {
+      continue;
+    }
+    env.emplace_back(entry);
+  }
+  env.push_back("CUDA_VISIBLE_DEVICES=" + spec.device_uuid);
+  env.push_back("CUDA_MPS_PIPE_DIRECTORY=" + spec.pipe_directory);
+  env.push_back("CUDA_MPS_LOG_DIRECTORY=" + spec.log_directory);
+  return env;
+}
 
 ProcessMpsControl::ProcessMpsControl(std::vector<std::string> command)
     : command_(std::move(command)) {}
@@ -53,19 +71,7 @@ Status ProcessMpsControl::Start(const MpsDaemonSpec& spec) {
     if (ec) return Unavailable("cannot create MPS directory " + dir + ": " + ec.message());
   }
 
-  std::vector<std::string> env_storage;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string_view entry(*e);
-    if (entry.starts_with("CUDA_VISIBLE_DEVICES=") ||
-        entry.starts_with("CUDA_MPS_PIPE_DIRECTORY=") ||
-        entry.starts_with("CUDA_MPS_LOG_DIRECTORY=")) {
-      continue;
-    }
-    env_storage.emplace_back(entry);
-  }
-  env_storage.push_back("CUDA_VISIBLE_DEVICES=" + spec.device_uuid);
-  env_storage.push_back("CUDA_MPS_PIPE_DIRECTORY=" + spec.pipe_directory);
-  env_storage.push_back("CUDA_MPS_LOG_DIRECTORY=" + spec.log_directory);
+  std::vector<std::string> env_storage = MpsDaemonEnvironment(spec);
   std::vector<char*> envp;
   for (std::string& s : env_storage) envp.push_back(s.data());
   envp.push_back(nullptr);

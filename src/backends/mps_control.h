@@ -23,6 +23,10 @@ struct MpsDaemonSpec {
   std::string log_directory;   // CUDA_MPS_LOG_DIRECTORY
 };
 
+// The environment an MPS control daemon for `spec` runs with: this process's, with
+// CUDA_VISIBLE_DEVICES, CUDA_MPS_PIPE_DIRECTORY and CUDA_MPS_LOG_DIRECTORY set from `spec`.
+std::vector<std::string> MpsDaemonEnvironment(const MpsDaemonSpec& spec);
+
 class MpsControl {
  public:
   virtual ~MpsControl() = default;

@@ -221,19 +221,7 @@ Status ProcessMpsV3::Launch(const MpsDaemonSpec& spec, const std::string& server
   }
   // A socket left by a daemon that was killed would look like a ready daemon.
   std::filesystem::remove(spec.pipe_directory + "/control", ec);
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string_view entry(*e);
-    if (entry.starts_with("CUDA_VISIBLE_DEVICES=") ||
-        entry.starts_with("CUDA_MPS_PIPE_DIRECTORY=") ||
-        entry.starts_with("CUDA_MPS_LOG_DIRECTORY=")) {
-      continue;
-    }
-    env.emplace_back(entry);
-  }
-  env.push_back("CUDA_VISIBLE_DEVICES=" + spec.device_uuid);
-  env.push_back("CUDA_MPS_PIPE_DIRECTORY=" + spec.pipe_directory);
-  env.push_back("CUDA_MPS_LOG_DIRECTORY=" + spec.log_directory);
+  const std::vector<std::string> env = MpsDaemonEnvironment(spec);
   const std::string output = spec.log_directory + "/gpuslice-daemon-output.log";
   Result<DaemonRecord> launched = LaunchDetachedDaemon(DaemonArgv(spec), env, output);
   if (!launched.ok()) {
