@@ -16,10 +16,21 @@ using placement::PodRequest;
 
 namespace {
 
-constexpr int kResources = 3;  // GPU (milli-GPU), CPU (milli-cores), memory (MiB)
+// GPU (milli-GPU), CPU (milli-cores), memory (MiB), and the GPU share rounded by the dual-feasible
+// functions u1 and u2 (milli-GPU; see ShareRounded).
+constexpr int kResources = 5;
 
 // The index of group g's price (or capacity) of resource r.
 std::size_t At(int g, int r) { return static_cast<std::size_t>(g * kResources + r); }
+
+// Fekete and Schepers' dual-feasible function u^(k) for bins of 1000: whenever shares x_i fit one
+// GPU (sum <= 1000), the u^(k)(x_i) also sum to <= 1000. x itself where (k+1)x/1000 is whole, else
+// floor((k+1)x/1000) * 1000/k. For k = 1: shares above 500 count as a whole GPU, below as nothing.
+double ShareRounded(int k, int gpu_milli) {
+  const int scaled = (k + 1) * gpu_milli;
+  if (scaled % placement::kMilliPerGpu == 0) return gpu_milli;
+  return static_cast<double>(scaled / placement::kMilliPerGpu) * placement::kMilliPerGpu / k;
+}
 
 // Pods of one shape and how many of them there are.
 struct TaskType {
@@ -155,6 +166,8 @@ std::int64_t AllocationUpperBound(const ClusterState& empty, std::span<const Pod
     cap[0] += static_cast<double>(node.gpu_milli_free);
     cap[1] += static_cast<double>(node.cpu_free);
     cap[2] += static_cast<double>(node.memory_free);
+    cap[3] += static_cast<double>(node.gpu_milli_free);  // every GPU holds 1000 of u1 and of u2
+    cap[4] += static_cast<double>(node.gpu_milli_free);
   }
   // Task types: identical requests. CPU-only pods allocate no GPU and are left out (the LP may
   // always leave a pod unplaced).
@@ -174,6 +187,8 @@ std::int64_t AllocationUpperBound(const ClusterState& empty, std::span<const Pod
       t.use[0] = static_cast<double>(pod.total_gpu_milli());
       t.use[1] = static_cast<double>(pod.cpu_milli);
       t.use[2] = static_cast<double>(pod.memory_mib);
+      t.use[3] = pod.num_gpu * ShareRounded(1, pod.gpu_milli);
+      t.use[4] = pod.num_gpu * ShareRounded(2, pod.gpu_milli);
       dual.types.push_back(t);
       shapes.push_back(pod);
     }
@@ -188,7 +203,8 @@ std::int64_t AllocationUpperBound(const ClusterState& empty, std::span<const Pod
       dual.types_of_group[static_cast<std::size_t>(g)].push_back(static_cast<int>(t));
     }
   }
-  dual.priced = {true, options.use_cpu, options.use_memory};
+  dual.priced = {true, options.use_cpu, options.use_memory, options.use_share_rounding,
+                 options.use_share_rounding};
   // Two starts: every price zero (the bound is the demand that fits somewhere) and every group's
   // GPU priced 1 (the bound is the capacity of the groups some pod fits).
   std::vector<double> zero(dual.capacity.size(), 0.0);

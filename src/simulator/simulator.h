@@ -125,6 +125,9 @@ struct BoundOptions {
   // Price CPU and memory in the dual (off: a weaker bound that ignores them; tests).
   bool use_cpu = true;
   bool use_memory = true;
+  // Price the GPU shares rounded by dual-feasible functions, which see that two shares above
+  // half a GPU never share one (off: fluid shares; tests).
+  bool use_share_rounding = true;
 };
 
 // An upper bound on the milli-GPU that any placement of a subset of `pods` on `empty` (a cluster

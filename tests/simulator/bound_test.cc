@@ -108,6 +108,23 @@ TEST(BoundTest, HandCasesAgainstBruteForce) {
        {Pod(1000, 1, 1000, 16384), Pod(1000, 1, 1000, 16384), Pod(1000, 1, 1000, 16384)},
        2000,
        true},
+      {"shares above half a GPU never pair: four 0.6 shares on 2 GPUs",
+       {Node("a", 64000, 2)},
+       {Pod(1000, 1, 600), Pod(1000, 1, 600), Pod(1000, 1, 600), Pod(1000, 1, 600)},
+       1200,
+       true},
+      {"shares above a third: five 0.4 shares, two per GPU",
+       {Node("a", 64000, 2)},
+       {Pod(1000, 1, 400), Pod(1000, 1, 400), Pod(1000, 1, 400), Pod(1000, 1, 400),
+        Pod(1000, 1, 400)},
+       1600,
+       true},
+      {"not tight: five 0.4 and a 0.3 (the relaxation adds the 0.3)",
+       {Node("a", 64000, 2)},
+       {Pod(1000, 1, 400), Pod(1000, 1, 400), Pod(1000, 1, 400), Pod(1000, 1, 400),
+        Pod(1000, 1, 400), Pod(1000, 1, 300)},
+       1600,
+       false},
       {"demand-bound: everything fits",
        {Node("a", 64000, 4)},
        {Pod(1000, 1, 300), Pod(1000, 1, 1000), Pod(0, 0, 0)},
@@ -157,11 +174,24 @@ TEST(BoundTest, IgnoringCpuLosesTheCpuBoundCase) {
   EXPECT_EQ(Bound(nodes, pods, no_cpu), 6000);
 }
 
+// Without the share rounding the bound packs shares like a fluid and misses what two shares above
+// half a GPU cannot do: the tightness check would fail with it.
+TEST(BoundTest, FluidSharesLoseTheShareBoundCase) {
+  const std::vector<NodeSpec> nodes = {Node("a", 64000, 2), Node("b", 64000, 1)};
+  const std::vector<PodRequest> pods(5, Pod(1000, 1, 700));
+  const std::int64_t optimum = Optimum(nodes, pods);
+  EXPECT_EQ(optimum, 2100);
+  EXPECT_EQ(Bound(nodes, pods), optimum);
+  BoundOptions fluid;
+  fluid.use_share_rounding = false;
+  EXPECT_EQ(Bound(nodes, pods, fluid), 3000);
+}
+
 // Random tiny clusters and pod sets: the bound is never below the brute-force optimum.
 TEST(BoundTest, NeverBelowTheOptimumOnRandomTinyInstances) {
   placement::Rng rng(2026);
   int tight = 0;
-  constexpr int kInstances = 60;
+  constexpr int kInstances = 200;
   for (int instance = 0; instance < kInstances; ++instance) {
     std::vector<NodeSpec> nodes;
     const int node_count = 1 + static_cast<int>(rng.Below(3));
@@ -175,7 +205,7 @@ TEST(BoundTest, NeverBelowTheOptimumOnRandomTinyInstances) {
     const int pod_count = 2 + static_cast<int>(rng.Below(4));
     for (int p = 0; p < pod_count; ++p) {
       const int kind = static_cast<int>(rng.Below(3));
-      PodRequest pod = kind == 0   ? Pod(0, 1, 250 * (1 + static_cast<int>(rng.Below(3))))
+      PodRequest pod = kind == 0   ? Pod(0, 1, 100 * (1 + static_cast<int>(rng.Below(9))))
                        : kind == 1 ? Pod(0, 1, 1000)
                                    : Pod(0, 2, 1000);
       pod.cpu_milli = 2000 * static_cast<std::int64_t>(rng.Below(5));
