@@ -50,6 +50,7 @@ struct SimulateOptions {
   std::string model_sets_path;  // pod list whose restricted pods give the model-set pool
   bool write_variants = false;
   bool offline = false;  // add the offline reference column
+  bool bound = false;    // add the headroom bound column
   double half_life_pods = placement::OnlineTaskTypesOptions{}.half_life_pods;
 };
 
@@ -233,6 +234,7 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
   std::vector<Job> jobs;
   std::vector<std::string> policies = options.policies;
   if (options.offline) policies.emplace_back("offline");
+  if (options.bound) policies.emplace_back("bound");
   for (std::size_t w = 0; w < workloads.size(); ++w) {
     for (const std::string& policy : policies) {
       for (const sim::WorkloadKnowledge mode : modes) {
@@ -254,8 +256,13 @@ Status RunFillMode(const SimulateOptions& options, const std::vector<Workload>& 
     run.seed = jobs[i].seed;
     run.knowledge = jobs[i].knowledge;
     const Workload& w = workloads[jobs[i].workload];
-    results[i] = jobs[i].policy == "offline" ? sim::RunOfflineReference(w.nodes, w.pods, run)
-                                             : sim::RunFill(w.nodes, w.pods, jobs[i].policy, run);
+    if (jobs[i].policy == "offline") {
+      results[i] = sim::RunOfflineReference(w.nodes, w.pods, run);
+    } else if (jobs[i].policy == "bound") {
+      results[i] = sim::RunUpperBound(w.nodes, w.pods, run);
+    } else {
+      results[i] = sim::RunFill(w.nodes, w.pods, jobs[i].policy, run);
+    }
     progress.RunDone();
   });
   progress.Finish();
@@ -469,6 +476,10 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--offline", options->offline,
                 "Fill: add the offline reference column: the same pods placed in hindsight by "
                 "the best of several offline packers (docs/simulator.md)");
+  cmd->add_flag("--bound", options->bound,
+                "Fill: add the headroom bound column: for the same pods, the least unallocated "
+                "GPU % any placement could reach, knowing every pod in advance (an LP "
+                "relaxation's dual; docs/simulator.md)");
   cmd->add_flag("--write-variants", options->write_variants,
                 "Variants: also write each generated pod list to --out as <name>.csv");
   cmd->add_option("--ratio", options->ratio, "Fill: GPU demand as a multiple of capacity")

@@ -113,6 +113,29 @@ Result<FillResult> RunOfflineReference(const std::vector<placement::NodeSpec>& n
                                        const std::vector<TracePod>& workload,
                                        const FillOptions& options);
 
+// The headroom bound ("bound"): for the same pods as RunFill's run for options.seed, an upper
+// bound on the GPU any placement could allocate, knowing every pod in advance — the value of a
+// feasible point of the dual of an LP relaxation (docs/simulator.md, "The bound"). Reported as
+// the least unallocated GPU % any policy could reach at 100 % arrived and at the end. No curve
+// and no decision times.
+Result<FillResult> RunUpperBound(const std::vector<placement::NodeSpec>& nodes,
+                                 const std::vector<TracePod>& workload, const FillOptions& options);
+
+struct BoundOptions {
+  // Price CPU and memory in the dual (off: a weaker bound that ignores them; tests).
+  bool use_cpu = true;
+  bool use_memory = true;
+  // Price the GPU shares rounded by dual-feasible functions, which see that two shares above
+  // half a GPU never share one (off: fluid shares; tests).
+  bool use_share_rounding = true;
+};
+
+// An upper bound on the milli-GPU that any placement of a subset of `pods` on `empty` (a cluster
+// with nothing placed) allocates. Never above the pods' total GPU demand.
+std::int64_t AllocationUpperBound(const placement::ClusterState& empty,
+                                  std::span<const placement::PodRequest> pods,
+                                  const BoundOptions& options);
+
 // Fills `cluster` with `sequence` in order. `knowledge` is the workload the policy is given in
 // WorkloadKnowledge::kGiven mode; in kOnline mode it is not read.
 Result<FillResult> RunFillSequence(placement::ClusterState cluster,
