@@ -7,6 +7,7 @@
 #include <map>
 #include <tuple>
 
+#include "simulator/hindsight.h"
 #include "simulator/simulator.h"
 
 namespace gpuslice::simulator {
@@ -220,36 +221,12 @@ Result<FillResult> RunUpperBound(const std::vector<placement::NodeSpec>& nodes,
                                  const std::vector<TracePod>& workload,
                                  const FillOptions& options) {
   const auto wall_start = std::chrono::steady_clock::now();
-  GPUSLICE_ASSIGN_OR_RETURN(const ClusterState cluster, ClusterState::Create(nodes));
-  GPUSLICE_ASSIGN_OR_RETURN(const std::vector<PodRequest> requests, ResolvePods(cluster, workload));
-  GPUSLICE_ASSIGN_OR_RETURN(
-      const std::vector<PodRequest> sequence,
-      SampleFillSequence(cluster, requests, options.target_ratio, options.seed));
-  const double capacity = static_cast<double>(cluster.gpu_milli_capacity());
-  // The pods up to and including the one whose arrival reached 100 % (as RunFill's point).
-  std::size_t prefix = 0;
-  std::int64_t arrived = 0;
-  std::int64_t total = 0;
-  for (const PodRequest& pod : sequence) {
-    total += pod.total_gpu_milli();
-    if (static_cast<double>(arrived) >= capacity) continue;
-    arrived += pod.total_gpu_milli();
-    ++prefix;
-  }
-  const std::span<const PodRequest> all(sequence);
-  const std::int64_t bound_100 = AllocationUpperBound(cluster, all.first(prefix), {});
-  const std::int64_t bound_end = AllocationUpperBound(cluster, all, {});
-  FillResult result;
-  result.policy = "bound";
-  result.seed = options.seed;
-  result.pods_arrived = sequence.size();
-  const double arrived_percent = 100.0 * static_cast<double>(arrived) / capacity;
-  result.unallocated_at_100 = std::max(
-      0.0, std::min(100.0, arrived_percent) - 100.0 * static_cast<double>(bound_100) / capacity);
-  result.unallocated_at_end = 100.0 * static_cast<double>(total - bound_end) / capacity;
-  result.wall_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  return result;
+  GPUSLICE_ASSIGN_OR_RETURN(const FillInput input, PrepareFill(nodes, workload, options));
+  const ArrivalSplit split = SplitAtFullCapacity(input.cluster, input.sequence);
+  const std::span<const PodRequest> all(input.sequence);
+  const std::int64_t bound_100 = AllocationUpperBound(input.cluster, all.first(split.prefix), {});
+  const std::int64_t bound_end = AllocationUpperBound(input.cluster, all, {});
+  return HindsightResult("bound", input, split, bound_100, bound_end, options.seed, wall_start);
 }
 
 }  // namespace gpuslice::simulator

@@ -7,6 +7,7 @@
 #include "placement/placement_engine.h"
 #include "placement/rng.h"
 #include "simulator/decision_timer.h"
+#include "simulator/hindsight.h"
 #include "simulator/simulator.h"
 
 namespace gpuslice::simulator {
@@ -78,15 +79,6 @@ std::string RunLabel(std::string_view policy, WorkloadKnowledge knowledge) {
   return label;
 }
 
-namespace {
-
-// The empty cluster, the workload resolved against it, and the pod sequence of a fill run.
-struct FillInput {
-  ClusterState cluster;
-  std::vector<PodRequest> requests;
-  std::vector<PodRequest> sequence;
-};
-
 Result<FillInput> PrepareFill(const std::vector<placement::NodeSpec>& nodes,
                               const std::vector<TracePod>& workload, const FillOptions& options) {
   GPUSLICE_ASSIGN_OR_RETURN(ClusterState cluster, ClusterState::Create(nodes));
@@ -97,7 +89,37 @@ Result<FillInput> PrepareFill(const std::vector<placement::NodeSpec>& nodes,
   return FillInput{std::move(cluster), std::move(requests), std::move(sequence)};
 }
 
-}  // namespace
+ArrivalSplit SplitAtFullCapacity(const ClusterState& cluster,
+                                 std::span<const PodRequest> sequence) {
+  const double capacity = static_cast<double>(cluster.gpu_milli_capacity());
+  ArrivalSplit split;
+  for (const PodRequest& pod : sequence) {
+    split.total += pod.total_gpu_milli();
+    if (static_cast<double>(split.arrived) >= capacity) continue;
+    split.arrived += pod.total_gpu_milli();
+    ++split.prefix;
+  }
+  return split;
+}
+
+FillResult HindsightResult(std::string policy, const FillInput& input, const ArrivalSplit& split,
+                           std::int64_t allocated_at_100, std::int64_t allocated_at_end,
+                           std::uint64_t seed, std::chrono::steady_clock::time_point wall_start) {
+  const double capacity = static_cast<double>(input.cluster.gpu_milli_capacity());
+  FillResult result;
+  result.policy = std::move(policy);
+  result.seed = seed;
+  result.pods_arrived = input.sequence.size();
+  const double arrived_percent = 100.0 * static_cast<double>(split.arrived) / capacity;
+  result.unallocated_at_100 =
+      std::max(0.0, std::min(100.0, arrived_percent) -
+                        100.0 * static_cast<double>(allocated_at_100) / capacity);
+  result.unallocated_at_end =
+      100.0 * static_cast<double>(split.total - allocated_at_end) / capacity;
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return result;
+}
 
 Result<FillResult> RunFill(const std::vector<placement::NodeSpec>& nodes,
                            const std::vector<TracePod>& workload, std::string_view policy_name,
@@ -145,18 +167,9 @@ Result<FillResult> RunOfflineReference(const std::vector<placement::NodeSpec>& n
   const ClusterState& cluster = input.cluster;
   const std::vector<PodRequest>& requests = input.requests;
   const std::vector<PodRequest>& sequence = input.sequence;
-  const double capacity = static_cast<double>(cluster.gpu_milli_capacity());
-  // The pods up to and including the one whose arrival reached 100 % (as RunFill's point), and
-  // the demand of the whole sequence.
-  std::vector<PodRequest> prefix;
-  std::int64_t arrived = 0;
-  std::int64_t total = 0;
-  for (const PodRequest& pod : sequence) {
-    total += pod.total_gpu_milli();
-    if (static_cast<double>(arrived) >= capacity) continue;
-    arrived += pod.total_gpu_milli();
-    prefix.push_back(pod);
-  }
+  const ArrivalSplit split = SplitAtFullCapacity(cluster, sequence);
+  const std::vector<PodRequest> prefix(
+      sequence.begin(), sequence.begin() + static_cast<std::ptrdiff_t>(split.prefix));
   struct Packer {
     const char* policy;
     bool gpu_first;
@@ -173,18 +186,7 @@ Result<FillResult> RunOfflineReference(const std::vector<placement::NodeSpec>& n
                                                                 packer.policy, packer.gpu_first));
     best_all = std::max(best_all, b);
   }
-  FillResult result;
-  result.policy = "offline";
-  result.seed = options.seed;
-  result.pods_arrived = sequence.size();
-  // As in RunFill: 100 % minus the allocation once the arrived demand reached 100 %.
-  const double arrived_percent = 100.0 * static_cast<double>(arrived) / capacity;
-  result.unallocated_at_100 = std::max(
-      0.0, std::min(100.0, arrived_percent) - 100.0 * static_cast<double>(best_prefix) / capacity);
-  result.unallocated_at_end = 100.0 * static_cast<double>(total - best_all) / capacity;
-  result.wall_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  return result;
+  return HindsightResult("offline", input, split, best_prefix, best_all, options.seed, wall_start);
 }
 
 Result<FillResult> RunFillSequence(ClusterState cluster, const std::vector<PodRequest>& sequence,
