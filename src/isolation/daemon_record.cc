@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -270,13 +271,23 @@ Result<DaemonRecord> ParseDaemonRecord(const std::string& text, const std::strin
                            "\"pipeDirectory\",\"server\"}");
   };
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  // Numbers must be JSON integers in range: nlohmann converts a float such as 1e20 to an
+  // integer type without a check (undefined behaviour), and a negative start time would wrap.
+  const auto pid = j.find("pid");
+  if (pid == j.end() || !pid->is_number_integer())
+    return bad("field \"pid\" is missing or not an integer");
+  if (pid->get<std::int64_t>() <= 1 || pid->get<std::int64_t>() > INT32_MAX) {
+    return bad("pid " + pid->dump() + " is not a daemon's");
+  }
+  const auto ticks = j.find("startTimeTicks");
+  if (ticks == j.end() || !ticks->is_number_unsigned()) {
+    return bad("field \"startTimeTicks\" is missing or not a non-negative integer");
+  }
   DaemonRecord record;
+  record.pid = static_cast<pid_t>(pid->get<std::int64_t>());
+  record.start_time_ticks = ticks->get<std::uint64_t>();
   const char* field = "";
   try {
-    field = "pid";
-    record.pid = j.at(field).get<pid_t>();
-    field = "startTimeTicks";
-    record.start_time_ticks = j.at(field).get<std::uint64_t>();
     field = "bootId";
     record.boot_id = j.at(field).get<std::string>();
     field = "argv";
@@ -289,7 +300,6 @@ Result<DaemonRecord> ParseDaemonRecord(const std::string& text, const std::strin
     return bad("field \"" + std::string(field) + "\" is missing or of the wrong type (" + e.what() +
                ")");
   }
-  if (record.pid <= 1) return bad("pid " + std::to_string(record.pid) + " is not a daemon's");
   if (record.argv.empty()) return bad("argv is empty");
   return record;
 }

@@ -1,6 +1,9 @@
 #include "node_agent/compute_cap.h"
 
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
+#include <system_error>
 
 #include "core/gpu_annotations.h"
 #include "core/resource_names.h"
@@ -19,8 +22,16 @@ int ComputeLimitOf(const nlohmann::json& pod, const std::string& container) {
         limits != nullptr ? FindKey(*limits, names::kGpusliceGpuCompute) : nullptr;
     if (value == nullptr) return 0;
     int percent = 0;
-    if (value->is_number_integer()) percent = value->get<int>();
-    if (value->is_string()) percent = std::atoi(value->get<std::string>().c_str());
+    // Range-checked as 64 bits first: 4294967326 must not wrap to 30.
+    if (value->is_number_integer() && value->get<std::int64_t>() >= 1 &&
+        value->get<std::int64_t>() <= 100) {
+      percent = static_cast<int>(value->get<std::int64_t>());
+    }
+    if (value->is_string()) {  // a quantity such as "30"; anything else (or overflow) is 0
+      const std::string text = value->get<std::string>();
+      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), percent);
+      if (error != std::errc() || end != text.data() + text.size()) percent = 0;
+    }
     return percent >= 1 && percent <= 100 ? percent : 0;
   }
   return 0;

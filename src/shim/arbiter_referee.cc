@@ -361,10 +361,15 @@ void ArbiterReferee::SyncFromDirectory(const std::string& dir) {
     std::uint32_t weight = 0;
     std::uint32_t cap = 0;
     std::string requests;
+    // A number that does not parse (or overflows) stays 0, which AddTenant refuses for a weight.
+    const auto number = [](const std::string& text, std::size_t from, std::uint32_t* out) {
+      const auto [end, error] =
+          std::from_chars(text.data() + from, text.data() + text.size(), *out);
+      if (error != std::errc() || end != text.data() + text.size()) *out = 0;
+    };
     while (in >> word) {
-      if (word.rfind("weight=", 0) == 0)
-        weight = static_cast<std::uint32_t>(std::atoi(word.c_str() + 7));
-      if (word.rfind("cap=", 0) == 0) cap = static_cast<std::uint32_t>(std::atoi(word.c_str() + 4));
+      if (word.rfind("weight=", 0) == 0) number(word, 7, &weight);
+      if (word.rfind("cap=", 0) == 0) number(word, 4, &cap);
       if (word.rfind("requests=", 0) == 0) requests = word.substr(9);
     }
     if (!requests.empty() && !fs::exists(requests)) {  // its run ended without cleaning up

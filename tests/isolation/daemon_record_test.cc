@@ -126,6 +126,14 @@ TEST(DaemonRecordParseTest, MalformedRecordsAreRefusedWithWhereAndWhat) {
       {"negative_pid", R"({"pid":-5,"startTimeTicks":1,"bootId":"b","argv":["x"]})", "pid -5"},
       {"empty_argv", R"({"pid":7,"startTimeTicks":1,"bootId":"b","argv":[]})", "argv is empty"},
       {"no_start_time", R"({"pid":7,"bootId":"b","argv":["x"]})", "startTimeTicks"},
+      // Floats are refused, not converted (1e20 does not fit a pid_t: undefined behaviour).
+      {"pid_is_a_float", R"({"pid":1e20,"startTimeTicks":1,"bootId":"b","argv":["x"]})", "pid"},
+      {"pid_above_int", R"({"pid":4294967298,"startTimeTicks":1,"bootId":"b","argv":["x"]})",
+       "pid 4294967298"},
+      {"start_time_is_a_float", R"({"pid":7,"startTimeTicks":2.5,"bootId":"b","argv":["x"]})",
+       "startTimeTicks"},
+      {"negative_start_time", R"({"pid":7,"startTimeTicks":-1e30,"bootId":"b","argv":["x"]})",
+       "startTimeTicks"},
   };
   for (const BadRecord& row : rows) {
     Result<DaemonRecord> parsed = ParseDaemonRecord(row.text, "/run/x/mps-v3-daemon.json");
