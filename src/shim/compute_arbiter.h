@@ -267,6 +267,13 @@ class TenantGate {
   // answered kGo to each).
   void CountLaunches(std::uint64_t launches) noexcept;
   bool holding() const noexcept { return holding_; }
+  // Whether the grant this process took at its last kGo as holder is still the published one
+  // (false once the referee revoked it or granted anew): a multi-device launch that waited for a
+  // later GPU's token checks its earlier ones with this before launching.
+  bool StillHolds() const noexcept {
+    return holding_ && TokenHolder(__atomic_load_n(&page_->token, __ATOMIC_ACQUIRE)) == id_ &&
+           __atomic_load_n(&page_->grant_id, __ATOMIC_ACQUIRE) == grant_;
+  }
   // Until the referee lists this process's container the id is kNoTenant and the gate waits.
   void set_holder_id(std::uint32_t holder_id) noexcept { id_ = holder_id; }
   bool bypassing(std::uint64_t now_ns) const noexcept { return now_ns < bypass_until_; }

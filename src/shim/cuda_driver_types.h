@@ -29,7 +29,20 @@ typedef struct CUDA_GRAPH_INSTANTIATE_PARAMS_st CUDA_GRAPH_INSTANTIATE_PARAMS;  
 typedef struct CUmemAccessDesc_st CUmemAccessDesc;                              // passed through
 typedef struct CUexecAffinityParam_st CUexecAffinityParam;  // only passed through
 typedef struct CUctxCreateParams_st CUctxCreateParams;      // only passed through
-typedef struct CUDA_LAUNCH_PARAMS_st CUDA_LAUNCH_PARAMS;    // only passed through
+// One device's part of a multi-device cooperative launch (cuda.h: CUDA_LAUNCH_PARAMS_v1); the
+// shim reads hStream to find the devices a launch is on.
+typedef struct CUDA_LAUNCH_PARAMS_st {
+  CUfunction function;
+  unsigned int gridDimX;
+  unsigned int gridDimY;
+  unsigned int gridDimZ;
+  unsigned int blockDimX;
+  unsigned int blockDimY;
+  unsigned int blockDimZ;
+  unsigned int sharedMemBytes;
+  CUstream hStream;
+  void** kernelParams;
+} CUDA_LAUNCH_PARAMS;
 
 // Stream capture (cuStreamIsCapturing, cuThreadExchangeStreamCaptureMode).
 typedef enum {

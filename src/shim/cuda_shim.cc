@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -94,6 +95,10 @@ struct RealDriver {
   CUresult (*cuMemGetAddressRange_v2)(CUdeviceptr*, size_t*, CUdeviceptr) = nullptr;
   CUresult (*cuStreamIsCapturing)(CUstream, CUstreamCaptureStatus*) = nullptr;
   CUresult (*cuThreadExchangeStreamCaptureMode)(CUstreamCaptureMode*) = nullptr;
+  // The device of a multi-device launch's streams.
+  CUresult (*cuStreamGetCtx)(CUstream, CUcontext*) = nullptr;
+  CUresult (*cuCtxPushCurrent_v2)(CUcontext) = nullptr;
+  CUresult (*cuCtxPopCurrent_v2)(CUcontext*) = nullptr;
 };
 
 // cuGetProcAddress substitution: an intercepted symbol's real pointer -> its wrapper.
@@ -169,8 +174,12 @@ struct GraphExecCharge {
 // (each GPU has its own referee, grant page and request file).
 constexpr std::size_t kMaxTurnStreams = 8;
 struct GpuArbiter {
-  std::uint32_t index = 0;                  // in ArbiterState::gpus ("joined" word index)
-  std::uint32_t entry = 0;                  // the limits entry of its GPU
+  std::uint32_t index = 0;  // in ArbiterState::gpus ("joined" word index)
+  std::uint32_t entry = 0;  // the limits entry of its GPU
+  // Its grant page's identity (st_dev, st_ino): the same in every container on the GPU (a bind
+  // mount keeps both), so every process takes the tokens of a multi-device launch in one order.
+  std::uint64_t order_dev = 0;
+  std::uint64_t order_ino = 0;
   char path[kMaxLimitsPath] = {};           // the GPU's grant page (read-only)
   char requests_path[kMaxLimitsPath] = {};  // the container's request file for that GPU
   ArbiterRegion region;
@@ -178,6 +187,10 @@ struct GpuArbiter {
   TenantGate* gate = nullptr;
   std::uint32_t process = kNoTenant;  // this process's record in the request file
   pid_t pid = 0;                      // the process `gate` belongs to (a forked child joins anew)
+  // The process that opened the request file's descriptor. Record locks belong to the open file
+  // description, which a forked child shares with its parent (and its siblings): a child takes
+  // its record through a descriptor of its own, or two children would lock the same record.
+  pid_t descriptor_pid = 0;
   bool complained_full = false;
   // Streams launched on since the turn began: drained at its end (more: the whole context).
   CUstream streams[kMaxTurnStreams] = {};
@@ -331,6 +344,9 @@ void BindDriver(ShimState& s) {
   Resolve(h, "cuMemGetAddressRange_v2", &s.real.cuMemGetAddressRange_v2);
   Resolve(h, "cuStreamIsCapturing", &s.real.cuStreamIsCapturing);
   Resolve(h, "cuThreadExchangeStreamCaptureMode", &s.real.cuThreadExchangeStreamCaptureMode);
+  Resolve(h, "cuStreamGetCtx", &s.real.cuStreamGetCtx);
+  Resolve(h, "cuCtxPushCurrent_v2", &s.real.cuCtxPushCurrent_v2);
+  Resolve(h, "cuCtxPopCurrent_v2", &s.real.cuCtxPopCurrent_v2);
   for (ProcEntry& e : g_proc_entries) e.real = ::dlsym(h, e.name);
 }
 
@@ -429,6 +445,12 @@ void SetUpArbiter(ShimState& s) {
     }
     g.entry = i;
     g.index = a.count;
+    g.descriptor_pid = ::getpid();
+    struct stat st {};
+    if (::stat(g.path, &st) == 0) {
+      g.order_dev = static_cast<std::uint64_t>(st.st_dev);
+      g.order_ino = static_cast<std::uint64_t>(st.st_ino);
+    }
     a.of_entry[i] = static_cast<int>(a.count++);
   }
   if (a.count == 0) return;
@@ -459,7 +481,10 @@ bool EnsureTenant(ArbiterState& a, GpuArbiter& g) {
   if (g.gate != nullptr && a.fork_page != nullptr && a.fork_page[1 + g.index] != 0) return true;
   const pid_t pid = ::getpid();
   if (g.gate != nullptr && g.pid == pid) return true;
-  if (g.pid != 0 && g.region.ReopenDescriptor(g.requests_path) != 0) return false;  // forked
+  if (g.descriptor_pid != pid) {  // forked (before or after this process's first launch)
+    if (g.region.ReopenDescriptor(g.requests_path) != 0) return false;
+    g.descriptor_pid = pid;
+  }
   g.pid = pid;
   const std::uint32_t process = g.region.Join(pid);
   if (process == kNoTenant) {
@@ -585,6 +610,175 @@ void LeaveArbiter(ShimState& s) {
     GpuArbiter& g = a.gpus[i];
     if (g.gate != nullptr && g.pid == ::getpid()) g.region.Leave(g.process);
   }
+}
+
+// Admits a launch on `stream` on `g`'s GPU: launches recorded into a graph during capture go at
+// once (neither gated nor charged; the graph's launch is); otherwise wait for the token, handing
+// on at a turn's end.
+CUresult AdmitOn(ShimState& s, GpuArbiter& g, CUstream stream) {
+  ArbiterState& a = s.arbiter;
+  std::unique_lock<std::mutex> lock(g.mutex);
+  if (!EnsureTenant(a, g)) return CUDA_SUCCESS;
+  CountFastLaunches(g);
+  for (;;) {
+    LearnHolderId(a, g);
+    const std::uint32_t seen = __atomic_load_n(&g.region.page()->seq, __ATOMIC_ACQUIRE);
+    const std::uint64_t now = MonotonicNowNs();
+    const GateDecision decision = g.gate->BeforeLaunch(now);
+    if (decision == GateDecision::kGo) {
+      if (g.gate->holding()) {
+        RememberStream(g, stream);
+        GrantFastLaunches(g, stream);
+      }
+      SetHolding(g.gate->holding());
+      if (a.fork_page != nullptr) a.fork_page[1 + g.index] = 1;  // joined (a forked child: 0)
+      return CUDA_SUCCESS;
+    }
+    SetHolding(false);
+    // A launch recorded into a graph during capture is neither gated nor charged.
+    if (Capturing(s, stream)) return CUDA_SUCCESS;
+    if (decision == GateDecision::kDrain) {
+      g.gate->Drained(DrainTurn(s, g));  // a turn of work queued: wait for it, keep the token
+    } else if (decision == GateDecision::kDrainThenRelease) {
+      const std::uint64_t done = DrainTurn(s, g);
+      g.gate->Release(done, MonotonicNowNs(), true);
+    } else {
+      lock.unlock();
+      g.region.WaitForChange(seen, 1'000'000);  // the referee's next grant, or 1 ms
+      lock.lock();
+    }
+  }
+}
+
+// ---- Multi-device cooperative launches (cuLaunchCooperativeKernelMultiDevice) ----------------
+//
+// Such a launch runs on every device its CUDA_LAUNCH_PARAMS name (each entry's stream decides
+// its device), so it waits for the token of each arbitrated one. The tokens are taken one at a
+// time in one global order (ascending grant-page identity, order_dev/order_ino), and before it
+// waits for a token a launch hands back every token of its GPUs that comes later in that order:
+// so no process ever waits for a token while holding a later one, and two processes launching
+// over the same GPUs (in any parameter order) cannot wait for each other in a cycle. A token
+// taken earlier stays held while the launch waits for a later one: the referee of that GPU ends
+// the holder's turn as for any holder and revokes it after turn + lease if it has not come back
+// (others wait at most that long, and this process is charged for the time it held it); the
+// launch then sees the revocation before it launches (StillHolds), hands back what it holds
+// after that GPU in the order, and takes the tokens again from there.
+
+struct GangMember {
+  GpuArbiter* g = nullptr;
+  CUstream stream = nullptr;  // the launch's stream on that GPU
+  bool joined = false;        // false: no process record, that GPU's part goes unarbitrated
+  bool held = false;          // its last kGo was as holder (not a bypass)
+};
+
+// The device of `stream`'s context, asked of the driver; the stream's context is made current
+// for the question when it is not (and the caller's current context restored).
+CUresult StreamDevice(ShimState& s, CUstream stream, CUdevice* device) {
+  CUcontext context = nullptr;
+  if (const CUresult r = s.real.cuStreamGetCtx(stream, &context); r != CUDA_SUCCESS) return r;
+  CUcontext current = nullptr;
+  if (s.real.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == context) {
+    return s.real.cuCtxGetDevice(device);
+  }
+  if (const CUresult r = s.real.cuCtxPushCurrent_v2(context); r != CUDA_SUCCESS) return r;
+  const CUresult r = s.real.cuCtxGetDevice(device);
+  CUcontext popped = nullptr;
+  s.real.cuCtxPopCurrent_v2(&popped);
+  return r;
+}
+
+// The arbitrated GPUs of a multi-device launch, each once. A stream whose device the driver
+// cannot name fails the launch with the driver's answer (the launch would fail on it anyway).
+CUresult GangOf(ShimState& s, const CUDA_LAUNCH_PARAMS* params, unsigned int device_count,
+                GangMember* members, std::size_t* n) {
+  ArbiterState& a = s.arbiter;
+  *n = 0;
+  for (unsigned int i = 0; i < device_count; ++i) {
+    CUdevice device = 0;
+    if (const CUresult r = StreamDevice(s, params[i].hStream, &device); r != CUDA_SUCCESS) {
+      return r;
+    }
+    std::uint32_t entry = 0;
+    if (!EntryOf(s, device, &entry) || a.of_entry[entry] < 0) continue;  // not arbitrated
+    GpuArbiter* g = &a.gpus[a.of_entry[entry]];
+    bool listed = false;
+    for (std::size_t j = 0; j < *n; ++j) listed = listed || members[j].g == g;
+    if (!listed) members[(*n)++] = GangMember{g, params[i].hStream};
+  }
+  return CUDA_SUCCESS;
+}
+
+void LockGang(GangMember* m, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) m[i].g->mutex.lock();  // the global order: no cycle
+}
+void UnlockGang(GangMember* m, std::size_t n) {
+  for (std::size_t i = n; i > 0; --i) m[i - 1].g->mutex.unlock();
+}
+
+// Hands the tokens of members [from, n) back (their work drained first), wanting them no more
+// until this launch asks again in order.
+void HandBackFrom(ShimState& s, GangMember* m, std::size_t from, std::size_t n) {
+  for (std::size_t j = from; j < n; ++j) {
+    GpuArbiter& g = *m[j].g;
+    m[j].held = false;
+    if (!m[j].joined || !g.gate->holding()) continue;
+    const std::uint64_t done = DrainTurn(s, g);
+    g.gate->Release(done, MonotonicNowNs(), false);
+  }
+}
+
+// The first member whose token this launch took and has lost since (revoked, or handed on by
+// another of this process's threads while this one waited); n when it holds them all.
+std::size_t FirstLost(const GangMember* m, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (m[i].held && !m[i].g->gate->StillHolds()) return i;
+  }
+  return n;
+}
+
+// Takes every member's token in order (see above); returns when the launch may go. The members'
+// mutexes are held in the same order, released while waiting.
+void AdmitGang(ShimState& s, GangMember* m, std::size_t n) {
+  ArbiterState& a = s.arbiter;
+  LockGang(m, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    m[i].joined = EnsureTenant(a, *m[i].g);
+    if (m[i].joined) CountFastLaunches(*m[i].g);
+  }
+  std::size_t k = 0;
+  for (;;) {
+    if (k == n) {
+      k = FirstLost(m, n);
+      if (k == n) break;
+      HandBackFrom(s, m, k + 1, n);
+      continue;
+    }
+    GpuArbiter& g = *m[k].g;
+    if (!m[k].joined) {
+      ++k;
+      continue;
+    }
+    LearnHolderId(a, g);
+    const std::uint32_t seen = __atomic_load_n(&g.region.page()->seq, __ATOMIC_ACQUIRE);
+    const GateDecision decision = g.gate->BeforeLaunch(MonotonicNowNs());
+    if (decision == GateDecision::kGo) {
+      m[k].held = g.gate->holding();
+      if (m[k].held) RememberStream(g, m[k].stream);
+      if (a.fork_page != nullptr) a.fork_page[1 + g.index] = 1;
+      ++k;
+    } else if (decision == GateDecision::kDrain) {
+      g.gate->Drained(DrainTurn(s, g));
+    } else if (decision == GateDecision::kDrainThenRelease) {
+      const std::uint64_t done = DrainTurn(s, g);
+      g.gate->Release(done, MonotonicNowNs(), true);
+    } else {
+      HandBackFrom(s, m, k + 1, n);  // wait for no token while holding a later one
+      UnlockGang(m, n);
+      g.region.WaitForChange(seen, 1'000'000);
+      LockGang(m, n);
+    }
+  }
+  UnlockGang(m, n);
 }
 
 // Reads the limits, maps the region and claims this process's slot. The real driver is loaded
@@ -1198,38 +1392,37 @@ CUresult AdmitLaunchSlow(CUstream stream) noexcept {
   if (s == nullptr || !s->arbiter.configured) return CUDA_SUCCESS;
   GpuArbiter* g = ArbiterFor(*s);
   if (g == nullptr) return CUDA_SUCCESS;
-  ArbiterState& a = s->arbiter;
-  std::unique_lock<std::mutex> lock(g->mutex);
-  if (!EnsureTenant(a, *g)) return CUDA_SUCCESS;
-  CountFastLaunches(*g);
-  for (;;) {
-    LearnHolderId(a, *g);
-    const std::uint32_t seen = __atomic_load_n(&g->region.page()->seq, __ATOMIC_ACQUIRE);
-    const std::uint64_t now = MonotonicNowNs();
-    const GateDecision decision = g->gate->BeforeLaunch(now);
-    if (decision == GateDecision::kGo) {
-      if (g->gate->holding()) {
-        RememberStream(*g, stream);
-        GrantFastLaunches(*g, stream);
-      }
-      SetHolding(g->gate->holding());
-      if (a.fork_page != nullptr) a.fork_page[1 + g->index] = 1;  // joined (a forked child: 0)
-      return CUDA_SUCCESS;
-    }
-    SetHolding(false);
-    // A launch recorded into a graph during capture is neither gated nor charged.
-    if (Capturing(*s, stream)) return CUDA_SUCCESS;
-    if (decision == GateDecision::kDrain) {
-      g->gate->Drained(DrainTurn(*s, *g));  // a turn of work queued: wait for it, keep the token
-    } else if (decision == GateDecision::kDrainThenRelease) {
-      const std::uint64_t done = DrainTurn(*s, *g);
-      g->gate->Release(done, MonotonicNowNs(), true);
-    } else {
-      lock.unlock();
-      g->region.WaitForChange(seen, 1'000'000);  // the referee's next grant, or 1 ms
-      lock.lock();
-    }
+  return AdmitOn(*s, *g, stream);
+}
+
+// A multi-device cooperative launch: admitted on every arbitrated GPU its streams are on.
+CUresult AdmitMultiDeviceLaunchSlow(const CUDA_LAUNCH_PARAMS* params,
+                                    unsigned int device_count) noexcept {
+  ShimState* s = g_state;
+  if (s == nullptr || !s->arbiter.configured) return CUDA_SUCCESS;
+  if (params == nullptr || device_count == 0) return CUDA_SUCCESS;  // the driver refuses it
+  if (s->real.cuStreamGetCtx == nullptr || s->real.cuCtxPushCurrent_v2 == nullptr ||
+      s->real.cuCtxPopCurrent_v2 == nullptr || s->real.cuCtxGetCurrent == nullptr ||
+      s->real.cuCtxGetDevice == nullptr) {
+    return AdmitLaunchSlow(nullptr);  // a driver that cannot say: the current context's GPU
   }
+  // Recorded into a graph during capture: neither gated nor charged (the graph's launch is).
+  for (unsigned int i = 0; i < device_count; ++i) {
+    if (Capturing(*s, params[i].hStream)) return CUDA_SUCCESS;
+  }
+  GangMember members[kMaxLimitedDevices];
+  std::size_t n = 0;
+  if (const CUresult r = GangOf(*s, params, device_count, members, &n); r != CUDA_SUCCESS) {
+    return r;
+  }
+  if (n == 0) return CUDA_SUCCESS;
+  if (n == 1) return AdmitOn(*s, *members[0].g, members[0].stream);
+  std::sort(members, members + n, [](const GangMember& x, const GangMember& y) {
+    return x.g->order_dev != y.g->order_dev ? x.g->order_dev < y.g->order_dev
+                                            : x.g->order_ino < y.g->order_ino;
+  });
+  AdmitGang(*s, members, n);
+  return CUDA_SUCCESS;
 }
 
 }  // namespace gpuslice::shim
@@ -2169,8 +2362,8 @@ CUresult GPUSLICE_GATED_NAME(cuLaunchCooperativeKernel_ptsz)(
                                              shared_bytes, stream, params));
 }
 
-// Legacy launches (deprecated since CUDA 4 but still exported) and multi-device cooperative
-// launches: gated like the others (a multi-device launch by the current context's GPU).
+// Legacy launches (deprecated since CUDA 4 but still exported): gated like the others, by the
+// current context's GPU.
 CUresult GPUSLICE_GATED_NAME(cuLaunch)(CUfunction f) noexcept {
   GPUSLICE_GATED_LAUNCH(cuLaunch, nullptr, s->real.cuLaunch(f));
 }
@@ -2185,11 +2378,16 @@ CUresult GPUSLICE_GATED_NAME(cuLaunchGridAsync)(CUfunction f, int grid_width, in
                         s->real.cuLaunchGridAsync(f, grid_width, grid_height, stream));
 }
 
+// A multi-device launch waits for the token of every arbitrated GPU its streams are on.
 CUresult GPUSLICE_GATED_NAME(cuLaunchCooperativeKernelMultiDevice)(
     CUDA_LAUNCH_PARAMS* launch_params, unsigned int device_count, unsigned int flags) noexcept {
-  GPUSLICE_GATED_LAUNCH(
-      cuLaunchCooperativeKernelMultiDevice, nullptr,
-      s->real.cuLaunchCooperativeKernelMultiDevice(launch_params, device_count, flags));
+  GPUSLICE_REAL_OR_UNSUPPORTED(cuLaunchCooperativeKernelMultiDevice);
+  GPUSLICE_GATED_REMEMBER(cuLaunchCooperativeKernelMultiDevice);
+  if (const CUresult admit = gpuslice::shim::AdmitMultiDeviceLaunch(launch_params, device_count);
+      admit != 0) {
+    return admit;
+  }
+  return s->real.cuLaunchCooperativeKernelMultiDevice(launch_params, device_count, flags);
 }
 
 // A graph with allocation nodes takes its memory at its first launch: charged then.

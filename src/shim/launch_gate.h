@@ -63,4 +63,22 @@ inline CUresult AdmitLaunch(CUstream stream) noexcept {
   return AdmitLaunchSlow(stream);
 }
 
+// cuLaunchCooperativeKernelMultiDevice: the launch runs on the device of every entry's stream, so
+// it is admitted on each arbitrated one (cuda_shim.cc, "Multi-device cooperative launches").
+// Not arbitrated, or this process alone holding the token of its one arbitrated GPU (only a
+// process with one arbitrated GPU has the `holding` flag): as cheap as AdmitLaunch's lone path.
+CUresult AdmitMultiDeviceLaunchSlow(const CUDA_LAUNCH_PARAMS* params,
+                                    unsigned int device_count) noexcept;
+
+inline CUresult AdmitMultiDeviceLaunch(const CUDA_LAUNCH_PARAMS* params,
+                                       unsigned int device_count) noexcept {
+  const std::uint64_t* token = g_launch_gate.token;
+  if (token == nullptr) return CUDA_SUCCESS;
+  if (*g_launch_gate.holding != 0 &&
+      __atomic_load_n(token, __ATOMIC_ACQUIRE) == g_launch_gate.alone_token) {
+    return CUDA_SUCCESS;
+  }
+  return AdmitMultiDeviceLaunchSlow(params, device_count);
+}
+
 }  // namespace gpuslice::shim

@@ -26,13 +26,15 @@
 namespace gpuslice::testing {
 
 struct ArbitratedShimOptions {
-  const char* shim_path = nullptr;  // the shim to load
-  const char* fake_path = nullptr;  // the fake libcuda.so.1
-  std::uint32_t weight = 50;        // this container's
-  std::uint32_t other_weight = 50;  // the other container's
-  bool arbitrated = true;           // false: the limits file names no arbiter
-  std::uint32_t gpus = 1;           // GPUs of the container (each with its referee), 1 or more
-  shim::ArbiterParams params;       // the referees'
+  const char* shim_path = nullptr;      // the shim to load
+  const char* fake_path = nullptr;      // the fake libcuda.so.1
+  std::uint32_t weight = 50;            // this container's
+  std::uint32_t other_weight = 50;      // the other container's
+  bool arbitrated = true;               // false: the limits file names no arbiter
+  std::uint32_t gpus = 1;               // GPUs of the container (each with its referee), 1 or more
+  std::uint32_t unarbitrated_gpus = 0;  // bit i: GPU i's limits entry names no arbiter
+  std::string fake_gpus_extra;          // appended to GPUSLICE_FAKE_GPUS (",kernel-us=100")
+  shim::ArbiterParams params;           // the referees'
 };
 
 struct ArbitratedShim {
@@ -77,7 +79,7 @@ inline std::string SetUpArbitratedShim(const ArbitratedShimOptions& options, Arb
     d.nvml_index = static_cast<std::int32_t>(i);
     d.memory_bytes = 8ULL << 30;
     d.compute_percent = options.weight;
-    if (options.arbitrated) {
+    if (options.arbitrated && (options.unarbitrated_gpus & (1u << i)) == 0) {
       std::snprintf(d.arbiter_path, sizeof(d.arbiter_path), "%s", out->grants[i].c_str());
       std::snprintf(d.requests_path, sizeof(d.requests_path), "%s", out->requests_of[i].c_str());
     }
@@ -109,8 +111,10 @@ inline std::string SetUpArbitratedShim(const ArbitratedShimOptions& options, Arb
   if (Status s = shim::WriteContainerLimitsFile(limits_path, limits); !s.ok()) return s.message();
   if (shim::AccountingRegion::Create(limits.region_path) != 0) return "cannot create the region";
   ::setenv("GPUSLICE_LIMITS_FILE", limits_path.c_str(), 1);
-  ::setenv("GPUSLICE_FAKE_GPUS", ("count=" + std::to_string(options.gpus) + ",memory=16Gi").c_str(),
-           1);
+  ::setenv(
+      "GPUSLICE_FAKE_GPUS",
+      ("count=" + std::to_string(options.gpus) + ",memory=16Gi" + options.fake_gpus_extra).c_str(),
+      1);
   out->fake = ::dlopen(options.fake_path, RTLD_NOW | RTLD_LOCAL);
   out->shim = ::dlopen(options.shim_path, RTLD_NOW | RTLD_LOCAL);
   if (out->fake == nullptr || out->shim == nullptr) return std::string("dlopen: ") + ::dlerror();

@@ -4,6 +4,10 @@
 // allocations per device, enforces the devices' capacity, and returns real CUresult codes. It
 // resolves cuGetProcAddress like the real driver: base name + cudaVersion + per-thread flag ->
 // versioned entry point. Test hooks: gpuslice_fake_cuda_*.
+// Kernels take simulated time: with "kernel-us=N" in GPUSLICE_FAKE_GPUS every launch that runs
+// (not one recorded into a capture) adds N us of busy time to the device of its stream's context
+// (the current context's for the NULL stream); a multi-device cooperative launch to each device
+// it names. Nothing waits for it: tests read the per-device launches and busy time.
 // Per-process usage, as the real driver reports it through NVML: when GPUSLICE_FAKE_DRIVER_DIR
 // names a directory, the fake writes <dir>/<pid> ("<device> <bytes>" lines) after every change,
 // and the fake NVML lists those files as running processes.
@@ -21,6 +25,7 @@
 #include <new>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "fake_cuda_dmem.h"
 #include "shim/cuda_driver_types.h"
@@ -111,6 +116,11 @@ struct FakeDriver {
   std::map<const void*, Capture> captures;  // stream -> its capture
   std::uint64_t next_stream = 1;
   std::atomic<std::uint64_t> captured_launches{0};
+  // Every stream belongs to the context current when it was created (cuStreamGetCtx).
+  std::map<const void*, FakeContext*> stream_context;
+  std::uint64_t kernel_ns = 0;  // simulated time of every kernel ("kernel-us")
+  std::atomic<std::uint64_t> device_launches[kMaxDevices] = {};
+  std::atomic<std::uint64_t> device_busy_ns[kMaxDevices] = {};
 };
 
 // Publishes this process's usage for the fake NVML (write to a temporary file, then rename).
@@ -158,6 +168,8 @@ FakeDriver& Driver() {
           d->device_count = static_cast<int>(number);
         } else if (key == "memory") {
           d->capacity = number * scale;
+        } else if (key == "kernel-us") {
+          d->kernel_ns = number * 1000;
         } else if (key == "internal-proc") {
           d->internal_proc_pointers = number != 0;
         }
@@ -169,6 +181,7 @@ FakeDriver& Driver() {
 }
 
 thread_local FakeContext* t_current = nullptr;
+thread_local std::vector<FakeContext*>* t_pushed = nullptr;  // cuCtxPushCurrent's stack
 
 CUresult CheckReady() { return Driver().initialised ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED; }
 
@@ -431,6 +444,9 @@ FAKE_EXPORT CUresult cuCtxDestroy_v2(CUcontext context) {
     FakeDriver& d = Driver();
     std::lock_guard<std::mutex> lock(d.mutex);
     FreeContextAllocationsLocked(d, c);
+    for (auto it = d.stream_context.begin(); it != d.stream_context.end();) {
+      it = it->second == c ? d.stream_context.erase(it) : std::next(it);  // its streams go too
+    }
   }
   delete c;
   return CUDA_SUCCESS;
@@ -449,6 +465,28 @@ FAKE_EXPORT CUresult cuCtxGetCurrent(CUcontext* context) {
 FAKE_EXPORT CUresult cuCtxGetDevice(CUdevice* device) {
   if (device == nullptr) return CUDA_ERROR_INVALID_VALUE;
   return CurrentDevice(device);
+}
+// The context stack, as CUDA documents it: push makes `context` current and remembers the one
+// it replaces; pop makes that one current again and returns the popped one.
+FAKE_EXPORT CUresult cuCtxPushCurrent_v2(CUcontext context) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (context == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  if (t_pushed == nullptr) t_pushed = new std::vector<FakeContext*>;
+  t_pushed->push_back(t_current);
+  t_current = reinterpret_cast<FakeContext*>(context);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuCtxPopCurrent_v2(CUcontext* context) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (t_current == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  if (context != nullptr) *context = reinterpret_cast<CUcontext>(t_current);
+  if (t_pushed != nullptr && !t_pushed->empty()) {
+    t_current = t_pushed->back();
+    t_pushed->pop_back();
+  } else {
+    t_current = nullptr;
+  }
+  return CUDA_SUCCESS;
 }
 
 // ---- Memory
@@ -683,8 +721,8 @@ FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t by
   }
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
-  if (device >= 0 && (d.used[device] + bytes > d.capacity ||
-                      fake_dmem::Refuses(device, d.used[device] + bytes))) {
+  if (device >= 0 &&
+      (d.used[device] + bytes > d.capacity || fake_dmem::Refuses(device, d.used[device] + bytes))) {
     return CUDA_ERROR_OUT_OF_MEMORY;
   }
   const std::uint64_t physical = NewAddressLocked(d, 1);
@@ -1006,21 +1044,79 @@ FAKE_EXPORT CUresult cuMemFreeHost(void* pointer) {
 // ---- Launches
 // -------------------------------------------------------------------------------------
 
+namespace {
+
+// The device a launch on `stream` runs on: its context's (the current one's for the NULL stream
+// and the special handles); -1 for a stream the fake never created.
+int LaunchDeviceLocked(const FakeDriver& d, CUstream stream) {
+  const auto handle = reinterpret_cast<std::uintptr_t>(stream);
+  if (handle <= 2)
+    return t_current != nullptr ? t_current->device : -1;  // NULL, legacy, per-thread
+  auto it = d.stream_context.find(stream);
+  return it == d.stream_context.end() ? -1 : it->second->device;
+}
+
+// One kernel run on `device` (simulated time).
+void Run(FakeDriver& d, int device) {
+  d.device_launches[device].fetch_add(1, std::memory_order_relaxed);
+  d.device_busy_ns[device].fetch_add(d.kernel_ns, std::memory_order_relaxed);
+  d.launches.fetch_add(1, std::memory_order_relaxed);
+}
+
+// One kernel on `stream`: recorded into its capture, or run on `device`.
+void LaunchLocked(FakeDriver& d, CUstream stream, int device) {
+  if (auto it = d.captures.find(stream); stream != nullptr && it != d.captures.end()) {
+    ++it->second.launches;  // recorded into the graph being captured
+    d.captured_launches.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Run(d, device);
+}
+
+}  // namespace
+
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction /*f*/, unsigned int, unsigned int, unsigned int,
                                     unsigned int, unsigned int, unsigned int, unsigned int,
                                     CUstream stream, void**, void**) {
   if (t_current == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
   FakeDriver& d = Driver();
-  if (stream != nullptr) {
-    std::lock_guard<std::mutex> lock(d.mutex);
-    if (auto it = d.captures.find(stream); it != d.captures.end()) {
-      ++it->second.launches;  // recorded into the graph being captured
-      d.captured_launches.fetch_add(1, std::memory_order_relaxed);
-      return CUDA_SUCCESS;
-    }
+  if (stream == nullptr) {  // no lock, as before: the shim benchmark's baseline launch
+    Run(d, t_current->device);
+    return CUDA_SUCCESS;
   }
-  d.launches.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(d.mutex);
+  const int device = LaunchDeviceLocked(d, stream);
+  LaunchLocked(d, stream, device >= 0 ? device : t_current->device);
   return CUDA_SUCCESS;
+}
+// Runs one kernel on each entry's stream, every stream on another device, the whole launch or
+// nothing (as CUDA: CUDA_ERROR_INVALID_HANDLE for a stream it does not know, including the NULL
+// stream, CUDA_ERROR_INVALID_DEVICE when two entries are on one device).
+FAKE_EXPORT CUresult cuLaunchCooperativeKernelMultiDevice(CUDA_LAUNCH_PARAMS* params,
+                                                          unsigned int device_count,
+                                                          unsigned int /*flags*/) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (params == nullptr || device_count == 0) return CUDA_ERROR_INVALID_VALUE;
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  std::vector<int> devices;
+  for (unsigned int i = 0; i < device_count; ++i) {
+    if (params[i].hStream == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+    const int device = LaunchDeviceLocked(d, params[i].hStream);
+    if (device < 0) return CUDA_ERROR_INVALID_HANDLE;
+    if (std::find(devices.begin(), devices.end(), device) != devices.end()) {
+      return CUDA_ERROR_INVALID_DEVICE;
+    }
+    devices.push_back(device);
+  }
+  for (unsigned int i = 0; i < device_count; ++i) LaunchLocked(d, params[i].hStream, devices[i]);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT std::uint64_t gpuslice_fake_cuda_device_launches(int device) {
+  return device >= 0 && device < kMaxDevices ? Driver().device_launches[device].load() : 0;
+}
+FAKE_EXPORT std::uint64_t gpuslice_fake_cuda_device_busy_ns(int device) {
+  return device >= 0 && device < kMaxDevices ? Driver().device_busy_ns[device].load() : 0;
 }
 FAKE_EXPORT CUresult cuLaunch(CUfunction f) {
   return cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr);
@@ -1038,12 +1134,35 @@ FAKE_EXPORT std::uint64_t gpuslice_fake_cuda_captured_launches() {
 FAKE_EXPORT CUresult cuStreamCreate(CUstream* stream, unsigned int /*flags*/) {
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   if (stream == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (t_current == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
   FakeDriver& d = Driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   *stream = reinterpret_cast<CUstream>(NewAddressLocked(d, 1));
+  d.stream_context[*stream] = t_current;
   return CUDA_SUCCESS;
 }
-FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream /*stream*/) { return CUDA_SUCCESS; }
+// The stream's context; the current one for the NULL stream and the special handles.
+FAKE_EXPORT CUresult cuStreamGetCtx(CUstream stream, CUcontext* context) {
+  if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
+  if (context == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (reinterpret_cast<std::uintptr_t>(stream) <= 2) {
+    if (t_current == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+    *context = reinterpret_cast<CUcontext>(t_current);
+    return CUDA_SUCCESS;
+  }
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.stream_context.find(stream);
+  if (it == d.stream_context.end()) return CUDA_ERROR_INVALID_HANDLE;
+  *context = reinterpret_cast<CUcontext>(it->second);
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream stream) {
+  FakeDriver& d = Driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  d.stream_context.erase(stream);
+  return CUDA_SUCCESS;
+}
 FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream, CUstreamCaptureMode mode) {
   if (const CUresult r = CheckReady(); r != CUDA_SUCCESS) return r;
   if (stream == nullptr) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;  // legacy stream
@@ -1097,7 +1216,8 @@ FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec graph, CUstream /*stream*/) {
     auto it = d.execs.find(reinterpret_cast<std::uint64_t>(graph));
     if (it != d.execs.end() && !it->second.backed) {
       for (const auto& [device, bytes] : it->second.alloc_bytes) {
-        if (d.used[device] + bytes > d.capacity || fake_dmem::Refuses(device, d.used[device] + bytes)) {
+        if (d.used[device] + bytes > d.capacity ||
+            fake_dmem::Refuses(device, d.used[device] + bytes)) {
           return CUDA_ERROR_OUT_OF_MEMORY;
         }
       }
