@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -175,6 +176,12 @@ int main(int argc, char** argv) {
   // not-arbitrated path (LaunchKernelAsContendedHolder then measures that path too).
   const char* unarbitrated = std::getenv("GPUSLICE_BENCH_UNARBITRATED");
   options.arbitrated = unarbitrated == nullptr || std::strcmp(unarbitrated, "1") != 0;
+  // GPUSLICE_BENCH_GPUS=2: a two-GPU container (each GPU with its referee), launching on GPU 0:
+  // the per-GPU holder fast path (the driver names the current context's device first).
+  if (const char* gpus = std::getenv("GPUSLICE_BENCH_GPUS"); gpus != nullptr) {
+    options.gpus = static_cast<std::uint32_t>(std::strtoul(gpus, nullptr, 10));
+    if (options.gpus < 1 || options.gpus > 8) options.gpus = 1;
+  }
   gpuslice::testing::ArbitratedShim setup;
   if (const std::string error = gpuslice::testing::SetUpArbitratedShim(options, &setup);
       !error.empty()) {

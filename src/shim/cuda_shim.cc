@@ -198,6 +198,11 @@ struct GpuArbiter {
   bool streams_overflow = false;
   // The holder's fast path (launch_gate.h): the budget last granted, not yet counted in `gate`.
   std::uint64_t fast_granted = 0;
+  // Its fast-path state: the process-wide g_launch_gate when this is the process's only
+  // arbitrated GPU (the assembly entries read it), otherwise `own_fast`, which AdmitLaunchSlow
+  // reads after asking the driver for the current context's device.
+  LaunchGateFastPath* fast = &g_launch_gate;
+  LaunchGateFastPath own_fast;
 };
 struct ArbiterState {
   bool configured = false;
@@ -413,10 +418,11 @@ volatile std::uint32_t g_never_holding[2] = {};  // the fast path's flag when it
 
 bool EntryOf(ShimState& s, CUdevice device, std::uint32_t* entry);
 
-// The holder's flag of the launch fast path (launch_gate.h); only a process with one arbitrated
-// GPU has the fast path (with more, the gate must ask the driver which GPU a launch is for).
-void SetHolding(bool holding) {
-  if (g_launch_gate.holding != g_never_holding) *g_launch_gate.holding = holding ? 1 : 0;
+// The holder's flag of `g`'s launch fast path (launch_gate.h). With one arbitrated GPU it is the
+// process-wide gate's (the assembly entries test it); with more, each GPU has its own, tested in
+// AdmitLaunchSlow once the driver has said which GPU the launch is for.
+void SetHolding(GpuArbiter& g, bool holding) {
+  if (g.fast->holding != g_never_holding) *g.fast->holding = holding ? 1 : 0;
 }
 
 // Maps each GPU's arbiter when the limits file names one. One that cannot be opened leaves that
@@ -457,6 +463,19 @@ void SetUpArbiter(ShimState& s) {
   a.fork_page = NewForkToken();
   g_launch_gate.holding = a.count == 1 && a.fork_page != nullptr ? a.fork_page : g_never_holding;
   g_launch_gate.alone_token = PackToken(kNoTenant, 0);
+  if (a.count > 1) {
+    // Wipe-on-fork words: [0] the one-GPU holding flag, [1 + i] joined, then one holding flag per
+    // GPU (a forked child reads 0 in all of them).
+    static_assert(1 + 2 * kMaxLimitedDevices <= 4096 / sizeof(std::uint32_t));
+    for (std::uint32_t i = 0; i < a.count; ++i) {
+      GpuArbiter& g = a.gpus[i];
+      g.fast = &g.own_fast;
+      g.own_fast.alone_token = PackToken(kNoTenant, 0);
+      g.own_fast.holding =
+          a.fork_page != nullptr ? &a.fork_page[1 + kMaxLimitedDevices + i] : g_never_holding;
+      __atomic_store_n(&g.own_fast.token, &g.region.page()->token, __ATOMIC_RELEASE);
+    }
+  }
   a.configured = true;
   __atomic_store_n(&g_launch_gate.token, &a.gpus[0].region.page()->token, __ATOMIC_RELEASE);
 }
@@ -496,23 +515,23 @@ bool EnsureTenant(ArbiterState& a, GpuArbiter& g) {
   // from the first grant that names one of its records (the referee grants by record).
   delete g.gate;
   g.fast_granted = 0;  // a forked child: its parent's budget is not its own
-  __atomic_store_n(&g_launch_gate.budget, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&g.fast->budget, 0, __ATOMIC_RELEASE);
   g.process = process;
   g.gate = new (std::nothrow) TenantGate(g.region.page(), &g.region.requests()->processes[process],
                                          kNoTenant, &g.region, a.params);
-  if (a.count == 1) g_launch_gate.alone_token = PackToken(kNoTenant, 0);
+  g.fast->alone_token = PackToken(kNoTenant, 0);
   return g.gate != nullptr;
 }
 
 // The holder id the referee's grants name for this process, once it lists this container; looked
 // up again while waiting (a referee that took over may have given the container another slot).
-void LearnHolderId(const ArbiterState& a, GpuArbiter& g) {
+void LearnHolderId(GpuArbiter& g) {
   if (g.gate->holding()) return;
   const std::uint32_t slot = g.region.FindTenantSlot();
   const std::uint32_t id = slot == kNoTenant ? kNoTenant : HolderId(slot, g.process);
   if (id == g.gate->holder_id()) return;
   g.gate->set_holder_id(id);
-  if (a.count == 1) g_launch_gate.alone_token = PackToken(id, 0);
+  g.fast->alone_token = PackToken(id, 0);
 }
 
 bool Capturing(ShimState& s, CUstream stream) {
@@ -537,7 +556,7 @@ void RememberStream(GpuArbiter& g, CUstream stream) {
 // granted into the gate, and closes it: from here every launch takes the slow path (the mutex is
 // held) until GrantFastLaunches opens it again.
 void CountFastLaunches(GpuArbiter& g) {
-  const std::int64_t left = __atomic_exchange_n(&g_launch_gate.budget, 0, __ATOMIC_ACQ_REL);
+  const std::int64_t left = __atomic_exchange_n(&g.fast->budget, 0, __ATOMIC_ACQ_REL);
   if (g.fast_granted == 0) return;
   const std::uint64_t unused =
       left <= 0 ? 0 : std::min<std::uint64_t>(static_cast<std::uint64_t>(left), g.fast_granted);
@@ -549,13 +568,14 @@ void CountFastLaunches(GpuArbiter& g) {
 // counters (the queued-work bound left) go on the fast path while the token word stays the same
 // and on the same stream.
 void GrantFastLaunches(GpuArbiter& g, CUstream stream) {
-  if (g_launch_gate.holding == g_never_holding) return;  // no fast path in this process
+  LaunchGateFastPath& fast = *g.fast;
+  if (fast.holding == g_never_holding) return;  // no fast path (no wipe-on-fork page)
   const std::uint64_t launches = g.gate->LaunchesWithoutCheck();
   if (launches == 0) return;
-  __atomic_store_n(&g_launch_gate.held_token, g.gate->go_token(), __ATOMIC_RELAXED);
+  __atomic_store_n(&fast.held_token, g.gate->go_token(), __ATOMIC_RELAXED);
   // This launch's stream, then other streams of the drain list (all drained at the turn's end or
   // the bound); places left over repeat this one.
-  CUstream* held = g_launch_gate.held_streams;
+  CUstream* held = fast.held_streams;
   std::size_t n = 0;
   __atomic_store_n(&held[n++], stream, __ATOMIC_RELAXED);
   for (std::size_t i = 0; i < g.stream_count && n < 4; ++i) {
@@ -563,7 +583,7 @@ void GrantFastLaunches(GpuArbiter& g, CUstream stream) {
   }
   while (n < 4) __atomic_store_n(&held[n++], stream, __ATOMIC_RELAXED);
   g.fast_granted = launches;
-  __atomic_store_n(&g_launch_gate.budget, static_cast<std::int64_t>(launches), __ATOMIC_RELEASE);
+  __atomic_store_n(&fast.budget, static_cast<std::int64_t>(launches), __ATOMIC_RELEASE);
 }
 
 // Waits for the work this tenant launched on `g`'s GPU in its turn; returns when it completed.
@@ -595,7 +615,7 @@ void ArbiterAfterContextSync(ShimState& s) {
   std::lock_guard<std::mutex> lock(g->mutex);
   if (g->gate == nullptr || g->pid != ::getpid() || !g->gate->holding()) return;
   if (!g->gate->ReleaseRequested()) return;
-  SetHolding(false);
+  SetHolding(*g, false);
   CountFastLaunches(*g);
   g->stream_count = 0;
   g->streams_overflow = false;
@@ -621,7 +641,7 @@ CUresult AdmitOn(ShimState& s, GpuArbiter& g, CUstream stream) {
   if (!EnsureTenant(a, g)) return CUDA_SUCCESS;
   CountFastLaunches(g);
   for (;;) {
-    LearnHolderId(a, g);
+    LearnHolderId(g);
     const std::uint32_t seen = __atomic_load_n(&g.region.page()->seq, __ATOMIC_ACQUIRE);
     const std::uint64_t now = MonotonicNowNs();
     const GateDecision decision = g.gate->BeforeLaunch(now);
@@ -630,11 +650,11 @@ CUresult AdmitOn(ShimState& s, GpuArbiter& g, CUstream stream) {
         RememberStream(g, stream);
         GrantFastLaunches(g, stream);
       }
-      SetHolding(g.gate->holding());
+      SetHolding(g, g.gate->holding());
       if (a.fork_page != nullptr) a.fork_page[1 + g.index] = 1;  // joined (a forked child: 0)
       return CUDA_SUCCESS;
     }
-    SetHolding(false);
+    SetHolding(g, false);
     // A launch recorded into a graph during capture is neither gated nor charged.
     if (Capturing(s, stream)) return CUDA_SUCCESS;
     if (decision == GateDecision::kDrain) {
@@ -722,6 +742,7 @@ void HandBackFrom(ShimState& s, GangMember* m, std::size_t from, std::size_t n) 
     GpuArbiter& g = *m[j].g;
     m[j].held = false;
     if (!m[j].joined || !g.gate->holding()) continue;
+    SetHolding(g, false);
     const std::uint64_t done = DrainTurn(s, g);
     g.gate->Release(done, MonotonicNowNs(), false);
   }
@@ -758,9 +779,10 @@ void AdmitGang(ShimState& s, GangMember* m, std::size_t n) {
       ++k;
       continue;
     }
-    LearnHolderId(a, g);
+    LearnHolderId(g);
     const std::uint32_t seen = __atomic_load_n(&g.region.page()->seq, __ATOMIC_ACQUIRE);
     const GateDecision decision = g.gate->BeforeLaunch(MonotonicNowNs());
+    SetHolding(g, decision == GateDecision::kGo && g.gate->holding());
     if (decision == GateDecision::kGo) {
       m[k].held = g.gate->holding();
       if (m[k].held) RememberStream(g, m[k].stream);
@@ -1392,6 +1414,10 @@ CUresult AdmitLaunchSlow(CUstream stream) noexcept {
   if (s == nullptr || !s->arbiter.configured) return CUDA_SUCCESS;
   GpuArbiter* g = ArbiterFor(*s);
   if (g == nullptr) return CUDA_SUCCESS;
+  // More than one arbitrated GPU: that GPU's holder fast path (launch_gate.h).
+  if (g->fast != &g_launch_gate && HolderMayLaunch(*g->fast, g->fast->token, stream)) {
+    return CUDA_SUCCESS;
+  }
   return AdmitOn(*s, *g, stream);
 }
 

@@ -13,7 +13,10 @@
 // next drain) and compares: the token word still the one the slow path saw at its last kGo (the
 // referee changes it when the turn ends, a waiter comes or goes, or it revokes the token), and the
 // launch's stream one of (up to 4 of) the streams the slow path remembered for the turn's drain.
-// No clock read, no syscall, no lock in any of them.
+// No clock read, no syscall, no lock in any of them. A process with more than one arbitrated GPU
+// keeps that state per GPU (the process-wide gate's `holding` then reads 0): AdmitLaunchSlow asks
+// the driver for the current context's device (cuCtxGetDevice) and runs the same test
+// (HolderMayLaunch) on that GPU's state before it takes the slow path's mutex.
 #pragma once
 
 #include <cstdint>
@@ -40,26 +43,32 @@ extern LaunchGateFastPath g_launch_gate;
 // Everything else: joining, waiting for the token, handing on at the end of a turn.
 CUresult AdmitLaunchSlow(CUstream stream) noexcept;
 
+// The fast path's test on one GPU's state: true when the launch may go without the slow path
+// (this process holds `gate`'s token alone, or holds it while others wait with budget left and
+// the token word and stream unchanged since the slow path's last kGo).
+inline bool HolderMayLaunch(LaunchGateFastPath& gate, const std::uint64_t* token,
+                            CUstream stream) noexcept {
+  if (*gate.holding == 0) return false;
+  const std::uint64_t word = __atomic_load_n(token, __ATOMIC_ACQUIRE);
+  if (word == gate.alone_token) return true;
+  // Budget first: a launch that got a unit of the budget the slow path stored (release) sees
+  // the token and stream stored before it. A failed compare wastes a unit (counted as launched:
+  // the bound only tightens).
+  if (__atomic_fetch_sub(&gate.budget, 1, __ATOMIC_ACQUIRE) > 0 &&
+      word == __atomic_load_n(&gate.held_token, __ATOMIC_RELAXED)) {
+    CUstream* held = gate.held_streams;
+    return stream == __atomic_load_n(&held[0], __ATOMIC_RELAXED) ||
+           stream == __atomic_load_n(&held[1], __ATOMIC_RELAXED) ||
+           stream == __atomic_load_n(&held[2], __ATOMIC_RELAXED) ||
+           stream == __atomic_load_n(&held[3], __ATOMIC_RELAXED);
+  }
+  return false;
+}
+
 inline CUresult AdmitLaunch(CUstream stream) noexcept {
   const std::uint64_t* token = g_launch_gate.token;
   if (token == nullptr) return CUDA_SUCCESS;
-  if (*g_launch_gate.holding != 0) {
-    const std::uint64_t word = __atomic_load_n(token, __ATOMIC_ACQUIRE);
-    if (word == g_launch_gate.alone_token) return CUDA_SUCCESS;
-    // Budget first: a launch that got a unit of the budget the slow path stored (release) sees
-    // the token and stream stored before it. A failed compare wastes a unit (counted as launched:
-    // the bound only tightens).
-    if (__atomic_fetch_sub(&g_launch_gate.budget, 1, __ATOMIC_ACQUIRE) > 0 &&
-        word == __atomic_load_n(&g_launch_gate.held_token, __ATOMIC_RELAXED)) {
-      CUstream* held = g_launch_gate.held_streams;
-      if (stream == __atomic_load_n(&held[0], __ATOMIC_RELAXED) ||
-          stream == __atomic_load_n(&held[1], __ATOMIC_RELAXED) ||
-          stream == __atomic_load_n(&held[2], __ATOMIC_RELAXED) ||
-          stream == __atomic_load_n(&held[3], __ATOMIC_RELAXED)) {
-        return CUDA_SUCCESS;
-      }
-    }
-  }
+  if (HolderMayLaunch(g_launch_gate, token, stream)) return CUDA_SUCCESS;
   return AdmitLaunchSlow(stream);
 }
 

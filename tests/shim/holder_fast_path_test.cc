@@ -5,6 +5,9 @@
 // once it has about a turn of work queued, and it stops launching as soon as the referee ends its
 // turn. One test (one process): the shim reads its configuration once per process, and the first
 // part needs this process's gate fresh (its time per launch not yet measured).
+// Built twice: as is (a one-GPU container: the process-wide fast-path state the assembly entries
+// read) and with GPUSLICE_TEST_GPU=1 (a two-GPU container launching on GPU 1: that GPU's own
+// fast-path state, tested after the driver names the current context's device).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -24,6 +27,11 @@ using LaunchFn = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned
                               unsigned, unsigned, CUstream, void**, void**);
 using Clock = std::chrono::steady_clock;
 
+#ifndef GPUSLICE_TEST_GPU
+#define GPUSLICE_TEST_GPU 0
+#endif
+constexpr std::uint32_t kGpu = GPUSLICE_TEST_GPU;  // the GPU this process launches on
+
 TEST(HolderFastPath, DrainsWithinTheQueuedWorkBoundAndStopsAtItsTurnsEnd) {
   gpuslice::testing::ArbitratedShimOptions options;
   options.shim_path = GPUSLICE_CUDA_SHIM_PATH;
@@ -32,8 +40,19 @@ TEST(HolderFastPath, DrainsWithinTheQueuedWorkBoundAndStopsAtItsTurnsEnd) {
   // "release", and the token changes hands only by the holder's hand-back.
   options.params.min_turn_ns = options.params.max_turn_ns = 200'000'000;
   options.params.lease_ns = 60'000'000'000;
+  options.gpus = kGpu + 1;
   gpuslice::testing::ArbitratedShim setup;
   ASSERT_EQ(gpuslice::testing::SetUpArbitratedShim(options, &setup), "");
+  if (kGpu != 0) {
+    auto retain = reinterpret_cast<CUresult (*)(CUcontext*, CUdevice)>(
+        ::dlsym(setup.shim, "cuDevicePrimaryCtxRetain"));
+    auto set_current =
+        reinterpret_cast<CUresult (*)(CUcontext)>(::dlsym(setup.shim, "cuCtxSetCurrent"));
+    ASSERT_TRUE(retain != nullptr && set_current != nullptr);
+    CUcontext context = nullptr;
+    ASSERT_EQ(retain(&context, static_cast<CUdevice>(kGpu)), CUDA_SUCCESS);
+    ASSERT_EQ(set_current(context), CUDA_SUCCESS);
+  }
   auto launch = reinterpret_cast<LaunchFn>(::dlsym(setup.shim, "cuLaunchKernel"));
   auto launches =
       reinterpret_cast<std::uint64_t (*)()>(::dlsym(setup.fake, "gpuslice_fake_cuda_launches"));
@@ -52,7 +71,7 @@ TEST(HolderFastPath, DrainsWithinTheQueuedWorkBoundAndStopsAtItsTurnsEnd) {
   ASSERT_EQ(Launch(), CUDA_SUCCESS);  // joins, takes the token alone
   ASSERT_EQ(Launch(), CUDA_SUCCESS);
   gpuslice::testing::OtherTenant other;
-  ASSERT_EQ(other.Join(setup), "");
+  ASSERT_EQ(other.Join(setup, {}, kGpu), "");
   const gpuslice::shim::ArbiterGrantPage* page = other.region.page();
   const std::uint32_t mine = TokenHolder(__atomic_load_n(&page->token, __ATOMIC_ACQUIRE));
   ASSERT_NE(mine, gpuslice::shim::kNoTenant);
