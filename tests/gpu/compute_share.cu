@@ -5,6 +5,10 @@
 //       (for reclaim latency when an idle window is given: no launches in [from, to)).
 //   graph <seconds>
 //       captures 10 kernels of 200 us into a CUDA graph and replays it for <seconds>.
+//   gemm <seconds> <n>
+//       a hand-written tiled SGEMM of n x n matrices (n a multiple of 16), 4 in flight, for
+//       <seconds>; prints the completed iterations and completions per 10 ms window. Its rate
+//       against the same program alone is its share of the GPU's time.
 // A kernel's duration is fixed by clock64(), so completed iterations x kernel time is the GPU
 // time a process got, whatever else shares the GPU.
 #include <cuda_runtime.h>
@@ -19,6 +23,23 @@ __global__ void Spin(long long cycles) {
   const long long start = clock64();
   while (clock64() - start < cycles) {
   }
+}
+
+// C = A x B for n x n row-major matrices, 16 x 16 tiles through shared memory.
+__global__ void Gemm(const float* a, const float* b, float* c, int n) {
+  __shared__ float tile_a[16][16];
+  __shared__ float tile_b[16][16];
+  const int row = blockIdx.y * 16 + threadIdx.y;
+  const int col = blockIdx.x * 16 + threadIdx.x;
+  float sum = 0;
+  for (int t = 0; t < n; t += 16) {
+    tile_a[threadIdx.y][threadIdx.x] = a[row * n + t + threadIdx.x];
+    tile_b[threadIdx.y][threadIdx.x] = b[(t + threadIdx.y) * n + col];
+    __syncthreads();
+    for (int k = 0; k < 16; ++k) sum += tile_a[threadIdx.y][k] * tile_b[k][threadIdx.x];
+    __syncthreads();
+  }
+  c[row * n + col] = sum;
 }
 
 namespace {
@@ -99,6 +120,54 @@ int Graph(double seconds) {
   return error == cudaSuccess ? 0 : 1;
 }
 
+int GemmLoop(double seconds, int n) {
+  if (n < 16 || n % 16 != 0) {
+    std::printf("FAIL gemm size %d (a multiple of 16 expected)\n", n);
+    return 64;
+  }
+  const std::size_t bytes = static_cast<std::size_t>(n) * n * sizeof(float);
+  float *a = nullptr, *b = nullptr, *c = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess ||
+      cudaMalloc(&c, bytes) != cudaSuccess) {
+    std::printf("FAIL gemm allocation\n");
+    return 1;
+  }
+  cudaMemset(a, 0, bytes);
+  cudaMemset(b, 0, bytes);
+  cudaStream_t stream;
+  cudaStreamCreate(&stream);
+  constexpr int kInFlight = 4;
+  cudaEvent_t done[kInFlight];
+  for (cudaEvent_t& e : done) cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+  const dim3 grid(n / 16, n / 16), block(16, 16);
+  std::vector<long> per_window(static_cast<std::size_t>(seconds * 100) + 1, 0);
+  long completed = 0;
+  int slot = 0;
+  bool pending[kInFlight] = {};
+  const auto start = Clock::now();
+  for (;;) {
+    const double t = std::chrono::duration<double>(Clock::now() - start).count();
+    if (t >= seconds) break;
+    if (pending[slot]) {
+      cudaEventSynchronize(done[slot]);
+      pending[slot] = false;
+      ++completed;
+      per_window[static_cast<std::size_t>(t * 100)]++;
+    }
+    Gemm<<<grid, block, 0, stream>>>(a, b, c, n);
+    cudaEventRecord(done[slot], stream);
+    pending[slot] = true;
+    slot = (slot + 1) % kInFlight;
+  }
+  cudaStreamSynchronize(stream);
+  const cudaError_t error = cudaGetLastError();
+  std::printf("%s gemm\niterations=%ld\nwindows=", error == cudaSuccess ? "PASS" : "FAIL",
+              completed);
+  for (long w : per_window) std::printf("%ld,", w);
+  std::printf("\n");
+  return error == cudaSuccess ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,7 +181,11 @@ int main(int argc, char** argv) {
     return Loop(std::atof(argv[2]), std::atof(argv[3]), idle_from, idle_to);
   }
   if (argc >= 3 && std::strcmp(argv[1], "graph") == 0) return Graph(std::atof(argv[2]));
+  if (argc >= 4 && std::strcmp(argv[1], "gemm") == 0) {
+    return GemmLoop(std::atof(argv[2]), std::atoi(argv[3]));
+  }
   std::fprintf(stderr,
-               "usage: compute_share loop <s> <kernel_us> [idle_from idle_to] | graph <s>\n");
+               "usage: compute_share loop <s> <kernel_us> [idle_from idle_to] | graph <s> | "
+               "gemm <s> <n>\n");
   return 64;
 }

@@ -131,9 +131,54 @@ check_split "30/70" 30 "$(share 30 'loop 5 1000' 70 'loop 5 1000')" "$LONE"
 check_split "10/90" 10 "$(share 10 'loop 5 1000' 90 'loop 5 1000')" "$LONE"
 check_split "50/50" 50 "$(share 50 'loop 5 1000' 50 'loop 5 1000')" "$LONE"
 check_split "20us vs 5ms kernels at 50/50" 50 "$(share 50 'loop 5 20' 50 'loop 5 5000')" "$LONE"
+run_shares() {  # run_shares FIELD W1 ARGS1 W2 ARGS2 ...: all at once; prints each one's FIELD
+  local field="$1" i=0 j out="" pids=()
+  shift
+  while [ $# -gt 1 ]; do
+    "$GPUSLICE" run --gpu "$GPU" --memory 2Gi --compute "$1" --state-dir "$STATE" -- \
+      "$OUT/compute_share" $2 >"$STATE/share-$i.out" &
+    pids+=($!); i=$((i + 1)); shift 2
+  done
+  wait "${pids[@]}"
+  for ((j = 0; j < i; j++)); do out="$out $(sed -n "s/^$field=//p" "$STATE/share-$j.out")"; done
+  echo $out
+}
+check_shares() {  # check_shares NAME "WANT..." "GOT..." LONE: each within +-2 points, sum >= 97 %
+  local got status
+  got=$(awk -v want="$2" -v got="$3" -v lone="$4" 'BEGIN{
+    n = split(want, w, " "); m = split(got, g, " "); s = 0; ok = (n == m && lone > 0)
+    for (i = 1; i <= m; i++) s += g[i]
+    if (s <= 0) { print "no result"; exit 1 }
+    for (i = 1; i <= m; i++) { p = 100 * g[i] / s; line = line sprintf("%.1f ", p); if (p < w[i] - 2 || p > w[i] + 2) ok = 0 }
+    if (s < 0.97 * lone) ok = 0
+    printf "%s(sum %.1f %% of a lone process)", line, 100 * s / lone; exit !ok }')
+  status=$?
+  echo "$1: shares $got; want $2 (+-2 each), sum >= 97 %"
+  record "compute share: $1" $status
+}
+check_shares "20/30/50" "20 30 50" "$(run_shares gpu_ms 20 'loop 5 1000' 30 'loop 5 1000' 50 'loop 5 1000')" "$LONE"
+echo "== GEMM loops (hand-written tiled SGEMM, 1024 x 1024, counted by completed iterations)"
+GEMM_LONE=$("$GPUSLICE" run --gpu "$GPU" --memory 2Gi --state-dir "$STATE" -- "$OUT/compute_share" gemm 5 1024 | sed -n 's/^iterations=//p')
+echo "lone: iterations=$GEMM_LONE in 5 s"
+for split in "30 70" "10 90" "50 50" "20 30 50"; do
+  args=()
+  for w in $split; do args+=("$w" "gemm 5 1024"); done
+  check_shares "GEMM loops ${split// //}" "$split" "$(run_shares iterations "${args[@]}")" "$GEMM_LONE"
+done
 echo "== idle and reclaim: the 70 % process idles from 1.5 s to 3 s (windows = completions per 10 ms)"
 share 30 "loop 5 1000" 70 "loop 5 1000 1.5 3" >/dev/null
 grep '^windows=' "$STATE/two.out" | cut -c1-400
+# While the 70 % process idles ([1.6, 2.9) s) the other gets >= 97 % of a lone process's rate; once
+# it returns (3 s) its first 10 ms window at >= 80 % of its 70 % rate comes within 100 ms.
+awk -v lone="$LONE" -v one="$(sed -n 's/^windows=//p' "$STATE/one.out")" \
+    -v two="$(sed -n 's/^windows=//p' "$STATE/two.out")" 'BEGIN{
+  split(one, a, ","); split(two, b, ","); per_window = lone / 500   # gpu_ms of 1 ms kernels per 10 ms
+  idle = 0; for (i = 161; i <= 290; i++) idle += a[i]; idle_share = 100 * idle / (130 * per_window)
+  before = 0; for (i = 51; i <= 150; i++) before += b[i]; rate = before / 100
+  latency = -1; for (i = 301; i <= 400; i++) if (b[i] >= 0.8 * rate) { latency = (i - 301) * 10; break }
+  printf "idle: the other got %.1f %% of a lone process (want >= 97); reclaim: %d ms (want <= 100)\n", idle_share, latency
+  exit !(idle_share >= 97 && latency >= 0 && latency <= 100) }'
+record "compute share: idle share lent (>= 97 %) and reclaimed within 100 ms" $?
 echo "== graph replay against a loop"
 share 50 "graph 5" 50 "loop 5 1000"
 grep -q '^PASS graph' "$STATE/one.out"; record "compute share: CUDA graph replay under the arbiter" $?
