@@ -675,14 +675,15 @@ CUresult AdmitOn(ShimState& s, GpuArbiter& g, CUstream stream) {
 // Such a launch runs on every device its CUDA_LAUNCH_PARAMS name (each entry's stream decides
 // its device), so it waits for the token of each arbitrated one. The tokens are taken one at a
 // time in one global order (ascending grant-page identity, order_dev/order_ino), and before it
-// waits for a token a launch hands back every token of its GPUs that comes later in that order:
-// so no process ever waits for a token while holding a later one, and two processes launching
-// over the same GPUs (in any parameter order) cannot wait for each other in a cycle. A token
+// waits for a token a launch hands back every token of its GPUs that its process holds and that
+// comes later in that order: so it never waits for a token while holding a later one, and two
+// processes launching over the same GPUs (in any parameter order) cannot wait for each other in
+// a cycle. A token
 // taken earlier stays held while the launch waits for a later one: the referee of that GPU ends
 // the holder's turn as for any holder and revokes it after turn + lease if it has not come back
 // (others wait at most that long, and this process is charged for the time it held it); the
-// launch then sees the revocation before it launches (StillHolds), hands back what it holds
-// after that GPU in the order, and takes the tokens again from there.
+// launch then sees the revocation before it launches (StillHolds) and takes the tokens again
+// from that GPU on (handing back, before it waits, those it holds after it in the order).
 
 struct GangMember {
   GpuArbiter* g = nullptr;
@@ -769,9 +770,8 @@ void AdmitGang(ShimState& s, GangMember* m, std::size_t n) {
   std::size_t k = 0;
   for (;;) {
     if (k == n) {
-      k = FirstLost(m, n);
+      k = FirstLost(m, n);  // lost: take it again (later ones are handed back before waiting)
       if (k == n) break;
-      HandBackFrom(s, m, k + 1, n);
       continue;
     }
     GpuArbiter& g = *m[k].g;

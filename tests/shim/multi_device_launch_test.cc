@@ -10,8 +10,8 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -150,20 +151,64 @@ std::uint64_t GrantsOf(const ArbitratedShim& setup, int gpu) {
   return read ? page.grants : 0;
 }
 
+// Joins a thread however the scenario returns (a failed REQUIRE returns early).
+struct JoinAtExit {
+  std::thread& thread;
+  ~JoinAtExit() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
 #define REQUIRE(cond)                                                                      \
   do {                                                                                     \
     if (!(cond)) return std::string(__FILE__ ":") + std::to_string(__LINE__) + ": " #cond; \
   } while (0)
 
-// (a) Another container holds GPU 1's token: a launch over GPUs 0 and 1 takes GPU 0's token, waits
-// for GPU 1's, then runs on both; both referees charge it (another waits on each) and it counts as
-// one launch in each GPU's grant.
+// The two GPUs in the order the shim takes their tokens (ascending grant-page identity).
+struct GpuOrder {
+  int first = 0;
+  int later = 1;
+};
+GpuOrder OrderOf(const ArbitratedShim& setup) {
+  struct stat a {
+  }, b{};
+  ::stat(setup.grants[0].c_str(), &a);
+  ::stat(setup.grants[1].c_str(), &b);
+  const bool swapped = a.st_dev != b.st_dev ? a.st_dev > b.st_dev : a.st_ino > b.st_ino;
+  return swapped ? GpuOrder{1, 0} : GpuOrder{0, 1};
+}
+
+gpuslice::shim::ArbiterReferee& RefereeOf(ArbitratedShim& setup, int gpu) {
+  return gpu == 0 ? *setup.referee : *setup.more_referees[0];
+}
+
+// Replaces GPU `gpu`'s referee by one with `params` over the same grant page (re-initialised in
+// place, as an agent restart does) and registers both containers again; before anyone joined.
+std::string RestartReferee(ArbitratedShim& setup, int gpu,
+                           const gpuslice::shim::ArbiterParams& params) {
+  std::unique_ptr<gpuslice::shim::ArbiterReferee>& slot =
+      gpu == 0 ? setup.referee : setup.more_referees[0];
+  slot.reset();
+  const auto i = static_cast<std::size_t>(gpu);
+  auto referee = gpuslice::shim::ArbiterReferee::Start(setup.grants[i], params);
+  if (!referee.ok()) return referee.status().message();
+  slot = std::move(*referee);
+  if (!slot->AddTenant("this", setup.requests_of[i], 50, 0).ok() ||
+      !slot->AddTenant("other", setup.other_requests_of[i], 50, 0).ok()) {
+    return "cannot register the containers again";
+  }
+  return "";
+}
+
+// (a) Another container holds the later GPU's token: a launch over both GPUs takes the first
+// GPU's token, waits for the later one's, then runs on both; both referees charge it (another
+// waits on each) and it counts as one launch in each GPU's grant.
 std::string WaitsForBothTokensAndIsChargedOnBoth(ArbitratedShim& setup, Api& api) {
-  OtherTenant other0, other1;
-  REQUIRE(other0.Join(setup, {}, 0).empty() && other1.Join(setup, {}, 1).empty());
-  const ArbiterGrantPage* page0 = other0.region.page();
-  const ArbiterGrantPage* page1 = other1.region.page();
-  REQUIRE(TakeToken(other1));
+  const auto [f, l] = OrderOf(setup);
+  OtherTenant other[2];
+  REQUIRE(other[0].Join(setup, {}, 0).empty() && other[1].Join(setup, {}, 1).empty());
+  const ArbiterGrantPage* page[2] = {other[0].region.page(), other[1].region.page()};
+  REQUIRE(TakeToken(other[l]));
   const std::uint64_t before0 = api.device_launches(0), before1 = api.device_launches(1);
   std::atomic<bool> launched{false};
   CUresult result = CUDA_ERROR_UNKNOWN;
@@ -172,37 +217,38 @@ std::string WaitsForBothTokensAndIsChargedOnBoth(ArbitratedShim& setup, Api& api
     result = api.Launch(api.stream[0], api.stream[1]);
     launched = true;
   });
-  // It holds GPU 0's token and waits for GPU 1's; nothing has run.
+  const JoinAtExit join_launcher{launcher};
+  // It holds the first GPU's token and waits for the later one's; nothing has run.
   const bool waiting = WaitFor([&] {
-    const std::uint32_t holder0 = TokenHolder(Token(page0));
-    return TokenWaiters(Token(page1)) == 1 && holder0 != kNoTenant && holder0 != other0.id;
+    const std::uint32_t holder = TokenHolder(Token(page[f]));
+    return TokenWaiters(Token(page[l])) == 1 && holder != kNoTenant && holder != other[f].id;
   });
-  if (!waiting) launcher.join();
   REQUIRE(waiting);
   REQUIRE(!launched);
   REQUIRE(api.device_launches(0) == before0 && api.device_launches(1) == before1);
-  // The other container now wants GPU 0 too, then hands GPU 1 on.
-  REQUIRE(other0.gate->BeforeLaunch(MonotonicNowNs()) == GateDecision::kWait);
-  REQUIRE(WaitFor([&] { return TokenWaiters(Token(page0)) == 1; }));
+  // The other container now wants the first GPU too, then hands the later one on.
+  REQUIRE(other[f].gate->BeforeLaunch(MonotonicNowNs()) == GateDecision::kWait);
+  REQUIRE(WaitFor([&] { return TokenWaiters(Token(page[f])) == 1; }));
   REQUIRE(!launched);
   const std::uint64_t now = MonotonicNowNs();
-  other1.gate->Release(now, now, false);
+  other[l].gate->Release(now, now, false);
   launcher.join();
   REQUIRE(result == CUDA_SUCCESS);
   REQUIRE(api.device_launches(0) == before0 + 1 && api.device_launches(1) == before1 + 1);
   REQUIRE(api.device_busy_ns(0) >= kKernelNs && api.device_busy_ns(1) >= kKernelNs);
-  // It holds both; the other container wants GPU 1 back.
-  REQUIRE(other1.gate->BeforeLaunch(MonotonicNowNs()) == GateDecision::kWait);
-  REQUIRE(WaitFor([&] { return TokenWaiters(Token(page1)) == 1; }));
+  // It holds both; the other container wants the later GPU back.
+  REQUIRE(other[l].gate->BeforeLaunch(MonotonicNowNs()) == GateDecision::kWait);
+  REQUIRE(WaitFor([&] { return TokenWaiters(Token(page[l])) == 1; }));
   // Both turns end (another waits on each); a context synchronisation hands each token back.
-  REQUIRE(WaitFor(
-      [&] { return (Token(page0) & kTokenRelease) != 0 && (Token(page1) & kTokenRelease) != 0; }));
+  REQUIRE(WaitFor([&] {
+    return (Token(page[0]) & kTokenRelease) != 0 && (Token(page[1]) & kTokenRelease) != 0;
+  }));
   for (int i = 0; i < 2; ++i) {
     REQUIRE(api.set_current(api.ctx[i]) == CUDA_SUCCESS);
     REQUIRE(api.ctx_synchronize() == CUDA_SUCCESS);
   }
   REQUIRE(WaitFor([&] {
-    return setup.referee->ChargedNs("this") > 0 && setup.more_referees[0]->ChargedNs("this") > 0;
+    return RefereeOf(setup, 0).ChargedNs("this") > 0 && RefereeOf(setup, 1).ChargedNs("this") > 0;
   }));
   gpuslice::shim::ProcessRequest mine0{}, mine1{};
   REQUIRE(OwnRecord(setup.requests_of[0], &mine0) && OwnRecord(setup.requests_of[1], &mine1));
@@ -210,6 +256,61 @@ std::string WaitsForBothTokensAndIsChargedOnBoth(ArbitratedShim& setup, Api& api
     return "launches counted in the grants of GPUs 0 and 1: " + std::to_string(mine0.launches) +
            " and " + std::to_string(mine1.launches) + " (1 each expected)";
   }
+  return "";
+}
+
+// (f) The launch holds the first GPU's token and waits for the later one's past the first's turn
+// and lease (30 ms on the first GPU, 60 s on the later one): the first GPU's referee revokes it
+// and grants the other container. When
+// the later token comes, the launch sees the revocation, hands the later token back (it must not
+// wait for the first while holding the later one) and takes both again in order; it runs once,
+// after the other container's turn on the first GPU.
+std::string ARevokedEarlierTokenIsTakenAgainInOrder(ArbitratedShim& setup, Api& api) {
+  const auto [f, l] = OrderOf(setup);
+  gpuslice::shim::ArbiterParams long_lease;  // the later GPU's holder is never revoked here
+  long_lease.lease_ns = 60'000'000'000;
+  if (std::string error = RestartReferee(setup, l, long_lease); !error.empty()) return error;
+  OtherTenant other[2];
+  REQUIRE(other[0].Join(setup, {}, 0).empty() && other[1].Join(setup, {}, 1).empty());
+  const ArbiterGrantPage* page[2] = {other[0].region.page(), other[1].region.page()};
+  REQUIRE(TakeToken(other[l]));
+  const std::uint64_t before0 = api.device_launches(0), before1 = api.device_launches(1);
+  std::atomic<bool> launched{false};
+  CUresult result = CUDA_ERROR_UNKNOWN;
+  std::thread launcher([&] {
+    api.set_current(api.ctx[0]);
+    result = api.Launch(api.stream[0], api.stream[1]);
+    launched = true;
+  });
+  const JoinAtExit join_launcher{launcher};
+  std::uint32_t mine = kNoTenant;
+  const bool waiting = WaitFor([&] {
+    mine = TokenHolder(Token(page[f]));
+    return TokenWaiters(Token(page[l])) == 1 && mine != kNoTenant && mine != other[f].id;
+  });
+  REQUIRE(waiting);
+  // The other container wants the first GPU: the launch's turn there ends and, as it does not
+  // come back, the referee revokes it and grants the other container.
+  REQUIRE(other[f].gate->BeforeLaunch(MonotonicNowNs()) == GateDecision::kWait);
+  REQUIRE(WaitFor([&] { return TokenHolder(Token(page[f])) == other[f].id; }));
+  REQUIRE(!launched);
+  // The later GPU is handed on: the launch takes it, sees the first one lost, hands the later one
+  // back and waits for the first.
+  std::uint64_t now = MonotonicNowNs();
+  other[l].gate->Release(now, now, false);
+  const bool back_in_order = WaitFor([&] {
+    return TokenHolder(Token(page[l])) == kNoTenant && TokenWaiters(Token(page[f])) == 1;
+  });
+  REQUIRE(!launched);
+  REQUIRE(api.device_launches(0) == before0 && api.device_launches(1) == before1);
+  // The other container takes its turn on the first GPU and hands it on: the launch goes.
+  REQUIRE(TakeToken(other[f]));
+  now = MonotonicNowNs();
+  other[f].gate->Release(now, now, false);
+  launcher.join();
+  REQUIRE(back_in_order);
+  REQUIRE(result == CUDA_SUCCESS);
+  REQUIRE(api.device_launches(0) == before0 + 1 && api.device_launches(1) == before1 + 1);
   return "";
 }
 
@@ -290,8 +391,8 @@ std::string WaitsForTheArbitratedGpuOnly(ArbitratedShim& setup, Api& api) {
     result = api.Launch(api.stream[1], api.stream[0]);
     launched = true;
   });
+  const JoinAtExit join_launcher{launcher};
   const bool waiting = WaitFor([&] { return TokenWaiters(Token(page0)) == 1 || launched; });
-  if (!waiting || launched) launcher.join();
   REQUIRE(waiting);
   REQUIRE(!launched);
   REQUIRE(api.device_launches(0) == before0 && api.device_launches(1) == before1);
@@ -404,6 +505,7 @@ void RunScenario(std::string (*scenario)(ArbitratedShim&, Api&), std::uint32_t u
 }
 
 constexpr std::uint64_t kLongLeaseNs = 60'000'000'000;  // only the test's own steps end a turn
+constexpr std::uint64_t kShortLeaseNs = 30'000'000;     // a holder that does not come back
 
 class MultiDeviceLaunch : public ::testing::Test {
  protected:
@@ -412,6 +514,11 @@ class MultiDeviceLaunch : public ::testing::Test {
 
 TEST_F(MultiDeviceLaunch, WaitsForTheTokenOfEveryGpuAndIsChargedOnEach) {
   EXPECT_EXIT(RunScenario(&WaitsForBothTokensAndIsChargedOnBoth, 0, kLongLeaseNs),
+              ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(MultiDeviceLaunch, ARevokedEarlierTokenIsTakenAgainInOrder) {
+  EXPECT_EXIT(RunScenario(&ARevokedEarlierTokenIsTakenAgainInOrder, 0, kShortLeaseNs),
               ::testing::ExitedWithCode(0), "");
 }
 
