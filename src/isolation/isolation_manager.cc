@@ -26,32 +26,6 @@ std::string RandomToken() {
   return out.str();
 }
 
-nlohmann::json PartitionJson(const Partition& p) {
-  return {{"gpu", p.gpu_uuid},
-          {"hard", p.hard_limit_bytes},
-          {"soft", p.soft_limit_bytes},
-          {"mps", p.mps},
-          {"threads", p.active_thread_percentage},
-          {"priority", p.client_priority},
-          {"namespace", p.mps_namespace},
-          {"limitsFrom", p.awaiting_limits_from},
-          {"podCgroup", p.pod_cgroup}};
-}
-
-Partition PartitionFrom(const nlohmann::json& j) {
-  Partition p;
-  p.gpu_uuid = j.value("gpu", std::string());
-  p.hard_limit_bytes = j.value("hard", std::uint64_t{0});
-  p.soft_limit_bytes = j.value("soft", std::uint64_t{0});
-  p.mps = j.value("mps", false);
-  p.active_thread_percentage = j.value("threads", 100);
-  p.client_priority = j.value("priority", 0);
-  p.mps_namespace = j.value("namespace", std::string());
-  p.awaiting_limits_from = j.value("limitsFrom", std::string());
-  p.pod_cgroup = j.value("podCgroup", std::string());
-  return p;
-}
-
 void WriteReply(const std::string& spool, const std::string& id, const Status& status) {
   const nlohmann::json reply = {{"ok", status.ok()}, {"message", status.ToString()}};
   const std::string path = SpoolReplyPath(spool, id);
@@ -459,24 +433,13 @@ std::string IsolationManager::UsageJson(const std::vector<ContainerUsage>& usage
 }
 
 Status IsolationManager::Save() const {
-  nlohmann::json state;
-  state["version"] = 1;
-  state["pending"] = nlohmann::json::object();
-  for (const auto& [token, p] : pending_) state["pending"][token] = PartitionJson(p);
-  state["containers"] = nlohmann::json::array();
-  for (const auto& [id, b] : bindings_) {
-    state["containers"].push_back({{"id", id},
-                                   {"pid", b.pid},
-                                   {"cgroup", b.cgroup_path},
-                                   {"partition", PartitionJson(b.partition)},
-                                   {"mpsServer", b.mps_server},
-                                   {"mpsNamespace", b.mps_namespace},
-                                   {"token", b.token}});
-  }
+  IsolationState state;
+  state.pending = pending_;
+  for (const auto& [id, b] : bindings_) state.containers.push_back(b);
   const std::string tmp = options_.state_file + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << state.dump(1) << "\n";
+    out << FormatIsolationState(state);
     if (!out) return Unavailable("cannot write isolation state " + tmp);
   }
   std::error_code ec;
@@ -487,13 +450,7 @@ Status IsolationManager::Save() const {
 
 Status IsolationManager::Restore() {
   std::lock_guard<std::mutex> lock(mu_);
-  try {
-    return RestoreLocked();
-  } catch (const nlohmann::json::exception& e) {
-    // A field of the wrong type: refuse the file rather than crash the agent.
-    return InvalidArgument("isolation state " + options_.state_file + " is malformed (" + e.what() +
-                           "); move it away to start fresh");
-  }
+  return RestoreLocked();
 }
 
 Status IsolationManager::RestoreLocked() {
@@ -501,38 +458,21 @@ Status IsolationManager::RestoreLocked() {
   if (!in) return Status::Ok();
   std::ostringstream text;
   text << in.rdbuf();
-  const nlohmann::json state = nlohmann::json::parse(text.str(), nullptr, false);
-  if (state.is_discarded() || !state.is_object() || state.value("version", 0) != 1) {
-    return InvalidArgument("isolation state " + options_.state_file +
-                           " is not a version 1 gpuslice state file; move it away to start "
-                           "fresh (live containers then keep their limits until they end)");
-  }
-  pending_.clear();
+  // A malformed file is refused whole (InvalidArgument, never overwritten by the caller).
+  GPUSLICE_ASSIGN_OR_RETURN(IsolationState state,
+                            ParseIsolationState(text.str(), options_.state_file));
+  pending_ = std::move(state.pending);
   bindings_.clear();
-  if (state.contains("pending") && state["pending"].is_object()) {
-    for (const auto& [token, p] : state["pending"].items()) pending_[token] = PartitionFrom(p);
-  }
   Status first_error;
-  if (state.contains("containers") && state["containers"].is_array()) {
-    for (const auto& c : state["containers"]) {
-      ContainerBinding b;
-      b.container_id = c.value("id", std::string());
-      b.pid = c.value("pid", 0L);
-      b.cgroup_path = c.value("cgroup", std::string());
-      b.partition = PartitionFrom(c.value("partition", nlohmann::json::object()));
-      b.mps_server = c.value("mpsServer", std::string());
-      b.mps_namespace = c.value("mpsNamespace", std::string());
-      b.token = c.value("token", std::string());
-      if (!ValidateContainerId(b.container_id).ok()) continue;
-      if (!ContainerAlive(b)) {
-        Release(b);
-        PendAgainForItsPod(b);
-        continue;
-      }
-      Status applied = Apply(b);
-      if (!applied.ok() && first_error.ok()) first_error = applied;
-      bindings_[b.container_id] = b;
+  for (ContainerBinding& b : state.containers) {
+    if (!ContainerAlive(b)) {
+      Release(b);
+      PendAgainForItsPod(b);
+      continue;
     }
+    Status applied = Apply(b);
+    if (!applied.ok() && first_error.ok()) first_error = applied;
+    bindings_[b.container_id] = std::move(b);
   }
   GPUSLICE_RETURN_IF_ERROR(Save());
   return first_error;

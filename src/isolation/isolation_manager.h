@@ -20,40 +20,10 @@
 
 #include "backends/memory_limits.h"
 #include "core/status.h"
+#include "isolation/isolation_state.h"
 #include "isolation/mps_v3.h"
 
 namespace gpuslice {
-
-struct Partition {
-  std::string gpu_uuid;
-  std::uint64_t hard_limit_bytes = 0;  // gpuslice.io/gpu-memory limit, or the replica's share
-  std::uint64_t soft_limit_bytes = 0;  // the request (<= hard)
-  bool mps = false;                    // also an MPS v3 namespace
-  int active_thread_percentage = 100;  // MPS only
-  int client_priority = 0;             // MPS only
-  // Set by RegisterPartition under MPS: "ns-" + the token's first 16 hex digits, so Allocate can
-  // name the namespace's socket directory before the container exists.
-  std::string mps_namespace = {};
-  // A fractional container's limit is known only after Allocate (when the allocation hand-off
-  // reads the pod's gpuslice.io/assignment and writes its limits file, named here). Until
-  // SetPartitionLimits the hook's request waits in the spool (the hook times out if it never
-  // comes); "" = the limits above are final.
-  std::string awaiting_limits_from = {};
-  // Set when the token's container ended while its pod lives: the kubelet restarts a container
-  // with the same Allocate response (token included), so the token binds again, but only a
-  // container in this pod cgroup (the parent of the ended container's cgroup). "" = any.
-  std::string pod_cgroup = {};
-};
-
-struct ContainerBinding {
-  std::string container_id;
-  long pid = 0;
-  std::string cgroup_path;
-  Partition partition;
-  std::string mps_server;     // "" unless partition.mps
-  std::string mps_namespace;  // ditto
-  std::string token;          // the token it bound ("" in state files written before)
-};
 
 // One bound container's limits as the driver reports them now (for metrics).
 struct ContainerUsage {
@@ -141,7 +111,7 @@ class IsolationManager {
   std::string MpsServerFor(const std::string& gpu_uuid) const;
 
  private:
-  Status RestoreLocked();  // Restore() under mu_; may throw nlohmann::json::exception
+  Status RestoreLocked();  // Restore() under mu_
   Status Apply(const ContainerBinding& binding);
   static MpsV3Namespace NamespaceOf(const ContainerBinding& binding);
   void Release(const ContainerBinding& binding);

@@ -10,6 +10,8 @@
 #include "node_agent/allocation_handoff.h"
 #include "node_agent/atomic_file.h"
 #include "node_agent/mps_daemon_supervisor.h"
+#include "node_agent/shim_injection.h"
+#include "shim/accounting_region.h"
 #include "shim/container_limits.h"
 
 namespace gpuslice {
@@ -128,10 +130,11 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
     const GpuIsolation* iso = node_.Find(uuid);
     if (iso == nullptr || !iso->memory_partitions || (mps && !iso->mps_v3)) return Status::Ok();
   }
-  std::uint64_t memory_bytes = 0;
+  GpuInfo gpu_info;
   for (const GpuInfo& gpu : gpus) {
-    if (gpu.uuid == uuid) memory_bytes = gpu.memory_bytes;
+    if (gpu.uuid == uuid) gpu_info = gpu;
   }
+  const std::uint64_t memory_bytes = gpu_info.memory_bytes;
   const int of = replicas[uuid];
   Partition partition;
   partition.gpu_uuid = uuid;
@@ -145,8 +148,75 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
     GPUSLICE_ASSIGN_OR_RETURN(Partition registered, manager_->PartitionFor(token));
     GPUSLICE_RETURN_IF_ERROR(UseNamespaceDirectory(uuid, registered, out));
   }
+  GPUSLICE_RETURN_IF_ERROR(InjectReportingShim(token, gpu_info, partition.hard_limit_bytes, out));
   (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
   return Status::Ok();
+}
+
+Status AgentIsolation::InjectReportingShim(const std::string& token, const GpuInfo& gpu,
+                                           std::uint64_t limit_bytes,
+                                           v1beta1::ContainerAllocateResponse& out) {
+  if (Status usable = CheckShimDir(options_.shim_dir); !usable.ok()) {
+    if (!shim_dir_warned_.exchange(true)) {
+      spdlog::warn(
+          "replica containers on driver-tier GPUs get no shim, so they see the whole "
+          "GPU's memory (the driver still enforces their share): {}",
+          usable.message());
+    }
+    return Status::Ok();
+  }
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(options_.directory) / "shim" / token;
+  const fs::path limits_dir = dir / "limits";
+  const fs::path region_dir = dir / "region";
+  std::error_code ec;
+  fs::create_directories(limits_dir, ec);
+  if (!ec) fs::create_directories(region_dir, ec);
+  if (ec) return Unavailable("cannot create " + dir.string() + ": " + ec.message());
+  fs::permissions(limits_dir,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                      fs::perms::others_read | fs::perms::others_exec,
+                  ec);
+  fs::permissions(region_dir,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                      fs::perms::others_read | fs::perms::others_exec,
+                  ec);
+  const std::string region = (region_dir / "accounting").string();
+  if (const int rc = shim::AccountingRegion::Create(region.c_str(), 0666); rc != 0) {
+    return Internal("cannot create the accounting region " + region + ": " +
+                    std::error_code(rc, std::generic_category()).message());
+  }
+  shim::ContainerLimits limits;
+  limits.version = shim::kContainerLimitsVersion;
+  const std::string container_region = std::string(kContainerRegionDir) + "/accounting";
+  container_region.copy(limits.region_path, sizeof(limits.region_path) - 1);
+  limits.device_count = 1;
+  shim::DeviceLimit& device = limits.devices[0];
+  device.nvml_index = gpu.index;
+  gpu.uuid.copy(device.uuid, sizeof(device.uuid) - 1);
+  device.memory_bytes = limit_bytes;
+  device.driver_enforced = true;  // report the share as the total; the driver refuses beyond it
+  GPUSLICE_RETURN_IF_ERROR(
+      shim::WriteContainerLimitsFile((limits_dir / "limits").string(), limits));
+  auto* limits_mount = out.add_mounts();
+  limits_mount->set_container_path(kContainerLimitsDir);
+  limits_mount->set_host_path(limits_dir.string());
+  limits_mount->set_read_only(true);
+  auto* region_mount = out.add_mounts();
+  region_mount->set_container_path(kContainerRegionDir);
+  region_mount->set_host_path(region_dir.string());
+  region_mount->set_read_only(false);
+  return InjectShims(options_.shim_dir, dir.string(), out);
+}
+
+void AgentIsolation::RemoveStaleShimDirectories() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(options_.directory) / "shim", ec)) {
+    const std::string token = entry.path().filename().string();
+    if (manager_->PartitionFor(token).ok()) continue;
+    fs::remove_all(entry.path(), ec);
+  }
 }
 
 Status AgentIsolation::UseNamespaceDirectory(const std::string& gpu_uuid,
@@ -229,6 +299,15 @@ void AgentIsolation::TakeFractionalLimits() {
     // The hand-off's limit is the pod's gpuslice.io/gpu-memory: hard = soft = it.
     std::string gpu(device.uuid);
     if (gpu.empty()) gpu = manager_->PartitionFor(token).value_or(Partition{}).gpu_uuid;
+    // The driver enforces it: the container's shim only reports it (the hook binds, and so the
+    // container starts, only after this turn, so its shim reads the rewritten file).
+    if (!device.driver_enforced) {
+      shim::ContainerLimits report_only = *limits;
+      report_only.devices[0].driver_enforced = true;
+      if (Status s = shim::WriteContainerLimitsFile(file, report_only); !s.ok()) {
+        spdlog::warn("{}: the shim stays the enforcer too: {}", file, s.message());
+      }
+    }
     if (Status s =
             manager_->SetPartitionLimits(token, gpu, device.memory_bytes, device.memory_bytes);
         !s.ok()) {
@@ -264,6 +343,7 @@ void AgentIsolation::RunOnce() {
   const auto now = std::chrono::steady_clock::now();
   if (!bound_or_ended && now - last_reconcile_ < options_.namespace_reconcile_interval) return;
   last_reconcile_ = now;
+  RemoveStaleShimDirectories();
   if (mps_ != nullptr) {
     if (const int changed = manager_->ReconcileNamespaces(MpsV3Servers()); changed > 0) {
       spdlog::info("MPS v3: {} namespaces re-created or removed to match the containers", changed);

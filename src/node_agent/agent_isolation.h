@@ -8,6 +8,7 @@
 // one call.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,11 @@ struct AgentIsolationOptions {
   // driver limit (hard = soft = their gpuslice.io/gpu-memory assignment) once the hand-off has
   // written their limits file there. "" = fractional containers stay on the shim tier.
   std::string allocations_dir;
+  // Host directory of the shims (--shim-dir). Replica containers on driver-tier GPUs get them,
+  // report-only (`enforcer=driver` in an agent-written, read-only limits file): they see their
+  // share as the GPU's total while the driver enforces it. "" or a directory without the shims:
+  // no shim (logged once), the driver still enforces.
+  std::string shim_dir;
 };
 
 class AgentIsolation {
@@ -89,6 +95,13 @@ class AgentIsolation {
                             v1beta1::ContainerAllocateResponse& out);
   // Gives awaiting partitions the limits their files now hold.
   void TakeFractionalLimits();
+  // Replica containers on driver-tier GPUs: the shims with a report-only limits file in
+  // <directory>/shim/<token>/{limits,region}, mounted at /etc/gpuslice and /run/gpuslice.
+  Status InjectReportingShim(const std::string& token, const GpuInfo& gpu,
+                             std::uint64_t limit_bytes, v1beta1::ContainerAllocateResponse& out);
+  // Removes the shim directories of tokens the manager no longer knows.
+  void RemoveStaleShimDirectories();
+  std::atomic<bool> shim_dir_warned_{false};  // Allocate runs on gRPC threads
 
   // Under MPS v3: the container's pipe mount becomes its namespace's directory, and NVIDIA's
   // per-process limit variables are dropped (the namespace holds the container's limits).

@@ -236,7 +236,8 @@ int main(int argc, char** argv) {
   std::string install_shims_from;
   app.add_option("--shim-dir", cluster.handoff.shim_dir,
                  "host directory of libgpuslice-cuda.so and libgpuslice-nvml.so, mounted into "
-                 "fractional containers with an /etc/ld.so.preload naming them")
+                 "fractional containers with an /etc/ld.so.preload naming them (and, "
+                 "report-only, into replica containers on driver-tier GPUs)")
       ->capture_default_str();
   app.add_option("--install-shims-from", install_shims_from,
                  "copy the shims from this directory (e.g. the image's /usr/local/lib/gpuslice) "
@@ -355,6 +356,8 @@ int main(int argc, char** argv) {
   }
   // Fractional containers on capable GPUs get a driver limit from the hand-off's limits files.
   if (!cluster.node_name.empty()) options.isolation.allocations_dir = cluster.handoff.host_root;
+  // Replica containers on capable GPUs get the shims too, report-only (the driver enforces).
+  options.isolation.shim_dir = cluster.handoff.shim_dir;
   // MPS v3 (docs/isolation.md): its daemons replace the v2 ones on the GPUs the agent finds
   // capable; the others still get `mps_control`'s.
   std::vector<std::string> v3_command;

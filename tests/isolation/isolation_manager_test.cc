@@ -315,7 +315,9 @@ TEST_F(IsolationTest, CorruptStateFileIsAClearError) {
 TEST_F(IsolationTest, StateFileWithFieldsOfTheWrongTypeIsAClearErrorNotACrash) {
   for (const char* text :
        {R"({"version":"1"})", R"({"version":1,"containers":[{"id":7,"pid":"x"}]})",
-        R"({"version":1,"pending":{"t":{"hard":"lots"}}})"}) {
+        R"({"version":1,"pending":{"t":{"hard":"lots"}}})",
+        R"({"version":1,"containers":[{"id":"c1","pid":1e20}]})",
+        R"({"version":1,"pending":{"t":"GPU-1"}})"}) {
     std::ofstream(tree_.state_file()) << text;
     IsolationManager manager(Options(), &driver_, nullptr);
     Status status = manager.Restore();

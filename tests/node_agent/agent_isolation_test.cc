@@ -103,6 +103,13 @@ TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->hard_limit_bytes, 6 * kGi);
   EXPECT_EQ(got->soft_limit_bytes, 6 * kGi);
+  // The driver enforces it, so the container's shim (which reads the file only once the hook
+  // has let the container start) reports it without refusing: the agent marked it so.
+  Result<shim::ContainerLimits> reread = shim::ReadContainerLimitsFile(dir + "/limits");
+  ASSERT_TRUE(reread.ok()) << reread.status().ToString();
+  EXPECT_TRUE(reread->devices[0].driver_enforced);
+  EXPECT_EQ(reread->devices[0].memory_bytes, 6 * kGi);
+  EXPECT_STREQ(reread->region_path, limits.region_path);
 
   // A pod the hand-off refuses (no valid assignment) still starts, without a driver limit: its
   // shim fails GPU allocations closed, as on the shim tier.
