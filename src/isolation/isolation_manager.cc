@@ -57,6 +57,16 @@ Result<std::string> IsolationManager::RegisterPartition(const Partition& partiti
     return InvalidArgument("partition soft limit " + std::to_string(partition.soft_limit_bytes) +
                            " exceeds its hard limit " + std::to_string(partition.hard_limit_bytes));
   }
+  for (const GpuShare& g : partition.more_gpus) {
+    if (g.gpu_uuid.empty() || g.gpu_uuid == partition.gpu_uuid ||
+        g.soft_limit_bytes > g.hard_limit_bytes) {
+      return InvalidArgument("partition's further GPU '" + g.gpu_uuid +
+                             "' needs a UUID of another GPU and soft <= hard");
+    }
+  }
+  if (partition.mps && !partition.more_gpus.empty()) {
+    return InvalidArgument("an MPS v3 partition binds one GPU (one namespace on its server)");
+  }
   if (partition.mps &&
       (partition.active_thread_percentage < 1 || partition.active_thread_percentage > 100)) {
     return InvalidArgument("active thread percentage " +
@@ -116,13 +126,19 @@ Result<Partition> IsolationManager::PartitionFor(const std::string& token) const
   return NotFound("no partition for the token");
 }
 
+std::vector<GpuShare> IsolationManager::SharesOf(const Partition& p) {
+  std::vector<GpuShare> shares = {{p.gpu_uuid, p.hard_limit_bytes, p.soft_limit_bytes}};
+  shares.insert(shares.end(), p.more_gpus.begin(), p.more_gpus.end());
+  return shares;
+}
+
 Status IsolationManager::Apply(const ContainerBinding& b) {
-  if (limits_ != nullptr && b.partition.hard_limit_bytes != 0) {
+  for (const GpuShare& g : SharesOf(b.partition)) {
+    if (limits_ == nullptr || g.hard_limit_bytes == 0) continue;
     GPUSLICE_RETURN_IF_ERROR(
-        limits_
-            ->SetMemoryLimits(b.partition.gpu_uuid, b.cgroup_path, b.partition.soft_limit_bytes,
-                              b.partition.hard_limit_bytes)
-            .WithContext("setting the driver memory limit of container " + b.container_id));
+        limits_->SetMemoryLimits(g.gpu_uuid, b.cgroup_path, g.soft_limit_bytes, g.hard_limit_bytes)
+            .WithContext("setting the driver memory limit of container " + b.container_id + " on " +
+                         g.gpu_uuid));
   }
   if (b.partition.mps) {
     if (mps_ == nullptr) {
@@ -193,10 +209,12 @@ int IsolationManager::ReconcileNamespaces(const std::vector<std::string>& server
 
 void IsolationManager::Release(const ContainerBinding& b) {
   std::error_code ec;
-  if (limits_ != nullptr && b.partition.hard_limit_bytes != 0 &&
-      std::filesystem::is_directory(b.cgroup_path, ec)) {
-    // A removed cgroup has no limits any more (NVIDIA); an emptied one is cleared explicitly.
-    (void)limits_->ClearMemoryLimits(b.partition.gpu_uuid, b.cgroup_path);
+  for (const GpuShare& g : SharesOf(b.partition)) {
+    if (limits_ != nullptr && g.hard_limit_bytes != 0 &&
+        std::filesystem::is_directory(b.cgroup_path, ec)) {
+      // A removed cgroup has no limits any more (NVIDIA); an emptied one is cleared explicitly.
+      (void)limits_->ClearMemoryLimits(g.gpu_uuid, b.cgroup_path);
+    }
   }
   if (b.partition.mps && mps_ != nullptr)
     (void)mps_->DeleteNamespace(b.mps_server, b.mps_namespace);
@@ -395,24 +413,26 @@ std::vector<ContainerUsage> IsolationManager::Usage() const {
   std::vector<ContainerBinding> bindings = Bindings();
   std::vector<ContainerUsage> out;
   for (const ContainerBinding& b : bindings) {
-    ContainerUsage u;
-    u.container_id = b.container_id;
-    u.gpu_uuid = b.partition.gpu_uuid;
-    u.cgroup_path = b.cgroup_path;
-    u.mps_namespace = b.partition.mps ? b.mps_namespace : "";
-    u.hard_limit_bytes = b.partition.hard_limit_bytes;
-    u.soft_limit_bytes = b.partition.soft_limit_bytes;
-    if (limits_ == nullptr) {
-      u.error = "no driver memory limits on this node";
-    } else if (Result<MemoryLimits> read = limits_->GetMemoryLimits(u.gpu_uuid, u.cgroup_path);
-               read.ok()) {
-      u.hard_limit_bytes = read->hard_limit_bytes;
-      u.soft_limit_bytes = read->soft_limit_bytes;
-      u.current_used_bytes = read->current_used_bytes;
-    } else {
-      u.error = read.status().message();
+    for (const GpuShare& g : SharesOf(b.partition)) {  // one entry per GPU of the container
+      ContainerUsage u;
+      u.container_id = b.container_id;
+      u.gpu_uuid = g.gpu_uuid;
+      u.cgroup_path = b.cgroup_path;
+      u.mps_namespace = b.partition.mps ? b.mps_namespace : "";
+      u.hard_limit_bytes = g.hard_limit_bytes;
+      u.soft_limit_bytes = g.soft_limit_bytes;
+      if (limits_ == nullptr) {
+        u.error = "no driver memory limits on this node";
+      } else if (Result<MemoryLimits> read = limits_->GetMemoryLimits(u.gpu_uuid, u.cgroup_path);
+                 read.ok()) {
+        u.hard_limit_bytes = read->hard_limit_bytes;
+        u.soft_limit_bytes = read->soft_limit_bytes;
+        u.current_used_bytes = read->current_used_bytes;
+      } else {
+        u.error = read.status().message();
+      }
+      out.push_back(std::move(u));
     }
-    out.push_back(std::move(u));
   }
   return out;
 }

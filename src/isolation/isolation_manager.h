@@ -113,6 +113,8 @@ class IsolationManager {
  private:
   Status RestoreLocked();  // Restore() under mu_
   Status Apply(const ContainerBinding& binding);
+  // The partition's GPU and its further GPUs, each with its limits.
+  static std::vector<GpuShare> SharesOf(const Partition& partition);
   static MpsV3Namespace NamespaceOf(const ContainerBinding& binding);
   void Release(const ContainerBinding& binding);
   // After `binding`'s container ended: its token is pending again, for its pod only, while the

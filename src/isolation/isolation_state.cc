@@ -11,7 +11,13 @@ namespace {
 using Json = nlohmann::json;
 
 nlohmann::json PartitionJson(const Partition& p) {
+  Json more = Json::array();
+  for (const GpuShare& g : p.more_gpus) {
+    more.push_back(
+        {{"gpu", g.gpu_uuid}, {"hard", g.hard_limit_bytes}, {"soft", g.soft_limit_bytes}});
+  }
   return {{"gpu", p.gpu_uuid},
+          {"moreGpus", more},
           {"hard", p.hard_limit_bytes},
           {"soft", p.soft_limit_bytes},
           {"mps", p.mps},
@@ -61,6 +67,15 @@ class Fields {
     }
     Fail(key, what, *v);
   }
+  const Json* Array(const char* key) {
+    const Json* v = Find(key);
+    if (v == nullptr) return nullptr;
+    if (!v->is_array()) {
+      Fail(key, "an array", *v);
+      return nullptr;
+    }
+    return v;
+  }
   const Json* Object(const char* key) {
     const Json* v = Find(key);
     if (v == nullptr) return nullptr;
@@ -102,7 +117,19 @@ Status PartitionFrom(const Json& j, const std::string& path, Partition* p) {
   f.String("namespace", &p->mps_namespace);
   f.String("limitsFrom", &p->awaiting_limits_from);
   f.String("podCgroup", &p->pod_cgroup);
+  const Json* more = f.Array("moreGpus");
   if (!f.error().empty()) return InvalidArgument(f.error());
+  for (std::size_t i = 0; more != nullptr && i < more->size(); ++i) {
+    const std::string at = path + ".moreGpus[" + std::to_string(i) + "]";
+    if (!(*more)[i].is_object()) return InvalidArgument(at + ": expected an object (a GPU share)");
+    GpuShare g;
+    Fields share((*more)[i], at);
+    share.String("gpu", &g.gpu_uuid);
+    share.Integer("hard", &g.hard_limit_bytes, 0, UINT64_MAX, "a byte count (an integer >= 0)");
+    share.Integer("soft", &g.soft_limit_bytes, 0, UINT64_MAX, "a byte count (an integer >= 0)");
+    if (!share.error().empty()) return InvalidArgument(share.error());
+    p->more_gpus.push_back(std::move(g));
+  }
   return Status::Ok();
 }
 

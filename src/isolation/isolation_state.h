@@ -14,6 +14,16 @@
 
 namespace gpuslice {
 
+// One more GPU of a container given replicas of several GPUs (time-slicing): its own driver
+// limit on the same cgroup.
+struct GpuShare {
+  std::string gpu_uuid;
+  std::uint64_t hard_limit_bytes = 0;
+  std::uint64_t soft_limit_bytes = 0;
+
+  bool operator==(const GpuShare&) const = default;
+};
+
 struct Partition {
   std::string gpu_uuid;
   std::uint64_t hard_limit_bytes = 0;  // gpuslice.io/gpu-memory limit, or the replica's share
@@ -33,6 +43,9 @@ struct Partition {
   // with the same Allocate response (token included), so the token binds again, but only a
   // container in this pod cgroup (the parent of the ended container's cgroup). "" = any.
   std::string pod_cgroup = {};
+  // The container's other GPUs (replicas of several GPUs under time-slicing; not with MPS):
+  // one token binds a driver limit on each.
+  std::vector<GpuShare> more_gpus = {};
 
   bool operator==(const Partition&) const = default;
 };
@@ -62,7 +75,8 @@ std::string FormatIsolationState(const IsolationState& state);
 // Parses a state file's text; `where` (the path) starts every error. Accepted: a JSON object with
 // "version": 1, an optional "pending" object of partitions and an optional "containers" array;
 // every field optional with the type FormatIsolationState writes (strings, booleans, integers in
-// range: byte counts >= 0, threads 1-100, priority 0 or 1, pid 0-2147483647) and container ids as
+// range: byte counts >= 0, threads 1-100, priority 0 or 1, pid 0-2147483647; "moreGpus" an array of
+// {"gpu","hard","soft"}) and container ids as
 // ValidateContainerId accepts. Anything else is InvalidArgument naming the field.
 Result<IsolationState> ParseIsolationState(std::string_view text, const std::string& where);
 

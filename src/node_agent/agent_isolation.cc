@@ -116,45 +116,60 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
       }
     }
   }
-  if (taken.size() != 1) {
-    if (taken.size() > 1) {
-      spdlog::info("{}: a container with replicas of {} GPUs stays on the shim tier", resource.name,
-                   taken.size());
-    }
+  if (taken.empty()) return Status::Ok();
+  const bool mps = resource.sharing == SharingStrategy::kMps;
+  if (mps && taken.size() > 1) {
+    spdlog::info(
+        "{}: an MPS container with replicas of {} GPUs stays on the shim tier (one MPS v3 "
+        "namespace per token)",
+        resource.name, taken.size());
     return Status::Ok();
   }
-  const auto& [uuid, count] = *taken.begin();
-  const bool mps = resource.sharing == SharingStrategy::kMps;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const GpuIsolation* iso = node_.Find(uuid);
-    if (iso == nullptr || !iso->memory_partitions || (mps && !iso->mps_v3)) return Status::Ok();
-  }
-  GpuInfo gpu_info;
-  for (const GpuInfo& gpu : gpus) {
-    if (gpu.uuid == uuid) gpu_info = gpu;
-  }
-  const std::uint64_t memory_bytes = gpu_info.memory_bytes;
-  const int of = replicas[uuid];
+  // Every GPU of the container in the node's order: capable ones get their share as a driver
+  // limit (one token binds them all), the others keep no limit, as time-slicing has.
+  std::vector<shim::DeviceLimit> devices;
   Partition partition;
-  partition.gpu_uuid = uuid;
-  partition.hard_limit_bytes =
-      memory_bytes / static_cast<std::uint64_t>(of) * static_cast<std::uint64_t>(count);
-  partition.soft_limit_bytes = partition.hard_limit_bytes;  // replicas: request = limit
+  for (const GpuInfo& gpu : gpus) {
+    auto it = taken.find(gpu.uuid);
+    if (it == taken.end()) continue;
+    bool capable = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const GpuIsolation* iso = node_.Find(gpu.uuid);
+      capable = iso != nullptr && iso->memory_partitions && (!mps || iso->mps_v3);
+    }
+    const auto of = static_cast<std::uint64_t>(replicas[gpu.uuid]);
+    const auto count = static_cast<std::uint64_t>(it->second);
+    const std::uint64_t share_bytes = gpu.memory_bytes / of * count;
+    shim::DeviceLimit& device = devices.emplace_back();
+    device.nvml_index = gpu.index;
+    gpu.uuid.copy(device.uuid, sizeof(device.uuid) - 1);
+    device.memory_bytes = capable ? share_bytes : gpu.memory_bytes;
+    device.driver_enforced = capable;
+    if (!capable) continue;
+    if (partition.gpu_uuid.empty()) {
+      partition.gpu_uuid = gpu.uuid;
+      partition.hard_limit_bytes = share_bytes;
+      partition.soft_limit_bytes = share_bytes;  // replicas: request = limit
+      partition.active_thread_percentage = std::max(1, static_cast<int>(100 * count / of));
+    } else {
+      partition.more_gpus.push_back({gpu.uuid, share_bytes, share_bytes});
+    }
+  }
+  if (partition.gpu_uuid.empty()) return Status::Ok();  // no capable GPU: shim tier
   partition.mps = mps;
-  partition.active_thread_percentage = std::max(1, 100 * count / of);
   GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
   if (mps) {
     GPUSLICE_ASSIGN_OR_RETURN(Partition registered, manager_->PartitionFor(token));
-    GPUSLICE_RETURN_IF_ERROR(UseNamespaceDirectory(uuid, registered, out));
+    GPUSLICE_RETURN_IF_ERROR(UseNamespaceDirectory(partition.gpu_uuid, registered, out));
   }
-  GPUSLICE_RETURN_IF_ERROR(InjectReportingShim(token, gpu_info, partition.hard_limit_bytes, out));
+  GPUSLICE_RETURN_IF_ERROR(InjectReportingShim(token, devices, out));
   (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
   return Status::Ok();
 }
 
-Status AgentIsolation::InjectReportingShim(const std::string& token, const GpuInfo& gpu,
-                                           std::uint64_t limit_bytes,
+Status AgentIsolation::InjectReportingShim(const std::string& token,
+                                           const std::vector<shim::DeviceLimit>& devices,
                                            v1beta1::ContainerAllocateResponse& out) {
   if (Status usable = CheckShimDir(options_.shim_dir); !usable.ok()) {
     if (!shim_dir_warned_.exchange(true)) {
@@ -190,12 +205,11 @@ Status AgentIsolation::InjectReportingShim(const std::string& token, const GpuIn
   limits.version = shim::kContainerLimitsVersion;
   const std::string container_region = std::string(kContainerRegionDir) + "/accounting";
   container_region.copy(limits.region_path, sizeof(limits.region_path) - 1);
-  limits.device_count = 1;
-  shim::DeviceLimit& device = limits.devices[0];
-  device.nvml_index = gpu.index;
-  gpu.uuid.copy(device.uuid, sizeof(device.uuid) - 1);
-  device.memory_bytes = limit_bytes;
-  device.driver_enforced = true;  // report the share as the total; the driver refuses beyond it
+  // enforcer=driver on capable GPUs: report the share as the total, the driver refuses beyond it.
+  for (const shim::DeviceLimit& device : devices) {
+    if (limits.device_count == shim::kMaxLimitedDevices) break;
+    limits.devices[limits.device_count++] = device;
+  }
   GPUSLICE_RETURN_IF_ERROR(
       shim::WriteContainerLimitsFile((limits_dir / "limits").string(), limits));
   auto* limits_mount = out.add_mounts();

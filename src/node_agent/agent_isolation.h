@@ -22,6 +22,7 @@
 #include "isolation/isolation_manager.h"
 #include "isolation/mps_v3.h"
 #include "node_agent/device_plugin_api.pb.h"
+#include "shim/container_limits.h"
 
 namespace gpuslice {
 
@@ -97,8 +98,10 @@ class AgentIsolation {
   void TakeFractionalLimits();
   // Replica containers on driver-tier GPUs: the shims with a report-only limits file in
   // <directory>/shim/<token>/{limits,region}, mounted at /etc/gpuslice and /run/gpuslice.
-  Status InjectReportingShim(const std::string& token, const GpuInfo& gpu,
-                             std::uint64_t limit_bytes, v1beta1::ContainerAllocateResponse& out);
+  // `devices`: every GPU of the container (limits file device lines).
+  Status InjectReportingShim(const std::string& token,
+                             const std::vector<shim::DeviceLimit>& devices,
+                             v1beta1::ContainerAllocateResponse& out);
   // Removes the shim directories of tokens the manager no longer knows.
   void RemoveStaleShimDirectories();
   std::atomic<bool> shim_dir_warned_{false};  // Allocate runs on gRPC threads

@@ -75,6 +75,13 @@ INSTANTIATE_TEST_SUITE_P(
                  "containers[0].partition.hard: expected a byte count"},
         BadState{"ContainerIdWithSlash", R"({"version":1,"containers":[{"id":"../x"}]})",
                  "containers[0].id: "},
+        BadState{"MoreGpusNotAnArray", R"({"version":1,"pending":{"t1":{"moreGpus":{}}}})",
+                 "pending[\"t1\"].moreGpus: expected an array"},
+        BadState{"MoreGpuAsString", R"({"version":1,"pending":{"t1":{"moreGpus":["GPU-2"]}}})",
+                 "pending[\"t1\"].moreGpus[0]: expected an object (a GPU share)"},
+        BadState{"MoreGpuHardAsFloat",
+                 R"({"version":1,"pending":{"t1":{"moreGpus":[{"gpu":"GPU-2","hard":1.5}]}}})",
+                 "pending[\"t1\"].moreGpus[0].hard: expected a byte count"},
         BadState{"SecondContainerBad",
                  R"({"version":1,"containers":[{"id":"c1"},{"id":"c2","cgroup":["/a"]}]})",
                  "containers[1].cgroup: expected a string"}),
@@ -85,6 +92,7 @@ TEST(IsolationStateTest, WhatIsWrittenParsesBackTheSame) {
   Partition fractional;
   fractional.awaiting_limits_from = "/var/lib/gpuslice/allocations/k/limits/limits";
   fractional.gpu_uuid = "GPU-1";
+  fractional.more_gpus = {{"GPU-3", 5ULL << 30, 4ULL << 30}, {"GPU-4", 0, 0}};
   state.pending["aa"] = fractional;
   Partition mps;
   mps.gpu_uuid = "GPU-2";

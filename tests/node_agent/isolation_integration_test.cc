@@ -653,6 +653,44 @@ TEST_F(IsolationIntegrationTest, ReplicaContainerSeesItsShareWhileTheDriverEnfor
   EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(agent_file); }));
 }
 
+TEST_F(IsolationIntegrationTest, ContainerWithReplicasOfTwoGpusGetsBothDriverLimitsFromOneToken) {
+  StartAgent("615.20.03", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
+  const std::string token_env(names::kIsolationTokenEnv);
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  const std::string gpu1 = ids[7].substr(0, ids[7].find("::"));
+  ASSERT_NE(gpu0, gpu1);
+  // One replica of the first GPU, two of the second.
+  auto response = Allocate({ids[0], ids[6], ids[7]});
+  ASSERT_EQ(response.envs().count(token_env), 1u);
+  const v1beta1::Mount* limits_dir = MountAt(response, "/etc/gpuslice");
+  ASSERT_NE(limits_dir, nullptr);
+  Result<shim::ContainerLimits> written =
+      shim::ReadContainerLimitsFile(limits_dir->host_path() + "/limits");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_EQ(written->device_count, 2u);
+  std::map<std::string, std::uint64_t> reported;
+  for (std::uint32_t i = 0; i < written->device_count; ++i) {
+    EXPECT_TRUE(written->devices[i].driver_enforced);
+    reported[written->devices[i].uuid] = written->devices[i].memory_bytes;
+  }
+  EXPECT_EQ(reported[gpu0], 10 * kGi);
+  EXPECT_EQ(reported[gpu1], 20 * kGi);
+  ASSERT_EQ(
+      RunHook("ctr1", 4301, "/kubepods/p1/ctr1", {{token_env, response.envs().at(token_env)}}), 0);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+  EXPECT_EQ(Limits(gpu1, "/kubepods/p1/ctr1").hard_limit_bytes, 20 * kGi);
+  // An agent restart keeps both; the container's end clears both.
+  ASSERT_EQ(agent_->Terminate(10s), 0);
+  StartAgent("615.20.03", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
+  EXPECT_EQ(Limits(gpu1, "/kubepods/p1/ctr1").hard_limit_bytes, 20 * kGi);
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
+  EXPECT_TRUE(WaitFor([&] {
+    return !Limits(gpu0, "/kubepods/p1/ctr1").set() && !Limits(gpu1, "/kubepods/p1/ctr1").set();
+  }));
+}
+
 TEST_F(IsolationIntegrationTest, IncapableNodeMountsNoReportOnlyShim) {
   StartAgent("550.54.15", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
   const std::vector<std::string> ids = DeviceIds();
