@@ -108,6 +108,24 @@ Status IsolationManager::ForgoPartitionLimits(const std::string& token) {
   return Save();
 }
 
+std::map<std::string, Partition> IsolationManager::Pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_;
+}
+
+bool IsolationManager::DropPending(const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(token);
+  if (it == pending_.end() || !it->second.pod_cgroup.empty()) return false;
+  if (const std::string dir = NamespaceDirectory(it->second); !dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(dir, ec);  // only when empty
+  }
+  pending_.erase(it);
+  (void)Save();
+  return true;
+}
+
 std::map<std::string, std::string> IsolationManager::AwaitingLimits() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, std::string> out;

@@ -104,6 +104,12 @@ class IsolationManager {
   // The hand-off refused the container (no valid assignment): it binds without a driver limit,
   // and the shim fails its allocations closed as on the shim tier.
   Status ForgoPartitionLimits(const std::string& token);
+  // Every pending token's partition (not bound yet, or pending again for its pod).
+  std::map<std::string, Partition> Pending() const;
+  // Releases a token that was never bound (its pod was deleted before its container was
+  // created): forgets it and removes its empty MPS namespace directory. False when the token is
+  // not pending, or is pending again for a pod (ReapEnded handles those).
+  bool DropPending(const std::string& token);
   // Pending tokens still awaiting their limits: token -> limits file.
   std::map<std::string, std::string> AwaitingLimits() const;
 

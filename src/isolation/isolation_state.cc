@@ -25,7 +25,9 @@ nlohmann::json PartitionJson(const Partition& p) {
           {"priority", p.client_priority},
           {"namespace", p.mps_namespace},
           {"limitsFrom", p.awaiting_limits_from},
-          {"podCgroup", p.pod_cgroup}};
+          {"podCgroup", p.pod_cgroup},
+          {"resource", p.resource_name},
+          {"devices", p.device_ids}};
 }
 
 // Reads the fields of one JSON object, each checked for type and range; the first problem is
@@ -117,8 +119,17 @@ Status PartitionFrom(const Json& j, const std::string& path, Partition* p) {
   f.String("namespace", &p->mps_namespace);
   f.String("limitsFrom", &p->awaiting_limits_from);
   f.String("podCgroup", &p->pod_cgroup);
+  f.String("resource", &p->resource_name);
+  const Json* devices = f.Array("devices");
   const Json* more = f.Array("moreGpus");
   if (!f.error().empty()) return InvalidArgument(f.error());
+  for (std::size_t i = 0; devices != nullptr && i < devices->size(); ++i) {
+    if (!(*devices)[i].is_string()) {
+      return InvalidArgument(path + ".devices[" + std::to_string(i) +
+                             "]: expected a string (a device ID)");
+    }
+    p->device_ids.push_back((*devices)[i].get<std::string>());
+  }
   for (std::size_t i = 0; more != nullptr && i < more->size(); ++i) {
     const std::string at = path + ".moreGpus[" + std::to_string(i) + "]";
     if (!(*more)[i].is_object()) return InvalidArgument(at + ": expected an object (a GPU share)");

@@ -46,6 +46,11 @@ struct Partition {
   // The container's other GPUs (replicas of several GPUs under time-slicing; not with MPS):
   // one token binds a driver limit on each.
   std::vector<GpuShare> more_gpus = {};
+  // What Allocate gave the container (the resource and its device IDs, sorted), so that a token
+  // whose pod the kubelet no longer lists (deleted before its container was created) can be
+  // released; empty in state files written before.
+  std::string resource_name = {};
+  std::vector<std::string> device_ids = {};
 
   bool operator==(const Partition&) const = default;
 };
@@ -76,7 +81,7 @@ std::string FormatIsolationState(const IsolationState& state);
 // "version": 1, an optional "pending" object of partitions and an optional "containers" array;
 // every field optional with the type FormatIsolationState writes (strings, booleans, integers in
 // range: byte counts >= 0, threads 1-100, priority 0 or 1, pid 0-2147483647; "moreGpus" an array of
-// {"gpu","hard","soft"}) and container ids as
+// {"gpu","hard","soft"}; "devices" an array of strings) and container ids as
 // ValidateContainerId accepts. Anything else is InvalidArgument naming the field.
 Result<IsolationState> ParseIsolationState(std::string_view text, const std::string& where);
 

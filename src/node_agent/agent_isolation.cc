@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -15,6 +16,20 @@
 #include "shim/container_limits.h"
 
 namespace gpuslice {
+namespace {
+
+std::vector<std::string> SortedIds(std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::string HolderKey(const std::string& resource, const std::vector<std::string>& sorted_ids) {
+  std::string key = resource;
+  for (const std::string& id : sorted_ids) key += "\n" + id;
+  return key;
+}
+
+}  // namespace
 
 AgentIsolation::AgentIsolation(AgentIsolationOptions options, MemoryLimitDriver* limits,
                                MpsV3Control* mps)
@@ -158,6 +173,8 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
   }
   if (partition.gpu_uuid.empty()) return Status::Ok();  // no capable GPU: shim tier
   partition.mps = mps;
+  partition.resource_name = resource.name;
+  partition.device_ids = SortedIds(ids);
   GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
   if (mps) {
     GPUSLICE_ASSIGN_OR_RETURN(Partition registered, manager_->PartitionFor(token));
@@ -221,6 +238,43 @@ Status AgentIsolation::InjectReportingShim(const std::string& token,
   region_mount->set_host_path(region_dir.string());
   region_mount->set_read_only(false);
   return InjectShims(options_.shim_dir, dir.string(), out);
+}
+
+void AgentIsolation::ExpireUnclaimedTokens() {
+  if (options_.pod_resources == nullptr) return;
+  const std::map<std::string, Partition> pending = manager_->Pending();
+  bool any = false;
+  for (const auto& [token, p] : pending)
+    any = any || (!p.device_ids.empty() && p.pod_cgroup.empty());
+  if (!any) {
+    unclaimed_since_.clear();
+    return;
+  }
+  Result<std::vector<ContainerDevices>> listed = options_.pod_resources->List();
+  if (!listed.ok()) return;  // no answer: nothing is known to be gone
+  std::set<std::string> held;
+  for (const ContainerDevices& c : *listed) {
+    held.insert(HolderKey(c.resource_name, SortedIds(c.device_ids)));
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::map<std::string, std::chrono::steady_clock::time_point> still_unclaimed;
+  for (const auto& [token, p] : pending) {
+    if (p.device_ids.empty() || !p.pod_cgroup.empty()) continue;
+    if (held.count(HolderKey(p.resource_name, p.device_ids)) > 0) continue;
+    auto since = unclaimed_since_.find(token);
+    const auto first = since == unclaimed_since_.end() ? now : since->second;
+    if (now - first < options_.unclaimed_token_grace) {
+      still_unclaimed[token] = first;
+    } else if (manager_->DropPending(token)) {
+      std::string devices;
+      for (const std::string& id : p.device_ids) devices += (devices.empty() ? "" : ",") + id;
+      spdlog::info(
+          "released the isolation token of {} {}: no pod holds them any more (deleted "
+          "before its container was created)",
+          p.resource_name, devices);
+    }
+  }
+  unclaimed_since_ = std::move(still_unclaimed);
 }
 
 void AgentIsolation::RemoveStaleShimDirectories() {
@@ -291,6 +345,8 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
   Partition partition;
   partition.gpu_uuid = *uuids.begin();
   partition.awaiting_limits_from = file;
+  partition.resource_name = resource.name;
+  partition.device_ids = SortedIds(ids);
   GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
   (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
   return Status::Ok();
@@ -357,6 +413,7 @@ void AgentIsolation::RunOnce() {
   const auto now = std::chrono::steady_clock::now();
   if (!bound_or_ended && now - last_reconcile_ < options_.namespace_reconcile_interval) return;
   last_reconcile_ = now;
+  ExpireUnclaimedTokens();
   RemoveStaleShimDirectories();
   if (mps_ != nullptr) {
     if (const int changed = manager_->ReconcileNamespaces(MpsV3Servers()); changed > 0) {

@@ -26,6 +26,8 @@
 
 namespace gpuslice {
 
+class PodResourcesSource;  // node_agent/allocation_handoff.h
+
 struct AgentIsolationOptions {
   bool enabled = true;                                // --isolation=auto|off
   std::string directory = "/run/gpuslice/isolation";  // spool + state file
@@ -49,6 +51,12 @@ struct AgentIsolationOptions {
   // share as the GPU's total while the driver enforces it. "" or a directory without the shims:
   // no shim (logged once), the driver still enforces.
   std::string shim_dir;
+  // The kubelet's PodResources API (may be null). A token never bound whose devices no listed
+  // container holds for `unclaimed_token_grace` (its pod was deleted between Allocate and the
+  // container's creation) is released, with its MPS namespace directory. A failed List releases
+  // nothing.
+  PodResourcesSource* pod_resources = nullptr;
+  std::chrono::milliseconds unclaimed_token_grace{std::chrono::minutes(5)};
 };
 
 class AgentIsolation {
@@ -104,6 +112,9 @@ class AgentIsolation {
                              v1beta1::ContainerAllocateResponse& out);
   // Removes the shim directories of tokens the manager no longer knows.
   void RemoveStaleShimDirectories();
+  // Releases pending tokens that PodResources has not listed for the grace period.
+  void ExpireUnclaimedTokens();
+  std::map<std::string, std::chrono::steady_clock::time_point> unclaimed_since_;  // loop only
   std::atomic<bool> shim_dir_warned_{false};  // Allocate runs on gRPC threads
 
   // Under MPS v3: the container's pipe mount becomes its namespace's directory, and NVIDIA's

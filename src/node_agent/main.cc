@@ -358,6 +358,10 @@ int main(int argc, char** argv) {
   if (!cluster.node_name.empty()) options.isolation.allocations_dir = cluster.handoff.host_root;
   // Replica containers on capable GPUs get the shims too, report-only (the driver enforces).
   options.isolation.shim_dir = cluster.handoff.shim_dir;
+  // Tokens of pods deleted before their container was created are released once the kubelet's
+  // PodResources no longer lists their devices (a failed List releases nothing).
+  gpuslice::GrpcPodResources isolation_pod_resources(cluster.pod_resources_socket);
+  options.isolation.pod_resources = &isolation_pod_resources;
   // MPS v3 (docs/isolation.md): its daemons replace the v2 ones on the GPUs the agent finds
   // capable; the others still get `mps_control`'s.
   std::vector<std::string> v3_command;

@@ -82,6 +82,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadState{"MoreGpuHardAsFloat",
                  R"({"version":1,"pending":{"t1":{"moreGpus":[{"gpu":"GPU-2","hard":1.5}]}}})",
                  "pending[\"t1\"].moreGpus[0].hard: expected a byte count"},
+        BadState{"DeviceIdAsNumber", R"({"version":1,"pending":{"t1":{"devices":["a::1",2]}}})",
+                 "pending[\"t1\"].devices[1]: expected a string (a device ID)"},
         BadState{"SecondContainerBad",
                  R"({"version":1,"containers":[{"id":"c1"},{"id":"c2","cgroup":["/a"]}]})",
                  "containers[1].cgroup: expected a string"}),
@@ -93,6 +95,8 @@ TEST(IsolationStateTest, WhatIsWrittenParsesBackTheSame) {
   fractional.awaiting_limits_from = "/var/lib/gpuslice/allocations/k/limits/limits";
   fractional.gpu_uuid = "GPU-1";
   fractional.more_gpus = {{"GPU-3", 5ULL << 30, 4ULL << 30}, {"GPU-4", 0, 0}};
+  fractional.resource_name = "gpuslice.io/gpu";
+  fractional.device_ids = {"GPU-1::1", "GPU-1::2"};
   state.pending["aa"] = fractional;
   Partition mps;
   mps.gpu_uuid = "GPU-2";

@@ -142,3 +142,83 @@ TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit
 
 }  // namespace
 }  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+// The kubelet's PodResources as the test sets it; `fail` = the kubelet does not answer.
+class ListedPods final : public PodResourcesSource {
+ public:
+  Result<std::vector<ContainerDevices>> List() override {
+    if (fail) return Unavailable("kubelet down");
+    return containers;
+  }
+  std::vector<ContainerDevices> containers;
+  bool fail = false;
+};
+
+TEST(AgentIsolationTest, TokenOfAPodDeletedBeforeItsContainerWasCreatedIsReleased) {
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  ListedPods pods;
+  AgentIsolationOptions options;
+  options.directory = tree.root() + "/iso";
+  options.cgroup_mount = tree.cgroup_mount();
+  options.hook_installed = true;
+  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  options.pod_resources = &pods;
+  options.unclaimed_token_grace = std::chrono::milliseconds(200);
+  AgentIsolation isolation(options, &driver, nullptr);
+  GpuInfo gpu;
+  gpu.uuid = kGpu0;
+  gpu.memory_bytes = 40 * kGi;
+  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  AdvertisedResource replicas;
+  replicas.name = "nvidia.com/gpu";
+  replicas.sharing = SharingStrategy::kTimeSlicing;
+  for (int i = 0; i < 4; ++i) {
+    replicas.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
+  }
+  const std::string env(names::kIsolationTokenEnv);
+  v1beta1::ContainerAllocateResponse kept, deleted, bound;
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::1"}, kept).ok());
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::2"}, deleted).ok());
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::3"}, bound).ok());
+  ASSERT_EQ(isolation.manager()->PendingTokens(), 3u);
+  // The third one's container is created (bound); the first's pod waits (an image pull) and is
+  // listed; the second's pod was deleted before its container was created.
+  const pid_t pid = getpid();
+  tree.AddCgroup("/kubepods/pod3/ctr3", {pid});
+  ASSERT_TRUE(
+      isolation.manager()
+          ->Bind("ctr3", pid, tree.cgroup_mount() + "/kubepods/pod3/ctr3", bound.envs().at(env))
+          .ok());
+  pods.containers = {{"default", "waiting", "main", "nvidia.com/gpu", {kGpu0 + "::1"}},
+                     {"default", "running", "main", "nvidia.com/gpu", {kGpu0 + "::3"}}};
+  // Within the grace period, and while the kubelet does not answer, nothing is released.
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 2u);
+  pods.fail = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 2u);
+  pods.fail = false;
+  isolation.RunOnce();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  isolation.RunOnce();
+  ASSERT_EQ(isolation.manager()->PendingTokens(), 1u);
+  EXPECT_TRUE(isolation.manager()->PartitionFor(kept.envs().at(env)).ok());
+  EXPECT_FALSE(isolation.manager()->PartitionFor(deleted.envs().at(env)).ok());
+  EXPECT_EQ(isolation.manager()->Bindings().size(), 1u);  // the bound one is not touched
+  // Its pod being deleted too, the waiting one goes after the grace period as well.
+  pods.containers.resize(1);
+  pods.containers[0].device_ids = {kGpu0 + "::0"};
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 0u);
+}
+
+}  // namespace
+}  // namespace gpuslice
