@@ -691,6 +691,28 @@ TEST_F(IsolationIntegrationTest, ContainerWithReplicasOfTwoGpusGetsBothDriverLim
   }));
 }
 
+TEST_F(IsolationIntegrationTest, MpsReplicaGetsItsNamespaceAndTheReportOnlyShim) {
+  StartAgent(
+      "615.20.03", kMps4,
+      {"--mps-v3-control-command", GPUSLICE_FAKE_MPS_V3_CONTROL, "--shim-dir", GPUSLICE_SHIM_DIR});
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  auto response = Allocate({ids[0]});
+  ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);
+  const v1beta1::Mount* pipe = MountAt(response, "/tmp/nvidia-mps");
+  ASSERT_NE(pipe, nullptr);
+  EXPECT_EQ(std::filesystem::path(pipe->host_path()).filename().string().rfind("ns-", 0), 0u);
+  ASSERT_NE(MountAt(response, "/etc/ld.so.preload"), nullptr);
+  const v1beta1::Mount* limits_dir = MountAt(response, "/etc/gpuslice");
+  ASSERT_NE(limits_dir, nullptr);
+  Result<shim::ContainerLimits> written =
+      shim::ReadContainerLimitsFile(limits_dir->host_path() + "/limits");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_EQ(written->device_count, 1u);
+  EXPECT_TRUE(written->devices[0].driver_enforced);
+  EXPECT_EQ(written->devices[0].memory_bytes, 10 * kGi);
+}
+
 TEST_F(IsolationIntegrationTest, IncapableNodeMountsNoReportOnlyShim) {
   StartAgent("550.54.15", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
   const std::vector<std::string> ids = DeviceIds();
