@@ -240,18 +240,19 @@ Status AgentIsolation::InjectReportingShim(const std::string& token,
   return InjectShims(options_.shim_dir, dir.string(), out);
 }
 
-void AgentIsolation::ExpireUnclaimedTokens() {
-  if (options_.pod_resources == nullptr) return;
+int AgentIsolation::ExpireUnclaimedTokens() {
+  if (options_.pod_resources == nullptr) return 0;
   const std::map<std::string, Partition> pending = manager_->Pending();
   bool any = false;
   for (const auto& [token, p] : pending)
     any = any || (!p.device_ids.empty() && p.pod_cgroup.empty());
   if (!any) {
     unclaimed_since_.clear();
-    return;
+    return 0;
   }
   Result<std::vector<ContainerDevices>> listed = options_.pod_resources->List();
-  if (!listed.ok()) return;  // no answer: nothing is known to be gone
+  if (!listed.ok()) return 0;  // no answer: nothing is known to be gone
+  int released = 0;
   std::set<std::string> held;
   for (const ContainerDevices& c : *listed) {
     held.insert(HolderKey(c.resource_name, SortedIds(c.device_ids)));
@@ -266,6 +267,7 @@ void AgentIsolation::ExpireUnclaimedTokens() {
     if (now - first < options_.unclaimed_token_grace) {
       still_unclaimed[token] = first;
     } else if (manager_->DropPending(token)) {
+      ++released;
       std::string devices;
       for (const std::string& id : p.device_ids) devices += (devices.empty() ? "" : ",") + id;
       spdlog::info(
@@ -275,6 +277,7 @@ void AgentIsolation::ExpireUnclaimedTokens() {
     }
   }
   unclaimed_since_ = std::move(still_unclaimed);
+  return released;
 }
 
 void AgentIsolation::RemoveStaleShimDirectories() {
@@ -409,11 +412,17 @@ void AgentIsolation::RunOnce() {
   if (manager_ == nullptr) return;
   // A container bound or ended: its usage entry is written now, not at the next interval.
   TakeFractionalLimits();
-  const bool bound_or_ended = manager_->ProcessRequests() + manager_->ReapEnded() > 0;
   const auto now = std::chrono::steady_clock::now();
+  int expired = 0;
+  // PodResources is asked at most every reconcile interval, and often enough for the grace.
+  if (now - last_expiry_check_ >=
+      std::min(options_.namespace_reconcile_interval, options_.unclaimed_token_grace / 2)) {
+    last_expiry_check_ = now;
+    expired = ExpireUnclaimedTokens();
+  }
+  const bool bound_or_ended = manager_->ProcessRequests() + manager_->ReapEnded() + expired > 0;
   if (!bound_or_ended && now - last_reconcile_ < options_.namespace_reconcile_interval) return;
   last_reconcile_ = now;
-  ExpireUnclaimedTokens();
   RemoveStaleShimDirectories();
   if (mps_ != nullptr) {
     if (const int changed = manager_->ReconcileNamespaces(MpsV3Servers()); changed > 0) {

@@ -112,8 +112,9 @@ class AgentIsolation {
                              v1beta1::ContainerAllocateResponse& out);
   // Removes the shim directories of tokens the manager no longer knows.
   void RemoveStaleShimDirectories();
-  // Releases pending tokens that PodResources has not listed for the grace period.
-  void ExpireUnclaimedTokens();
+  // Releases pending tokens that PodResources has not listed for the grace period; how many.
+  int ExpireUnclaimedTokens();
+  std::chrono::steady_clock::time_point last_expiry_check_{};
   std::map<std::string, std::chrono::steady_clock::time_point> unclaimed_since_;  // loop only
   std::atomic<bool> shim_dir_warned_{false};  // Allocate runs on gRPC threads
 

@@ -26,6 +26,7 @@
 #include "shim/container_limits.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
+#include "test_pod_resources.h"
 
 namespace gpuslice {
 namespace {
@@ -711,6 +712,37 @@ TEST_F(IsolationIntegrationTest, MpsReplicaGetsItsNamespaceAndTheReportOnlyShim)
   ASSERT_EQ(written->device_count, 1u);
   EXPECT_TRUE(written->devices[0].driver_enforced);
   EXPECT_EQ(written->devices[0].memory_bytes, 10 * kGi);
+}
+
+TEST_F(IsolationIntegrationTest, TokenOfAPodDeletedBeforeItsContainerWasCreatedIsReleased) {
+  testing::TestPodResources pod_resources(dir_ / "pod-resources.sock");
+  ASSERT_TRUE(pod_resources.Start());
+  StartAgent("615.20.03", kTimeSlicing4,
+             {"--shim-dir", GPUSLICE_SHIM_DIR, "--pod-resources-socket",
+              pod_resources.socket_path(), "--unclaimed-token-grace-ms", "300"});
+  const std::string token_env(names::kIsolationTokenEnv);
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  // Both pods are admitted (the kubelet records their devices); one is deleted before its
+  // container is created, the other's container is created late (an image pull).
+  auto waiting = Allocate({ids[0]});
+  pod_resources.RecordAllocation("default", "waiting", "main", "nvidia.com/gpu", {ids[0]});
+  auto deleted = Allocate({ids[1]});
+  pod_resources.RecordAllocation("default", "deleted", "main", "nvidia.com/gpu", {ids[1]});
+  ASSERT_EQ(deleted.envs().count(token_env), 1u);
+  const std::string deleted_shim = MountAt(deleted, "/etc/gpuslice")->host_path();
+  ASSERT_TRUE(std::filesystem::exists(deleted_shim));
+  pod_resources.ForgetPod("default", "deleted");
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(deleted_shim); }));
+  EXPECT_TRUE(agent_->WaitForLog("released the isolation token of nvidia.com/gpu " + ids[1], 5s));
+  // Its token is gone (a container presenting it would be refused); the waiting pod's is kept
+  // past the grace period and binds.
+  EXPECT_NE(RunHook("late", 4401, "/kubepods/p9/late", {{token_env, deleted.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(RunHook("ctr1", 4402, "/kubepods/p1/ctr1", {{token_env, waiting.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(Limits(ids[0].substr(0, ids[0].find("::")), "/kubepods/p1/ctr1").hard_limit_bytes,
+            10 * kGi);
 }
 
 TEST_F(IsolationIntegrationTest, IncapableNodeMountsNoReportOnlyShim) {
