@@ -100,6 +100,31 @@ Status IsolationManager::SetPartitionLimits(const std::string& token, const std:
   return Save();
 }
 
+Status IsolationManager::SetPartitionLimits(const std::string& token,
+                                            const std::vector<GpuShare>& shares) {
+  if (shares.empty()) return InvalidArgument("partition limits need at least one GPU");
+  for (std::size_t i = 0; i < shares.size(); ++i) {
+    const GpuShare& g = shares[i];
+    if (g.gpu_uuid.empty() || g.hard_limit_bytes == 0 || g.soft_limit_bytes > g.hard_limit_bytes) {
+      return InvalidArgument("partition limits on " + g.gpu_uuid +
+                             " need a GPU and 0 < soft <= hard");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (shares[j].gpu_uuid == g.gpu_uuid) {
+        return InvalidArgument("partition limits name GPU " + g.gpu_uuid + " twice");
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(token);
+    if (it == pending_.end()) return NotFound("no pending partition for the token");
+    it->second.more_gpus.assign(shares.begin() + 1, shares.end());
+  }
+  return SetPartitionLimits(token, shares[0].gpu_uuid, shares[0].hard_limit_bytes,
+                            shares[0].soft_limit_bytes);
+}
+
 Status IsolationManager::ForgoPartitionLimits(const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = pending_.find(token);

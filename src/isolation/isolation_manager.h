@@ -101,6 +101,9 @@ class IsolationManager {
   // waiting request then binds. NotFound when the token is not pending.
   Status SetPartitionLimits(const std::string& token, const std::string& gpu_uuid,
                             std::uint64_t hard_limit_bytes, std::uint64_t soft_limit_bytes);
+  // The same for a container on several GPUs: the first share is the partition's GPU, the
+  // others its more_gpus.
+  Status SetPartitionLimits(const std::string& token, const std::vector<GpuShare>& shares);
   // The hand-off refused the container (no valid assignment): it binds without a driver limit,
   // and the shim fails its allocations closed as on the shim tier.
   Status ForgoPartitionLimits(const std::string& token);

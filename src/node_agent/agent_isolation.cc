@@ -333,12 +333,13 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
       if (d.id == id) uuids.insert(d.device_uuid);
     }
   }
-  if (uuids.size() != 1) return Status::Ok();  // several GPUs: shim tier (one token, one GPU)
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const GpuIsolation* iso = node_.Find(*uuids.begin());
-    if (iso == nullptr || !iso->memory_partitions) return Status::Ok();
+  // The slots' GPUs; the limits (and the GPUs the assignment names) come from the hand-off's
+  // file. One token binds a driver limit on each capable GPU among them.
+  std::string first_capable;
+  for (const std::string& uuid : uuids) {
+    if (first_capable.empty() && Capable(uuid)) first_capable = uuid;
   }
+  if (first_capable.empty()) return Status::Ok();
   // The hand-off's file for these slots (AllocationHandoff::PrepareAllocation); a previous
   // holder's is removed so that its limits cannot be taken for this container's.
   const std::string file =
@@ -346,7 +347,7 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
   std::error_code ec;
   std::filesystem::remove(file, ec);
   Partition partition;
-  partition.gpu_uuid = *uuids.begin();
+  partition.gpu_uuid = first_capable;
   partition.awaiting_limits_from = file;
   partition.resource_name = resource.name;
   partition.device_ids = SortedIds(ids);
@@ -367,26 +368,44 @@ void AgentIsolation::TakeFractionalLimits() {
     }
     if (!std::filesystem::exists(file, ec)) continue;
     Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(file);
-    if (!limits.ok() || limits->device_count < 1 || limits->devices[0].memory_bytes == 0) continue;
-    const shim::DeviceLimit& device = limits->devices[0];
-    // The hand-off's limit is the pod's gpuslice.io/gpu-memory: hard = soft = it.
-    std::string gpu(device.uuid);
-    if (gpu.empty()) gpu = manager_->PartitionFor(token).value_or(Partition{}).gpu_uuid;
-    // The driver enforces it: the container's shim only reports it (the hook binds, and so the
-    // container starts, only after this turn, so its shim reads the rewritten file).
-    if (!device.driver_enforced) {
-      shim::ContainerLimits report_only = *limits;
-      report_only.devices[0].driver_enforced = true;
+    if (!limits.ok() || limits->device_count < 1) continue;
+    // The hand-off's limit per GPU is the pod's gpuslice.io/gpu-memory: hard = soft = it. Each
+    // capable GPU gets it as a driver limit, and its device line `enforcer=driver`.
+    shim::ContainerLimits report_only = *limits;
+    std::vector<GpuShare> shares;
+    bool marked = false;  // a device line gained enforcer=driver
+    for (std::uint32_t i = 0; i < limits->device_count; ++i) {
+      const shim::DeviceLimit& device = limits->devices[i];
+      std::string gpu(device.uuid);
+      if (gpu.empty() && limits->device_count == 1) {
+        gpu = manager_->PartitionFor(token).value_or(Partition{}).gpu_uuid;
+      }
+      if (device.memory_bytes == 0 || !Capable(gpu)) continue;
+      shares.push_back({gpu, device.memory_bytes, device.memory_bytes});
+      marked = marked || !device.driver_enforced;
+      report_only.devices[i].driver_enforced = true;
+    }
+    if (shares.empty()) {  // no capable GPU in the assignment: the shim enforces, as before
+      (void)manager_->ForgoPartitionLimits(token);
+      continue;
+    }
+    // The driver enforces them: the container's shim only reports them (the hook binds, and so
+    // the container starts, only after this turn, so its shim reads the rewritten file).
+    if (marked) {
       if (Status s = shim::WriteContainerLimitsFile(file, report_only); !s.ok()) {
         spdlog::warn("{}: the shim stays the enforcer too: {}", file, s.message());
       }
     }
-    if (Status s =
-            manager_->SetPartitionLimits(token, gpu, device.memory_bytes, device.memory_bytes);
-        !s.ok()) {
+    if (Status s = manager_->SetPartitionLimits(token, shares); !s.ok()) {
       spdlog::warn("fractional container limits from {}: {}", file, s.message());
     }
   }
+}
+
+bool AgentIsolation::Capable(const std::string& uuid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const GpuIsolation* iso = node_.Find(uuid);
+  return iso != nullptr && iso->memory_partitions;
 }
 
 void AgentIsolation::UseV3ForLocked() {

@@ -104,6 +104,8 @@ class AgentIsolation {
                             v1beta1::ContainerAllocateResponse& out);
   // Gives awaiting partitions the limits their files now hold.
   void TakeFractionalLimits();
+  // The GPU takes driver memory partitions.
+  bool Capable(const std::string& uuid) const;
   // Replica containers on driver-tier GPUs: the shims with a report-only limits file in
   // <directory>/shim/<token>/{limits,region}, mounted at /etc/gpuslice and /run/gpuslice.
   // `devices`: every GPU of the container (limits file device lines).

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "backends/simulated_memory_limits.h"
@@ -218,6 +219,86 @@ TEST(AgentIsolationTest, TokenOfAPodDeletedBeforeItsContainerWasCreatedIsRelease
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   isolation.RunOnce();
   EXPECT_EQ(isolation.manager()->PendingTokens(), 0u);
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+const std::string kGpu1 = "GPU-66666666-7777-8888-9999-000000000000";
+
+// A fractional container whose slots span two GPUs: one token binds a driver limit on each
+// capable GPU, and the hand-off's file marks exactly those `enforcer=driver`.
+TEST(AgentIsolationTest, FractionalContainerOnTwoGpusGetsADriverLimitOnEachCapableOne) {
+  struct Row {
+    const char* name;
+    std::vector<std::string> capable;  // the GPUs the driver takes limits on
+  };
+  for (const Row& row : {Row{"BothCapable", {kGpu0, kGpu1}}, Row{"OnlyTheFirst", {kGpu0}}}) {
+    SCOPED_TRACE(row.name);
+    FakeCgroupTree tree;
+    FileMemoryLimits driver(std::set<std::string>(row.capable.begin(), row.capable.end()));
+    AgentIsolationOptions options;
+    options.directory = tree.root() + "/iso";
+    options.cgroup_mount = tree.cgroup_mount();
+    options.hook_installed = true;
+    options.allocations_dir = tree.root() + "/alloc";
+    options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+    AgentIsolation isolation(options, &driver, nullptr);
+    std::vector<GpuInfo> gpus(2);
+    gpus[0].uuid = kGpu0;
+    gpus[1].uuid = kGpu1;
+    gpus[1].index = 1;
+    for (GpuInfo& g : gpus) g.memory_bytes = 40 * kGi;
+    ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, gpus).ok());
+    AdvertisedResource slots;
+    slots.name = "gpuslice.io/gpu";
+    slots.fractional = true;
+    for (const GpuInfo& g : gpus) {
+      for (int i = 0; i < 2; ++i) {
+        slots.devices.push_back(
+            {g.uuid + "::" + std::to_string(i), g.uuid, g.uuid, g.index, -1, i});
+      }
+    }
+    const std::vector<std::string> ids = {kGpu0 + "::0", kGpu1 + "::0"};
+    v1beta1::ContainerAllocateResponse response;
+    ASSERT_TRUE(isolation.Decorate(slots, gpus, ids, response).ok());
+    ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);
+    const std::string token = response.envs().at(std::string(names::kIsolationTokenEnv));
+    // The hand-off's file: 6 GiB on each GPU.
+    shim::ContainerLimits limits;
+    limits.version = shim::kContainerLimitsVersion;
+    std::string("/run/gpuslice/accounting").copy(limits.region_path, 24);
+    limits.device_count = 2;
+    for (std::uint32_t i = 0; i < 2; ++i) {
+      limits.devices[i].nvml_index = static_cast<std::int32_t>(i);
+      gpus[i].uuid.copy(limits.devices[i].uuid, gpus[i].uuid.size());
+      limits.devices[i].memory_bytes = 6 * kGi;
+    }
+    const std::string dir =
+        options.allocations_dir + "/" + AllocationHandoff::KeyFor(ids) + "/limits";
+    std::filesystem::create_directories(dir);
+    ASSERT_TRUE(shim::WriteContainerLimitsFile(dir + "/limits", limits).ok());
+    isolation.RunOnce();  // takes the limits
+    ASSERT_TRUE(isolation.manager()->AwaitingLimits().empty());
+    Result<shim::ContainerLimits> marked = shim::ReadContainerLimitsFile(dir + "/limits");
+    ASSERT_TRUE(marked.ok()) << marked.status().ToString();
+    EXPECT_TRUE(marked->devices[0].driver_enforced);
+    EXPECT_EQ(marked->devices[1].driver_enforced, row.capable.size() == 2);
+
+    const pid_t pid = getpid();
+    const std::string cgroup = tree.AddCgroup("/kubepods/pod1/ctr1", {pid});
+    ASSERT_TRUE(isolation.manager()->Bind("ctr1", pid, cgroup, token).ok());
+    EXPECT_EQ(driver.GetMemoryLimits(kGpu0, cgroup)->hard_limit_bytes, 6 * kGi);
+    if (row.capable.size() == 2) {
+      EXPECT_EQ(driver.GetMemoryLimits(kGpu1, cgroup)->hard_limit_bytes, 6 * kGi);
+    } else {
+      EXPECT_FALSE(driver.GetMemoryLimits(kGpu1, cgroup).ok());  // not a GPU of this driver
+    }
+    EXPECT_EQ(isolation.manager()->Usage().size(), row.capable.size());
+  }
 }
 
 }  // namespace
