@@ -17,6 +17,7 @@
 #include "backends/simulated_memory_limits.h"
 #include "core/resource_names.h"
 #include "fake_cgroup_tree.h"
+#include "fake_mps_v3_control.h"
 #include "isolation/oci_hook.h"
 #include "node_agent/allocation_handoff.h"
 #include "shim/container_limits.h"
@@ -299,6 +300,47 @@ TEST(AgentIsolationTest, FractionalContainerOnTwoGpusGetsADriverLimitOnEachCapab
     }
     EXPECT_EQ(isolation.manager()->Usage().size(), row.capable.size());
   }
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+TEST(AgentIsolationTest, ReleasedMpsTokenTakesItsEmptyNamespaceDirectoryWithIt) {
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  testing::InMemoryMpsV3 mps;
+  ListedPods pods;  // the kubelet lists no pod: the one allocated was deleted
+  AgentIsolationOptions options;
+  options.directory = tree.root() + "/iso";
+  options.cgroup_mount = tree.cgroup_mount();
+  options.hook_installed = true;
+  options.mps_root = tree.root() + "/mps";
+  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  options.pod_resources = &pods;
+  options.unclaimed_token_grace = std::chrono::milliseconds(0);
+  AgentIsolation isolation(options, &driver, &mps);
+  GpuInfo gpu;
+  gpu.uuid = kGpu0;
+  gpu.memory_bytes = 40 * kGi;
+  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  AdvertisedResource replicas;
+  replicas.name = "nvidia.com/gpu";
+  replicas.sharing = SharingStrategy::kMps;
+  for (int i = 0; i < 4; ++i) {
+    replicas.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
+  }
+  v1beta1::ContainerAllocateResponse response;
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::1"}, response).ok());
+  ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);
+  ASSERT_EQ(response.mounts_size(), 1);
+  const std::string namespace_dir = response.mounts(0).host_path();
+  ASSERT_TRUE(std::filesystem::is_directory(namespace_dir));
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(namespace_dir));
 }
 
 }  // namespace
