@@ -26,32 +26,6 @@ std::string RandomToken() {
   return out.str();
 }
 
-nlohmann::json PartitionJson(const Partition& p) {
-  return {{"gpu", p.gpu_uuid},
-          {"hard", p.hard_limit_bytes},
-          {"soft", p.soft_limit_bytes},
-          {"mps", p.mps},
-          {"threads", p.active_thread_percentage},
-          {"priority", p.client_priority},
-          {"namespace", p.mps_namespace},
-          {"limitsFrom", p.awaiting_limits_from},
-          {"podCgroup", p.pod_cgroup}};
-}
-
-Partition PartitionFrom(const nlohmann::json& j) {
-  Partition p;
-  p.gpu_uuid = j.value("gpu", std::string());
-  p.hard_limit_bytes = j.value("hard", std::uint64_t{0});
-  p.soft_limit_bytes = j.value("soft", std::uint64_t{0});
-  p.mps = j.value("mps", false);
-  p.active_thread_percentage = j.value("threads", 100);
-  p.client_priority = j.value("priority", 0);
-  p.mps_namespace = j.value("namespace", std::string());
-  p.awaiting_limits_from = j.value("limitsFrom", std::string());
-  p.pod_cgroup = j.value("podCgroup", std::string());
-  return p;
-}
-
 void WriteReply(const std::string& spool, const std::string& id, const Status& status) {
   const nlohmann::json reply = {{"ok", status.ok()}, {"message", status.ToString()}};
   const std::string path = SpoolReplyPath(spool, id);
@@ -82,6 +56,16 @@ Result<std::string> IsolationManager::RegisterPartition(const Partition& partiti
   if (partition.soft_limit_bytes > partition.hard_limit_bytes) {
     return InvalidArgument("partition soft limit " + std::to_string(partition.soft_limit_bytes) +
                            " exceeds its hard limit " + std::to_string(partition.hard_limit_bytes));
+  }
+  for (const GpuShare& g : partition.more_gpus) {
+    if (g.gpu_uuid.empty() || g.gpu_uuid == partition.gpu_uuid ||
+        g.soft_limit_bytes > g.hard_limit_bytes) {
+      return InvalidArgument("partition's further GPU '" + g.gpu_uuid +
+                             "' needs a UUID of another GPU and soft <= hard");
+    }
+  }
+  if (partition.mps && !partition.more_gpus.empty()) {
+    return InvalidArgument("an MPS v3 partition binds one GPU (one namespace on its server)");
   }
   if (partition.mps &&
       (partition.active_thread_percentage < 1 || partition.active_thread_percentage > 100)) {
@@ -116,12 +100,55 @@ Status IsolationManager::SetPartitionLimits(const std::string& token, const std:
   return Save();
 }
 
+Status IsolationManager::SetPartitionLimits(const std::string& token,
+                                            const std::vector<GpuShare>& shares) {
+  if (shares.empty()) return InvalidArgument("partition limits need at least one GPU");
+  for (std::size_t i = 0; i < shares.size(); ++i) {
+    const GpuShare& g = shares[i];
+    if (g.gpu_uuid.empty() || g.hard_limit_bytes == 0 || g.soft_limit_bytes > g.hard_limit_bytes) {
+      return InvalidArgument("partition limits on " + g.gpu_uuid +
+                             " need a GPU and 0 < soft <= hard");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (shares[j].gpu_uuid == g.gpu_uuid) {
+        return InvalidArgument("partition limits name GPU " + g.gpu_uuid + " twice");
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(token);
+    if (it == pending_.end()) return NotFound("no pending partition for the token");
+    it->second.more_gpus.assign(shares.begin() + 1, shares.end());
+  }
+  return SetPartitionLimits(token, shares[0].gpu_uuid, shares[0].hard_limit_bytes,
+                            shares[0].soft_limit_bytes);
+}
+
 Status IsolationManager::ForgoPartitionLimits(const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = pending_.find(token);
   if (it == pending_.end()) return NotFound("no pending partition for the token");
   it->second.awaiting_limits_from.clear();  // hard 0: Apply sets no driver limit
   return Save();
+}
+
+std::map<std::string, Partition> IsolationManager::Pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_;
+}
+
+bool IsolationManager::DropPending(const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(token);
+  if (it == pending_.end() || !it->second.pod_cgroup.empty()) return false;
+  if (const std::string dir = NamespaceDirectory(it->second); !dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(dir, ec);  // only when empty
+  }
+  pending_.erase(it);
+  (void)Save();
+  return true;
 }
 
 std::map<std::string, std::string> IsolationManager::AwaitingLimits() const {
@@ -142,13 +169,19 @@ Result<Partition> IsolationManager::PartitionFor(const std::string& token) const
   return NotFound("no partition for the token");
 }
 
+std::vector<GpuShare> IsolationManager::SharesOf(const Partition& p) {
+  std::vector<GpuShare> shares = {{p.gpu_uuid, p.hard_limit_bytes, p.soft_limit_bytes}};
+  shares.insert(shares.end(), p.more_gpus.begin(), p.more_gpus.end());
+  return shares;
+}
+
 Status IsolationManager::Apply(const ContainerBinding& b) {
-  if (limits_ != nullptr && b.partition.hard_limit_bytes != 0) {
+  for (const GpuShare& g : SharesOf(b.partition)) {
+    if (limits_ == nullptr || g.hard_limit_bytes == 0) continue;
     GPUSLICE_RETURN_IF_ERROR(
-        limits_
-            ->SetMemoryLimits(b.partition.gpu_uuid, b.cgroup_path, b.partition.soft_limit_bytes,
-                              b.partition.hard_limit_bytes)
-            .WithContext("setting the driver memory limit of container " + b.container_id));
+        limits_->SetMemoryLimits(g.gpu_uuid, b.cgroup_path, g.soft_limit_bytes, g.hard_limit_bytes)
+            .WithContext("setting the driver memory limit of container " + b.container_id + " on " +
+                         g.gpu_uuid));
   }
   if (b.partition.mps) {
     if (mps_ == nullptr) {
@@ -219,10 +252,12 @@ int IsolationManager::ReconcileNamespaces(const std::vector<std::string>& server
 
 void IsolationManager::Release(const ContainerBinding& b) {
   std::error_code ec;
-  if (limits_ != nullptr && b.partition.hard_limit_bytes != 0 &&
-      std::filesystem::is_directory(b.cgroup_path, ec)) {
-    // A removed cgroup has no limits any more (NVIDIA); an emptied one is cleared explicitly.
-    (void)limits_->ClearMemoryLimits(b.partition.gpu_uuid, b.cgroup_path);
+  for (const GpuShare& g : SharesOf(b.partition)) {
+    if (limits_ != nullptr && g.hard_limit_bytes != 0 &&
+        std::filesystem::is_directory(b.cgroup_path, ec)) {
+      // A removed cgroup has no limits any more (NVIDIA); an emptied one is cleared explicitly.
+      (void)limits_->ClearMemoryLimits(g.gpu_uuid, b.cgroup_path);
+    }
   }
   if (b.partition.mps && mps_ != nullptr)
     (void)mps_->DeleteNamespace(b.mps_server, b.mps_namespace);
@@ -421,24 +456,26 @@ std::vector<ContainerUsage> IsolationManager::Usage() const {
   std::vector<ContainerBinding> bindings = Bindings();
   std::vector<ContainerUsage> out;
   for (const ContainerBinding& b : bindings) {
-    ContainerUsage u;
-    u.container_id = b.container_id;
-    u.gpu_uuid = b.partition.gpu_uuid;
-    u.cgroup_path = b.cgroup_path;
-    u.mps_namespace = b.partition.mps ? b.mps_namespace : "";
-    u.hard_limit_bytes = b.partition.hard_limit_bytes;
-    u.soft_limit_bytes = b.partition.soft_limit_bytes;
-    if (limits_ == nullptr) {
-      u.error = "no driver memory limits on this node";
-    } else if (Result<MemoryLimits> read = limits_->GetMemoryLimits(u.gpu_uuid, u.cgroup_path);
-               read.ok()) {
-      u.hard_limit_bytes = read->hard_limit_bytes;
-      u.soft_limit_bytes = read->soft_limit_bytes;
-      u.current_used_bytes = read->current_used_bytes;
-    } else {
-      u.error = read.status().message();
+    for (const GpuShare& g : SharesOf(b.partition)) {  // one entry per GPU of the container
+      ContainerUsage u;
+      u.container_id = b.container_id;
+      u.gpu_uuid = g.gpu_uuid;
+      u.cgroup_path = b.cgroup_path;
+      u.mps_namespace = b.partition.mps ? b.mps_namespace : "";
+      u.hard_limit_bytes = g.hard_limit_bytes;
+      u.soft_limit_bytes = g.soft_limit_bytes;
+      if (limits_ == nullptr) {
+        u.error = "no driver memory limits on this node";
+      } else if (Result<MemoryLimits> read = limits_->GetMemoryLimits(u.gpu_uuid, u.cgroup_path);
+                 read.ok()) {
+        u.hard_limit_bytes = read->hard_limit_bytes;
+        u.soft_limit_bytes = read->soft_limit_bytes;
+        u.current_used_bytes = read->current_used_bytes;
+      } else {
+        u.error = read.status().message();
+      }
+      out.push_back(std::move(u));
     }
-    out.push_back(std::move(u));
   }
   return out;
 }
@@ -459,24 +496,13 @@ std::string IsolationManager::UsageJson(const std::vector<ContainerUsage>& usage
 }
 
 Status IsolationManager::Save() const {
-  nlohmann::json state;
-  state["version"] = 1;
-  state["pending"] = nlohmann::json::object();
-  for (const auto& [token, p] : pending_) state["pending"][token] = PartitionJson(p);
-  state["containers"] = nlohmann::json::array();
-  for (const auto& [id, b] : bindings_) {
-    state["containers"].push_back({{"id", id},
-                                   {"pid", b.pid},
-                                   {"cgroup", b.cgroup_path},
-                                   {"partition", PartitionJson(b.partition)},
-                                   {"mpsServer", b.mps_server},
-                                   {"mpsNamespace", b.mps_namespace},
-                                   {"token", b.token}});
-  }
+  IsolationState state;
+  state.pending = pending_;
+  for (const auto& [id, b] : bindings_) state.containers.push_back(b);
   const std::string tmp = options_.state_file + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << state.dump(1) << "\n";
+    out << FormatIsolationState(state);
     if (!out) return Unavailable("cannot write isolation state " + tmp);
   }
   std::error_code ec;
@@ -487,13 +513,7 @@ Status IsolationManager::Save() const {
 
 Status IsolationManager::Restore() {
   std::lock_guard<std::mutex> lock(mu_);
-  try {
-    return RestoreLocked();
-  } catch (const nlohmann::json::exception& e) {
-    // A field of the wrong type: refuse the file rather than crash the agent.
-    return InvalidArgument("isolation state " + options_.state_file + " is malformed (" + e.what() +
-                           "); move it away to start fresh");
-  }
+  return RestoreLocked();
 }
 
 Status IsolationManager::RestoreLocked() {
@@ -501,38 +521,21 @@ Status IsolationManager::RestoreLocked() {
   if (!in) return Status::Ok();
   std::ostringstream text;
   text << in.rdbuf();
-  const nlohmann::json state = nlohmann::json::parse(text.str(), nullptr, false);
-  if (state.is_discarded() || !state.is_object() || state.value("version", 0) != 1) {
-    return InvalidArgument("isolation state " + options_.state_file +
-                           " is not a version 1 gpuslice state file; move it away to start "
-                           "fresh (live containers then keep their limits until they end)");
-  }
-  pending_.clear();
+  // A malformed file is refused whole (InvalidArgument, never overwritten by the caller).
+  GPUSLICE_ASSIGN_OR_RETURN(IsolationState state,
+                            ParseIsolationState(text.str(), options_.state_file));
+  pending_ = std::move(state.pending);
   bindings_.clear();
-  if (state.contains("pending") && state["pending"].is_object()) {
-    for (const auto& [token, p] : state["pending"].items()) pending_[token] = PartitionFrom(p);
-  }
   Status first_error;
-  if (state.contains("containers") && state["containers"].is_array()) {
-    for (const auto& c : state["containers"]) {
-      ContainerBinding b;
-      b.container_id = c.value("id", std::string());
-      b.pid = c.value("pid", 0L);
-      b.cgroup_path = c.value("cgroup", std::string());
-      b.partition = PartitionFrom(c.value("partition", nlohmann::json::object()));
-      b.mps_server = c.value("mpsServer", std::string());
-      b.mps_namespace = c.value("mpsNamespace", std::string());
-      b.token = c.value("token", std::string());
-      if (!ValidateContainerId(b.container_id).ok()) continue;
-      if (!ContainerAlive(b)) {
-        Release(b);
-        PendAgainForItsPod(b);
-        continue;
-      }
-      Status applied = Apply(b);
-      if (!applied.ok() && first_error.ok()) first_error = applied;
-      bindings_[b.container_id] = b;
+  for (ContainerBinding& b : state.containers) {
+    if (!ContainerAlive(b)) {
+      Release(b);
+      PendAgainForItsPod(b);
+      continue;
     }
+    Status applied = Apply(b);
+    if (!applied.ok() && first_error.ok()) first_error = applied;
+    bindings_[b.container_id] = std::move(b);
   }
   GPUSLICE_RETURN_IF_ERROR(Save());
   return first_error;

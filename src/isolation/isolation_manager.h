@@ -20,40 +20,10 @@
 
 #include "backends/memory_limits.h"
 #include "core/status.h"
+#include "isolation/isolation_state.h"
 #include "isolation/mps_v3.h"
 
 namespace gpuslice {
-
-struct Partition {
-  std::string gpu_uuid;
-  std::uint64_t hard_limit_bytes = 0;  // gpuslice.io/gpu-memory limit, or the replica's share
-  std::uint64_t soft_limit_bytes = 0;  // the request (<= hard)
-  bool mps = false;                    // also an MPS v3 namespace
-  int active_thread_percentage = 100;  // MPS only
-  int client_priority = 0;             // MPS only
-  // Set by RegisterPartition under MPS: "ns-" + the token's first 16 hex digits, so Allocate can
-  // name the namespace's socket directory before the container exists.
-  std::string mps_namespace = {};
-  // A fractional container's limit is known only after Allocate (when the allocation hand-off
-  // reads the pod's gpuslice.io/assignment and writes its limits file, named here). Until
-  // SetPartitionLimits the hook's request waits in the spool (the hook times out if it never
-  // comes); "" = the limits above are final.
-  std::string awaiting_limits_from = {};
-  // Set when the token's container ended while its pod lives: the kubelet restarts a container
-  // with the same Allocate response (token included), so the token binds again, but only a
-  // container in this pod cgroup (the parent of the ended container's cgroup). "" = any.
-  std::string pod_cgroup = {};
-};
-
-struct ContainerBinding {
-  std::string container_id;
-  long pid = 0;
-  std::string cgroup_path;
-  Partition partition;
-  std::string mps_server;     // "" unless partition.mps
-  std::string mps_namespace;  // ditto
-  std::string token;          // the token it bound ("" in state files written before)
-};
 
 // One bound container's limits as the driver reports them now (for metrics).
 struct ContainerUsage {
@@ -131,9 +101,18 @@ class IsolationManager {
   // waiting request then binds. NotFound when the token is not pending.
   Status SetPartitionLimits(const std::string& token, const std::string& gpu_uuid,
                             std::uint64_t hard_limit_bytes, std::uint64_t soft_limit_bytes);
+  // The same for a container on several GPUs: the first share is the partition's GPU, the
+  // others its more_gpus.
+  Status SetPartitionLimits(const std::string& token, const std::vector<GpuShare>& shares);
   // The hand-off refused the container (no valid assignment): it binds without a driver limit,
   // and the shim fails its allocations closed as on the shim tier.
   Status ForgoPartitionLimits(const std::string& token);
+  // Every pending token's partition (not bound yet, or pending again for its pod).
+  std::map<std::string, Partition> Pending() const;
+  // Releases a token that was never bound (its pod was deleted before its container was
+  // created): forgets it and removes its empty MPS namespace directory. False when the token is
+  // not pending, or is pending again for a pod (ReapEnded handles those).
+  bool DropPending(const std::string& token);
   // Pending tokens still awaiting their limits: token -> limits file.
   std::map<std::string, std::string> AwaitingLimits() const;
 
@@ -141,8 +120,10 @@ class IsolationManager {
   std::string MpsServerFor(const std::string& gpu_uuid) const;
 
  private:
-  Status RestoreLocked();  // Restore() under mu_; may throw nlohmann::json::exception
+  Status RestoreLocked();  // Restore() under mu_
   Status Apply(const ContainerBinding& binding);
+  // The partition's GPU and its further GPUs, each with its limits.
+  static std::vector<GpuShare> SharesOf(const Partition& partition);
   static MpsV3Namespace NamespaceOf(const ContainerBinding& binding);
   void Release(const ContainerBinding& binding);
   // After `binding`'s container ended: its token is pending again, for its pod only, while the

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -10,9 +11,25 @@
 #include "node_agent/allocation_handoff.h"
 #include "node_agent/atomic_file.h"
 #include "node_agent/mps_daemon_supervisor.h"
+#include "node_agent/shim_injection.h"
+#include "shim/accounting_region.h"
 #include "shim/container_limits.h"
 
 namespace gpuslice {
+namespace {
+
+std::vector<std::string> SortedIds(std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::string HolderKey(const std::string& resource, const std::vector<std::string>& sorted_ids) {
+  std::string key = resource;
+  for (const std::string& id : sorted_ids) key += "\n" + id;
+  return key;
+}
+
+}  // namespace
 
 AgentIsolation::AgentIsolation(AgentIsolationOptions options, MemoryLimitDriver* limits,
                                MpsV3Control* mps)
@@ -114,39 +131,163 @@ Status AgentIsolation::Decorate(const AdvertisedResource& resource,
       }
     }
   }
-  if (taken.size() != 1) {
-    if (taken.size() > 1) {
-      spdlog::info("{}: a container with replicas of {} GPUs stays on the shim tier", resource.name,
-                   taken.size());
-    }
+  if (taken.empty()) return Status::Ok();
+  const bool mps = resource.sharing == SharingStrategy::kMps;
+  if (mps && taken.size() > 1) {
+    spdlog::info(
+        "{}: an MPS container with replicas of {} GPUs stays on the shim tier (one MPS v3 "
+        "namespace per token)",
+        resource.name, taken.size());
     return Status::Ok();
   }
-  const auto& [uuid, count] = *taken.begin();
-  const bool mps = resource.sharing == SharingStrategy::kMps;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const GpuIsolation* iso = node_.Find(uuid);
-    if (iso == nullptr || !iso->memory_partitions || (mps && !iso->mps_v3)) return Status::Ok();
-  }
-  std::uint64_t memory_bytes = 0;
-  for (const GpuInfo& gpu : gpus) {
-    if (gpu.uuid == uuid) memory_bytes = gpu.memory_bytes;
-  }
-  const int of = replicas[uuid];
+  // Every GPU of the container in the node's order: capable ones get their share as a driver
+  // limit (one token binds them all), the others keep no limit, as time-slicing has.
+  std::vector<shim::DeviceLimit> devices;
   Partition partition;
-  partition.gpu_uuid = uuid;
-  partition.hard_limit_bytes =
-      memory_bytes / static_cast<std::uint64_t>(of) * static_cast<std::uint64_t>(count);
-  partition.soft_limit_bytes = partition.hard_limit_bytes;  // replicas: request = limit
+  for (const GpuInfo& gpu : gpus) {
+    auto it = taken.find(gpu.uuid);
+    if (it == taken.end()) continue;
+    bool capable = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const GpuIsolation* iso = node_.Find(gpu.uuid);
+      capable = iso != nullptr && iso->memory_partitions && (!mps || iso->mps_v3);
+    }
+    const auto of = static_cast<std::uint64_t>(replicas[gpu.uuid]);
+    const auto count = static_cast<std::uint64_t>(it->second);
+    const std::uint64_t share_bytes = gpu.memory_bytes / of * count;
+    shim::DeviceLimit& device = devices.emplace_back();
+    device.nvml_index = gpu.index;
+    gpu.uuid.copy(device.uuid, sizeof(device.uuid) - 1);
+    device.memory_bytes = capable ? share_bytes : gpu.memory_bytes;
+    device.driver_enforced = capable;
+    if (!capable) continue;
+    if (partition.gpu_uuid.empty()) {
+      partition.gpu_uuid = gpu.uuid;
+      partition.hard_limit_bytes = share_bytes;
+      partition.soft_limit_bytes = share_bytes;  // replicas: request = limit
+      partition.active_thread_percentage = std::max(1, static_cast<int>(100 * count / of));
+    } else {
+      partition.more_gpus.push_back({gpu.uuid, share_bytes, share_bytes});
+    }
+  }
+  if (partition.gpu_uuid.empty()) return Status::Ok();  // no capable GPU: shim tier
   partition.mps = mps;
-  partition.active_thread_percentage = std::max(1, 100 * count / of);
+  partition.resource_name = resource.name;
+  partition.device_ids = SortedIds(ids);
   GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
   if (mps) {
     GPUSLICE_ASSIGN_OR_RETURN(Partition registered, manager_->PartitionFor(token));
-    GPUSLICE_RETURN_IF_ERROR(UseNamespaceDirectory(uuid, registered, out));
+    GPUSLICE_RETURN_IF_ERROR(UseNamespaceDirectory(partition.gpu_uuid, registered, out));
   }
+  GPUSLICE_RETURN_IF_ERROR(InjectReportingShim(token, devices, out));
   (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
   return Status::Ok();
+}
+
+Status AgentIsolation::InjectReportingShim(const std::string& token,
+                                           const std::vector<shim::DeviceLimit>& devices,
+                                           v1beta1::ContainerAllocateResponse& out) {
+  if (Status usable = CheckShimDir(options_.shim_dir); !usable.ok()) {
+    if (!shim_dir_warned_.exchange(true)) {
+      spdlog::warn(
+          "replica containers on driver-tier GPUs get no shim, so they see the whole "
+          "GPU's memory (the driver still enforces their share): {}",
+          usable.message());
+    }
+    return Status::Ok();
+  }
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(options_.directory) / "shim" / token;
+  const fs::path limits_dir = dir / "limits";
+  const fs::path region_dir = dir / "region";
+  std::error_code ec;
+  fs::create_directories(limits_dir, ec);
+  if (!ec) fs::create_directories(region_dir, ec);
+  if (ec) return Unavailable("cannot create " + dir.string() + ": " + ec.message());
+  fs::permissions(limits_dir,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                      fs::perms::others_read | fs::perms::others_exec,
+                  ec);
+  fs::permissions(region_dir,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                      fs::perms::others_read | fs::perms::others_exec,
+                  ec);
+  const std::string region = (region_dir / "accounting").string();
+  if (const int rc = shim::AccountingRegion::Create(region.c_str(), 0666); rc != 0) {
+    return Internal("cannot create the accounting region " + region + ": " +
+                    std::error_code(rc, std::generic_category()).message());
+  }
+  shim::ContainerLimits limits;
+  limits.version = shim::kContainerLimitsVersion;
+  const std::string container_region = std::string(kContainerRegionDir) + "/accounting";
+  container_region.copy(limits.region_path, sizeof(limits.region_path) - 1);
+  // enforcer=driver on capable GPUs: report the share as the total, the driver refuses beyond it.
+  for (const shim::DeviceLimit& device : devices) {
+    if (limits.device_count == shim::kMaxLimitedDevices) break;
+    limits.devices[limits.device_count++] = device;
+  }
+  GPUSLICE_RETURN_IF_ERROR(
+      shim::WriteContainerLimitsFile((limits_dir / "limits").string(), limits));
+  auto* limits_mount = out.add_mounts();
+  limits_mount->set_container_path(kContainerLimitsDir);
+  limits_mount->set_host_path(limits_dir.string());
+  limits_mount->set_read_only(true);
+  auto* region_mount = out.add_mounts();
+  region_mount->set_container_path(kContainerRegionDir);
+  region_mount->set_host_path(region_dir.string());
+  region_mount->set_read_only(false);
+  return InjectShims(options_.shim_dir, dir.string(), out);
+}
+
+int AgentIsolation::ExpireUnclaimedTokens() {
+  if (options_.pod_resources == nullptr) return 0;
+  const std::map<std::string, Partition> pending = manager_->Pending();
+  bool any = false;
+  for (const auto& [token, p] : pending)
+    any = any || (!p.device_ids.empty() && p.pod_cgroup.empty());
+  if (!any) {
+    unclaimed_since_.clear();
+    return 0;
+  }
+  Result<std::vector<ContainerDevices>> listed = options_.pod_resources->List();
+  if (!listed.ok()) return 0;  // no answer: nothing is known to be gone
+  int released = 0;
+  std::set<std::string> held;
+  for (const ContainerDevices& c : *listed) {
+    held.insert(HolderKey(c.resource_name, SortedIds(c.device_ids)));
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::map<std::string, std::chrono::steady_clock::time_point> still_unclaimed;
+  for (const auto& [token, p] : pending) {
+    if (p.device_ids.empty() || !p.pod_cgroup.empty()) continue;
+    if (held.count(HolderKey(p.resource_name, p.device_ids)) > 0) continue;
+    auto since = unclaimed_since_.find(token);
+    const auto first = since == unclaimed_since_.end() ? now : since->second;
+    if (now - first < options_.unclaimed_token_grace) {
+      still_unclaimed[token] = first;
+    } else if (manager_->DropPending(token)) {
+      ++released;
+      std::string devices;
+      for (const std::string& id : p.device_ids) devices += (devices.empty() ? "" : ",") + id;
+      spdlog::info(
+          "released the isolation token of {} {}: no pod holds them any more (deleted "
+          "before its container was created)",
+          p.resource_name, devices);
+    }
+  }
+  unclaimed_since_ = std::move(still_unclaimed);
+  return released;
+}
+
+void AgentIsolation::RemoveStaleShimDirectories() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(options_.directory) / "shim", ec)) {
+    const std::string token = entry.path().filename().string();
+    if (manager_->PartitionFor(token).ok()) continue;
+    fs::remove_all(entry.path(), ec);
+  }
 }
 
 Status AgentIsolation::UseNamespaceDirectory(const std::string& gpu_uuid,
@@ -192,12 +333,13 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
       if (d.id == id) uuids.insert(d.device_uuid);
     }
   }
-  if (uuids.size() != 1) return Status::Ok();  // several GPUs: shim tier (one token, one GPU)
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const GpuIsolation* iso = node_.Find(*uuids.begin());
-    if (iso == nullptr || !iso->memory_partitions) return Status::Ok();
+  // The slots' GPUs; the limits (and the GPUs the assignment names) come from the hand-off's
+  // file. One token binds a driver limit on each capable GPU among them.
+  std::string first_capable;
+  for (const std::string& uuid : uuids) {
+    if (first_capable.empty() && Capable(uuid)) first_capable = uuid;
   }
+  if (first_capable.empty()) return Status::Ok();
   // The hand-off's file for these slots (AllocationHandoff::PrepareAllocation); a previous
   // holder's is removed so that its limits cannot be taken for this container's.
   const std::string file =
@@ -205,8 +347,10 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
   std::error_code ec;
   std::filesystem::remove(file, ec);
   Partition partition;
-  partition.gpu_uuid = *uuids.begin();
+  partition.gpu_uuid = first_capable;
   partition.awaiting_limits_from = file;
+  partition.resource_name = resource.name;
+  partition.device_ids = SortedIds(ids);
   GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
   (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
   return Status::Ok();
@@ -224,17 +368,44 @@ void AgentIsolation::TakeFractionalLimits() {
     }
     if (!std::filesystem::exists(file, ec)) continue;
     Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(file);
-    if (!limits.ok() || limits->device_count < 1 || limits->devices[0].memory_bytes == 0) continue;
-    const shim::DeviceLimit& device = limits->devices[0];
-    // The hand-off's limit is the pod's gpuslice.io/gpu-memory: hard = soft = it.
-    std::string gpu(device.uuid);
-    if (gpu.empty()) gpu = manager_->PartitionFor(token).value_or(Partition{}).gpu_uuid;
-    if (Status s =
-            manager_->SetPartitionLimits(token, gpu, device.memory_bytes, device.memory_bytes);
-        !s.ok()) {
+    if (!limits.ok() || limits->device_count < 1) continue;
+    // The hand-off's limit per GPU is the pod's gpuslice.io/gpu-memory: hard = soft = it. Each
+    // capable GPU gets it as a driver limit, and its device line `enforcer=driver`.
+    shim::ContainerLimits report_only = *limits;
+    std::vector<GpuShare> shares;
+    bool marked = false;  // a device line gained enforcer=driver
+    for (std::uint32_t i = 0; i < limits->device_count; ++i) {
+      const shim::DeviceLimit& device = limits->devices[i];
+      std::string gpu(device.uuid);
+      if (gpu.empty() && limits->device_count == 1) {
+        gpu = manager_->PartitionFor(token).value_or(Partition{}).gpu_uuid;
+      }
+      if (device.memory_bytes == 0 || !Capable(gpu)) continue;
+      shares.push_back({gpu, device.memory_bytes, device.memory_bytes});
+      marked = marked || !device.driver_enforced;
+      report_only.devices[i].driver_enforced = true;
+    }
+    if (shares.empty()) {  // no capable GPU in the assignment: the shim enforces, as before
+      (void)manager_->ForgoPartitionLimits(token);
+      continue;
+    }
+    // The driver enforces them: the container's shim only reports them (the hook binds, and so
+    // the container starts, only after this turn, so its shim reads the rewritten file).
+    if (marked) {
+      if (Status s = shim::WriteContainerLimitsFile(file, report_only); !s.ok()) {
+        spdlog::warn("{}: the shim stays the enforcer too: {}", file, s.message());
+      }
+    }
+    if (Status s = manager_->SetPartitionLimits(token, shares); !s.ok()) {
       spdlog::warn("fractional container limits from {}: {}", file, s.message());
     }
   }
+}
+
+bool AgentIsolation::Capable(const std::string& uuid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const GpuIsolation* iso = node_.Find(uuid);
+  return iso != nullptr && iso->memory_partitions;
 }
 
 void AgentIsolation::UseV3ForLocked() {
@@ -260,10 +431,18 @@ void AgentIsolation::RunOnce() {
   if (manager_ == nullptr) return;
   // A container bound or ended: its usage entry is written now, not at the next interval.
   TakeFractionalLimits();
-  const bool bound_or_ended = manager_->ProcessRequests() + manager_->ReapEnded() > 0;
   const auto now = std::chrono::steady_clock::now();
+  int expired = 0;
+  // PodResources is asked at most every reconcile interval, and often enough for the grace.
+  if (now - last_expiry_check_ >=
+      std::min(options_.namespace_reconcile_interval, options_.unclaimed_token_grace / 2)) {
+    last_expiry_check_ = now;
+    expired = ExpireUnclaimedTokens();
+  }
+  const bool bound_or_ended = manager_->ProcessRequests() + manager_->ReapEnded() + expired > 0;
   if (!bound_or_ended && now - last_reconcile_ < options_.namespace_reconcile_interval) return;
   last_reconcile_ = now;
+  RemoveStaleShimDirectories();
   if (mps_ != nullptr) {
     if (const int changed = manager_->ReconcileNamespaces(MpsV3Servers()); changed > 0) {
       spdlog::info("MPS v3: {} namespaces re-created or removed to match the containers", changed);

@@ -8,6 +8,7 @@
 // one call.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -21,8 +22,11 @@
 #include "isolation/isolation_manager.h"
 #include "isolation/mps_v3.h"
 #include "node_agent/device_plugin_api.pb.h"
+#include "shim/container_limits.h"
 
 namespace gpuslice {
+
+class PodResourcesSource;  // node_agent/allocation_handoff.h
 
 struct AgentIsolationOptions {
   bool enabled = true;                                // --isolation=auto|off
@@ -42,6 +46,17 @@ struct AgentIsolationOptions {
   // driver limit (hard = soft = their gpuslice.io/gpu-memory assignment) once the hand-off has
   // written their limits file there. "" = fractional containers stay on the shim tier.
   std::string allocations_dir;
+  // Host directory of the shims (--shim-dir). Replica containers on driver-tier GPUs get them,
+  // report-only (`enforcer=driver` in an agent-written, read-only limits file): they see their
+  // share as the GPU's total while the driver enforces it. "" or a directory without the shims:
+  // no shim (logged once), the driver still enforces.
+  std::string shim_dir;
+  // The kubelet's PodResources API (may be null). A token never bound whose devices no listed
+  // container holds for `unclaimed_token_grace` (its pod was deleted between Allocate and the
+  // container's creation) is released, with its MPS namespace directory. A failed List releases
+  // nothing.
+  PodResourcesSource* pod_resources = nullptr;
+  std::chrono::milliseconds unclaimed_token_grace{std::chrono::minutes(5)};
 };
 
 class AgentIsolation {
@@ -89,6 +104,21 @@ class AgentIsolation {
                             v1beta1::ContainerAllocateResponse& out);
   // Gives awaiting partitions the limits their files now hold.
   void TakeFractionalLimits();
+  // The GPU takes driver memory partitions.
+  bool Capable(const std::string& uuid) const;
+  // Replica containers on driver-tier GPUs: the shims with a report-only limits file in
+  // <directory>/shim/<token>/{limits,region}, mounted at /etc/gpuslice and /run/gpuslice.
+  // `devices`: every GPU of the container (limits file device lines).
+  Status InjectReportingShim(const std::string& token,
+                             const std::vector<shim::DeviceLimit>& devices,
+                             v1beta1::ContainerAllocateResponse& out);
+  // Removes the shim directories of tokens the manager no longer knows.
+  void RemoveStaleShimDirectories();
+  // Releases pending tokens that PodResources has not listed for the grace period; how many.
+  int ExpireUnclaimedTokens();
+  std::chrono::steady_clock::time_point last_expiry_check_{};
+  std::map<std::string, std::chrono::steady_clock::time_point> unclaimed_since_;  // loop only
+  std::atomic<bool> shim_dir_warned_{false};  // Allocate runs on gRPC threads
 
   // Under MPS v3: the container's pipe mount becomes its namespace's directory, and NVIDIA's
   // per-process limit variables are dropped (the namespace holds the container's limits).

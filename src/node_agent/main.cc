@@ -213,6 +213,13 @@ int main(int argc, char** argv) {
   app.add_option("--isolation-dir", options.isolation.directory,
                  "spool and state of the driver isolation tier (shared with the hook)")
       ->capture_default_str();
+  std::int64_t unclaimed_grace_ms = 300000;
+  app.add_option("--unclaimed-token-grace-ms", unclaimed_grace_ms,
+                 "how long the kubelet's PodResources may list no container holding a never-bound "
+                 "isolation token's devices before the token is released (its pod was deleted "
+                 "before its container was created)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400000}))
+      ->capture_default_str();
   app.add_option("--cgroup-mount", options.isolation.cgroup_mount, "cgroup v2 mount")
       ->capture_default_str();
   app.add_option("--hook-path", hook_path,
@@ -236,7 +243,8 @@ int main(int argc, char** argv) {
   std::string install_shims_from;
   app.add_option("--shim-dir", cluster.handoff.shim_dir,
                  "host directory of libgpuslice-cuda.so and libgpuslice-nvml.so, mounted into "
-                 "fractional containers with an /etc/ld.so.preload naming them")
+                 "fractional containers with an /etc/ld.so.preload naming them (and, "
+                 "report-only, into replica containers on driver-tier GPUs)")
       ->capture_default_str();
   app.add_option("--install-shims-from", install_shims_from,
                  "copy the shims from this directory (e.g. the image's /usr/local/lib/gpuslice) "
@@ -355,6 +363,13 @@ int main(int argc, char** argv) {
   }
   // Fractional containers on capable GPUs get a driver limit from the hand-off's limits files.
   if (!cluster.node_name.empty()) options.isolation.allocations_dir = cluster.handoff.host_root;
+  // Replica containers on capable GPUs get the shims too, report-only (the driver enforces).
+  options.isolation.shim_dir = cluster.handoff.shim_dir;
+  // Tokens of pods deleted before their container was created are released once the kubelet's
+  // PodResources no longer lists their devices (a failed List releases nothing).
+  gpuslice::GrpcPodResources isolation_pod_resources(cluster.pod_resources_socket);
+  options.isolation.pod_resources = &isolation_pod_resources;
+  options.isolation.unclaimed_token_grace = std::chrono::milliseconds(unclaimed_grace_ms);
   // MPS v3 (docs/isolation.md): its daemons replace the v2 ones on the GPUs the agent finds
   // capable; the others still get `mps_control`'s.
   std::vector<std::string> v3_command;

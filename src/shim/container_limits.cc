@@ -45,6 +45,7 @@ Result<std::string> FormatContainerLimits(const ContainerLimits& limits) {
       out << " compute-requests=" << d.requests_path;
     }
     if (d.compute_cap_percent != 0) out << " compute-cap-percent=" << d.compute_cap_percent;
+    if (d.driver_enforced) out << " enforcer=driver";
     out << "\n";
   }
   return out.str();

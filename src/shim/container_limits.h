@@ -19,6 +19,11 @@
 // `compute-arbiter` launches are not arbitrated. `device` lines, in the order the container's CUDA
 // ordinals see the GPUs; `index` is the NVML index (used when `uuid` is `-`). A GPU the file does
 // not list gets a limit of zero.
+// `enforcer=driver` (optional; default `shim`) marks a GPU whose limit the NVIDIA driver enforces
+// on the container's cgroup (docs/isolation.md, driver tier): the shims still report
+// memory-bytes as the GPU's total and count usage, but do not refuse allocations themselves
+// (the driver does, with its own out-of-memory error). Only the node agent writes the file, and
+// it is read-only in the container, so a tenant cannot switch its shim to report-only.
 //
 // ParseContainerLimits is allocation-free and exception-free so the shim can call it at load
 // time; the Result-returning helpers are for the control plane.
@@ -53,6 +58,7 @@ struct DeviceLimit {
   char arbiter_path[kMaxLimitsPath] = {};   // the GPU's grant page; empty: not arbitrated
   char requests_path[kMaxLimitsPath] = {};  // the container's own arbiter request file
   std::uint32_t compute_cap_percent = 0;    // 0: no cap (work-conserving)
+  bool driver_enforced = false;             // enforcer=driver: report, do not refuse
 };
 
 struct ContainerLimits {

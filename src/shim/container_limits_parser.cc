@@ -65,7 +65,7 @@ bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* devi
     if (eq == std::string_view::npos) {
       *why =
           "device fields are key=value (index, uuid, memory-bytes, compute-percent, "
-          "compute-arbiter, compute-requests, compute-cap-percent)";
+          "compute-arbiter, compute-requests, compute-cap-percent, enforcer)";
       return false;
     }
     const std::string_view key = token.substr(0, eq);
@@ -119,10 +119,16 @@ bool ParseDevice(std::string_view rest, std::uint32_t version, DeviceLimit* devi
         return false;
       }
       device->compute_cap_percent = static_cast<std::uint32_t>(number);
+    } else if (key == "enforcer") {
+      if (value != "driver" && value != "shim") {
+        *why = "enforcer must be 'driver' or 'shim'";
+        return false;
+      }
+      device->driver_enforced = value == "driver";
     } else {
       *why =
           "unknown device field (accepted: index, uuid, memory-bytes, compute-percent, "
-          "compute-arbiter, compute-requests, compute-cap-percent)";
+          "compute-arbiter, compute-requests, compute-cap-percent, enforcer)";
       return false;
     }
   }

@@ -223,6 +223,7 @@ struct ShimState {
   bool broken = false;     // ... but it or the region is unusable: fail closed
   ContainerLimits limits;
   std::uint64_t limit_bytes[kMaxLimitedDevices] = {};  // min(file, environment)
+  std::uint64_t refuse_above_bytes[kMaxLimitedDevices] = {};  // UINT64_MAX: the driver enforces
   AccountingRegion region;
   std::atomic<int> slot{-1};
   std::mutex slot_mutex;
@@ -274,7 +275,10 @@ void LoadLimits(ShimState& s) {
   s.enforcing = loaded.enforcing;
   s.broken = loaded.broken;
   s.limits = loaded.limits;
-  for (std::size_t i = 0; i < kMaxLimitedDevices; ++i) s.limit_bytes[i] = loaded.limit_bytes[i];
+  for (std::size_t i = 0; i < kMaxLimitedDevices; ++i) {
+    s.limit_bytes[i] = loaded.limit_bytes[i];
+    s.refuse_above_bytes[i] = loaded.refuse_above_bytes[i];
+  }
   if (s.enforcing && !s.broken) {
     if (const int rc = s.region.Open(s.limits.region_path); rc != 0) {
       Complain("cannot open the accounting region; GPU memory allocations will fail",
@@ -898,7 +902,8 @@ int Slot(ShimState& s) {
 }
 
 bool Reserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {
-  return s.region.Reserve(Slot(s), entry, bytes, s.limit_bytes[entry]);
+  // Counted either way (what cuMemGetInfo/NVML report as used); refused only on shim-tier GPUs.
+  return s.region.Reserve(Slot(s), entry, bytes, s.refuse_above_bytes[entry]);
 }
 
 void Unreserve(ShimState& s, std::uint32_t entry, std::uint64_t bytes) {

@@ -112,14 +112,18 @@ void ApplyLimitsText(const char* text, std::size_t size, LoadedLimits* out) {
     out->limit_bytes[i] = out->limits.devices[i].memory_bytes;
   }
   const char* lower = std::getenv("GPUSLICE_MEMORY_LIMIT");
-  if (lower == nullptr || lower[0] == '\0') return;
   std::uint64_t bytes = 0;
-  if (!ParseByteQuantity(lower, &bytes)) {
+  if (lower != nullptr && lower[0] != '\0' && !ParseByteQuantity(lower, &bytes)) {
     ShimComplain("ignoring malformed GPUSLICE_MEMORY_LIMIT (expected e.g. 2Gi)", lower);
-    return;
+  } else if (lower != nullptr && lower[0] != '\0') {
+    for (std::uint64_t& limit : out->limit_bytes) {
+      if (bytes < limit) limit = bytes;  // the environment can lower a limit, never raise it
+    }
   }
-  for (std::uint64_t& limit : out->limit_bytes) {
-    if (bytes < limit) limit = bytes;  // the environment can lower a limit, never raise it
+  for (std::uint32_t i = 0; i < out->limits.device_count; ++i) {
+    const DeviceLimit& d = out->limits.devices[i];
+    const bool report_only = d.driver_enforced && out->limit_bytes[i] == d.memory_bytes;
+    out->refuse_above_bytes[i] = report_only ? UINT64_MAX : out->limit_bytes[i];
   }
 }
 

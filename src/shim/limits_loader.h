@@ -16,6 +16,10 @@ struct LoadedLimits {
   ContainerLimits limits;
   // Per limits entry: the file's memory-bytes, lowered (never raised) by GPUSLICE_MEMORY_LIMIT.
   std::uint64_t limit_bytes[kMaxLimitedDevices] = {};
+  // Per limits entry: where the shim refuses an allocation. limit_bytes, except on a GPU the
+  // file marks `enforcer=driver`: there UINT64_MAX (report-only; the driver refuses), unless
+  // GPUSLICE_MEMORY_LIMIT lowered the limit (the tenant's own lower limit is still enforced).
+  std::uint64_t refuse_above_bytes[kMaxLimitedDevices] = {};
 };
 
 // The limits file is kDefaultLimitsPath when it exists (the node agent mounts it read-only);

@@ -169,6 +169,52 @@ TEST_F(IsolationTest, AgentRestartKeepsLiveContainersAndCleansEndedOnes) {
   EXPECT_EQ(Limits(kGpu0, tree_.cgroup_mount() + "/kubepods/pod3/ctr3").hard_limit_bytes, 2 * kGi);
 }
 
+TEST_F(IsolationTest, ContainerWithReplicasOfTwoGpusGetsADriverLimitOnEachThroughOneToken) {
+  std::string token;
+  const std::string cgroup = tree_.cgroup_mount() + "/kubepods/pod1/ctr1";
+  {
+    IsolationManager manager(Options(), &driver_, nullptr);
+    Partition two{kGpu0, 10 * kGi, 10 * kGi};
+    two.more_gpus = {{kGpu1, 20 * kGi, 20 * kGi}};
+    auto registered = manager.RegisterPartition(two);
+    ASSERT_TRUE(registered.ok()) << registered.status().ToString();
+    token = *registered;
+    ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/pod1/ctr1", a_.pid, token).ok());
+    EXPECT_EQ(Limits(kGpu0, cgroup).hard_limit_bytes, 10 * kGi);
+    EXPECT_EQ(Limits(kGpu1, cgroup).hard_limit_bytes, 20 * kGi);
+    // Each GPU's limit holds on its own GPU.
+    EXPECT_TRUE(simdmem::Charge(cgroup, kGpu1, a_.pid, static_cast<std::int64_t>(15 * kGi)));
+    EXPECT_FALSE(simdmem::Charge(cgroup, kGpu0, a_.pid, static_cast<std::int64_t>(15 * kGi)));
+    const std::vector<ContainerUsage> usage = manager.Usage();
+    ASSERT_EQ(usage.size(), 2u);
+    EXPECT_EQ(usage[0].gpu_uuid, kGpu0);
+    EXPECT_EQ(usage[1].gpu_uuid, kGpu1);
+    EXPECT_EQ(usage[1].hard_limit_bytes, 20 * kGi);
+  }  // the agent stops; the driver lost the second GPU's limit meanwhile
+  ASSERT_TRUE(driver_.ClearMemoryLimits(kGpu1, cgroup).ok());
+  IsolationManager restarted(Options(), &driver_, nullptr);
+  ASSERT_TRUE(restarted.Restore().ok());
+  EXPECT_EQ(Limits(kGpu0, cgroup).hard_limit_bytes, 10 * kGi);
+  EXPECT_EQ(Limits(kGpu1, cgroup).hard_limit_bytes, 20 * kGi);
+  FakeCgroupTree::SetProcs(cgroup, {});  // the container ends: both limits are cleared
+  EXPECT_EQ(restarted.ReapEnded(), 1);
+  EXPECT_FALSE(Limits(kGpu0, cgroup).set());
+  EXPECT_FALSE(Limits(kGpu1, cgroup).set());
+}
+
+TEST_F(IsolationTest, RegisterRejectsBadMultiGpuPartitions) {
+  IsolationManager manager(Options(), &driver_, &mps_);
+  Partition same{kGpu0, kGi, kGi};
+  same.more_gpus = {{kGpu0, kGi, kGi}};
+  EXPECT_FALSE(manager.RegisterPartition(same).ok());
+  Partition soft_above{kGpu0, kGi, kGi};
+  soft_above.more_gpus = {{kGpu1, kGi, 2 * kGi}};
+  EXPECT_FALSE(manager.RegisterPartition(soft_above).ok());
+  Partition mps{kGpu0, kGi, kGi, true, 50, 0};
+  mps.more_gpus = {{kGpu1, kGi, kGi}};
+  EXPECT_FALSE(manager.RegisterPartition(mps).ok());
+}
+
 TEST_F(IsolationTest, UsageReadsBackEachContainersLimitAndCurrentUse) {
   IsolationManager manager(Options(), &driver_, &mps_);
   auto t1 = manager.RegisterPartition({kGpu0, 4 * kGi, 2 * kGi});
@@ -315,7 +361,9 @@ TEST_F(IsolationTest, CorruptStateFileIsAClearError) {
 TEST_F(IsolationTest, StateFileWithFieldsOfTheWrongTypeIsAClearErrorNotACrash) {
   for (const char* text :
        {R"({"version":"1"})", R"({"version":1,"containers":[{"id":7,"pid":"x"}]})",
-        R"({"version":1,"pending":{"t":{"hard":"lots"}}})"}) {
+        R"({"version":1,"pending":{"t":{"hard":"lots"}}})",
+        R"({"version":1,"containers":[{"id":"c1","pid":1e20}]})",
+        R"({"version":1,"pending":{"t":"GPU-1"}})"}) {
     std::ofstream(tree_.state_file()) << text;
     IsolationManager manager(Options(), &driver_, nullptr);
     Status status = manager.Restore();

@@ -11,11 +11,13 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "backends/simulated_memory_limits.h"
 #include "core/resource_names.h"
 #include "fake_cgroup_tree.h"
+#include "fake_mps_v3_control.h"
 #include "isolation/oci_hook.h"
 #include "node_agent/allocation_handoff.h"
 #include "shim/container_limits.h"
@@ -103,6 +105,13 @@ TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->hard_limit_bytes, 6 * kGi);
   EXPECT_EQ(got->soft_limit_bytes, 6 * kGi);
+  // The driver enforces it, so the container's shim (which reads the file only once the hook
+  // has let the container start) reports it without refusing: the agent marked it so.
+  Result<shim::ContainerLimits> reread = shim::ReadContainerLimitsFile(dir + "/limits");
+  ASSERT_TRUE(reread.ok()) << reread.status().ToString();
+  EXPECT_TRUE(reread->devices[0].driver_enforced);
+  EXPECT_EQ(reread->devices[0].memory_bytes, 6 * kGi);
+  EXPECT_STREQ(reread->region_path, limits.region_path);
 
   // A pod the hand-off refuses (no valid assignment) still starts, without a driver limit: its
   // shim fails GPU allocations closed, as on the shim tier.
@@ -131,6 +140,207 @@ TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit
   EXPECT_FALSE(driver.GetMemoryLimits(kGpu0, tree.cgroup_mount() + "/kubepods/pod2/ctr2")->set());
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+// The kubelet's PodResources as the test sets it; `fail` = the kubelet does not answer.
+class ListedPods final : public PodResourcesSource {
+ public:
+  Result<std::vector<ContainerDevices>> List() override {
+    if (fail) return Unavailable("kubelet down");
+    return containers;
+  }
+  std::vector<ContainerDevices> containers;
+  bool fail = false;
+};
+
+TEST(AgentIsolationTest, TokenOfAPodDeletedBeforeItsContainerWasCreatedIsReleased) {
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  ListedPods pods;
+  AgentIsolationOptions options;
+  options.directory = tree.root() + "/iso";
+  options.cgroup_mount = tree.cgroup_mount();
+  options.hook_installed = true;
+  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  options.pod_resources = &pods;
+  options.unclaimed_token_grace = std::chrono::milliseconds(200);
+  AgentIsolation isolation(options, &driver, nullptr);
+  GpuInfo gpu;
+  gpu.uuid = kGpu0;
+  gpu.memory_bytes = 40 * kGi;
+  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  AdvertisedResource replicas;
+  replicas.name = "nvidia.com/gpu";
+  replicas.sharing = SharingStrategy::kTimeSlicing;
+  for (int i = 0; i < 4; ++i) {
+    replicas.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
+  }
+  const std::string env(names::kIsolationTokenEnv);
+  v1beta1::ContainerAllocateResponse kept, deleted, bound;
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::1"}, kept).ok());
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::2"}, deleted).ok());
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::3"}, bound).ok());
+  ASSERT_EQ(isolation.manager()->PendingTokens(), 3u);
+  // The third one's container is created (bound); the first's pod waits (an image pull) and is
+  // listed; the second's pod was deleted before its container was created.
+  const pid_t pid = getpid();
+  tree.AddCgroup("/kubepods/pod3/ctr3", {pid});
+  ASSERT_TRUE(
+      isolation.manager()
+          ->Bind("ctr3", pid, tree.cgroup_mount() + "/kubepods/pod3/ctr3", bound.envs().at(env))
+          .ok());
+  pods.containers = {{"default", "waiting", "main", "nvidia.com/gpu", {kGpu0 + "::1"}},
+                     {"default", "running", "main", "nvidia.com/gpu", {kGpu0 + "::3"}}};
+  // Within the grace period, and while the kubelet does not answer, nothing is released.
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 2u);
+  pods.fail = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 2u);
+  pods.fail = false;
+  isolation.RunOnce();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  isolation.RunOnce();
+  ASSERT_EQ(isolation.manager()->PendingTokens(), 1u);
+  EXPECT_TRUE(isolation.manager()->PartitionFor(kept.envs().at(env)).ok());
+  EXPECT_FALSE(isolation.manager()->PartitionFor(deleted.envs().at(env)).ok());
+  EXPECT_EQ(isolation.manager()->Bindings().size(), 1u);  // the bound one is not touched
+  // Its pod being deleted too, the waiting one goes after the grace period as well.
+  pods.containers.resize(1);
+  pods.containers[0].device_ids = {kGpu0 + "::0"};
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 0u);
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+const std::string kGpu1 = "GPU-66666666-7777-8888-9999-000000000000";
+
+// A fractional container whose slots span two GPUs: one token binds a driver limit on each
+// capable GPU, and the hand-off's file marks exactly those `enforcer=driver`.
+TEST(AgentIsolationTest, FractionalContainerOnTwoGpusGetsADriverLimitOnEachCapableOne) {
+  struct Row {
+    const char* name;
+    std::vector<std::string> capable;  // the GPUs the driver takes limits on
+  };
+  for (const Row& row : {Row{"BothCapable", {kGpu0, kGpu1}}, Row{"OnlyTheFirst", {kGpu0}}}) {
+    SCOPED_TRACE(row.name);
+    FakeCgroupTree tree;
+    FileMemoryLimits driver(std::set<std::string>(row.capable.begin(), row.capable.end()));
+    AgentIsolationOptions options;
+    options.directory = tree.root() + "/iso";
+    options.cgroup_mount = tree.cgroup_mount();
+    options.hook_installed = true;
+    options.allocations_dir = tree.root() + "/alloc";
+    options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+    AgentIsolation isolation(options, &driver, nullptr);
+    std::vector<GpuInfo> gpus(2);
+    gpus[0].uuid = kGpu0;
+    gpus[1].uuid = kGpu1;
+    gpus[1].index = 1;
+    for (GpuInfo& g : gpus) g.memory_bytes = 40 * kGi;
+    ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, gpus).ok());
+    AdvertisedResource slots;
+    slots.name = "gpuslice.io/gpu";
+    slots.fractional = true;
+    for (const GpuInfo& g : gpus) {
+      for (int i = 0; i < 2; ++i) {
+        slots.devices.push_back(
+            {g.uuid + "::" + std::to_string(i), g.uuid, g.uuid, g.index, -1, i});
+      }
+    }
+    const std::vector<std::string> ids = {kGpu0 + "::0", kGpu1 + "::0"};
+    v1beta1::ContainerAllocateResponse response;
+    ASSERT_TRUE(isolation.Decorate(slots, gpus, ids, response).ok());
+    ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);
+    const std::string token = response.envs().at(std::string(names::kIsolationTokenEnv));
+    // The hand-off's file: 6 GiB on each GPU.
+    shim::ContainerLimits limits;
+    limits.version = shim::kContainerLimitsVersion;
+    std::string("/run/gpuslice/accounting").copy(limits.region_path, 24);
+    limits.device_count = 2;
+    for (std::uint32_t i = 0; i < 2; ++i) {
+      limits.devices[i].nvml_index = static_cast<std::int32_t>(i);
+      gpus[i].uuid.copy(limits.devices[i].uuid, gpus[i].uuid.size());
+      limits.devices[i].memory_bytes = 6 * kGi;
+    }
+    const std::string dir =
+        options.allocations_dir + "/" + AllocationHandoff::KeyFor(ids) + "/limits";
+    std::filesystem::create_directories(dir);
+    ASSERT_TRUE(shim::WriteContainerLimitsFile(dir + "/limits", limits).ok());
+    isolation.RunOnce();  // takes the limits
+    ASSERT_TRUE(isolation.manager()->AwaitingLimits().empty());
+    Result<shim::ContainerLimits> marked = shim::ReadContainerLimitsFile(dir + "/limits");
+    ASSERT_TRUE(marked.ok()) << marked.status().ToString();
+    EXPECT_TRUE(marked->devices[0].driver_enforced);
+    EXPECT_EQ(marked->devices[1].driver_enforced, row.capable.size() == 2);
+
+    const pid_t pid = getpid();
+    const std::string cgroup = tree.AddCgroup("/kubepods/pod1/ctr1", {pid});
+    ASSERT_TRUE(isolation.manager()->Bind("ctr1", pid, cgroup, token).ok());
+    EXPECT_EQ(driver.GetMemoryLimits(kGpu0, cgroup)->hard_limit_bytes, 6 * kGi);
+    if (row.capable.size() == 2) {
+      EXPECT_EQ(driver.GetMemoryLimits(kGpu1, cgroup)->hard_limit_bytes, 6 * kGi);
+    } else {
+      EXPECT_FALSE(driver.GetMemoryLimits(kGpu1, cgroup).ok());  // not a GPU of this driver
+    }
+    EXPECT_EQ(isolation.manager()->Usage().size(), row.capable.size());
+  }
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+TEST(AgentIsolationTest, ReleasedMpsTokenTakesItsEmptyNamespaceDirectoryWithIt) {
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  testing::InMemoryMpsV3 mps;
+  ListedPods pods;  // the kubelet lists no pod: the one allocated was deleted
+  AgentIsolationOptions options;
+  options.directory = tree.root() + "/iso";
+  options.cgroup_mount = tree.cgroup_mount();
+  options.hook_installed = true;
+  options.mps_root = tree.root() + "/mps";
+  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  options.pod_resources = &pods;
+  options.unclaimed_token_grace = std::chrono::milliseconds(0);
+  AgentIsolation isolation(options, &driver, &mps);
+  GpuInfo gpu;
+  gpu.uuid = kGpu0;
+  gpu.memory_bytes = 40 * kGi;
+  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  AdvertisedResource replicas;
+  replicas.name = "nvidia.com/gpu";
+  replicas.sharing = SharingStrategy::kMps;
+  for (int i = 0; i < 4; ++i) {
+    replicas.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
+  }
+  v1beta1::ContainerAllocateResponse response;
+  ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::1"}, response).ok());
+  ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);
+  ASSERT_EQ(response.mounts_size(), 1);
+  const std::string namespace_dir = response.mounts(0).host_path();
+  ASSERT_TRUE(std::filesystem::is_directory(namespace_dir));
+  isolation.RunOnce();
+  EXPECT_EQ(isolation.manager()->PendingTokens(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(namespace_dir));
 }
 
 }  // namespace

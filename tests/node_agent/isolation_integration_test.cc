@@ -4,6 +4,7 @@
 // and an incapable node that stays on the shim tier.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agent_process.h"
 #include "backends/simulated_memory_limits.h"
@@ -21,8 +23,10 @@
 #include "isolation/mps_v3_process.h"
 #include "mps_v3_client.h"
 #include "node_agent/atomic_file.h"
+#include "shim/container_limits.h"
 #include "temp_dir.h"
 #include "test_kubelet.h"
+#include "test_pod_resources.h"
 
 namespace gpuslice {
 namespace {
@@ -430,6 +434,325 @@ TEST_F(IsolationIntegrationTest, UnreadableStateFileTurnsTheTierOffAndIsKept) {
   EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos) << Features();
   EXPECT_EQ(ReadFileOrEmpty(dir_ / "iso/state.json"), "{garbage");
   EXPECT_TRUE(agent_->WaitForLog("isolation state", 10s));
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+// What a container sees on the driver tier: the agent mounts the shims into a replica container,
+// with a limits file marking the GPU `enforcer=driver`; the shim reports the share as the total
+// and counts use, and the (fake) driver's cgroup limit refuses, not the shim.
+namespace gpuslice {
+namespace {
+
+// One process of a container: the shim probe, started stopped (`read`) so that the test can put
+// its pid into the container's cgroup before it makes a CUDA call, as the runtime would.
+struct ProbeRun {
+  std::map<std::string, std::string> out;  // the probe's key=value lines
+  std::string text;
+};
+
+ProbeRun RunProbeInCgroup(const std::string& cgroup_dir, long container_pid,
+                          const std::vector<std::string>& env,
+                          const std::vector<std::string>& args) {
+  int to_child[2];
+  int from_child[2];
+  if (pipe(to_child) != 0 || pipe(from_child) != 0) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(to_child[0], 0);
+    dup2(from_child[1], 1);
+    close(to_child[1]);
+    close(from_child[0]);
+    std::vector<std::string> argv = {"/bin/sh", "-c", "read go && exec \"$0\" \"$@\"",
+                                     GPUSLICE_PROBE_DLOPEN_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    std::vector<std::string> envs = env;
+    std::vector<char*> cenv;
+    for (std::string& e : envs) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    execve("/bin/sh", cargv.data(), cenv.data());
+    _exit(127);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  FakeCgroupTree::SetProcs(cgroup_dir, {container_pid, pid});
+  const char go[] = "go\n";
+  EXPECT_EQ(write(to_child[1], go, 3), 3);
+  close(to_child[1]);
+  ProbeRun run;
+  char buf[512];
+  for (ssize_t n; (n = read(from_child[0], buf, sizeof(buf))) > 0;) {
+    run.text.append(buf, static_cast<std::size_t>(n));
+  }
+  close(from_child[0]);
+  waitpid(pid, nullptr, 0);
+  FakeCgroupTree::SetProcs(cgroup_dir, {container_pid});
+  std::istringstream lines(run.text);
+  for (std::string line; std::getline(lines, line);) {
+    if (const auto eq = line.find('='); eq != std::string::npos) {
+      run.out[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  }
+  return run;
+}
+
+const v1beta1::Mount* MountAt(const v1beta1::ContainerAllocateResponse& r, const std::string& at) {
+  for (const auto& m : r.mounts()) {
+    if (m.container_path() == at) return &m;
+  }
+  return nullptr;
+}
+
+// The container's view of the agent's limits file, on a host without mount namespaces: the
+// file the agent wrote, with the region at the host path the agent mounts at /run/gpuslice and
+// the fake drivers as the real ones. The device line (limit, enforcer) is the agent's, except
+// that the fake CUDA's device 0 is matched by index (its UUIDs are not the simulated node's).
+std::string ContainerView(const v1beta1::ContainerAllocateResponse& r, const std::string& into) {
+  const v1beta1::Mount* limits_dir = MountAt(r, "/etc/gpuslice");
+  const v1beta1::Mount* region_dir = MountAt(r, "/run/gpuslice");
+  if (limits_dir == nullptr || region_dir == nullptr) return "";
+  Result<shim::ContainerLimits> limits =
+      shim::ReadContainerLimitsFile(limits_dir->host_path() + "/limits");
+  EXPECT_TRUE(limits.ok()) << limits.status().ToString();
+  if (!limits.ok()) return "";
+  EXPECT_EQ(std::string(limits->region_path), "/run/gpuslice/accounting");
+  const std::string region = region_dir->host_path() + "/accounting";
+  std::snprintf(limits->region_path, sizeof(limits->region_path), "%s", region.c_str());
+  std::snprintf(limits->cuda_driver_path, sizeof(limits->cuda_driver_path), "%s",
+                GPUSLICE_FAKE_CUDA_PATH);
+  std::snprintf(limits->nvml_driver_path, sizeof(limits->nvml_driver_path), "%s",
+                GPUSLICE_FAKE_NVML_PATH);
+  limits->devices[0].uuid[0] = '\0';
+  limits->devices[0].nvml_index = 0;
+  EXPECT_TRUE(shim::WriteContainerLimitsFile(into, *limits).ok());
+  return into;
+}
+
+std::vector<std::string> ProbeEnv(const std::string& limits_file, const std::string& cgroup_root,
+                                  const std::string& gpu, const std::vector<std::string>& extra) {
+  std::vector<std::string> env = {
+      std::string("LD_PRELOAD=") + GPUSLICE_CUDA_SHIM_PATH + " " + GPUSLICE_NVML_SHIM_PATH,
+      "GPUSLICE_LIMITS_FILE=" + limits_file,
+      std::string("GPUSLICE_TEST_FAKE_CUDA=") + GPUSLICE_FAKE_CUDA_PATH,
+      "GPUSLICE_FAKE_GPUS=count=1,memory=40Gi",
+      "GPUSLICE_FAKE_CGROUP_ROOT=" + cgroup_root,
+      "GPUSLICE_FAKE_GPU_UUIDS=" + gpu,
+      std::string("LD_LIBRARY_PATH=") + GPUSLICE_FAKE_CUDA_DIR + ":" + GPUSLICE_FAKE_NVML_DIR,
+      "ASAN_OPTIONS=verify_asan_link_order=0",
+  };
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+constexpr char kOutOfMemory[] = "2";  // CUDA_ERROR_OUT_OF_MEMORY
+
+TEST_F(IsolationIntegrationTest, ReplicaContainerSeesItsShareWhileTheDriverEnforcesIt) {
+  StartAgent("615.20.03", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
+  const std::string token_env(names::kIsolationTokenEnv);
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  auto response = Allocate({ids[0]});
+  ASSERT_EQ(response.envs().count(token_env), 1u);
+  // The shims, the preload file and the agent's limits file, all read-only; the region writable.
+  for (const char* at :
+       {"/usr/local/lib/gpuslice/libgpuslice-cuda.so",
+        "/usr/local/lib/gpuslice/libgpuslice-nvml.so", "/etc/ld.so.preload", "/etc/gpuslice"}) {
+    const v1beta1::Mount* mount = MountAt(response, at);
+    ASSERT_NE(mount, nullptr) << at;
+    EXPECT_TRUE(mount->read_only()) << at;
+  }
+  ASSERT_NE(MountAt(response, "/run/gpuslice"), nullptr);
+  const std::string agent_file = MountAt(response, "/etc/gpuslice")->host_path() + "/limits";
+  Result<shim::ContainerLimits> written = shim::ReadContainerLimitsFile(agent_file);
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_EQ(written->device_count, 1u);
+  EXPECT_EQ(std::string(written->devices[0].uuid), gpu0);
+  EXPECT_EQ(written->devices[0].memory_bytes, 10 * kGi);  // 1 of 4 replicas of 40 GiB
+  EXPECT_TRUE(written->devices[0].driver_enforced);
+  EXPECT_NE(ReadFileOrEmpty(agent_file).find("enforcer=driver"), std::string::npos);
+  EXPECT_EQ(std::filesystem::status(agent_file).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::group_read |
+                std::filesystem::perms::others_read);
+
+  ASSERT_EQ(
+      RunHook("ctr1", 4201, "/kubepods/p1/ctr1", {{token_env, response.envs().at(token_env)}}), 0);
+  const std::string cgroup = tree_.cgroup_mount() + "/kubepods/p1/ctr1";
+  ASSERT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+  const std::string view = ContainerView(response, dir_ / "container-limits");
+  ASSERT_FALSE(view.empty());
+  auto probe = [&](const std::vector<std::string>& args,
+                   const std::vector<std::string>& extra_env = {}) {
+    return RunProbeInCgroup(cgroup, 4201, ProbeEnv(view, tree_.cgroup_mount(), gpu0, extra_env),
+                            args);
+  };
+
+  // The share is the total, through CUDA and NVML.
+  ProbeRun info = probe({"info"});
+  EXPECT_EQ(info.out["cuda_total"], std::to_string(10 * kGi)) << info.text;
+  EXPECT_EQ(info.out["device_total"], std::to_string(10 * kGi)) << info.text;
+  EXPECT_EQ(info.out["nvml_total"], std::to_string(10 * kGi)) << info.text;
+
+  struct Row {
+    const char* name;
+    std::uint64_t driver_hard_bytes;  // the cgroup's driver limit for this row
+    std::uint64_t alloc_bytes;
+    const char* result;        // CUresult
+    std::uint64_t fake_bytes;  // what the (fake) driver allocated: 0 when refused
+  };
+  const Row rows[] = {
+      {"WithinTheShare", 10 * kGi, 9 * kGi, "0", 9 * kGi},
+      {"BeyondTheShareTheDriverRefuses", 10 * kGi, 11 * kGi, kOutOfMemory, 0},
+      // Driver limit above the reported share: the shim does not refuse what the driver allows.
+      {"TheShimDoesNotRefuseWhatTheDriverAllows", 12 * kGi, 11 * kGi, "0", 11 * kGi},
+      // Driver limit below the reported share: the driver refuses although the shim would not.
+      {"TheDriverRefusesBelowTheReportedShare", 8 * kGi, 9 * kGi, kOutOfMemory, 0},
+  };
+  FileMemoryLimits driver({gpu0});
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    ASSERT_TRUE(
+        driver.SetMemoryLimits(gpu0, cgroup, row.driver_hard_bytes, row.driver_hard_bytes).ok());
+    ProbeRun run = probe({"alloc", std::to_string(row.alloc_bytes)});
+    EXPECT_EQ(run.out["result"], row.result) << run.text;
+    EXPECT_EQ(run.out["fake"], std::to_string(row.fake_bytes)) << run.text;
+    // The shim counts what it let through (cuMemGetInfo's used; saturates at the share).
+    EXPECT_EQ(run.out["counted"], std::to_string(std::min(row.fake_bytes, 10 * kGi))) << run.text;
+  }
+  // The tenant's environment cannot make the shim an enforcer again or raise what it reports.
+  ASSERT_TRUE(driver.SetMemoryLimits(gpu0, cgroup, 12 * kGi, 12 * kGi).ok());
+  ProbeRun raised = probe({"info"}, {"GPUSLICE_MEMORY_LIMIT=20Gi"});
+  EXPECT_EQ(raised.out["cuda_total"], std::to_string(10 * kGi)) << raised.text;
+  // A lower limit of its own still holds (the tenant asked the shim for it).
+  ProbeRun lowered = probe({"alloc", std::to_string(5 * kGi)}, {"GPUSLICE_MEMORY_LIMIT=4Gi"});
+  EXPECT_EQ(lowered.out["result"], kOutOfMemory) << lowered.text;
+
+  // A GPU the file does not mark `enforcer=driver` (the shim tier): the shim refuses at the limit
+  // even where the driver would allow more, whatever the tenant sets in its environment.
+  Result<shim::ContainerLimits> shim_tier = shim::ReadContainerLimitsFile(view);
+  ASSERT_TRUE(shim_tier.ok());
+  shim_tier->devices[0].driver_enforced = false;
+  const std::string shim_file = dir_ / "shim-tier-limits";
+  ASSERT_TRUE(shim::WriteContainerLimitsFile(shim_file, *shim_tier).ok());
+  ProbeRun enforced =
+      RunProbeInCgroup(cgroup, 4201,
+                       ProbeEnv(shim_file, tree_.cgroup_mount(), gpu0,
+                                {"GPUSLICE_ENFORCER=driver", "GPUSLICE_MEMORY_LIMIT=20Gi"}),
+                       {"alloc", std::to_string(11 * kGi)});
+  EXPECT_EQ(enforced.out["result"], kOutOfMemory) << enforced.text;
+  EXPECT_EQ(enforced.out["counted"], "0") << enforced.text;
+  EXPECT_EQ(enforced.out["fake"], "0") << enforced.text;  // refused before the driver saw it
+
+  // The container's pod ends: its shim directory goes with its token.
+  FakeCgroupTree::SetProcs(cgroup, {});
+  std::filesystem::remove_all(cgroup);
+  std::filesystem::remove_all(tree_.cgroup_mount() + "/kubepods/p1");
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(agent_file); }));
+}
+
+TEST_F(IsolationIntegrationTest, ContainerWithReplicasOfTwoGpusGetsBothDriverLimitsFromOneToken) {
+  StartAgent("615.20.03", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
+  const std::string token_env(names::kIsolationTokenEnv);
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  const std::string gpu1 = ids[7].substr(0, ids[7].find("::"));
+  ASSERT_NE(gpu0, gpu1);
+  // One replica of the first GPU, two of the second.
+  auto response = Allocate({ids[0], ids[6], ids[7]});
+  ASSERT_EQ(response.envs().count(token_env), 1u);
+  const v1beta1::Mount* limits_dir = MountAt(response, "/etc/gpuslice");
+  ASSERT_NE(limits_dir, nullptr);
+  Result<shim::ContainerLimits> written =
+      shim::ReadContainerLimitsFile(limits_dir->host_path() + "/limits");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_EQ(written->device_count, 2u);
+  std::map<std::string, std::uint64_t> reported;
+  for (std::uint32_t i = 0; i < written->device_count; ++i) {
+    EXPECT_TRUE(written->devices[i].driver_enforced);
+    reported[written->devices[i].uuid] = written->devices[i].memory_bytes;
+  }
+  EXPECT_EQ(reported[gpu0], 10 * kGi);
+  EXPECT_EQ(reported[gpu1], 20 * kGi);
+  ASSERT_EQ(
+      RunHook("ctr1", 4301, "/kubepods/p1/ctr1", {{token_env, response.envs().at(token_env)}}), 0);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+  EXPECT_EQ(Limits(gpu1, "/kubepods/p1/ctr1").hard_limit_bytes, 20 * kGi);
+  // An agent restart keeps both; the container's end clears both.
+  ASSERT_EQ(agent_->Terminate(10s), 0);
+  StartAgent("615.20.03", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
+  EXPECT_EQ(Limits(gpu1, "/kubepods/p1/ctr1").hard_limit_bytes, 20 * kGi);
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
+  EXPECT_TRUE(WaitFor([&] {
+    return !Limits(gpu0, "/kubepods/p1/ctr1").set() && !Limits(gpu1, "/kubepods/p1/ctr1").set();
+  }));
+}
+
+TEST_F(IsolationIntegrationTest, MpsReplicaGetsItsNamespaceAndTheReportOnlyShim) {
+  StartAgent(
+      "615.20.03", kMps4,
+      {"--mps-v3-control-command", GPUSLICE_FAKE_MPS_V3_CONTROL, "--shim-dir", GPUSLICE_SHIM_DIR});
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  auto response = Allocate({ids[0]});
+  ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);
+  const v1beta1::Mount* pipe = MountAt(response, "/tmp/nvidia-mps");
+  ASSERT_NE(pipe, nullptr);
+  EXPECT_EQ(std::filesystem::path(pipe->host_path()).filename().string().rfind("ns-", 0), 0u);
+  ASSERT_NE(MountAt(response, "/etc/ld.so.preload"), nullptr);
+  const v1beta1::Mount* limits_dir = MountAt(response, "/etc/gpuslice");
+  ASSERT_NE(limits_dir, nullptr);
+  Result<shim::ContainerLimits> written =
+      shim::ReadContainerLimitsFile(limits_dir->host_path() + "/limits");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_EQ(written->device_count, 1u);
+  EXPECT_TRUE(written->devices[0].driver_enforced);
+  EXPECT_EQ(written->devices[0].memory_bytes, 10 * kGi);
+}
+
+TEST_F(IsolationIntegrationTest, TokenOfAPodDeletedBeforeItsContainerWasCreatedIsReleased) {
+  testing::TestPodResources pod_resources(dir_ / "pod-resources.sock");
+  ASSERT_TRUE(pod_resources.Start());
+  StartAgent("615.20.03", kTimeSlicing4,
+             {"--shim-dir", GPUSLICE_SHIM_DIR, "--pod-resources-socket",
+              pod_resources.socket_path(), "--unclaimed-token-grace-ms", "300"});
+  const std::string token_env(names::kIsolationTokenEnv);
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  // Both pods are admitted (the kubelet records their devices); one is deleted before its
+  // container is created, the other's container is created late (an image pull).
+  auto waiting = Allocate({ids[0]});
+  pod_resources.RecordAllocation("default", "waiting", "main", "nvidia.com/gpu", {ids[0]});
+  auto deleted = Allocate({ids[1]});
+  pod_resources.RecordAllocation("default", "deleted", "main", "nvidia.com/gpu", {ids[1]});
+  ASSERT_EQ(deleted.envs().count(token_env), 1u);
+  const std::string deleted_shim = MountAt(deleted, "/etc/gpuslice")->host_path();
+  ASSERT_TRUE(std::filesystem::exists(deleted_shim));
+  pod_resources.ForgetPod("default", "deleted");
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(deleted_shim); }));
+  EXPECT_TRUE(agent_->WaitForLog("released the isolation token of nvidia.com/gpu " + ids[1], 5s));
+  // Its token is gone (a container presenting it would be refused); the waiting pod's is kept
+  // past the grace period and binds.
+  EXPECT_NE(RunHook("late", 4401, "/kubepods/p9/late", {{token_env, deleted.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(RunHook("ctr1", 4402, "/kubepods/p1/ctr1", {{token_env, waiting.envs().at(token_env)}}),
+            0);
+  EXPECT_EQ(Limits(ids[0].substr(0, ids[0].find("::")), "/kubepods/p1/ctr1").hard_limit_bytes,
+            10 * kGi);
+}
+
+TEST_F(IsolationIntegrationTest, IncapableNodeMountsNoReportOnlyShim) {
+  StartAgent("550.54.15", kTimeSlicing4, {"--shim-dir", GPUSLICE_SHIM_DIR});
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  auto response = Allocate({ids[0]});
+  EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
+  EXPECT_EQ(MountAt(response, "/etc/gpuslice"), nullptr);
+  EXPECT_EQ(MountAt(response, "/etc/ld.so.preload"), nullptr);
 }
 
 }  // namespace

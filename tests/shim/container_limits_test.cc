@@ -96,6 +96,15 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"ComputeOutOfRange",
                   "gpuslice-limits 1\nregion /r\ndevice index=0 memory-bytes=1 compute-percent=0\n",
                   false, "1-100"},
+        ParseCase{"DriverEnforcer",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 enforcer=driver\n",
+                  true, ""},
+        ParseCase{"ShimEnforcer",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 enforcer=shim\n",
+                  true, ""},
+        ParseCase{"UnknownEnforcer",
+                  "gpuslice-limits 2\nregion /r\ndevice index=0 memory-bytes=1 enforcer=none\n",
+                  false, "enforcer must be 'driver' or 'shim'"},
         ParseCase{"UnknownDeviceField",
                   "gpuslice-limits 1\nregion /r\ndevice index=0 memory-bytes=1 color=red\n", false,
                   "unknown device field"}),
@@ -123,6 +132,7 @@ TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   std::strcpy(limits.devices[0].arbiter_path, "/run/gpuslice/gpu/GPU-abc/arbiter");
   std::strcpy(limits.devices[0].requests_path, "/run/gpuslice/compute-requests");
   limits.devices[0].compute_cap_percent = 60;
+  limits.devices[1].driver_enforced = true;
   auto text = FormatContainerLimits(limits);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
   ContainerLimits parsed;
@@ -145,6 +155,8 @@ TEST(ContainerLimitsTest, FormatRoundTripsThroughTheParser) {
   EXPECT_EQ(parsed.devices[1].compute_cap_percent, 0u);
   EXPECT_EQ(parsed.devices[1].nvml_index, 3);
   EXPECT_EQ(parsed.devices[1].uuid[0], '\0');
+  EXPECT_FALSE(parsed.devices[0].driver_enforced);
+  EXPECT_TRUE(parsed.devices[1].driver_enforced);
 }
 
 TEST(ContainerLimitsTest, WrittenFileIsReadOnlyAndReadsBack) {

@@ -60,6 +60,44 @@ TEST_F(LimitsLoaderTest, LimitsFileInTheManagedDirectoryIsEnforced) {
   EXPECT_EQ(loaded.limit_bytes[0], 8589934592ULL);
 }
 
+// Where the shim refuses: at the limit on a shim-tier GPU; nowhere (the driver does) on one the
+// agent's file marks enforcer=driver, unless the tenant lowered its own limit.
+TEST_F(LimitsLoaderTest, TheFileAloneSaysWhoRefusesAndTheEnvironmentCanOnlyLower) {
+  struct Row {
+    const char* name;
+    const char* enforcer;      // appended to the device line
+    const char* memory_limit;  // GPUSLICE_MEMORY_LIMIT, "" = unset
+    std::uint64_t reported_bytes;
+    std::uint64_t refuse_above_bytes;
+  };
+  const Row rows[] = {
+      {"ShimTier", "", "", 8ULL << 30, 8ULL << 30},
+      {"ShimTierExplicit", " enforcer=shim", "", 8ULL << 30, 8ULL << 30},
+      {"ShimTierEnvironmentCannotRaise", "", "16Gi", 8ULL << 30, 8ULL << 30},
+      {"DriverTierReportOnly", " enforcer=driver", "", 8ULL << 30, UINT64_MAX},
+      {"DriverTierEnvironmentCannotRaise", " enforcer=driver", "16Gi", 8ULL << 30, UINT64_MAX},
+      {"DriverTierOwnLowerLimitIsEnforced", " enforcer=driver", "2Gi", 2ULL << 30, 2ULL << 30},
+  };
+  fs::create_directories(managed_);
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    Write(managed_ + "/limits", std::string("gpuslice-limits 2\nregion /r\n"
+                                            "device index=0 memory-bytes=8589934592") +
+                                    row.enforcer + "\n");
+    if (row.memory_limit[0] != '\0') {
+      setenv("GPUSLICE_MEMORY_LIMIT", row.memory_limit, 1);
+    } else {
+      unsetenv("GPUSLICE_MEMORY_LIMIT");
+    }
+    LoadedLimits loaded;
+    LoadLimitsFrom(managed_.c_str(), 50, &loaded);
+    EXPECT_TRUE(loaded.enforcing);
+    EXPECT_FALSE(loaded.broken);
+    EXPECT_EQ(loaded.limit_bytes[0], row.reported_bytes);
+    EXPECT_EQ(loaded.refuse_above_bytes[0], row.refuse_above_bytes);
+  }
+}
+
 TEST_F(LimitsLoaderTest, ManagedDirectoryWithoutLimitsFailsClosedAfterTheWait) {
   fs::create_directories(managed_);
   // Even a file of the tenant's own choosing is not taken instead.
