@@ -1,5 +1,6 @@
 #include "node_agent/atomic_file.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -7,8 +8,10 @@
 #include <sstream>
 
 namespace gpuslice {
+namespace {
 
-Status WriteFileAtomically(const std::string& path, const std::string& content) {
+// `mode` < 0: the temporary file keeps the mode the umask gives it.
+Status WriteWithMode(const std::string& path, const std::string& content, int mode) {
   const std::filesystem::path target(path);
   std::error_code ec;
   if (target.has_parent_path()) {
@@ -25,12 +28,36 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
     out.flush();
     if (!out) return Unavailable("cannot write " + temp);
   }
+  std::error_code ec_mode;
+  if (mode >= 0 && ::chmod(temp.c_str(), static_cast<mode_t>(mode)) != 0) {
+    std::filesystem::remove(temp, ec_mode);
+    return Unavailable("cannot set the mode of " + temp);
+  }
   std::filesystem::rename(temp, target, ec);
   if (ec) {
     std::filesystem::remove(temp, ec);
     return Unavailable("cannot rename " + temp + " to " + path + ": " + ec.message());
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  return WriteWithMode(path, content, -1);
+}
+
+Status InstallFileAtomically(const std::string& from, const std::string& to, unsigned mode) {
+  const std::string content = ReadFileOrEmpty(from);
+  if (content.empty()) return Unavailable("cannot read " + from + " (missing or empty)");
+  if (ReadFileOrEmpty(to) == content) {
+    // Same bytes: the file (and the inode a running process holds) stays; only its mode is fixed.
+    if (::chmod(to.c_str(), static_cast<mode_t>(mode)) != 0) {
+      return Unavailable("cannot set the mode of " + to);
+    }
+    return Status::Ok();
+  }
+  return WriteWithMode(to, content, static_cast<int>(mode));
 }
 
 std::string ReadFileOrEmpty(const std::string& path) {

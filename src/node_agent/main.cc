@@ -19,11 +19,12 @@
 #include "backends/nvml_memory_limits.h"
 #include "backends/simulated_memory_limits.h"
 #include "isolation/mps_v3_process.h"
-#include "isolation/oci_hook.h"
+#include "isolation/oci_hook_cli.h"
 #include "node_agent/cluster_side.h"
 #include "node_agent/mps_daemon_supervisor.h"
 #include "node_agent/no_gpu_backend.h"
 #include "node_agent/node_agent.h"
+#include "node_agent/oci_hook_install.h"
 #include "node_agent/shim_injection.h"
 #include "watchdog/memory_watchdog.h"
 #include "watchdog/nvml_process_usage.h"
@@ -82,27 +83,7 @@ std::unique_ptr<MemoryWatchdogParts> StartMemoryWatchdog(
 // `gpuslice-node-agent hook create-container ...`: the OCI createContainer hook the CDI spec
 // carries (docs/isolation.md). Reads the container state on stdin; exit 0 lets it start.
 int RunHook(int argc, char** argv) {
-  CLI::App app{"gpuslice OCI hook: hands a shared container's cgroup to the node agent"};
-  gpuslice::HookOptions options;
-  int timeout_ms = static_cast<int>(options.timeout.count());
-  auto* create = app.add_subcommand("create-container", "the createContainer hook")->required();
-  create->add_option("--spool-dir", options.spool_dir, "the node agent's isolation spool")
-      ->capture_default_str();
-  create->add_option("--proc-root", options.proc_root, "procfs mount")->capture_default_str();
-  create->add_option("--cgroup-mount", options.cgroup_mount, "cgroup v2 mount")
-      ->capture_default_str();
-  create->add_option("--timeout-ms", timeout_ms, "longest wait for the agent")
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-  options.timeout = std::chrono::milliseconds(timeout_ms);
-  const std::string state((std::istreambuf_iterator<char>(std::cin)),
-                          std::istreambuf_iterator<char>());
-  const gpuslice::Status status = gpuslice::RunCreateContainerHook(options, state);
-  if (!status.ok()) {
-    std::cerr << "gpuslice hook: " << status.ToString() << "\n";
-    return 1;
-  }
-  return 0;
+  return gpuslice::RunOciHookCommand(argc, argv, std::cin, std::cerr);
 }
 
 // The simulated driver's memory limits: every whole GPU of a simulated r615+ node.
@@ -223,8 +204,20 @@ int main(int argc, char** argv) {
   app.add_option("--cgroup-mount", options.isolation.cgroup_mount, "cgroup v2 mount")
       ->capture_default_str();
   app.add_option("--hook-path", hook_path,
-                 "host path of this binary for the CDI createContainer hook; unset = no hook, "
+                 "host path of a binary with the agent's `hook create-container` command (this "
+                 "binary where its libraries are on the host, or gpuslice-oci-hook) for the CDI "
+                 "createContainer hook; overrides --install-hook-from's copy. Neither = no hook, "
                  "so containers stay on the shim tier");
+  std::string install_hook_from;
+  std::string hook_dir = gpuslice::kDefaultHostHookDir;
+  app.add_option("--install-hook-from", install_hook_from,
+                 "copy the static gpuslice-oci-hook from this directory (e.g. the image's "
+                 "/usr/local/libexec/gpuslice) into --hook-dir at start-up, atomically, and name "
+                 "that host copy in the CDI spec's createContainer hook");
+  app.add_option("--hook-dir", hook_dir,
+                 "host directory --install-hook-from copies the hook into (the runtime runs it "
+                 "from there, on the host)")
+      ->capture_default_str();
   // Issue 13 node side: the Kubernetes API (capacity annotation, node label, limits hand-off).
   gpuslice::ClusterSideOptions cluster;
   std::string cgroup_driver = "systemd";
@@ -257,17 +250,6 @@ int main(int argc, char** argv) {
   cluster.cgroup_driver = cgroup_driver == "cgroupfs" ? gpuslice::CgroupDriver::kCgroupfs
                                                       : gpuslice::CgroupDriver::kSystemd;
   options.isolation.enabled = isolation_mode == "auto";
-  if (!hook_path.empty()) {
-    options.isolation.hook_installed = true;
-    options.hook_command = {hook_path,
-                            "hook",
-                            "create-container",
-                            "--spool-dir",
-                            options.isolation.directory + "/spool",
-                            "--cgroup-mount",
-                            options.isolation.cgroup_mount};
-  }
-
   spdlog::set_level(spdlog::level::from_str(log_level));
   auto xids = gpuslice::HealthTracker::ParseXidList(ignored_xids);
   if (!xids.ok()) {
@@ -332,6 +314,22 @@ int main(int argc, char** argv) {
     for (std::string w; words >> w;) command.push_back(w);
   }
   gpuslice::ProcessMpsControl mps_control(command);
+  // The hook the CDI spec names; only written where the driver tier is in use (NodeAgent).
+  if (!install_hook_from.empty() && hook_path.empty()) {
+    auto installed = gpuslice::InstallOciHook(install_hook_from, hook_dir);
+    if (!installed.ok()) {
+      spdlog::critical("{}", installed.status().message());
+      return 1;
+    }
+    spdlog::info("OCI hook installed from {} as {}", install_hook_from, *installed);
+    options.isolation.hook_installed = true;
+    options.hook_command = gpuslice::OciHookCommand(
+        *installed, false, options.isolation.directory + "/spool", options.isolation.cgroup_mount);
+  } else if (!hook_path.empty()) {
+    options.isolation.hook_installed = true;
+    options.hook_command = gpuslice::OciHookCommand(
+        hook_path, true, options.isolation.directory + "/spool", options.isolation.cgroup_mount);
+  }
   if (!install_shims_from.empty()) {
     if (gpuslice::Status s = gpuslice::InstallShims(install_shims_from, cluster.handoff.shim_dir);
         !s.ok()) {

@@ -91,14 +91,9 @@ Status InjectShims(const std::string& shim_dir, const std::string& allocation_di
 Status InstallShims(const std::string& from_dir, const std::string& to_dir) {
   GPUSLICE_RETURN_IF_ERROR(CheckShimDir(from_dir).WithContext("--install-shims-from " + from_dir));
   for (const char* name : kShimFileNames) {
-    const fs::path from = fs::path(from_dir) / name;
-    const fs::path to = fs::path(to_dir) / name;
-    const std::string content = ReadFileOrEmpty(from.string());
-    if (content.empty()) return Unavailable("cannot read " + from.string());
-    if (ReadFileOrEmpty(to.string()) == content) continue;
-    GPUSLICE_RETURN_IF_ERROR(WriteFileAtomically(to.string(), content)
+    GPUSLICE_RETURN_IF_ERROR(InstallFileAtomically((fs::path(from_dir) / name).string(),
+                                                   (fs::path(to_dir) / name).string(), 0755)
                                  .WithContext("installing the shim into --shim-dir " + to_dir));
-    ::chmod(to.c_str(), 0755);
   }
   return Status::Ok();
 }

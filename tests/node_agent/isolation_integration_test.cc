@@ -125,9 +125,12 @@ class IsolationIntegrationTest : public ::testing::Test {
                                   "--isolation-dir",
                                   dir_ / "iso",
                                   "--cgroup-mount",
-                                  tree_.cgroup_mount(),
-                                  "--hook-path",
-                                  GPUSLICE_NODE_AGENT};
+                                  tree_.cgroup_mount()};
+    // Unless the test installs the static hook (--install-hook-from), the agent is the hook.
+    if (std::find(extra_args.begin(), extra_args.end(), "--install-hook-from") ==
+        extra_args.end()) {
+      args.insert(args.end(), {"--hook-path", GPUSLICE_NODE_AGENT});
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     agent_ = std::make_unique<AgentProcess>(args, dir_ / "agent.log");
     ASSERT_TRUE(agent_->started());
@@ -168,6 +171,7 @@ class IsolationIntegrationTest : public ::testing::Test {
         nlohmann::json::parse(ReadFileOrEmpty(dir_ / "cdi/gpuslice-nvidia-gpu.json"));
     const auto& hook = spec["containerEdits"]["hooks"][0];
     EXPECT_EQ(hook["hookName"], "createContainer");
+    EXPECT_EQ(hook["args"][0], hook["path"]);
     std::string command = hook["path"].get<std::string>();
     for (std::size_t i = 1; i < hook["args"].size(); ++i) {
       command += " '" + hook["args"][i].get<std::string>() + "'";
@@ -230,6 +234,35 @@ TEST_F(IsolationIntegrationTest, CapableNodeLimitsEachContainerThroughTheHookAnd
   // And a container that ends while the agent runs is cleared by the loop.
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/ctr1", {});
   EXPECT_TRUE(WaitFor([&] { return !Limits(gpu0, "/kubepods/p1/ctr1").set(); }));
+}
+
+// The deployment's way (deploy/base): the agent copies the static gpuslice-oci-hook from its image
+// into a host directory and names that copy in the CDI spec; the runtime runs the copy.
+TEST_F(IsolationIntegrationTest, InstalledStaticHookIsWhatTheCdiSpecRunsAndLimitsContainers) {
+  const std::string image = std::filesystem::path(GPUSLICE_OCI_HOOK).parent_path().string();
+  StartAgent("615.20.03", kTimeSlicing4,
+             {"--install-hook-from", image, "--hook-dir", dir_ / "host-bin"});
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  const std::string installed = dir_ / "host-bin/gpuslice-oci-hook";
+  const nlohmann::json spec =
+      nlohmann::json::parse(ReadFileOrEmpty(dir_ / "cdi/gpuslice-nvidia-gpu.json"));
+  const auto& hook = spec["containerEdits"]["hooks"][0];
+  EXPECT_EQ(hook["path"], installed);
+  EXPECT_EQ(hook["args"][1], "create-container");
+  EXPECT_EQ(ReadFileOrEmpty(installed), ReadFileOrEmpty(GPUSLICE_OCI_HOOK));
+  EXPECT_EQ(std::filesystem::status(installed).permissions() & std::filesystem::perms::all,
+            static_cast<std::filesystem::perms>(0755));
+
+  const std::string token_env(names::kIsolationTokenEnv);
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  const std::string gpu0 = ids[0].substr(0, ids[0].find("::"));
+  auto one = Allocate({ids[0]});
+  ASSERT_EQ(one.envs().count(token_env), 1u);
+  EXPECT_EQ(RunHook("ctr1", 4201, "/kubepods/p1/ctr1", {{token_env, one.envs().at(token_env)}}), 0);
+  EXPECT_EQ(Limits(gpu0, "/kubepods/p1/ctr1").hard_limit_bytes, 10 * kGi);
+  EXPECT_NE(RunHook("ctr2", 4202, "/kubepods/p2/ctr2", {{token_env, one.envs().at(token_env)}}), 0);
+  EXPECT_EQ(RunHook("plain", 4203, "/kubepods/p3/plain", {{"PATH", "/bin"}}), 0);
 }
 
 TEST_F(IsolationIntegrationTest, MpsV3NamespacePerContainerThroughTheHookAndAcrossRestart) {
@@ -418,6 +451,23 @@ TEST_F(IsolationIntegrationTest, IncapableNodeFallsBackToShimAndLabelsItself) {
   ASSERT_EQ(ids.size(), 8u);
   auto response = Allocate({ids[0]});
   EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
+}
+
+// deploy/base's flags on an r550 node: the hook is installed but the CDI spec names none.
+TEST_F(IsolationIntegrationTest, IncapableNodeWithTheInstalledHookWritesNoHookAndNoToken) {
+  const std::string image = std::filesystem::path(GPUSLICE_OCI_HOOK).parent_path().string();
+  StartAgent("550.54.15", kTimeSlicing4,
+             {"--install-hook-from", image, "--hook-dir", dir_ / "host-bin"});
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/memory-isolation=shim"), std::string::npos) << Features();
+  const std::vector<std::string> ids = DeviceIds();
+  ASSERT_EQ(ids.size(), 8u);
+  const nlohmann::json spec =
+      nlohmann::json::parse(ReadFileOrEmpty(dir_ / "cdi/gpuslice-nvidia-gpu.json"));
+  EXPECT_FALSE(spec["containerEdits"].contains("hooks")) << spec.dump();
+  auto response = Allocate({ids[0]});
+  EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "iso/spool"));
 }
 
 }  // namespace

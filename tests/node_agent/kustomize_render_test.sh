@@ -13,13 +13,20 @@ for dir in "$root"/deploy/base "$root"/deploy/fractional "$root"/deploy/examples
   echo "ok $dir"
 done
 # The base runs the API side on its own Node and hands the shims to fractional containers from a
-# host directory it also mounts at the same path; the fractional overlay uses named configs.
+# host directory it also mounts at the same path; it installs the static OCI hook into a host
+# directory and shares the isolation spool and the cgroup tree with the host at the same paths
+# (the driver tier, where capable); the fractional overlay uses named configs.
 # Whole lines, without indentation and list dashes: "--shim-dir=/x" must not match "--shim-dir=/xy".
 lines() { sed -E 's/^ *(- )?//'; }
 base=$(kubectl kustomize "$root/deploy/base" 2>&1 | lines)
 for needle in '--node-name=$(NODE_NAME)' 'fieldPath: spec.nodeName' '--shim-dir=/var/lib/gpuslice/lib' \
               '--install-shims-from=/usr/local/lib/gpuslice' 'mountPath: /var/lib/gpuslice/lib' \
-              'path: /var/lib/gpuslice/lib' 'hostPID: true'; do
+              'path: /var/lib/gpuslice/lib' 'hostPID: true' \
+              '--isolation=auto' '--isolation-dir=/run/gpuslice/isolation' \
+              '--cgroup-mount=/sys/fs/cgroup' '--install-hook-from=/usr/local/libexec/gpuslice' \
+              '--hook-dir=/var/lib/gpuslice/bin' 'mountPath: /var/lib/gpuslice/bin' \
+              'path: /var/lib/gpuslice/bin' 'mountPath: /run/gpuslice/isolation' \
+              'path: /run/gpuslice/isolation' 'mountPath: /sys/fs/cgroup' 'path: /sys/fs/cgroup'; do
   grep -qxF -- "$needle" <<<"$base" || { echo "FAIL deploy/base lacks '$needle'"; status=1; }
 done
 frac=$(kubectl kustomize "$root/deploy/fractional" 2>&1 | lines)
