@@ -53,6 +53,7 @@ struct LinkingRow {
   const char* name;
   const char* binary;
   bool want_static;
+  friend void PrintTo(const LinkingRow& row, std::ostream* os) { *os << row.name; }
 };
 
 class OciHookLinkingTest : public ::testing::TestWithParam<LinkingRow> {};
@@ -98,6 +99,7 @@ struct CommandRow {
   bool token;         // the container carries an isolation token
   bool want_success;
   const char* want_output;  // a substring of the output; "" = anything
+  friend void PrintTo(const CommandRow& row, std::ostream* os) { *os << row.name; }
 };
 
 class OciHookCommandTest : public ::testing::TestWithParam<CommandRow> {};
