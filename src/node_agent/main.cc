@@ -326,6 +326,9 @@ int main(int argc, char** argv) {
     options.hook_command = gpuslice::OciHookCommand(
         *installed, false, options.isolation.directory + "/spool", options.isolation.cgroup_mount);
   } else if (!hook_path.empty()) {
+    if (!install_hook_from.empty()) {
+      spdlog::info("--hook-path {} given: --install-hook-from is not used", hook_path);
+    }
     options.isolation.hook_installed = true;
     options.hook_command = gpuslice::OciHookCommand(
         hook_path, true, options.isolation.directory + "/spool", options.isolation.cgroup_mount);
