@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <map>
 
 #include "core/advertised_resources.h"
 #include "core/sharing_config.h"
@@ -53,6 +54,45 @@ TEST(DeployExamplesTest, EveryShippedConfigLoadsAndApplies) {
     ASSERT_TRUE(adv.ok()) << name << ": " << adv.status().ToString();
     EXPECT_FALSE(adv->resources.empty()) << name;
   }
+}
+
+// The agent's host-path flags in deploy/base: Allocate answers, the CDI spec and the hook (run on
+// the host) name these paths, so each flag's directory must be a hostPath volume mounted at the
+// same path in the agent's container.
+TEST(DeployExamplesTest, BaseMountsEveryHostPathFlagAtTheSamePathAsOnTheHost) {
+  const YAML::Node daemonset =
+      YAML::LoadFile(std::string(GPUSLICE_SOURCE_DIR) + "/deploy/base/daemonset.yaml");
+  const YAML::Node pod = daemonset["spec"]["template"]["spec"];
+  const YAML::Node container = pod["containers"][0];
+  std::map<std::string, std::string> flags;  // "--hook-dir" -> "/var/lib/gpuslice/bin"
+  for (const YAML::Node& arg : container["args"]) {
+    const std::string text = arg.as<std::string>();
+    const auto eq = text.find('=');
+    if (eq != std::string::npos) flags[text.substr(0, eq)] = text.substr(eq + 1);
+  }
+  std::map<std::string, std::string> host_paths;  // volume name -> host path
+  for (const YAML::Node& volume : pod["volumes"]) {
+    if (volume["hostPath"]) {
+      host_paths[volume["name"].as<std::string>()] = volume["hostPath"]["path"].as<std::string>();
+    }
+  }
+  std::map<std::string, std::string> mounted;  // mount path -> host path
+  for (const YAML::Node& mount : container["volumeMounts"]) {
+    const auto host = host_paths.find(mount["name"].as<std::string>());
+    if (host != host_paths.end()) mounted[mount["mountPath"].as<std::string>()] = host->second;
+  }
+  for (const char* flag : {"--isolation-dir", "--cgroup-mount", "--hook-dir", "--shim-dir",
+                           "--allocations-dir", "--cdi-dir", "--mps-root"}) {
+    SCOPED_TRACE(flag);
+    ASSERT_EQ(flags.count(flag), 1u);
+    const auto mount = mounted.find(flags[flag]);
+    ASSERT_NE(mount, mounted.end()) << flags[flag] << " is not a hostPath mount";
+    EXPECT_EQ(mount->second, flags[flag]) << "mounted from a different host path";
+  }
+  // The driver tier: the hook comes from the image (not a host path) and --isolation is auto.
+  EXPECT_EQ(flags["--install-hook-from"], "/usr/local/libexec/gpuslice");
+  EXPECT_EQ(flags["--isolation"], "auto");
+  EXPECT_EQ(flags.count("--hook-path"), 0u);
 }
 
 }  // namespace
