@@ -30,6 +30,17 @@ using testing::FakeCgroupTree;
 constexpr std::uint64_t kGi = 1ULL << 30;
 const std::string kGpu0 = "GPU-11111111-2222-3333-4444-555555555555";
 
+// nvidia.com/gpu with four replicas of kGpu0 under `sharing` (time-slicing or MPS).
+AdvertisedResource FourReplicasOfGpu0(SharingStrategy sharing) {
+  AdvertisedResource replicas;
+  replicas.name = "nvidia.com/gpu";
+  replicas.sharing = sharing;
+  for (int i = 0; i < 4; ++i) {
+    replicas.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
+  }
+  return replicas;
+}
+
 TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit) {
   FakeCgroupTree tree;
   FileMemoryLimits driver({kGpu0});
@@ -175,12 +186,7 @@ TEST(AgentIsolationTest, TokenOfAPodDeletedBeforeItsContainerWasCreatedIsRelease
   gpu.uuid = kGpu0;
   gpu.memory_bytes = 40 * kGi;
   ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
-  AdvertisedResource replicas;
-  replicas.name = "nvidia.com/gpu";
-  replicas.sharing = SharingStrategy::kTimeSlicing;
-  for (int i = 0; i < 4; ++i) {
-    replicas.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
-  }
+  const AdvertisedResource replicas = FourReplicasOfGpu0(SharingStrategy::kTimeSlicing);
   const std::string env(names::kIsolationTokenEnv);
   v1beta1::ContainerAllocateResponse kept, deleted, bound;
   ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::1"}, kept).ok());
@@ -326,12 +332,7 @@ TEST(AgentIsolationTest, ReleasedMpsTokenTakesItsEmptyNamespaceDirectoryWithIt) 
   gpu.uuid = kGpu0;
   gpu.memory_bytes = 40 * kGi;
   ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
-  AdvertisedResource replicas;
-  replicas.name = "nvidia.com/gpu";
-  replicas.sharing = SharingStrategy::kMps;
-  for (int i = 0; i < 4; ++i) {
-    replicas.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
-  }
+  const AdvertisedResource replicas = FourReplicasOfGpu0(SharingStrategy::kMps);
   v1beta1::ContainerAllocateResponse response;
   ASSERT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::1"}, response).ok());
   ASSERT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 1u);

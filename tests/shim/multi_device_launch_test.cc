@@ -507,39 +507,41 @@ void RunScenario(std::string (*scenario)(ArbitratedShim&, Api&), std::uint32_t u
 constexpr std::uint64_t kLongLeaseNs = 60'000'000'000;  // only the test's own steps end a turn
 constexpr std::uint64_t kShortLeaseNs = 30'000'000;     // a holder that does not come back
 
-class MultiDeviceLaunch : public ::testing::Test {
+// One row per behaviour: the scenario (run in a child process), the GPUs left unarbitrated (bit
+// per GPU) and the lease.
+struct ScenarioRow {
+  const char* name;
+  std::string (*scenario)(ArbitratedShim&, Api&);
+  std::uint32_t unarbitrated_gpus;
+  std::uint64_t lease_ns;
+};
+
+class MultiDeviceLaunch : public ::testing::TestWithParam<ScenarioRow> {
  protected:
   void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
 };
 
-TEST_F(MultiDeviceLaunch, WaitsForTheTokenOfEveryGpuAndIsChargedOnEach) {
-  EXPECT_EXIT(RunScenario(&WaitsForBothTokensAndIsChargedOnBoth, 0, kLongLeaseNs),
+TEST_P(MultiDeviceLaunch, Scenario) {
+  const ScenarioRow& row = GetParam();
+  EXPECT_EXIT(RunScenario(row.scenario, row.unarbitrated_gpus, row.lease_ns),
               ::testing::ExitedWithCode(0), "");
 }
 
-TEST_F(MultiDeviceLaunch, ARevokedEarlierTokenIsTakenAgainInOrder) {
-  EXPECT_EXIT(RunScenario(&ARevokedEarlierTokenIsTakenAgainInOrder, 0, kShortLeaseNs),
-              ::testing::ExitedWithCode(0), "");
-}
-
-TEST_F(MultiDeviceLaunch, TwoProcessesInOppositeParameterOrdersNeverDeadlock) {
-  EXPECT_EXIT(RunScenario(&OppositeParameterOrdersNeverDeadlock, 0, kLongLeaseNs),
-              ::testing::ExitedWithCode(0), "");
-}
-
-TEST_F(MultiDeviceLaunch, WaitsOnlyForTheArbitratedGpu) {
-  EXPECT_EXIT(RunScenario(&WaitsForTheArbitratedGpuOnly, 0b10, kLongLeaseNs),
-              ::testing::ExitedWithCode(0), "");
-}
-
-TEST_F(MultiDeviceLaunch, ALaunchRecordedIntoACaptureIsNotGated) {
-  EXPECT_EXIT(RunScenario(&RecordedIntoACaptureIsNotGated, 0, kLongLeaseNs),
-              ::testing::ExitedWithCode(0), "");
-}
-
-TEST_F(MultiDeviceLaunch, ChildrenForkedBeforeTheFirstLaunchAreTenantsOfTheirOwn) {
-  EXPECT_EXIT(RunScenario(&ChildrenForkedBeforeTheFirstLaunchAreTenantsOfTheirOwn, 0, kLongLeaseNs),
-              ::testing::ExitedWithCode(0), "");
-}
+INSTANTIATE_TEST_SUITE_P(
+    Rows, MultiDeviceLaunch,
+    ::testing::Values(ScenarioRow{"WaitsForTheTokenOfEveryGpuAndIsChargedOnEach",
+                                  &WaitsForBothTokensAndIsChargedOnBoth, 0, kLongLeaseNs},
+                      ScenarioRow{"ARevokedEarlierTokenIsTakenAgainInOrder",
+                                  &ARevokedEarlierTokenIsTakenAgainInOrder, 0, kShortLeaseNs},
+                      ScenarioRow{"TwoProcessesInOppositeParameterOrdersNeverDeadlock",
+                                  &OppositeParameterOrdersNeverDeadlock, 0, kLongLeaseNs},
+                      ScenarioRow{"WaitsOnlyForTheArbitratedGpu", &WaitsForTheArbitratedGpuOnly,
+                                  0b10, kLongLeaseNs},
+                      ScenarioRow{"ALaunchRecordedIntoACaptureIsNotGated",
+                                  &RecordedIntoACaptureIsNotGated, 0, kLongLeaseNs},
+                      ScenarioRow{"ChildrenForkedBeforeTheFirstLaunchAreTenantsOfTheirOwn",
+                                  &ChildrenForkedBeforeTheFirstLaunchAreTenantsOfTheirOwn, 0,
+                                  kLongLeaseNs}),
+    [](const ::testing::TestParamInfo<ScenarioRow>& row) { return std::string(row.param.name); });
 
 }  // namespace
