@@ -1,6 +1,7 @@
 // NVIDIA's config tables (api/config/v1/*_test.go, v0.20.0) as gpuslice config files:
 // every input goes through ParseSharingConfig / LoadSharingConfigFile / FormatSharingConfig.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -312,7 +313,9 @@ INSTANTIATE_TEST_SUITE_P(
 // --- config_test.go: MPS failRequestsGreaterThanOne defaulting, through a file ---
 
 Result<SharingConfig> LoadText(const std::string& text) {
-  const std::string path = ::testing::TempDir() + "compat-config.yaml";
+  // Per process: CTest runs each case as its own process, in parallel.
+  const std::string path =
+      ::testing::TempDir() + "compat-config-" + std::to_string(getpid()) + ".yaml";
   std::ofstream(path) << text;
   Result<SharingConfig> config = LoadSharingConfigFile(path);
   std::filesystem::remove(path);
