@@ -488,6 +488,7 @@ Result<NodeAdvertisement> AdvertiseNode(const std::vector<GpuInfo>& input_gpus,
   if (!fractional_gpus.empty()) {
     AdvertisedResource& r = resource(std::string(names::kGpusliceGpu));
     r.fractional = true;
+    r.fractional_mps = fractional.compute == FractionalCompute::kMps;
     for (const GpuInfo& gpu : gpus) {
       if (!fractional_gpus.count(gpu.index)) continue;
       for (int slot = 0; slot < fractional.slots_per_gpu; ++slot) {

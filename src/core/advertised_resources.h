@@ -35,6 +35,9 @@ struct AdvertisedResource {
   std::string name;            // e.g. "nvidia.com/gpu", "nvidia.com/mig-1g.5gb.shared"
   SharingStrategy sharing = SharingStrategy::kNone;
   bool fractional = false;     // gpuslice.io/gpu slots
+  // Fractional slots whose compute MPS v3 shares where the GPU has it
+  // (gpuslice.fractional.compute: mps); the node agent decides per GPU.
+  bool fractional_mps = false;
   bool fail_requests_greater_than_one = false;
   std::vector<AdvertisedDevice> devices;  // ordered by GPU index, MIG index, replica
 };

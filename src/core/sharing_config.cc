@@ -473,7 +473,7 @@ Status ConfigParser::ParseGpuslice(const YAML::Node& node, GpusliceSettings* set
   if (!map.Has("fractional")) return Status::Ok();
   GPUSLICE_ASSIGN_OR_RETURN(StrictMap fractional,
                             StrictMap::Read(errors_, map.Get("fractional"), "gpuslice.fractional",
-                                            {"enabled", "devices", "slotsPerGpu"}));
+                                            {"enabled", "devices", "slotsPerGpu", "compute"}));
   FractionalSharing& out = settings->fractional;
   GPUSLICE_RETURN_IF_ERROR(OptionalBool(fractional, "enabled", &out.enabled));
   if (fractional.Has("devices")) {
@@ -497,6 +497,9 @@ Status ConfigParser::ParseGpuslice(const YAML::Node& node, GpusliceSettings* set
                                          kMaxSlotsPerGpu, "an integer from 1 to 1024"));
     out.slots_per_gpu = static_cast<int>(slots);
   }
+  std::string compute = "arbiter";
+  GPUSLICE_RETURN_IF_ERROR(OptionalEnum(fractional, "compute", {"arbiter", "mps"}, &compute));
+  out.compute = compute == "mps" ? FractionalCompute::kMps : FractionalCompute::kArbiter;
   return Status::Ok();
 }
 
@@ -917,6 +920,8 @@ std::string FormatSharingConfig(const SharingConfig& config) {
   out << YAML::Key << "devices" << YAML::Value;
   EmitSelector(out, fractional.devices);
   out << YAML::Key << "slotsPerGpu" << YAML::Value << fractional.slots_per_gpu;
+  out << YAML::Key << "compute" << YAML::Value
+      << (fractional.compute == FractionalCompute::kMps ? "mps" : "arbiter");
   out << YAML::EndMap << YAML::EndMap;
 
   out << YAML::EndMap;

@@ -124,11 +124,21 @@ struct ResourcePattern {
   bool operator==(const ResourcePattern&) const = default;
 };
 
+// How fractional containers share a GPU's compute (`gpuslice.fractional.compute`).
+enum class FractionalCompute {
+  kArbiter,  // "arbiter": the shim's compute arbiter time-slices by gpuslice.io/gpu-compute
+  // "mps": on GPUs with MPS v3 (driver r615+, docs/isolation.md) one MPS v3 server per GPU and
+  // a namespace per container whose active-thread percentage is its gpuslice.io/gpu-compute;
+  // elsewhere the arbiter, as with "arbiter".
+  kMps,
+};
+
 // gpuslice's own settings (`gpuslice:` section), absent from NVIDIA's format.
 struct FractionalSharing {
   bool enabled = false;    // advertise gpuslice.io/gpu slots on the selected GPUs
   DeviceSelector devices;  // which GPUs take fractional requests
   int slots_per_gpu = 16;  // most containers one GPU may be shared by, 1..1024
+  FractionalCompute compute = FractionalCompute::kArbiter;
 
   bool operator==(const FractionalSharing&) const = default;
 };

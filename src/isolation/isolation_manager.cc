@@ -101,8 +101,13 @@ Status IsolationManager::SetPartitionLimits(const std::string& token, const std:
 }
 
 Status IsolationManager::SetPartitionLimits(const std::string& token,
-                                            const std::vector<GpuShare>& shares) {
+                                            const std::vector<GpuShare>& shares,
+                                            int mps_active_thread_percentage) {
   if (shares.empty()) return InvalidArgument("partition limits need at least one GPU");
+  if (mps_active_thread_percentage < 0 || mps_active_thread_percentage > 100) {
+    return InvalidArgument("active thread percentage " +
+                           std::to_string(mps_active_thread_percentage) + " is outside 1..100");
+  }
   for (std::size_t i = 0; i < shares.size(); ++i) {
     const GpuShare& g = shares[i];
     if (g.gpu_uuid.empty() || g.hard_limit_bytes == 0 || g.soft_limit_bytes > g.hard_limit_bytes) {
@@ -119,7 +124,17 @@ Status IsolationManager::SetPartitionLimits(const std::string& token,
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pending_.find(token);
     if (it == pending_.end()) return NotFound("no pending partition for the token");
-    it->second.more_gpus.assign(shares.begin() + 1, shares.end());
+    Partition& p = it->second;
+    if (p.mps && (shares.size() != 1 || shares[0].gpu_uuid != p.gpu_uuid)) {
+      // Its namespace directory, on this GPU's server, is what the container has mounted.
+      return InvalidArgument(
+          "an MPS v3 partition on " + p.gpu_uuid + " takes limits for that GPU only, got " +
+          std::to_string(shares.size()) + " GPU(s) starting with " + shares[0].gpu_uuid);
+    }
+    if (p.mps && mps_active_thread_percentage > 0) {
+      p.active_thread_percentage = mps_active_thread_percentage;
+    }
+    p.more_gpus.assign(shares.begin() + 1, shares.end());
   }
   return SetPartitionLimits(token, shares[0].gpu_uuid, shares[0].hard_limit_bytes,
                             shares[0].soft_limit_bytes);

@@ -102,8 +102,12 @@ class IsolationManager {
   Status SetPartitionLimits(const std::string& token, const std::string& gpu_uuid,
                             std::uint64_t hard_limit_bytes, std::uint64_t soft_limit_bytes);
   // The same for a container on several GPUs: the first share is the partition's GPU, the
-  // others its more_gpus.
-  Status SetPartitionLimits(const std::string& token, const std::vector<GpuShare>& shares);
+  // others its more_gpus. For an MPS v3 partition (a fractional container whose namespace
+  // directory Allocate already mounted) the one share must be its registered GPU, and
+  // `mps_active_thread_percentage` (1..100; 0 keeps the registered value) becomes its
+  // namespace's active-thread percentage; the pinned-memory limit is the hard limit.
+  Status SetPartitionLimits(const std::string& token, const std::vector<GpuShare>& shares,
+                            int mps_active_thread_percentage = 0);
   // The hand-off refused the container (no valid assignment): it binds without a driver limit,
   // and the shim fails its allocations closed as on the shim tier.
   Status ForgoPartitionLimits(const std::string& token);

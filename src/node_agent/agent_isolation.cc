@@ -351,7 +351,24 @@ Status AgentIsolation::DecorateFractional(const AdvertisedResource& resource,
   partition.awaiting_limits_from = file;
   partition.resource_name = resource.name;
   partition.device_ids = SortedIds(ids);
+  // Compute by MPS v3: the container's namespace directory is mounted now (the runtime mounts
+  // before the hook runs); its thread percentage comes with the limits. Until then it is the
+  // least, so a container whose limits never come gets the least.
+  if (resource.fractional_mps && uuids.size() == 1 &&
+      FractionalComputeByMps(resource, *uuids.begin())) {
+    partition.mps = true;
+    partition.active_thread_percentage = 1;
+  } else if (resource.fractional_mps && uuids.size() > 1) {
+    spdlog::info(
+        "{}: a container with slots of {} GPUs is not an MPS client (one MPS v3 namespace per "
+        "token); the compute arbiter shares its GPU time",
+        resource.name, uuids.size());
+  }
   GPUSLICE_ASSIGN_OR_RETURN(std::string token, manager_->RegisterPartition(partition));
+  if (partition.mps) {
+    GPUSLICE_ASSIGN_OR_RETURN(Partition registered, manager_->PartitionFor(token));
+    GPUSLICE_RETURN_IF_ERROR(UseNamespaceDirectory(partition.gpu_uuid, registered, out));
+  }
   (*out.mutable_envs())[std::string(names::kIsolationTokenEnv)] = token;
   return Status::Ok();
 }
@@ -369,6 +386,11 @@ void AgentIsolation::TakeFractionalLimits() {
     if (!std::filesystem::exists(file, ec)) continue;
     Result<shim::ContainerLimits> limits = shim::ReadContainerLimitsFile(file);
     if (!limits.ok() || limits->device_count < 1) continue;
+    const Partition partition = manager_->PartitionFor(token).value_or(Partition{});
+    if (partition.mps) {
+      TakeFractionalMpsLimits(token, partition, file, *limits);
+      continue;
+    }
     // The hand-off's limit per GPU is the pod's gpuslice.io/gpu-memory: hard = soft = it. Each
     // capable GPU gets it as a driver limit, and its device line `enforcer=driver`.
     shim::ContainerLimits report_only = *limits;
@@ -400,6 +422,53 @@ void AgentIsolation::TakeFractionalLimits() {
       spdlog::warn("fractional container limits from {}: {}", file, s.message());
     }
   }
+}
+
+void AgentIsolation::TakeFractionalMpsLimits(const std::string& token, const Partition& partition,
+                                             const std::string& file,
+                                             shim::ContainerLimits limits) {
+  shim::DeviceLimit& device = limits.devices[0];
+  const std::string gpu = device.uuid[0] == '\0' ? partition.gpu_uuid : std::string(device.uuid);
+  if (limits.device_count != 1 || gpu != partition.gpu_uuid || device.memory_bytes == 0) {
+    // Not the one GPU whose namespace directory the container has: it binds with the least
+    // threads and no driver limit; its shim enforces the file's memory.
+    spdlog::warn(
+        "fractional container limits from {} name {} GPU(s) starting with {}, not its slots' GPU "
+        "{} alone; it gets no driver limit and the least MPS threads",
+        file, limits.device_count, gpu, partition.gpu_uuid);
+    (void)manager_->ForgoPartitionLimits(token);
+    return;
+  }
+  const int threads = static_cast<int>(std::clamp<std::uint32_t>(device.compute_percent, 1, 100));
+  // MPS shares the GPU's compute by the namespace's threads: the shim does not arbitrate here
+  // (the container never asks the referee for a turn), and the driver enforces the memory.
+  device.arbiter_path[0] = '\0';
+  device.requests_path[0] = '\0';
+  device.compute_cap_percent = 0;
+  device.driver_enforced = true;
+  if (Status s = shim::WriteContainerLimitsFile(file, limits); !s.ok()) {
+    // The container would be arbitrated besides MPS, and its shim would enforce: fail closed.
+    spdlog::warn("{}: cannot mark it for MPS v3 ({}); no driver limit, the least MPS threads", file,
+                 s.message());
+    (void)manager_->ForgoPartitionLimits(token);
+    return;
+  }
+  if (Status s = manager_->SetPartitionLimits(
+          token, {{gpu, device.memory_bytes, device.memory_bytes}}, threads);
+      !s.ok()) {
+    spdlog::warn("fractional container limits from {}: {}", file, s.message());
+  }
+}
+
+bool AgentIsolation::FractionalComputeByMps(const AdvertisedResource& resource,
+                                            const std::string& uuid) const {
+  if (!resource.fractional || !resource.fractional_mps || mps_ == nullptr ||
+      !options_.hook_installed || options_.allocations_dir.empty()) {
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const GpuIsolation* iso = node_.Find(uuid);
+  return manager_ != nullptr && iso != nullptr && iso->mps_v3;
 }
 
 bool AgentIsolation::Capable(const std::string& uuid) const {

@@ -85,6 +85,11 @@ class AgentIsolation {
   void RunOnce();
   // The MPS v3 servers of the node's v3 GPUs.
   std::vector<std::string> MpsV3Servers() const;
+  // Whether MPS v3 shares the compute of fractional slots on GPU `uuid` (the resource asks for it
+  // with gpuslice.fractional.compute: mps, and the GPU has MPS v3 with the hook installed): the
+  // agent then runs the GPU's MPS v3 server, and each fractional container on it alone gets a
+  // namespace. Elsewhere the shim's compute arbiter shares it.
+  bool FractionalComputeByMps(const AdvertisedResource& resource, const std::string& uuid) const;
 
   IsolationManager* manager() { return manager_.get(); }
   std::string spool_dir() const { return options_.directory + "/spool"; }
@@ -104,6 +109,10 @@ class AgentIsolation {
                             v1beta1::ContainerAllocateResponse& out);
   // Gives awaiting partitions the limits their files now hold.
   void TakeFractionalLimits();
+  // The same for a fractional container that is an MPS v3 client: its namespace's threads are
+  // the file's compute-percent, and its file loses the compute arbiter.
+  void TakeFractionalMpsLimits(const std::string& token, const Partition& partition,
+                               const std::string& file, shim::ContainerLimits limits);
   // The GPU takes driver memory partitions.
   bool Capable(const std::string& uuid) const;
   // Replica containers on driver-tier GPUs: the shims with a report-only limits file in

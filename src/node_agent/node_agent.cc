@@ -117,10 +117,18 @@ Status NodeAgent::Apply(const SharingConfig& config) {
   if (Status s = isolation_->Update(driver_, gpus_); !s.ok()) {
     spdlog::error("isolation state: {}", s.message());
   }
-  bool mps_sharing = false;
+  // The GPUs that get an MPS daemon: MPS replicas' (NVIDIA's sharing.mps), and fractional
+  // GPUs whose compute MPS v3 shares (gpuslice.fractional.compute: mps on a v3 GPU).
+  std::set<std::string> mps_devices;
   for (const AdvertisedResource& r : advertisement_.resources) {
-    mps_sharing = mps_sharing || r.sharing == SharingStrategy::kMps;
+    for (const AdvertisedDevice& d : r.devices) {
+      if (r.sharing == SharingStrategy::kMps ||
+          isolation_->FractionalComputeByMps(r, d.device_uuid)) {
+        mps_devices.insert(d.device_uuid);
+      }
+    }
   }
+  const bool mps_sharing = !mps_devices.empty();
   for (auto& [key, value] : isolation_->Labels(mps_sharing)) advertisement_.labels[key] = value;
 
   std::string summary;
@@ -147,11 +155,6 @@ Status NodeAgent::Apply(const SharingConfig& config) {
       isolation_->manager() != nullptr ? options_.hook_command : std::vector<std::string>{});
   if (!cdi.ok()) spdlog::error("cannot write the CDI spec: {}", cdi.status().message());
 
-  std::set<std::string> mps_devices;
-  for (const AdvertisedResource& r : advertisement_.resources) {
-    if (r.sharing != SharingStrategy::kMps) continue;
-    for (const AdvertisedDevice& d : r.devices) mps_devices.insert(d.device_uuid);
-  }
   (void)mps_.Reconcile(mps_devices);
   // Last, so that the CDI spec and the MPS daemons exist before the kubelet can allocate.
   return Publish();

@@ -272,6 +272,12 @@ TEST(AdvertiseTest, FractionalGpusLeaveNvidiaGpu) {
   EXPECT_EQ(CountOf(ad, "nvidia.com/gpu"), 4u);  // GPUs 2 and 3, two replicas each
   EXPECT_EQ(ad.labels.at("gpuslice.io/gpu.count"), "2");
   EXPECT_EQ(ad.labels.at("gpuslice.io/gpu.slots"), "8");
+  EXPECT_FALSE(frac->fractional_mps);  // compute: arbiter, the default
+  c.gpuslice.fractional.compute = FractionalCompute::kMps;
+  NodeAdvertisement mps = MustAdvertise(Gpus(4), c);
+  ASSERT_NE(mps.Find("gpuslice.io/gpu"), nullptr);
+  EXPECT_TRUE(mps.Find("gpuslice.io/gpu")->fractional_mps);
+  EXPECT_EQ(mps.Find("gpuslice.io/gpu")->sharing, SharingStrategy::kNone);
 }
 
 TEST(AdvertiseTest, AGpuCannotBeBothFractionalAndTimeSliced) {

@@ -307,17 +307,25 @@ gpuslice:
     enabled: true
     devices: 2
     slotsPerGpu: 1024
+    compute: mps
 )",
                   [](const SharingConfig& c) {
                     EXPECT_TRUE(c.gpuslice.fractional.enabled);
                     EXPECT_EQ(c.gpuslice.fractional.devices, Count(2));
                     EXPECT_EQ(c.gpuslice.fractional.slots_per_gpu, 1024);
+                    EXPECT_EQ(c.gpuslice.fractional.compute, FractionalCompute::kMps);
                   }},
-        ValidCase{"FractionalDefaultsToAllGpus16Slots",
+        ValidCase{"FractionalDefaultsToAllGpus16SlotsArbiter",
                   "version: v1\ngpuslice:\n  fractional:\n    enabled: true\n",
                   [](const SharingConfig& c) {
                     EXPECT_EQ(c.gpuslice.fractional.devices, DeviceSelector::All());
                     EXPECT_EQ(c.gpuslice.fractional.slots_per_gpu, 16);
+                    EXPECT_EQ(c.gpuslice.fractional.compute, FractionalCompute::kArbiter);
+                  }},
+        ValidCase{"FractionalComputeArbiterSpelledOut",
+                  "version: v1\ngpuslice:\n  fractional:\n    compute: arbiter\n",
+                  [](const SharingConfig& c) {
+                    EXPECT_EQ(c.gpuslice.fractional.compute, FractionalCompute::kArbiter);
                   }},
         ValidCase{"FractionalCountBesideListIsLeftToAdvertise",
                   R"(version: v1
@@ -854,7 +862,11 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"UnknownFractionalField",
                     "version: v1\ngpuslice:\n  fractional:\n    slots: 4\n",
                     "x.yaml:4: gpuslice.fractional: unknown field \"slots\"; accepted: enabled, "
-                    "devices, slotsPerGpu"},
+                    "devices, slotsPerGpu, compute"},
+        InvalidCase{"FractionalComputeUnknown",
+                    "version: v1\ngpuslice:\n  fractional:\n    compute: mig\n",
+                    "x.yaml:4: gpuslice.fractional.compute: unknown value \"mig\"; accepted: "
+                    "arbiter, mps"},
         InvalidCase{
             "SlotsPerGpuZero",
             "version: v1\ngpuslice:\n  fractional:\n    enabled: true\n    slotsPerGpu: 0\n",

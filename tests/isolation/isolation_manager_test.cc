@@ -280,6 +280,34 @@ TEST_F(IsolationTest, FractionalContainerWaitsForItsLimitsThenBinds) {
   EXPECT_EQ(Limits(kGpu1, tree_.cgroup_mount() + "/kubepods/pod1/ctr1").hard_limit_bytes, 3 * kGi);
 }
 
+// A fractional container whose compute MPS v3 shares: its namespace (directory named at
+// Allocate, on its slots' GPU's server) gets the threads and memory the hand-off's file gives.
+TEST_F(IsolationTest, FractionalMpsPartitionTakesItsThreadsWithItsLimitsOnItsOwnGpuOnly) {
+  IsolationManager manager(Options(), &driver_, &mps_);
+  Partition awaiting{kGpu0, 0, 0, /*mps=*/true, /*active_thread_percentage=*/1};
+  awaiting.awaiting_limits_from = tree_.root() + "/alloc/key/limits/limits";
+  auto token = manager.RegisterPartition(awaiting);
+  ASSERT_TRUE(token.ok());
+  // Another GPU's server, several GPUs, or threads outside 1..100: refused, still awaiting.
+  EXPECT_EQ(manager.SetPartitionLimits(*token, {{kGpu1, kGi, kGi}}, 30).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(manager.SetPartitionLimits(*token, {{kGpu0, kGi, kGi}, {kGpu1, kGi, kGi}}, 30).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(manager.SetPartitionLimits(*token, {{kGpu0, kGi, kGi}}, 101).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(manager.AwaitingLimits().size(), 1u);
+  ASSERT_TRUE(manager.SetPartitionLimits(*token, {{kGpu0, 6 * kGi, 6 * kGi}}, 30).ok());
+  tree_.AddCgroup("/kubepods/pod1/ctr1", {a_.pid});
+  const std::string cgroup = tree_.cgroup_mount() + "/kubepods/pod1/ctr1";
+  ASSERT_TRUE(manager.Bind("ctr1", a_.pid, cgroup, *token).ok());
+  const std::string server = manager.MpsServerFor(kGpu0);
+  ASSERT_EQ(mps_.servers[server].size(), 1u);
+  const MpsV3Namespace& ns = mps_.servers[server].begin()->second;
+  EXPECT_EQ(ns.active_thread_percentage, 30);
+  EXPECT_EQ(ns.pinned_memory_limit_bytes, 6 * kGi);
+  EXPECT_EQ(Limits(kGpu0, cgroup).hard_limit_bytes, 6 * kGi);
+}
+
 TEST_F(IsolationTest, ContainerWhoseProcessesMovedToChildCgroupsStaysBound) {
   IsolationManager manager(Options(), &driver_, nullptr);
   auto token = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi});

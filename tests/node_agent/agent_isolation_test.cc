@@ -346,3 +346,195 @@ TEST(AgentIsolationTest, ReleasedMpsTokenTakesItsEmptyNamespaceDirectoryWithIt) 
 
 }  // namespace
 }  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+// The hand-off's limits file for one GPU: `memory` bytes at `compute` percent, arbitrated (a
+// grant page and a request file, as the hand-off names them when the pod asks for compute).
+void WriteHandoffLimits(const std::string& path, const std::string& gpu, std::uint64_t memory,
+                        std::uint32_t compute) {
+  shim::ContainerLimits limits;
+  limits.version = shim::kContainerLimitsVersion;
+  const std::string region = std::string(kContainerRegionDir) + "/accounting";
+  region.copy(limits.region_path, region.size());
+  limits.device_count = 1;
+  shim::DeviceLimit& d = limits.devices[0];
+  d.nvml_index = 0;
+  gpu.copy(d.uuid, gpu.size());
+  d.memory_bytes = memory;
+  d.compute_percent = compute;
+  d.compute_cap_percent = compute + 10;
+  const std::string grant = "/run/gpuslice-arbiter/gpu0/grant";
+  const std::string requests = std::string(kContainerRegionDir) + "/compute-requests";
+  grant.copy(d.arbiter_path, grant.size());
+  requests.copy(d.requests_path, requests.size());
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  ASSERT_TRUE(shim::WriteContainerLimitsFile(path, limits).ok());
+}
+
+// gpuslice.fractional.compute: mps on an r615 GPU with MPS v3: each fractional container gets
+// its own namespace (threads = its gpuslice.io/gpu-compute, pinned memory = its
+// gpuslice.io/gpu-memory) besides its driver limit, sees only that namespace's directory, and
+// is no longer arbitrated by the shim. The namespaces follow the containers across an agent
+// restart.
+TEST(AgentIsolationTest, FractionalContainersOnAnMpsV3GpuEachGetANamespaceWithTheirShare) {
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  testing::InMemoryMpsV3 mps;
+  AgentIsolationOptions options;
+  options.directory = tree.root() + "/iso";
+  options.cgroup_mount = tree.cgroup_mount();
+  options.hook_installed = true;
+  options.allocations_dir = tree.root() + "/alloc";
+  options.mps_root = tree.root() + "/mps";
+  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  GpuInfo gpu;
+  gpu.uuid = kGpu0;
+  gpu.memory_bytes = 40 * kGi;
+  AdvertisedResource slots;
+  slots.name = "gpuslice.io/gpu";
+  slots.fractional = true;
+  slots.fractional_mps = true;
+  for (int i = 0; i < 4; ++i) {
+    slots.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
+  }
+  const std::string pipe_env(names::kMpsPipeDirectoryEnv);
+  const std::string token_env(names::kIsolationTokenEnv);
+  auto limits_file = [&](const std::vector<std::string>& ids) {
+    return options.allocations_dir + "/" + AllocationHandoff::KeyFor(ids) + "/limits/limits";
+  };
+  auto namespace_of = [](const v1beta1::ContainerAllocateResponse& r) {
+    for (const auto& m : r.mounts()) {
+      if (m.container_path() == names::kMpsContainerPipeDirectory) return m.host_path();
+    }
+    return std::string();
+  };
+  const std::vector<std::string> a_ids = {kGpu0 + "::0"}, b_ids = {kGpu0 + "::1", kGpu0 + "::2"};
+  v1beta1::ContainerAllocateResponse a, b;
+  std::string server;
+  {
+    AgentIsolation isolation(options, &driver, &mps);
+    ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+    EXPECT_TRUE(isolation.FractionalComputeByMps(slots, kGpu0));
+    server = isolation.manager()->MpsServerFor(kGpu0);
+    ASSERT_TRUE(isolation.Decorate(slots, {gpu}, a_ids, a).ok());
+    ASSERT_TRUE(isolation.Decorate(slots, {gpu}, b_ids, b).ok());
+    // Each container's MPS pipe directory is its own namespace's, on the GPU's server.
+    const std::string dir_a = namespace_of(a), dir_b = namespace_of(b);
+    ASSERT_FALSE(dir_a.empty());
+    ASSERT_FALSE(dir_b.empty());
+    EXPECT_NE(dir_a, dir_b);
+    EXPECT_EQ(std::filesystem::path(dir_a).parent_path().filename().string(), server);
+    EXPECT_TRUE(std::filesystem::is_directory(dir_a));
+    EXPECT_EQ(a.envs().at(pipe_env), names::kMpsContainerPipeDirectory);
+    ASSERT_EQ(a.envs().count(token_env), 1u);
+    ASSERT_EQ(b.envs().count(token_env), 1u);
+
+    // The hand-off writes the pods' assignments: 8 GiB at 30 %, 16 GiB at 70 %.
+    WriteHandoffLimits(limits_file(a_ids), kGpu0, 8 * kGi, 30);
+    WriteHandoffLimits(limits_file(b_ids), kGpu0, 16 * kGi, 70);
+    isolation.RunOnce();
+    const pid_t pid = getpid();
+    tree.AddCgroup("/kubepods/pa/a", {pid});
+    tree.AddCgroup("/kubepods/pb/b", {pid});
+    ASSERT_TRUE(isolation.manager()
+                    ->Bind("a", pid, tree.cgroup_mount() + "/kubepods/pa/a", a.envs().at(token_env))
+                    .ok());
+    ASSERT_TRUE(isolation.manager()
+                    ->Bind("b", pid, tree.cgroup_mount() + "/kubepods/pb/b", b.envs().at(token_env))
+                    .ok());
+    const std::string ns_a = std::filesystem::path(dir_a).filename().string();
+    const std::string ns_b = std::filesystem::path(dir_b).filename().string();
+    ASSERT_EQ(mps.servers[server].size(), 2u);
+    EXPECT_EQ(mps.servers[server][ns_a], (MpsV3Namespace{server, ns_a, 8 * kGi, 30, 0}));
+    EXPECT_EQ(mps.servers[server][ns_b], (MpsV3Namespace{server, ns_b, 16 * kGi, 70, 0}));
+    EXPECT_EQ(
+        driver.GetMemoryLimits(kGpu0, tree.cgroup_mount() + "/kubepods/pa/a")->hard_limit_bytes,
+        8 * kGi);
+    // Their shims report the driver's limit and do not arbitrate: MPS shares the compute.
+    Result<shim::ContainerLimits> reread = shim::ReadContainerLimitsFile(limits_file(a_ids));
+    ASSERT_TRUE(reread.ok()) << reread.status().ToString();
+    EXPECT_TRUE(reread->devices[0].driver_enforced);
+    EXPECT_STREQ(reread->devices[0].arbiter_path, "");
+    EXPECT_STREQ(reread->devices[0].requests_path, "");
+    EXPECT_EQ(reread->devices[0].compute_cap_percent, 0u);
+    EXPECT_EQ(reread->devices[0].compute_percent, 30u);
+    EXPECT_EQ(reread->devices[0].memory_bytes, 8 * kGi);
+  }
+  // An agent restart keeps both; then b's container ends and loses its namespace and limit.
+  AgentIsolation restarted(options, &driver, &mps);
+  ASSERT_TRUE(restarted.Update({"615.20.03", 13040}, {gpu}).ok());
+  restarted.RunOnce();
+  EXPECT_EQ(mps.servers[server].size(), 2u);
+  FakeCgroupTree::SetProcs(tree.cgroup_mount() + "/kubepods/pb/b", {});
+  restarted.RunOnce();
+  ASSERT_EQ(mps.servers[server].size(), 1u);
+  EXPECT_EQ(mps.servers[server].begin()->second.active_thread_percentage, 30);
+  EXPECT_FALSE(driver.GetMemoryLimits(kGpu0, tree.cgroup_mount() + "/kubepods/pb/b")->set());
+
+  // A hand-off file naming another GPU than the slots' (it cannot be this container's namespace):
+  // the container binds with the least threads and no driver limit.
+  const std::vector<std::string> c_ids = {kGpu0 + "::3"};
+  v1beta1::ContainerAllocateResponse c;
+  ASSERT_TRUE(restarted.Decorate(slots, {gpu}, c_ids, c).ok());
+  WriteHandoffLimits(limits_file(c_ids), kGpu1, 8 * kGi, 50);
+  restarted.RunOnce();
+  tree.AddCgroup("/kubepods/pc/c", {getpid()});
+  ASSERT_TRUE(
+      restarted.manager()
+          ->Bind("c", getpid(), tree.cgroup_mount() + "/kubepods/pc/c", c.envs().at(token_env))
+          .ok());
+  const std::string ns_c = std::filesystem::path(namespace_of(c)).filename().string();
+  EXPECT_EQ(mps.servers[server][ns_c].active_thread_percentage, 1);
+  EXPECT_FALSE(driver.GetMemoryLimits(kGpu0, tree.cgroup_mount() + "/kubepods/pc/c")->set());
+}
+
+// Without gpuslice.fractional.compute: mps, or on a GPU without MPS v3, fractional containers
+// are not MPS clients: no namespace directory, and their limits file keeps the compute arbiter.
+TEST(AgentIsolationTest, FractionalContainersStayArbitratedWithoutComputeMpsOrMpsV3) {
+  struct Row {
+    const char* name;
+    bool fractional_mps;
+    bool with_mps_control;  // no MPS v3 control: the GPU has no v3
+  };
+  for (const Row& row : {Row{"compute: arbiter", false, true}, Row{"no MPS v3", true, false}}) {
+    SCOPED_TRACE(row.name);
+    FakeCgroupTree tree;
+    FileMemoryLimits driver({kGpu0});
+    testing::InMemoryMpsV3 mps;
+    AgentIsolationOptions options;
+    options.directory = tree.root() + "/iso";
+    options.cgroup_mount = tree.cgroup_mount();
+    options.hook_installed = true;
+    options.allocations_dir = tree.root() + "/alloc";
+    options.mps_root = tree.root() + "/mps";
+    AgentIsolation isolation(options, &driver, row.with_mps_control ? &mps : nullptr);
+    GpuInfo gpu;
+    gpu.uuid = kGpu0;
+    gpu.memory_bytes = 40 * kGi;
+    ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+    AdvertisedResource slots;
+    slots.name = "gpuslice.io/gpu";
+    slots.fractional = true;
+    slots.fractional_mps = row.fractional_mps;
+    slots.devices.push_back({kGpu0 + "::0", kGpu0, kGpu0, 0, -1, 0});
+    EXPECT_FALSE(isolation.FractionalComputeByMps(slots, kGpu0));
+    v1beta1::ContainerAllocateResponse out;
+    ASSERT_TRUE(isolation.Decorate(slots, {gpu}, {kGpu0 + "::0"}, out).ok());
+    EXPECT_EQ(out.mounts_size(), 0);
+    EXPECT_EQ(out.envs().count(std::string(names::kMpsPipeDirectoryEnv)), 0u);
+    const std::string file = options.allocations_dir + "/" +
+                             AllocationHandoff::KeyFor({kGpu0 + "::0"}) + "/limits/limits";
+    WriteHandoffLimits(file, kGpu0, 8 * kGi, 30);
+    isolation.RunOnce();
+    Result<shim::ContainerLimits> reread = shim::ReadContainerLimitsFile(file);
+    ASSERT_TRUE(reread.ok());
+    EXPECT_TRUE(reread->devices[0].driver_enforced);  // the driver still enforces its memory
+    EXPECT_STREQ(reread->devices[0].arbiter_path, "/run/gpuslice-arbiter/gpu0/grant");
+    EXPECT_TRUE(mps.servers[isolation.manager()->MpsServerFor(kGpu0)].empty());
+  }
+}
+
+}  // namespace
+}  // namespace gpuslice

@@ -17,11 +17,17 @@
 
 #include "agent_process.h"
 #include "backends/simulated_memory_limits.h"
+#include "cluster_agent.h"
+#include "core/gpu_annotations.h"
 #include "core/resource_names.h"
 #include "detached_daemons.h"
+#include "fake_apiserver/fake_apiserver.h"
 #include "fake_cgroup_tree.h"
 #include "isolation/mps_v3_process.h"
+#include "kube/kube_client.h"
+#include "kube/kube_config.h"
 #include "mps_v3_client.h"
+#include "node_agent/allocation_handoff.h"
 #include "node_agent/atomic_file.h"
 #include "shim/container_limits.h"
 #include "temp_dir.h"
@@ -804,6 +810,133 @@ TEST_F(IsolationIntegrationTest, IncapableNodeMountsNoReportOnlyShim) {
   EXPECT_EQ(response.envs().count(std::string(names::kIsolationTokenEnv)), 0u);
   EXPECT_EQ(MountAt(response, "/etc/gpuslice"), nullptr);
   EXPECT_EQ(MountAt(response, "/etc/ld.so.preload"), nullptr);
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+using namespace std::chrono_literals;
+
+// gpuslice.fractional.compute: mps on an r615 node, end to end through the binary: the extender's
+// assignment on the pod (fake API server), the kubelet's Allocate and PodResources, the
+// allocation hand-off's limits file, the CDI spec's hook and the fake MPS v3 daemon. Each
+// fractional container reaches only its own namespace, with its gpu-compute as threads and its
+// gpu-memory as pinned memory and driver limit; its shim does not arbitrate.
+TEST_F(IsolationIntegrationTest, FractionalPodsOnAnMpsV3NodeEachGetTheirOwnNamespace) {
+  fake::FakeApiServer apiserver;
+  ASSERT_TRUE(apiserver.Start().ok());
+  std::ofstream(dir_ / "kubeconfig") << apiserver.Kubeconfig();
+  Result<kube::KubeConfig> kubeconfig = kube::LoadKubeconfigFile(dir_ / "kubeconfig");
+  ASSERT_TRUE(kubeconfig.ok());
+  Result<std::unique_ptr<kube::KubeClient>> api = kube::KubeClient::Create(*kubeconfig);
+  ASSERT_TRUE(api.ok());
+  ASSERT_TRUE(
+      (*api)
+          ->Create(kube::Nodes(),
+                   {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", "iso-node"}}}})
+          .ok());
+  testing::TestPodResources pod_resources(dir_ / "pod-resources.sock");
+  ASSERT_TRUE(pod_resources.Start());
+  constexpr char kFractionalMps[] = R"(version: v1
+gpuslice:
+  fractional:
+    enabled: true
+    devices: [0]
+    slotsPerGpu: 4
+    compute: mps
+)";
+  StartAgent("615.20.03", kFractionalMps,
+             {"--mps-v3-control-command", GPUSLICE_FAKE_MPS_V3_CONTROL, "--node-name", "iso-node",
+              "--kubeconfig", dir_ / "kubeconfig", "--pod-resources-socket",
+              dir_ / "pod-resources.sock", "--allocations-dir", dir_ / "allocations", "--shim-dir",
+              dir_ / "host-shims", "--install-shims-from", GPUSLICE_SHIM_DIR});
+  ASSERT_TRUE(WaitFor([&] { return !Features().empty(); }));
+  EXPECT_NE(Features().find("gpuslice.io/mps=v3"), std::string::npos) << Features();
+  ASSERT_TRUE(kubelet_->WaitForRegistration("gpuslice.io/gpu", 1, 10s)) << agent_->Log();
+  auto slots = kubelet_->Connect("gpuslice.io/gpu");
+  slots->StartWatching();
+  ASSERT_TRUE(slots->WaitForDevices([](const auto& l) { return l.devices_size() == 4; }, 10s));
+  const std::string first_slot = slots->latest().devices(0).id();
+  const std::string gpu0 = first_slot.substr(0, first_slot.find("::"));
+  // The fractional GPU's MPS v3 daemon runs (GPU 1, a whole nvidia.com/gpu, has none).
+  ASSERT_TRUE(WaitFor([&] { return RecordedDaemon(gpu0).pid > 0; })) << agent_->Log();
+
+  struct Pod {
+    std::string name;
+    std::int64_t memory;
+    int compute;
+    std::string slot;
+    v1beta1::ContainerAllocateResponse response = {};
+  };
+  std::vector<Pod> pods = {{"small", 8 * static_cast<std::int64_t>(kGi), 30, gpu0 + "::0"},
+                           {"large", 16 * static_cast<std::int64_t>(kGi), 70, gpu0 + "::1"}};
+  const std::string token_env(names::kIsolationTokenEnv);
+  for (Pod& pod : pods) {
+    GpuAssignment assignment;
+    assignment.node = "iso-node";
+    assignment.container = "main";
+    assignment.gpus = {{0, gpu0}};
+    assignment.memory_bytes = pod.memory;
+    assignment.compute_percent = pod.compute;
+    ASSERT_TRUE((*api)
+                    ->Create(kube::Pods("default"),
+                             {{"apiVersion", "v1"},
+                              {"kind", "Pod"},
+                              {"metadata",
+                               {{"name", pod.name},
+                                {"annotations",
+                                 {{std::string(names::kAnnotationPodAssignment),
+                                   EncodeAssignment(assignment)}}}}},
+                              {"spec",
+                               {{"nodeName", "iso-node"},
+                                {"containers", {{{"name", "main"}, {"image", "cuda"}}}}}}})
+                    .ok());
+    v1beta1::AllocateResponse response;
+    grpc::Status allocated = slots->Allocate({{pod.slot}}, &response);
+    ASSERT_TRUE(allocated.ok()) << allocated.error_message() << agent_->Log();
+    pod_resources.RecordAllocation("default", pod.name, "main", "gpuslice.io/gpu", {pod.slot});
+    pod.response = response.container_responses(0);
+    ASSERT_EQ(pod.response.envs().count(token_env), 1u);
+  }
+  for (std::size_t i = 0; i < pods.size(); ++i) {
+    const Pod& pod = pods[i];
+    const v1beta1::Mount* mps_dir = testing::MountAt(pod.response, "/tmp/nvidia-mps");
+    ASSERT_NE(mps_dir, nullptr);
+    EXPECT_EQ(RoutedFrom(mps_dir->host_path()), "");  // no namespace before the hook
+    // The hook waits for the hand-off's limits, then the agent binds the container.
+    const std::string cgroup = "/kubepods/" + pod.name + "/main";
+    EXPECT_EQ(RunHook(pod.name, 4300 + static_cast<long>(i), cgroup,
+                      {{token_env, pod.response.envs().at(token_env)}}),
+              0)
+        << agent_->Log();
+    const std::string ns = std::filesystem::path(mps_dir->host_path()).filename().string();
+    const std::string server =
+        std::filesystem::path(mps_dir->host_path()).parent_path().filename().string();
+    EXPECT_EQ(
+        RoutedFrom(mps_dir->host_path()),
+        "server=" + server + " namespace=" + ns +
+            " pinned_memory_limit=" + std::to_string(pod.memory / static_cast<std::int64_t>(kGi)) +
+            "G active_thread_percentage=" + std::to_string(pod.compute) + " client_priority=0\n");
+    EXPECT_EQ(Limits(gpu0, cgroup).hard_limit_bytes, static_cast<std::uint64_t>(pod.memory));
+    const v1beta1::Mount* limits_dir = testing::MountAt(pod.response, kContainerLimitsDir);
+    ASSERT_NE(limits_dir, nullptr);
+    Result<shim::ContainerLimits> limits =
+        shim::ReadContainerLimitsFile(limits_dir->host_path() + "/limits");
+    ASSERT_TRUE(limits.ok()) << limits.status().ToString();
+    EXPECT_TRUE(limits->devices[0].driver_enforced);
+    EXPECT_STREQ(limits->devices[0].arbiter_path, "") << "MPS shares the compute, not the shim";
+  }
+  // The large pod's container ends: its namespace and limit go, the small one's stay.
+  FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/large/main", {});
+  const std::string large_dir = testing::MountAt(pods[1].response, "/tmp/nvidia-mps")->host_path();
+  EXPECT_TRUE(WaitFor([&] { return RoutedFrom(large_dir).empty(); }));
+  EXPECT_FALSE(Limits(gpu0, "/kubepods/large/main").set());
+  EXPECT_NE(RoutedFrom(testing::MountAt(pods[0].response, "/tmp/nvidia-mps")->host_path()), "");
+  pod_resources.Stop();
+  apiserver.Stop();
 }
 
 }  // namespace
