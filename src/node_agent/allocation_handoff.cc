@@ -519,8 +519,10 @@ void AllocationHandoff::ReleaseEnded(const std::map<std::string, ContainerDevice
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = results_.begin(); it != results_.end();) {
+      // Given up: never listed in the give-up time, so no container holds its directory.
       const bool settled = it->second.state == HandoffResult::State::kLimited ||
-                           it->second.state == HandoffResult::State::kRefused;
+                           it->second.state == HandoffResult::State::kRefused ||
+                           it->second.state == HandoffResult::State::kGivenUp;
       if (settled && !holders.count(it->first) && !pending_.count(it->first)) {
         std::error_code ec;
         fs::remove_all(fs::path(options_.host_root) / it->first, ec);

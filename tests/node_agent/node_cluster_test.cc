@@ -111,6 +111,7 @@ class NodeClusterTest : public ::testing::Test {
     cluster.handoff.host_root = dir_ / "allocations";
     cluster.handoff.reconcile_interval = std::chrono::milliseconds(10);
     cluster.handoff.release_interval = std::chrono::milliseconds(20);
+    cluster.handoff.give_up_after = std::chrono::seconds(2);
     // A copy of the built shims, so that a test can take one away.
     ASSERT_TRUE(InstallShims(GPUSLICE_SHIM_DIR, dir_ / "shims").ok());
     cluster.handoff.shim_dir = dir_ / "shims";
@@ -631,6 +632,20 @@ TEST_F(NodeClusterTest, OverLimitContainerGetsAnEventOnItsPodThroughTheAgentsSin
   EXPECT_EQ(event["involvedObject"]["name"], "breach");
   EXPECT_EQ(event["involvedObject"]["uid"], uid);
   EXPECT_EQ(event["source"]["host"], kNode);
+}
+
+// A pod deleted between Allocate and its container's creation: PodResources never lists its
+// slots, the hand-off gives up and then removes the directory it prepared.
+TEST_F(NodeClusterTest, GivenUpAllocationsDirectoryIsRemoved) {
+  CreatePod("deleted", AssignmentFor(0, kGi, 10));
+  v1beta1::AllocateResponse response;
+  ASSERT_TRUE(client_->Allocate({{Slot(0, 2)}}, &response).ok());
+  const std::string dir =
+      std::filesystem::path(HostDir(response.container_responses(0), kContainerLimitsDir))
+          .parent_path();
+  ASSERT_TRUE(std::filesystem::exists(dir));
+  ASSERT_TRUE(RunUntil([&] { return !std::filesystem::exists(dir); }));
+  EXPECT_EQ(side_->handoff().ResultFor({Slot(0, 2)}).state, HandoffResult::State::kPending);
 }
 
 TEST_F(NodeClusterTest, EndedPodsDirectoryIsRemovedAndItsWatchEnds) {
