@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -74,11 +75,35 @@ inline std::string CgroupOfPid(const std::string& root, long pid) {
   return "";
 }
 
+// The cgroup's driver lock (nvidia.dmem.lock, flock'd) for the lifetime of the object: every
+// check-and-charge holds it, so two processes of a cgroup cannot both pass the check with what
+// only one of them may take.
+class CgroupLock {
+ public:
+  explicit CgroupLock(const std::string& cgroup)
+      : fd_(open((cgroup + "/nvidia.dmem.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
+    if (fd_ >= 0) flock(fd_, LOCK_EX);
+  }
+  ~CgroupLock() {
+    if (fd_ >= 0) close(fd_);  // releases the flock
+  }
+  CgroupLock(const CgroupLock&) = delete;
+  CgroupLock& operator=(const CgroupLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
 // Sets `pid`'s use in `cgroup` on `uuid` to `bytes` (no check: the allocation already happened).
+// Written to a temporary file and renamed, so a reader never sees a half-written number.
 inline void SetUse(const std::string& cgroup, const std::string& uuid, long pid,
                    std::uint64_t bytes) {
   const std::string file = cgroup + "/" + ChargePrefix(uuid) + std::to_string(pid);
-  std::ofstream(file, std::ios::trunc) << bytes << "\n";
+  // Not named with the charge prefix, so CurrentUse never counts it.
+  const std::string temporary = cgroup + "/tmp." + ChargePrefix(uuid) + std::to_string(pid);
+  { std::ofstream(temporary, std::ios::trunc) << bytes << "\n"; }
+  std::rename(temporary.c_str(), file.c_str());
 }
 
 // True when raising `pid`'s use to `bytes` would take the cgroup over its hard limit.
@@ -95,15 +120,29 @@ inline bool WouldExceed(const std::string& cgroup, const std::string& uuid, long
   return others + bytes > hard;
 }
 
+// Raises or lowers `pid`'s use to `bytes` in one step under the cgroup's lock: a use that grows
+// and would take the cgroup over its hard limit is refused (false) and nothing changes, as the
+// driver refuses the allocation.
+inline bool SetUseIfFits(const std::string& cgroup, const std::string& uuid, long pid,
+                         std::uint64_t bytes) {
+  const CgroupLock lock(cgroup);
+  if (!lock.held()) return false;
+  if (WouldExceed(cgroup, uuid, pid, bytes)) {
+    std::uint64_t mine = 0;
+    std::ifstream(cgroup + "/" + ChargePrefix(uuid) + std::to_string(pid)) >> mine;
+    if (bytes > mine) return false;  // lowering is always allowed
+  }
+  SetUse(cgroup, uuid, pid, bytes);
+  return true;
+}
+
 // Charges `delta` bytes (negative: frees) to `pid` in `cgroup` on `uuid`. A positive charge that
 // would take the cgroup's use over its hard limit is refused (false), as the driver refuses the
-// allocation. Serialized across processes with flock.
+// allocation. Serialized across processes with the cgroup's lock.
 inline bool Charge(const std::string& cgroup, const std::string& uuid, long pid,
                    std::int64_t delta) {
-  const std::string lock_path = cgroup + "/nvidia.dmem.lock";
-  const int lock_fd = open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock_fd < 0) return delta <= 0;
-  flock(lock_fd, LOCK_EX);
+  const CgroupLock lock(cgroup);
+  if (!lock.held()) return delta <= 0;
   bool ok = true;
   std::uint64_t soft = 0, hard = 0;
   if (delta > 0 && ReadLimits(cgroup, uuid, soft, hard)) {
@@ -117,10 +156,8 @@ inline bool Charge(const std::string& cgroup, const std::string& uuid, long pid,
       in >> mine;
     }
     const std::int64_t next = static_cast<std::int64_t>(mine) + delta;
-    std::ofstream(file, std::ios::trunc) << (next > 0 ? next : 0) << "\n";
+    SetUse(cgroup, uuid, pid, static_cast<std::uint64_t>(next > 0 ? next : 0));
   }
-  flock(lock_fd, LOCK_UN);
-  close(lock_fd);
   return ok;
 }
 

@@ -1221,6 +1221,7 @@ FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec graph, CUstream /*stream*/) {
       for (const auto& [device, bytes] : it->second.alloc_bytes) {
         if (d.used[device] + bytes > d.capacity ||
             fake_dmem::Refuses(device, d.used[device] + bytes)) {
+          PublishUsageLocked(d);  // gives back what earlier devices of the graph charged
           return CUDA_ERROR_OUT_OF_MEMORY;
         }
       }

@@ -4,9 +4,10 @@
 // would take the calling process's cgroup over the hard limit set with
 // nvmlDeviceSetMemoryLimits_v1 fails with CUDA_ERROR_OUT_OF_MEMORY, whichever allocation path it
 // takes; every change of the process's use is published so the cgroup's use is the sum over its
-// live processes. The process's cgroup is the one whose cgroup.procs lists its pid.
-// Known limit of the fake: check and publish are two steps, so two processes allocating at the
-// same instant can both pass (the real driver charges atomically).
+// live processes. The process's cgroup is the one whose cgroup.procs lists its pid. The check
+// charges in the same step, under the cgroup's lock (simdmem::SetUseIfFits), as the real driver
+// charges atomically: two processes of a cgroup allocating at the same instant cannot both take
+// what only one of them fits.
 #pragma once
 
 #include <unistd.h>
@@ -45,6 +46,9 @@ inline const Config& Get() {
   return config;
 }
 
+// True when raising this process's use of `device` to `process_total_bytes` would take its
+// cgroup over the hard limit; otherwise that use is charged now (the caller then allocates, or
+// publishes its actual use if it gives up).
 inline bool Refuses(int device, std::uint64_t process_total_bytes) {
   const Config& c = Get();
   if (c.root.empty() || device < 0 || static_cast<std::size_t>(device) >= c.uuids.size()) {
@@ -52,8 +56,8 @@ inline bool Refuses(int device, std::uint64_t process_total_bytes) {
   }
   const std::string cgroup = gpuslice::simdmem::CgroupOfPid(c.root, getpid());
   if (cgroup.empty()) return false;
-  return gpuslice::simdmem::WouldExceed(cgroup, c.uuids[static_cast<std::size_t>(device)], getpid(),
-                                        process_total_bytes);
+  return !gpuslice::simdmem::SetUseIfFits(cgroup, c.uuids[static_cast<std::size_t>(device)],
+                                          getpid(), process_total_bytes);
 }
 
 inline void Publish(const std::uint64_t* used, int device_count) {
@@ -61,6 +65,7 @@ inline void Publish(const std::uint64_t* used, int device_count) {
   if (c.root.empty()) return;
   const std::string cgroup = gpuslice::simdmem::CgroupOfPid(c.root, getpid());
   if (cgroup.empty()) return;
+  const gpuslice::simdmem::CgroupLock lock(cgroup);
   for (int i = 0; i < device_count && static_cast<std::size_t>(i) < c.uuids.size(); ++i) {
     gpuslice::simdmem::SetUse(cgroup, c.uuids[static_cast<std::size_t>(i)], getpid(), used[i]);
   }
