@@ -156,6 +156,37 @@ TEST_F(MpsV3ProcessTest, DaemonStartsFromTheGeneratedTomlWithTheLiveNamespaces) 
   EXPECT_EQ(v3.ListNamespaces(kServer0)->size(), 1u);
 }
 
+// The control socket's file exists from the daemon's bind() on, but a command sent before its
+// listen() is refused; a loaded node hits that window. The fake holds its daemon there while the
+// pipe directory has the FIFO gpuslice-fake-listen-gate and marks a command it refused meanwhile
+// (gpuslice-fake-refused): Start must not return before the daemon answers.
+TEST_F(MpsV3ProcessTest, StartWaitsUntilTheDaemonAnswersNotUntilItsSocketFileExists) {
+  ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+  v3.UseV3For({kGpu0});
+  std::filesystem::create_directories(Pipe());
+  const std::string gate = Pipe() + "/gpuslice-fake-listen-gate";
+  ASSERT_EQ(mkfifo(gate.c_str(), 0600), 0);
+  std::atomic<bool> returned{false};
+  Status started;
+  std::thread start([&] {
+    started = v3.Start(Spec(kGpu0));
+    returned = true;
+  });
+  // Whichever comes first: Start returns (wrong) or asks the bound, not listening, daemon (right).
+  EXPECT_TRUE(Eventually(
+      [&] { return returned || std::filesystem::exists(Pipe() + "/gpuslice-fake-refused"); }));
+  EXPECT_FALSE(returned) << "Start returned before the daemon listened: " << started.ToString();
+  // Let it listen (a writer's open returns once the daemon waits in its open for reading).
+  EXPECT_TRUE(Eventually([&] {
+    const int fd = open(gate.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd >= 0;
+  }));
+  start.join();
+  ASSERT_TRUE(IsOk(started));
+  EXPECT_TRUE(IsOk(v3.ListNamespaces(kServer0)));
+}
+
 TEST_F(MpsV3ProcessTest, GpusNotGivenToV3KeepTheV2Daemon) {
   ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
   v3.UseV3For({kGpu0});

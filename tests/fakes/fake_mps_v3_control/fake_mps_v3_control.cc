@@ -25,7 +25,8 @@
 //   be killed, so `client list` shows it. A client on the main socket goes to the first server's
 //   default namespace (NVIDIA routes by UID there).
 // One thread serves all sockets from one poll(): a peer that is slow to send its line delays only
-// its own answer (no receive timeout).
+// its own answer (no receive timeout). Tests only: a FIFO gpuslice-fake-listen-gate in the pipe
+// directory holds the daemon between bind() and listen() of $PIPE/control (see kListenGate).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -225,6 +226,20 @@ std::map<std::string, Server> ParseConfig(const std::string& path) {
 
 // ---- sockets ---------------------------------------------------------------------------------
 
+// Tests only: a FIFO by this name in a socket's directory holds the daemon between bind() and
+// listen() of that socket (the socket file exists, connecting is refused) until a test opens the
+// FIFO for writing; a control command refused meanwhile leaves kRefusedMark next to it.
+constexpr char kListenGate[] = "gpuslice-fake-listen-gate";
+constexpr char kRefusedMark[] = "gpuslice-fake-refused";
+
+// In the socket's directory (the working directory while UnixSocketIn binds).
+void HoldAtListenGate() {
+  struct stat st {};
+  if (stat(kListenGate, &st) != 0 || !S_ISFIFO(st.st_mode)) return;
+  const int gate = open(kListenGate, O_RDONLY | O_CLOEXEC);  // blocks until a writer opens it
+  if (gate >= 0) close(gate);
+}
+
 // Binds/connects "<dir>/control" relative to `dir` (paths can exceed sun_path).
 int UnixSocketIn(const std::string& dir, bool listen_on) {
   const int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -240,6 +255,7 @@ int UnixSocketIn(const std::string& dir, bool listen_on) {
   if (listen_on) {
     unlink("control");
     rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    HoldAtListenGate();
     if (rc == 0) rc = listen(fd, 16);
   } else {
     rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
@@ -596,8 +612,13 @@ int RunDaemon(bool background, const std::string& config) {
 // Sends one command line; prints the reply; returns the command's exit status.
 int SendCommand(const std::string& line) {
   const char* pipe = std::getenv("CUDA_MPS_PIPE_DIRECTORY");
-  const int fd = UnixSocketIn(pipe != nullptr ? pipe : "/tmp/nvidia-mps", false);
+  const std::string dir = pipe != nullptr ? pipe : "/tmp/nvidia-mps";
+  const int fd = UnixSocketIn(dir, false);
   if (fd < 0) {
+    std::error_code ec;
+    if (std::filesystem::is_fifo(dir + "/" + kListenGate, ec)) {
+      std::ofstream(dir + "/" + kRefusedMark) << line << "\n";
+    }
     std::cerr << "error: cannot reach the MPS control daemon (is it running?)\n";
     return 1;
   }
