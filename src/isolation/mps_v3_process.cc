@@ -235,26 +235,45 @@ Status ProcessMpsV3::Launch(const MpsDaemonSpec& spec, const std::string& server
     (void)StopRecordedDaemon(record, timeout_);
     return s;
   }
-  // Ready when its control socket exists; a configuration error makes it exit instead.
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  while (!IsSocket(spec.pipe_directory + "/control")) {
-    if (!IsRecordedDaemonAlive(record)) {
-      std::filesystem::remove(RecordPath(spec), ec);
-      return Unavailable("MPS v3 control daemon for " + spec.device_uuid +
-                         " exited at start; see its output in " + output + ", its log in " +
-                         spec.log_directory + " and the configuration " + config);
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      (void)StopRecordedDaemon(record, timeout_);
-      std::filesystem::remove(RecordPath(spec), ec);
-      return Unavailable("MPS v3 control daemon for " + spec.device_uuid +
-                         " did not create its control socket in " + spec.pipe_directory);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (Status ready = WaitUntilAnswering(spec, server, record); !ready.ok()) {
+    (void)StopRecordedDaemon(record, timeout_);
+    std::filesystem::remove(RecordPath(spec), ec);
+    return ready.WithContext("MPS v3 control daemon for " + spec.device_uuid + " (output in " +
+                             output + ", log in " + spec.log_directory + ", configuration " +
+                             config + ")");
   }
   std::lock_guard lock(mu_);
   daemons_[spec.device_uuid] = Daemon{spec, server, record};
   return Status::Ok();
+}
+
+Status ProcessMpsV3::WaitUntilAnswering(const MpsDaemonSpec& spec, const std::string& server,
+                                        const DaemonRecord& record) {
+  // The control socket's file exists from the daemon's bind() on, but a command sent before its
+  // listen() is refused: ready means it answers a documented command, the same one Adopt asks.
+  std::vector<std::string> probe = command_;
+  for (std::string& arg : MpsV3ListArgs(server)) probe.push_back(std::move(arg));
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  std::string last = "no control socket " + spec.pipe_directory + "/control";
+  auto pause = std::chrono::milliseconds(1);
+  while (true) {
+    // A configuration error makes the daemon exit instead.
+    if (!IsRecordedDaemonAlive(record)) return Unavailable("exited at start");
+    if (IsSocket(spec.pipe_directory + "/control")) {
+      GPUSLICE_ASSIGN_OR_RETURN(Output answer, RunCaptured(probe, spec.pipe_directory, timeout_));
+      if (answer.exit_status == 0) return Status::Ok();
+      last = "`namespace list` " +
+             (answer.exit_status < 0 ? std::string("timed out")
+                                     : "exited " + std::to_string(answer.exit_status)) +
+             ": " + answer.err + answer.out;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Unavailable("did not answer within " + std::to_string(timeout_.count()) +
+                         " ms; last: " + last);
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
 }
 
 Status ProcessMpsV3::StopRecorded(const std::string& pipe_directory) {

@@ -88,6 +88,10 @@ class ProcessMpsV3 final : public MpsControl, public MpsV3Control {
   // Stops the daemon a previous agent recorded in `pipe_directory`'s record, if it still runs.
   static Status StopRecorded(const std::string& pipe_directory);
   Status Launch(const MpsDaemonSpec& spec, const std::string& server);
+  // Waits until the daemon Launch started answers `namespace list` for `server` (ready), it
+  // exits, or timeout_ passes (only a failure waits that long).
+  Status WaitUntilAnswering(const MpsDaemonSpec& spec, const std::string& server,
+                            const DaemonRecord& record);
 
   const std::vector<std::string> command_;
   MpsControl& v2_;

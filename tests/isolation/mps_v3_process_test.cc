@@ -7,10 +7,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -63,7 +65,29 @@ FakeRun Fake(const std::string& pipe, const std::string& args) {
   return run;
 }
 
+// ASSERT_TRUE(IsOk(call)): a failure prints the Status, so that a CI log keeps the reason.
+::testing::AssertionResult IsOk(const Status& s) {
+  if (s.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << s.ToString();
+}
+template <typename T>
+::testing::AssertionResult IsOk(const Result<T>& r) {
+  return IsOk(r.status());
+}
+
 using Client = testing::MpsV3Client;
+
+// Waits until `done()` holds: another process gets there in its own time (a loaded CI node can
+// take seconds). The deadline only bounds a failure.
+template <typename Condition>
+bool Eventually(Condition done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 class MpsV3ProcessTest : public ::testing::Test {
  protected:
@@ -82,12 +106,12 @@ class MpsV3ProcessTest : public ::testing::Test {
 TEST_F(MpsV3ProcessTest, NamespaceCreatedListedRoutedAndDeletedThroughTheControlBinary) {
   ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
   v3.UseV3For({kGpu0});
-  ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(v3.Start(Spec(kGpu0))));
   EXPECT_TRUE(v3.IsRunning(kGpu0));
   const MpsV3Namespace ns{kServer0, "ns-a", 6 * kGi, 25, 1};
-  ASSERT_TRUE(v3.CreateNamespace(ns).ok());
+  ASSERT_TRUE(IsOk(v3.CreateNamespace(ns)));
   auto listed = v3.ListNamespaces(kServer0);
-  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_TRUE(IsOk(listed));
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front(), ns);
   // A client whose pipe directory is the namespace's directory lands in that namespace.
@@ -101,12 +125,12 @@ TEST_F(MpsV3ProcessTest, NamespaceCreatedListedRoutedAndDeletedThroughTheControl
   EXPECT_NE(other.routed.find("namespace=default"), std::string::npos) << other.routed;
   EXPECT_FALSE(v3.CreateNamespace(ns).ok());  // names are unique per server
   EXPECT_FALSE(v3.CreateNamespace({kServer0, "default", kGi, 10, 0}).ok());
-  ASSERT_TRUE(v3.DeleteNamespace(kServer0, "ns-a").ok());
+  ASSERT_TRUE(IsOk(v3.DeleteNamespace(kServer0, "ns-a")));
   EXPECT_FALSE(std::filesystem::exists(dir + "/control"));
   EXPECT_TRUE(v3.ListNamespaces(kServer0)->empty());
-  EXPECT_TRUE(v3.DeleteNamespace(kServer0, "ns-a").ok());  // absent: OK
+  EXPECT_TRUE(IsOk(v3.DeleteNamespace(kServer0, "ns-a")));  // absent: OK
   EXPECT_FALSE(v3.ListNamespaces("gpu-nosuch").ok());
-  ASSERT_TRUE(v3.Stop(kGpu0).ok());
+  ASSERT_TRUE(IsOk(v3.Stop(kGpu0)));
   EXPECT_FALSE(std::filesystem::exists(Pipe() + "/control"));
 }
 
@@ -116,21 +140,51 @@ TEST_F(MpsV3ProcessTest, DaemonStartsFromTheGeneratedTomlWithTheLiveNamespaces) 
   v3.SetNamespaceSource([](const std::string& server) {
     return std::vector<MpsV3Namespace>{{server, "ns-live", 512ULL << 20, 40, 0}};
   });
-  ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(v3.Start(Spec(kGpu0))));
   const std::string toml = ProcessMpsV3::ConfigPath(Spec(kGpu0));
   std::ifstream in(toml);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_NE(text.find("[servers.gpu-11111111.namespaces.ns-live]"), std::string::npos) << text;
   auto listed = v3.ListNamespaces(kServer0);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_TRUE(IsOk(listed));
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front(), (MpsV3Namespace{kServer0, "ns-live", 512ULL << 20, 40, 0}));
   // A daemon that dies is restarted from the same file and has the namespace again.
   kill(v3.DaemonPid(kGpu0), SIGKILL);
-  for (int i = 0; i < 1000 && v3.IsRunning(kGpu0); ++i) usleep(1000);
-  ASSERT_FALSE(v3.IsRunning(kGpu0));
-  ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(Eventually([&] { return !v3.IsRunning(kGpu0); }));
+  ASSERT_TRUE(IsOk(v3.Start(Spec(kGpu0))));
   EXPECT_EQ(v3.ListNamespaces(kServer0)->size(), 1u);
+}
+
+// The control socket's file exists from the daemon's bind() on, but a command sent before its
+// listen() is refused; a loaded node hits that window. The fake holds its daemon there while the
+// pipe directory has the FIFO gpuslice-fake-listen-gate and marks a command it refused meanwhile
+// (gpuslice-fake-refused): Start must not return before the daemon answers.
+TEST_F(MpsV3ProcessTest, StartWaitsUntilTheDaemonAnswersNotUntilItsSocketFileExists) {
+  ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
+  v3.UseV3For({kGpu0});
+  std::filesystem::create_directories(Pipe());
+  const std::string gate = Pipe() + "/gpuslice-fake-listen-gate";
+  ASSERT_EQ(mkfifo(gate.c_str(), 0600), 0);
+  std::atomic<bool> returned{false};
+  Status started;
+  std::thread start([&] {
+    started = v3.Start(Spec(kGpu0));
+    returned = true;
+  });
+  // Whichever comes first: Start returns (wrong) or asks the bound, not listening, daemon (right).
+  EXPECT_TRUE(Eventually(
+      [&] { return returned || std::filesystem::exists(Pipe() + "/gpuslice-fake-refused"); }));
+  EXPECT_FALSE(returned) << "Start returned before the daemon listened: " << started.ToString();
+  // Let it listen (a writer's open returns once the daemon waits in its open for reading).
+  EXPECT_TRUE(Eventually([&] {
+    const int fd = open(gate.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd >= 0;
+  }));
+  start.join();
+  ASSERT_TRUE(IsOk(started));
+  EXPECT_TRUE(IsOk(v3.ListNamespaces(kServer0)));
 }
 
 TEST_F(MpsV3ProcessTest, GpusNotGivenToV3KeepTheV2Daemon) {
@@ -150,8 +204,8 @@ TEST_F(MpsV3ProcessTest, DaemonOutlivesItsControlAndTheNextOneAdoptsItWithItsNam
   {
     ProcessMpsV3 first({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
     first.UseV3For({kGpu0});
-    ASSERT_TRUE(first.Start(Spec(kGpu0)).ok());
-    ASSERT_TRUE(first.CreateNamespace(ns).ok());
+    ASSERT_TRUE(IsOk(first.Start(Spec(kGpu0))));
+    ASSERT_TRUE(IsOk(first.CreateNamespace(ns)));
     pid = first.DaemonPid(kGpu0);
   }
   ASSERT_TRUE(ProcessRuns(pid));
@@ -163,24 +217,24 @@ TEST_F(MpsV3ProcessTest, DaemonOutlivesItsControlAndTheNextOneAdoptsItWithItsNam
 
   ProcessMpsV3 next({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
   next.UseV3For({kGpu0});
-  ASSERT_TRUE(next.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(next.Start(Spec(kGpu0))));
   EXPECT_EQ(next.DaemonPid(kGpu0), pid);  // adopted, not restarted
   EXPECT_TRUE(next.IsRunning(kGpu0));
   auto listed = next.ListNamespaces(kServer0);
-  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_TRUE(IsOk(listed));
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front(), ns);  // a runtime namespace survives only in the same daemon
   Client after(dir);
   EXPECT_EQ(after.routed, before.routed);
   // A clean shutdown leaves it running too; only a real Stop (config change) ends it.
   next.LeaveDaemonsRunning();
-  ASSERT_TRUE(next.Stop(kGpu0).ok());
+  ASSERT_TRUE(IsOk(next.Stop(kGpu0)));
   EXPECT_TRUE(ProcessRuns(pid));
   ProcessMpsV3 last({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
   last.UseV3For({kGpu0});
-  ASSERT_TRUE(last.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(last.Start(Spec(kGpu0))));
   EXPECT_EQ(last.DaemonPid(kGpu0), pid);
-  ASSERT_TRUE(last.Stop(kGpu0).ok());
+  ASSERT_TRUE(IsOk(last.Stop(kGpu0)));
   EXPECT_FALSE(ProcessRuns(pid));
   EXPECT_FALSE(std::filesystem::exists(ProcessMpsV3::RecordPath(Spec(kGpu0))));
 }
@@ -215,18 +269,18 @@ TEST_F(MpsV3ProcessTest, RecordNamingAnotherProcessIsNeitherAdoptedNorSignalled)
     record.pipe_directory = Pipe();
     record.server = kServer0;
     std::filesystem::create_directories(Pipe());
-    ASSERT_TRUE(WriteDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu0)), record).ok());
+    ASSERT_TRUE(IsOk(WriteDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu0)), record)));
     ProcessMpsV3 v3({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_,
                     [&](const std::string&) { return Pipe(); });
     v3.UseV3For({kGpu0});
-    ASSERT_TRUE(v3.Start(Spec(kGpu0)).ok()) << row.name;
+    ASSERT_TRUE(IsOk(v3.Start(Spec(kGpu0)))) << row.name;
     EXPECT_NE(v3.DaemonPid(kGpu0), unrelated) << row.name;
     EXPECT_GT(v3.DaemonPid(kGpu0), 0) << row.name;
-    EXPECT_TRUE(v3.ListNamespaces(kServer0).ok()) << row.name;
-    ASSERT_TRUE(v3.Stop(kGpu0).ok()) << row.name;
+    EXPECT_TRUE(IsOk(v3.ListNamespaces(kServer0))) << row.name;
+    ASSERT_TRUE(IsOk(v3.Stop(kGpu0))) << row.name;
     // And stopping "the recorded daemon of a previous agent" spares it as well.
-    ASSERT_TRUE(WriteDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu0)), record).ok());
-    ASSERT_TRUE(v3.Stop(kGpu0).ok()) << row.name;
+    ASSERT_TRUE(IsOk(WriteDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu0)), record)));
+    ASSERT_TRUE(IsOk(v3.Stop(kGpu0))) << row.name;
     EXPECT_TRUE(ProcessRuns(unrelated)) << row.name;
     EXPECT_EQ(waitpid(unrelated, nullptr, WNOHANG), 0) << row.name;
   }
@@ -239,8 +293,8 @@ TEST_F(MpsV3ProcessTest, APreviousAgentsDaemonStopsWhenItsGpuIsNoLongerSharedUnd
   {
     ProcessMpsV3 first({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_);
     first.UseV3For({kGpu0, kGpu1});
-    ASSERT_TRUE(first.Start(Spec(kGpu0)).ok());
-    ASSERT_TRUE(first.Start(Spec(kGpu1)).ok());
+    ASSERT_TRUE(IsOk(first.Start(Spec(kGpu0))));
+    ASSERT_TRUE(IsOk(first.Start(Spec(kGpu1))));
     pid = first.DaemonPid(kGpu0);
   }
   ProcessMpsV3 next({GPUSLICE_FAKE_MPS_V3_CONTROL}, v2_,
@@ -252,9 +306,9 @@ TEST_F(MpsV3ProcessTest, APreviousAgentsDaemonStopsWhenItsGpuIsNoLongerSharedUnd
   EXPECT_FALSE(std::filesystem::exists(ProcessMpsV3::RecordPath(Spec(kGpu0))));
   // GPU 1 is not shared under MPS at all any more (the supervisor's Stop at its first reconcile).
   Result<DaemonRecord> record = ReadDaemonRecord(ProcessMpsV3::RecordPath(Spec(kGpu1)));
-  ASSERT_TRUE(record.ok());
+  ASSERT_TRUE(IsOk(record));
   ASSERT_TRUE(ProcessRuns(record->pid));
-  ASSERT_TRUE(next.Stop(kGpu1).ok());
+  ASSERT_TRUE(IsOk(next.Stop(kGpu1)));
   EXPECT_FALSE(ProcessRuns(record->pid));
 }
 
@@ -336,16 +390,16 @@ class MpsV3ManagerTest : public MpsV3ProcessTest {
 };
 
 TEST_F(MpsV3ManagerTest, TwoContainersGetTheirOwnNamespaceAndTwoProcessesOfOneShareIt) {
-  ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(v3_.Start(Spec(kGpu0))));
   IsolationManager manager(Options(), &driver_, &v3_);
   auto t1 = manager.RegisterPartition({kGpu0, 10 * kGi, 10 * kGi, true, 25, 0});
   auto t2 = manager.RegisterPartition({kGpu0, 20 * kGi, 20 * kGi, true, 50, 1});
   ASSERT_TRUE(t1.ok() && t2.ok());
   const std::string dir1 = Dir(manager, *t1), dir2 = Dir(manager, *t2);
-  ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/p1/ctr1", a_, *t1).ok());
-  ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/p2/ctr2", b_, *t2).ok());
+  ASSERT_TRUE(IsOk(StartContainer(manager, "ctr1", "/kubepods/p1/ctr1", a_, *t1)));
+  ASSERT_TRUE(IsOk(StartContainer(manager, "ctr2", "/kubepods/p2/ctr2", b_, *t2)));
   auto listed = v3_.ListNamespaces(kServer0);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_TRUE(IsOk(listed));
   ASSERT_EQ(listed->size(), 2u);
   // Two processes of container 1 (both see its directory at /tmp/nvidia-mps) and one of
   // container 2.
@@ -380,7 +434,7 @@ TEST_F(MpsV3ManagerTest, TwoContainersGetTheirOwnNamespaceAndTwoProcessesOfOneSh
 TEST_F(MpsV3ManagerTest, AgentAndDaemonRestartKeepLiveNamespacesAndDropEndedOnes) {
   std::string dir1, dir2, dir3, t3;
   {
-    ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+    ASSERT_TRUE(IsOk(v3_.Start(Spec(kGpu0))));
     IsolationManager manager(Options(), &driver_, &v3_);
     auto t1 = manager.RegisterPartition({kGpu0, 4 * kGi, 4 * kGi, true, 30, 0});
     auto t2 = manager.RegisterPartition({kGpu0, 8 * kGi, 8 * kGi, true, 60, 0});
@@ -390,11 +444,11 @@ TEST_F(MpsV3ManagerTest, AgentAndDaemonRestartKeepLiveNamespacesAndDropEndedOnes
     dir1 = Dir(manager, *t1);
     dir2 = Dir(manager, *t2);
     dir3 = Dir(manager, t3);
-    ASSERT_TRUE(StartContainer(manager, "ctr1", "/kubepods/p1/ctr1", a_, *t1).ok());
-    ASSERT_TRUE(StartContainer(manager, "ctr2", "/kubepods/p2/ctr2", b_, *t2).ok());
+    ASSERT_TRUE(IsOk(StartContainer(manager, "ctr1", "/kubepods/p1/ctr1", a_, *t1)));
+    ASSERT_TRUE(IsOk(StartContainer(manager, "ctr2", "/kubepods/p2/ctr2", b_, *t2)));
   }
   // The agent stops, and with it the daemons it supervises (MPS v3 keeps no runtime state).
-  ASSERT_TRUE(v3_.Stop(kGpu0).ok());
+  ASSERT_TRUE(IsOk(v3_.Stop(kGpu0)));
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p2/ctr2", {});  // ctr2 ended
   IsolationManager restarted(Options(), &driver_, &v3_);
   // The agent restores first (the daemon is not up yet: the namespace cannot be applied, the
@@ -402,43 +456,43 @@ TEST_F(MpsV3ManagerTest, AgentAndDaemonRestartKeepLiveNamespacesAndDropEndedOnes
   Status restored = restarted.Restore();
   EXPECT_EQ(restored.code(), ErrorCode::kUnavailable) << restored.ToString();
   v3_.SetNamespaceSource([&](const std::string& s) { return restarted.Namespaces(s); });
-  ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(v3_.Start(Spec(kGpu0))));
   auto listed = v3_.ListNamespaces(kServer0);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_TRUE(IsOk(listed));
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front().active_thread_percentage, 30);
   EXPECT_TRUE(std::filesystem::exists(dir1 + "/control"));
   EXPECT_FALSE(std::filesystem::exists(dir2 + "/control"));
   EXPECT_EQ(restarted.ReconcileNamespaces({kServer0}), 0);
   // Someone deletes the live namespace and leaves an orphan of gpuslice's: the loop repairs both.
-  ASSERT_TRUE(v3_.DeleteNamespace(kServer0, listed->front().name).ok());
-  ASSERT_TRUE(v3_.CreateNamespace({kServer0, "ns-orphan", kGi, 5, 0}).ok());
-  ASSERT_TRUE(v3_.CreateNamespace({kServer0, "someone-elses", kGi, 5, 0}).ok());
+  ASSERT_TRUE(IsOk(v3_.DeleteNamespace(kServer0, listed->front().name)));
+  ASSERT_TRUE(IsOk(v3_.CreateNamespace({kServer0, "ns-orphan", kGi, 5, 0})));
+  ASSERT_TRUE(IsOk(v3_.CreateNamespace({kServer0, "someone-elses", kGi, 5, 0})));
   EXPECT_EQ(restarted.ReconcileNamespaces({kServer0}), 2);
   listed = v3_.ListNamespaces(kServer0);
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[0].name, std::filesystem::path(dir1).filename().string());
   EXPECT_EQ((*listed)[1].name, "someone-elses");
   // A container allocated before the restart and created after it gets its namespace.
-  ASSERT_TRUE(StartContainer(restarted, "ctr3", "/kubepods/p3/ctr3", c_, t3).ok());
+  ASSERT_TRUE(IsOk(StartContainer(restarted, "ctr3", "/kubepods/p3/ctr3", c_, t3)));
   Client client(dir3);
   EXPECT_NE(client.routed.find("active_thread_percentage=10"), std::string::npos) << client.routed;
 }
 
 TEST_F(MpsV3ManagerTest, PodAnnotationSetsTheNamespacesClientPriorityAndABadOneIsRefused) {
-  ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(v3_.Start(Spec(kGpu0))));
   IsolationManager manager(Options(), &driver_, &v3_);
   auto t1 = manager.RegisterPartition({kGpu0, 10 * kGi, 10 * kGi, true, 25, 0});
   auto t2 = manager.RegisterPartition({kGpu0, 10 * kGi, 10 * kGi, true, 25, 0});
   ASSERT_TRUE(t1.ok() && t2.ok());
   const std::string key(names::kAnnotationPodMpsClientPriority);
-  ASSERT_TRUE(StartContainer(manager, "low", "/kubepods/p1/low", a_, *t1, {{key, "1"}}).ok());
+  ASSERT_TRUE(IsOk(StartContainer(manager, "low", "/kubepods/p1/low", a_, *t1, {{key, "1"}})));
   Client client(Dir(manager, *t1));
   EXPECT_NE(client.routed.find("active_thread_percentage=25 client_priority=1"), std::string::npos)
       << client.routed;
   // Kept across an agent restart (the state file holds the binding's priority).
   IsolationManager restarted(Options(), &driver_, &v3_);
-  ASSERT_TRUE(restarted.Restore().ok());
+  ASSERT_TRUE(IsOk(restarted.Restore()));
   EXPECT_EQ(restarted.Namespaces(kServer0).front().client_priority, 1);
   // A request that reaches the agent with a value NVIDIA does not document (the hook checks
   // first; this one was written by hand) is refused, with the reason in the reply.
@@ -458,18 +512,18 @@ TEST_F(MpsV3ManagerTest, PodAnnotationSetsTheNamespacesClientPriorityAndABadOneI
 TEST_F(MpsV3ManagerTest, ContainerRestartedInItsPodBindsItsTokenAgainAnotherPodCannot) {
   // The kubelet restarts a crashed container with the same Allocate response: same token, same
   // namespace directory mounted, a new container id and cgroup in the same pod cgroup.
-  ASSERT_TRUE(v3_.Start(Spec(kGpu0)).ok());
+  ASSERT_TRUE(IsOk(v3_.Start(Spec(kGpu0))));
   IsolationManager manager(Options(), &driver_, &v3_);
   auto t1 = manager.RegisterPartition({kGpu0, 6 * kGi, 6 * kGi, true, 40, 0});
-  ASSERT_TRUE(t1.ok());
+  ASSERT_TRUE(IsOk(t1));
   const std::string dir = Dir(manager, *t1);
   ASSERT_TRUE(std::filesystem::create_directories(dir));  // what Allocate does
-  ASSERT_TRUE(StartContainer(manager, "c1", "/kubepods/p1/c1", a_, *t1).ok());
+  ASSERT_TRUE(IsOk(StartContainer(manager, "c1", "/kubepods/p1/c1", a_, *t1)));
   const std::string routed = Client(dir).routed;
   ASSERT_NE(routed.find("pinned_memory_limit=6G active_thread_percentage=40"), std::string::npos);
   // It crashes and comes back before the loop reaped it.
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p1/c1", {});
-  ASSERT_TRUE(StartContainer(manager, "c1-restart", "/kubepods/p1/c1-restart", b_, *t1).ok());
+  ASSERT_TRUE(IsOk(StartContainer(manager, "c1-restart", "/kubepods/p1/c1-restart", b_, *t1)));
   EXPECT_EQ(Client(dir).routed, routed);
   EXPECT_EQ(driver_.GetMemoryLimits(kGpu0, tree_.cgroup_mount() + "/kubepods/p1/c1-restart")
                 ->hard_limit_bytes,
@@ -487,8 +541,8 @@ TEST_F(MpsV3ManagerTest, ContainerRestartedInItsPodBindsItsTokenAgainAnotherPodC
   EXPECT_NE(stolen.message().find("from outside that pod"), std::string::npos) << stolen.message();
   // Kept across an agent restart too.
   IsolationManager restarted(Options(), &driver_, &v3_);
-  ASSERT_TRUE(restarted.Restore().ok());
-  ASSERT_TRUE(StartContainer(restarted, "c1-again", "/kubepods/p1/c1-again", b_, *t1).ok());
+  ASSERT_TRUE(IsOk(restarted.Restore()));
+  ASSERT_TRUE(IsOk(StartContainer(restarted, "c1-again", "/kubepods/p1/c1-again", b_, *t1)));
   EXPECT_EQ(Client(dir).routed, routed);
   // The pod ends (its cgroup is removed): the token is not pending again, the directory goes.
   std::filesystem::remove_all(tree_.cgroup_mount() + "/kubepods/p1");
@@ -497,10 +551,10 @@ TEST_F(MpsV3ManagerTest, ContainerRestartedInItsPodBindsItsTokenAgainAnotherPodC
   EXPECT_FALSE(std::filesystem::exists(dir));
   // Same when the pod ends after its container was reaped: the pending token is dropped.
   auto t2 = restarted.RegisterPartition({kGpu0, kGi, kGi, true, 10, 0});
-  ASSERT_TRUE(t2.ok());
+  ASSERT_TRUE(IsOk(t2));
   const std::string dir2 = Dir(restarted, *t2);
   ASSERT_TRUE(std::filesystem::create_directories(dir2));
-  ASSERT_TRUE(StartContainer(restarted, "d1", "/kubepods/p3/d1", c_, *t2).ok());
+  ASSERT_TRUE(IsOk(StartContainer(restarted, "d1", "/kubepods/p3/d1", c_, *t2)));
   FakeCgroupTree::SetProcs(tree_.cgroup_mount() + "/kubepods/p3/d1", {});
   EXPECT_EQ(restarted.ReapEnded(), 1);
   EXPECT_EQ(restarted.PendingTokens(), 1u);
@@ -519,7 +573,7 @@ TEST(MpsV3FormatTest, NamespaceListParses) {
       "name=a pinned_memory_limit=4G active_thread_percentage=50 client_priority=1\n\n"
       "name=default pinned_memory_limit=0 active_thread_percentage=100\n"
       "name=b active_thread_percentage=7 extra=ignored\n");
-  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  ASSERT_TRUE(IsOk(ok)) << ok.status().ToString();
   ASSERT_EQ(ok->size(), 2u);
   EXPECT_EQ((*ok)[0], (MpsV3Namespace{"s", "a", 4 * kGi, 50, 1}));
   EXPECT_EQ((*ok)[1], (MpsV3Namespace{"s", "b", 0, 7, 0}));

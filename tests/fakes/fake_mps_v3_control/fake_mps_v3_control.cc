@@ -24,6 +24,9 @@
 //   daemon routed it ("server=S namespace=N pinned_memory_limit=... ..."); --hold then waits to
 //   be killed, so `client list` shows it. A client on the main socket goes to the first server's
 //   default namespace (NVIDIA routes by UID there).
+// One thread serves all sockets from one poll(): a peer that is slow to send its line delays only
+// its own answer (no receive timeout). Tests only: a FIFO gpuslice-fake-listen-gate in the pipe
+// directory holds the daemon between bind() and listen() of $PIPE/control (see kListenGate).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -223,6 +226,20 @@ std::map<std::string, Server> ParseConfig(const std::string& path) {
 
 // ---- sockets ---------------------------------------------------------------------------------
 
+// Tests only: a FIFO by this name in a socket's directory holds the daemon between bind() and
+// listen() of that socket (the socket file exists, connecting is refused) until a test opens the
+// FIFO for writing; a control command refused meanwhile leaves kRefusedMark next to it.
+constexpr char kListenGate[] = "gpuslice-fake-listen-gate";
+constexpr char kRefusedMark[] = "gpuslice-fake-refused";
+
+// In the socket's directory (the working directory while UnixSocketIn binds).
+void HoldAtListenGate() {
+  struct stat st {};
+  if (stat(kListenGate, &st) != 0 || !S_ISFIFO(st.st_mode)) return;
+  const int gate = open(kListenGate, O_RDONLY | O_CLOEXEC);  // blocks until a writer opens it
+  if (gate >= 0) close(gate);
+}
+
 // Binds/connects "<dir>/control" relative to `dir` (paths can exceed sun_path).
 int UnixSocketIn(const std::string& dir, bool listen_on) {
   const int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -238,6 +255,7 @@ int UnixSocketIn(const std::string& dir, bool listen_on) {
   if (listen_on) {
     unlink("control");
     rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    HoldAtListenGate();
     if (rc == 0) rc = listen(fd, 16);
   } else {
     rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
@@ -254,18 +272,12 @@ int UnixSocketIn(const std::string& dir, bool listen_on) {
 bool WriteAll(int fd, const std::string& text) {
   std::size_t done = 0;
   while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    // MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE that kills the daemon.
+    const ssize_t n = send(fd, text.data() + done, text.size() - done, MSG_NOSIGNAL);
     if (n <= 0) return false;
     done += static_cast<std::size_t>(n);
   }
   return true;
-}
-
-std::string ReadLine(int fd) {
-  std::string line;
-  char c = 0;
-  while (line.size() < 4096 && read(fd, &c, 1) == 1 && c != '\n') line += c;
-  return line;
 }
 
 std::string ReadAll(int fd) {
@@ -302,19 +314,33 @@ class Daemon {
     return true;
   }
 
+  // One thread, no clocks: listeners and half-read connections share one poll(). A peer that is
+  // slow to send its line (a loaded node) only delays its own answer, and one that sends nothing
+  // holds only its own connection.
   void Run(int signal_fd) {
     while (!quit_) {
       std::vector<pollfd> fds;
       fds.push_back({signal_fd, POLLIN, 0});
       for (const Listener& l : listeners_) fds.push_back({l.fd, POLLIN, 0});
-      if (poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
-      if (fds[0].revents != 0) break;
-      std::vector<Listener> ready;  // copy: a command may change listeners_
-      for (std::size_t i = 1; i < fds.size(); ++i) {
-        if (fds[i].revents != 0) ready.push_back(listeners_[i - 1]);
+      for (const Connection& c : connections_) fds.push_back({c.fd, POLLIN, 0});
+      if (poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
       }
-      for (const Listener& l : ready) Serve(l);
+      if (fds[0].revents != 0) break;
+      // Copies: serving a line may add or remove listeners (namespace create/delete).
+      std::vector<Listener> ready;
+      std::vector<int> readable;
+      for (std::size_t i = 0; i < listeners_.size(); ++i) {
+        if (fds[1 + i].revents != 0) ready.push_back(listeners_[i]);
+      }
+      for (std::size_t i = 0; i < connections_.size(); ++i) {
+        if (fds[1 + listeners_.size() + i].revents != 0) readable.push_back(connections_[i].fd);
+      }
+      for (const int fd : readable) Read(fd);
+      for (const Listener& l : ready) Accept(l);
     }
+    for (const Connection& c : connections_) close(c.fd);
     for (const Listener& l : listeners_) {
       close(l.fd);
       std::filesystem::remove(l.directory + "/control");
@@ -323,6 +349,13 @@ class Daemon {
   }
 
  private:
+  // An accepted connection until its first line (a command, or a client's hello) is complete.
+  struct Connection {
+    int fd = -1;
+    Listener via;      // the socket it came in on (routes a client)
+    std::string line;  // received so far
+  };
+
   bool AddListener(const std::string& server, const std::string& name, const std::string& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
@@ -332,12 +365,42 @@ class Daemon {
     return true;
   }
 
-  void Serve(const Listener& l) {
+  void Accept(const Listener& l) {
+    // A namespace deleted by a line served in the same round has lost its listener.
+    if (std::none_of(listeners_.begin(), listeners_.end(), [&l](const Listener& x) {
+          return x.fd == l.fd && x.directory == l.directory;
+        }))
+      return;
     const int conn = accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (conn < 0) return;
-    timeval timeout{1, 0};  // a client that sends nothing cannot stall the daemon
-    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    const std::string line = ReadLine(conn);
+    if (conn >= 0) connections_.push_back({conn, l, ""});
+  }
+
+  // Reads what `fd` has (poll said readable: no blocking); at a newline (or the 4096-byte cap)
+  // serves the line and closes the connection. A peer that closes without a line gets nothing.
+  void Read(int fd) {
+    auto it = std::find_if(connections_.begin(), connections_.end(),
+                           [fd](const Connection& c) { return c.fd == fd; });
+    if (it == connections_.end()) return;
+    char buf[512];
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) return;
+    bool complete = n <= 0;  // EOF or error: serve what came, if anything
+    for (ssize_t i = 0; i < n && !complete; ++i) {
+      if (buf[i] == '\n' || it->line.size() >= 4096) {
+        complete = true;
+      } else {
+        it->line += buf[i];
+      }
+    }
+    if (!complete) return;
+    const Connection done = std::move(*it);
+    connections_.erase(it);
+    if (n > 0 || !done.line.empty()) Serve(done.via, done.line, done.fd);
+    close(done.fd);
+  }
+
+  // Answers a complete first line: a command on the main socket, else a client to route.
+  void Serve(const Listener& l, const std::string& line, int conn) {
     if (l.server.empty() && line != "hello") {
       std::ostringstream out, err;
       const int rc = Command(line, out, err);
@@ -360,7 +423,6 @@ class Daemon {
         WriteAll(conn, "error: no server\n");
       }
     }
-    close(conn);
   }
 
   static std::map<std::string, std::string> Options(const std::vector<std::string>& words,
@@ -491,6 +553,7 @@ class Daemon {
   std::string pipe_;
   std::map<std::string, Server> servers_;
   std::vector<Listener> listeners_;
+  std::vector<Connection> connections_;
   std::vector<Client> clients_;
   bool quit_ = false;
 };
@@ -549,8 +612,13 @@ int RunDaemon(bool background, const std::string& config) {
 // Sends one command line; prints the reply; returns the command's exit status.
 int SendCommand(const std::string& line) {
   const char* pipe = std::getenv("CUDA_MPS_PIPE_DIRECTORY");
-  const int fd = UnixSocketIn(pipe != nullptr ? pipe : "/tmp/nvidia-mps", false);
+  const std::string dir = pipe != nullptr ? pipe : "/tmp/nvidia-mps";
+  const int fd = UnixSocketIn(dir, false);
   if (fd < 0) {
+    std::error_code ec;
+    if (std::filesystem::is_fifo(dir + "/" + kListenGate, ec)) {
+      std::ofstream(dir + "/" + kRefusedMark) << line << "\n";
+    }
     std::cerr << "error: cannot reach the MPS control daemon (is it running?)\n";
     return 1;
   }
