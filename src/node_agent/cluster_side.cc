@@ -9,6 +9,30 @@
 
 namespace gpuslice {
 
+Result<std::string> PodAnnotationFromApi(kube::KubeApi& api, const PodRef& pod,
+                                         const std::string& key) {
+  GPUSLICE_ASSIGN_OR_RETURN(kube::Json object, api.Get(kube::Pod(pod.namespace_name, pod.name)));
+  const kube::Json& metadata = object.value("metadata", kube::Json::object());
+  if (!pod.uid.empty() && metadata.value("uid", std::string()) != pod.uid) {
+    return NotFound("pod " + pod.Describe() + " in the API server has UID " +
+                    metadata.value("uid", std::string()) + ", not the container's " + pod.uid +
+                    " (recreated under the same name)");
+  }
+  const kube::Json annotations = metadata.value("annotations", kube::Json::object());
+  auto it = annotations.find(key);
+  if (it == annotations.end()) return std::string();
+  if (!it->is_string())
+    return InvalidArgument("pod " + pod.Describe() + ": " + key + " is not a string");
+  return it->get<std::string>();
+}
+
+PodAnnotationSource ClusterSide::MakePodAnnotationSource() {
+  kube::KubeApi* api = lookup_api_ != nullptr ? lookup_api_.get() : api_.get();
+  return [api](const PodRef& pod, const std::string& key) {
+    return PodAnnotationFromApi(*api, pod, key);
+  };
+}
+
 Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions options,
                                                          std::unique_ptr<kube::KubeApi> api) {
   if (options.node_name.empty()) {
@@ -23,6 +47,11 @@ Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions opti
     GPUSLICE_ASSIGN_OR_RETURN(std::unique_ptr<kube::KubeClient> client,
                               kube::KubeClient::Create(*config));
     api = std::move(client);
+    // The isolation tier looks pods up from the agent's loop: a client that gives up quickly.
+    kube::KubeConfig lookup = *config;
+    lookup.connect_timeout = side->options_.pod_lookup_connect_timeout;
+    lookup.request_timeout = side->options_.pod_lookup_timeout;
+    GPUSLICE_ASSIGN_OR_RETURN(side->lookup_api_, kube::KubeClient::Create(lookup));
   }
   side->api_ = std::move(api);
   side->publisher_ = std::make_unique<NodeCapacityPublisher>(*side->api_, side->options_.node_name);
