@@ -578,6 +578,13 @@ TEST(AgentIsolationTest, MpsClientPriorityComesFromTheApiServerWhenTheBundleLack
   Result<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(config);
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   const std::string key(names::kAnnotationPodMpsClientPriority);
+  kube::ResourceRef namespaces;
+  namespaces.resource = "namespaces";
+  ASSERT_TRUE((*client)
+                  ->Create(namespaces, {{"apiVersion", "v1"},
+                                        {"kind", "Namespace"},
+                                        {"metadata", {{"name", "team-a"}}}})
+                  .ok());
   std::map<std::string, std::string> uid_of;  // pod name -> the UID the server gave it
   auto create_pod = [&](const std::string& name, const std::string& value) {
     kube::Json pod = {{"apiVersion", "v1"},
