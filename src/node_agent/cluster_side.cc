@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+
 #include "kube/kube_client.h"
 #include "kube/kube_config.h"
 #include "node_agent/api_node_labels.h"
@@ -26,11 +28,40 @@ Result<std::string> PodAnnotationFromApi(kube::KubeApi& api, const PodRef& pod,
   return it->get<std::string>();
 }
 
+PodAnnotationSource PodLookupWithBackoff(
+    PodAnnotationSource lookup, std::chrono::milliseconds backoff,
+    std::function<std::chrono::steady_clock::time_point()> now) {
+  struct State {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point failed_at{};
+    std::string error;  // "" = the last lookup reached the API server
+  };
+  auto state = std::make_shared<State>();
+  return [lookup = std::move(lookup), backoff, now = std::move(now), state](
+             const PodRef& pod, const std::string& key) -> Result<std::string> {
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (!state->error.empty() && now() - state->failed_at < backoff) {
+        return Unavailable("not asked: the API server failed less than " +
+                           std::to_string(backoff.count()) + " ms ago (" + state->error + ")");
+      }
+    }
+    Result<std::string> value = lookup(pod, key);
+    std::lock_guard<std::mutex> lock(state->mu);
+    const bool failed = !value.ok() && value.status().code() != ErrorCode::kNotFound;
+    state->error = failed ? value.status().ToString() : "";
+    if (failed) state->failed_at = now();
+    return value;
+  };
+}
+
 PodAnnotationSource ClusterSide::MakePodAnnotationSource() {
   kube::KubeApi* api = lookup_api_ != nullptr ? lookup_api_.get() : api_.get();
-  return [api](const PodRef& pod, const std::string& key) {
-    return PodAnnotationFromApi(*api, pod, key);
-  };
+  return PodLookupWithBackoff(
+      [api](const PodRef& pod, const std::string& key) {
+        return PodAnnotationFromApi(*api, pod, key);
+      },
+      options_.pod_lookup_backoff);
 }
 
 Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions options,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,13 @@ namespace gpuslice {
 Result<std::string> PodAnnotationFromApi(kube::KubeApi& api, const PodRef& pod,
                                          const std::string& key);
 
+// `lookup` that, after an unreachable or failing API server (any error but NotFound), answers
+// Unavailable at once for `backoff` instead of asking again: each lookup waits up to its timeout,
+// and the agent's loop must not spend that on every container created meanwhile.
+PodAnnotationSource PodLookupWithBackoff(
+    PodAnnotationSource lookup, std::chrono::milliseconds backoff,
+    std::function<std::chrono::steady_clock::time_point()> now = std::chrono::steady_clock::now);
+
 struct ClusterSideOptions {
   std::string node_name;
   std::string kubeconfig;  // "": in-cluster config, else $KUBECONFIG / ~/.kube/config
@@ -37,6 +45,7 @@ struct ClusterSideOptions {
   // (MakePodAnnotationSource): connect and whole-request timeouts of their own client.
   std::chrono::milliseconds pod_lookup_connect_timeout{1000};
   std::chrono::milliseconds pod_lookup_timeout{2000};
+  std::chrono::milliseconds pod_lookup_backoff{10000};  // PodLookupWithBackoff
 };
 
 class ClusterSide {

@@ -709,3 +709,42 @@ TEST(AgentIsolationTest, MpsClientPriorityComesFromTheApiServerWhenTheBundleLack
 
 }  // namespace
 }  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+// After the API server failed, the agent's loop does not wait for it again on every container
+// created during the backoff; a pod not found is an answer, not a failure.
+TEST(PodLookupWithBackoffTest, AFailedApiServerIsNotAskedAgainDuringTheBackoff) {
+  auto now = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  int calls = 0;
+  Status next = Unavailable("connect: refused");
+  PodAnnotationSource lookup = PodLookupWithBackoff(
+      [&](const PodRef&, const std::string&) -> Result<std::string> {
+        ++calls;
+        if (!next.ok()) return next;
+        return std::string("1");
+      },
+      std::chrono::seconds(10), [&] { return now; });
+  const PodRef pod{"team-a", "p", ""};
+  EXPECT_EQ(lookup(pod, "k").status().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(calls, 1);
+  now += std::chrono::seconds(9);
+  Result<std::string> skipped = lookup(pod, "k");
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(skipped.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(skipped.status().message().find("not asked: the API server failed less than 10000 ms "
+                                            "ago (UNAVAILABLE: connect: refused)"),
+            std::string::npos)
+      << skipped.status().message();
+  now += std::chrono::seconds(1);
+  next = NotFound("pods \"p\" not found");
+  EXPECT_EQ(lookup(pod, "k").status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(calls, 2);
+  next = Status::Ok();
+  EXPECT_EQ(lookup(pod, "k").value_or(""), "1");  // NotFound started no backoff
+  EXPECT_EQ(calls, 3);
+}
+
+}  // namespace
+}  // namespace gpuslice
