@@ -18,7 +18,7 @@ Result<std::string> PodAnnotationFromApi(kube::KubeApi& api, const PodRef& pod,
   if (!pod.uid.empty() && metadata.value("uid", std::string()) != pod.uid) {
     return NotFound("pod " + pod.Describe() + " in the API server has UID " +
                     metadata.value("uid", std::string()) + ", not the container's " + pod.uid +
-                    " (recreated under the same name)");
+                    " (that pod was deleted and another created under its name)");
   }
   const kube::Json annotations = metadata.value("annotations", kube::Json::object());
   auto it = annotations.find(key);
