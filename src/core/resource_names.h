@@ -82,11 +82,22 @@ inline constexpr std::string_view kAnnotationPodGpuModels = "gpuslice.io/gpu-mod
 inline constexpr std::string_view kAnnotationPodGpuComputeCap = "gpuslice.io/gpu-compute-cap";
 // Pod annotation a user may set: the client priority of the pod's MPS v3 namespaces, with the
 // values NVIDIA documents for CUDA_MPS_CLIENT_PRIORITY: "0" (normal, the default) or "1" (below
-// normal). Read by the createContainer hook from the OCI bundle (docs/isolation.md).
+// normal). Read by the createContainer hook from the OCI bundle, else by the agent from the pod in
+// the API server (docs/isolation.md).
 inline constexpr std::string_view kAnnotationPodMpsClientPriority =
     "gpuslice.io/mps-client-priority";
 // The OCI annotation in which CRI-O passes every pod annotation, as one JSON object (containerd
 // passes those its runtime's `pod_annotations` list allows as annotations of their own).
 inline constexpr std::string_view kCrioPodAnnotations = "io.kubernetes.cri-o.Annotations";
+// The OCI annotations naming a container's pod. containerd's CRI plugin
+// (pkg/cri/annotations: SandboxNamespace, SandboxName, SandboxUID; the UID since 1.6.11/1.7.0)
+// writes them on every container; CRI-O copies the kubelet's container labels
+// (pkg/kubelet/types/labels.go) into the spec's annotations.
+inline constexpr std::string_view kContainerdPodNamespace = "io.kubernetes.cri.sandbox-namespace";
+inline constexpr std::string_view kContainerdPodName = "io.kubernetes.cri.sandbox-name";
+inline constexpr std::string_view kContainerdPodUid = "io.kubernetes.cri.sandbox-uid";
+inline constexpr std::string_view kCrioPodNamespace = "io.kubernetes.pod.namespace";
+inline constexpr std::string_view kCrioPodName = "io.kubernetes.pod.name";
+inline constexpr std::string_view kCrioPodUid = "io.kubernetes.pod.uid";
 
 }  // namespace gpuslice::names

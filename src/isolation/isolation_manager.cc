@@ -1,5 +1,6 @@
 #include "isolation/isolation_manager.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -391,6 +392,32 @@ Status IsolationManager::Bind(const std::string& container_id, long pid,
   return Save();
 }
 
+Result<int> IsolationManager::ClientPriorityOf(const HookRequest& request) {
+  const std::string where = "container " + request.container_id + ": pod annotation " +
+                            std::string(names::kAnnotationPodMpsClientPriority);
+  if (!request.mps_client_priority.empty()) {  // the bundle's own annotation wins
+    return ParseMpsClientPriority(request.mps_client_priority, where);
+  }
+  if (!options_.pod_annotation_of || request.pod.empty()) return -1;
+  Result<Partition> partition = PartitionFor(request.token);
+  if (!partition.ok() || !partition->mps) return -1;  // no namespace: no priority to set
+  Result<std::string> value =
+      options_.pod_annotation_of(request.pod, std::string(names::kAnnotationPodMpsClientPriority));
+  if (!value.ok()) {
+    spdlog::warn(
+        "container {}: cannot read {} of pod {} from the API server ({}); its MPS client "
+        "priority stays {} ({})",
+        request.container_id, names::kAnnotationPodMpsClientPriority, request.pod.Describe(),
+        value.status().ToString(), partition->client_priority,
+        partition->client_priority == 0 ? "normal" : "below normal");
+    return -1;  // the registered value: 0, or what a restarted container's predecessor had
+  }
+  if (value->empty()) return -1;
+  spdlog::info("container {}: {}={} from pod {} in the API server", request.container_id,
+               names::kAnnotationPodMpsClientPriority, *value, request.pod.Describe());
+  return ParseMpsClientPriority(*value, where);
+}
+
 int IsolationManager::ProcessRequests() {
   std::error_code ec;
   std::filesystem::create_directories(options_.spool_dir + "/requests", ec);
@@ -412,10 +439,8 @@ int IsolationManager::ProcessRequests() {
     }
     if (status.ok() && AwaitingLimits().count(request->token) > 0) continue;  // not yet
     int priority = -1;
-    if (status.ok() && !request->mps_client_priority.empty()) {
-      Result<int> parsed = ParseMpsClientPriority(
-          request->mps_client_priority, "container " + id + ": pod annotation " +
-                                            std::string(names::kAnnotationPodMpsClientPriority));
+    if (status.ok()) {
+      Result<int> parsed = ClientPriorityOf(*request);
       if (parsed.ok()) priority = *parsed;
       status = parsed.status();
     }

@@ -22,6 +22,7 @@
 #include "core/status.h"
 #include "isolation/isolation_state.h"
 #include "isolation/mps_v3.h"
+#include "isolation/oci_hook.h"
 
 namespace gpuslice {
 
@@ -37,6 +38,13 @@ struct ContainerUsage {
   std::string error;  // why the driver could not be read; "" when read
 };
 
+// Reads annotation `key` of `pod` from the Kubernetes API server: "" when the pod has none;
+// an error when the pod is not found (or has another UID than pod.uid) or the API cannot be
+// reached. Must return within a few seconds: the agent's loop waits for it. Injected by the node
+// agent (its --node-name mode), so this library does not depend on the API client.
+using PodAnnotationSource =
+    std::function<Result<std::string>(const PodRef& pod, const std::string& key)>;
+
 struct IsolationManagerOptions {
   std::string spool_dir;   // where the hook writes requests (see oci_hook.h)
   std::string state_file;  // persisted bindings and pending tokens
@@ -47,6 +55,11 @@ struct IsolationManagerOptions {
   // bind-mounts it before the hook runs; a `namespace delete` may remove it), and removes it when
   // such a token's pod has ended.
   std::function<std::string(const std::string& gpu_uuid)> mps_pipe_directory_of = {};
+  // Where an MPS v3 container's client priority comes from when its hook request carries none
+  // (the runtime did not pass the pod's annotation into the bundle) but names its pod. Unset:
+  // such a container gets priority 0 (normal). A lookup error is logged and leaves the
+  // partition's priority (0, or that of a restarted container's predecessor).
+  PodAnnotationSource pod_annotation_of = {};
 };
 
 class IsolationManager {
@@ -125,6 +138,9 @@ class IsolationManager {
 
  private:
   Status RestoreLocked();  // Restore() under mu_
+  // The MPS client priority of a hook request: the bundle's annotation, else the pod's in the
+  // API server (MPS v3 partitions only); -1 = not set. An invalid value is an error.
+  Result<int> ClientPriorityOf(const HookRequest& request);
   Status Apply(const ContainerBinding& binding);
   // The partition's GPU and its further GPUs, each with its limits.
   static std::vector<GpuShare> SharesOf(const Partition& partition);

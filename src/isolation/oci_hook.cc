@@ -119,6 +119,28 @@ Result<std::string> ReadBundlePodAnnotation(const std::string& bundle_dir, std::
   return std::string();
 }
 
+Result<PodRef> ReadBundlePodRef(const std::string& bundle_dir) {
+  GPUSLICE_ASSIGN_OR_RETURN(std::string text, ReadFile(bundle_dir + "/config.json"));
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return InvalidArgument(bundle_dir + "/config.json is not a JSON object");
+  }
+  PodRef pod;
+  if (!j.contains("annotations") || !j["annotations"].is_object()) return pod;
+  const nlohmann::json& annotations = j["annotations"];
+  auto get = [&](std::string_view key) {
+    auto it = annotations.find(std::string(key));
+    return it != annotations.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  pod = {get(names::kContainerdPodNamespace), get(names::kContainerdPodName),
+         get(names::kContainerdPodUid)};
+  if (pod.empty()) {
+    pod = {get(names::kCrioPodNamespace), get(names::kCrioPodName), get(names::kCrioPodUid)};
+  }
+  if (pod.empty()) return PodRef{};
+  return pod;
+}
+
 Status ValidateContainerId(std::string_view id) {
   if (id.empty() || id.size() > 128 || id[0] == '.') {
     return InvalidArgument("container id '" + std::string(id) +
@@ -142,6 +164,11 @@ std::string HookRequestToJson(const HookRequest& request) {
   j["cgroup"] = request.cgroup_path;
   j["token"] = request.token;
   if (!request.mps_client_priority.empty()) j["mpsClientPriority"] = request.mps_client_priority;
+  if (!request.pod.empty()) {
+    j["podNamespace"] = request.pod.namespace_name;
+    j["podName"] = request.pod.name;
+    if (!request.pod.uid.empty()) j["podUid"] = request.pod.uid;
+  }
   return j.dump();
 }
 
@@ -162,6 +189,15 @@ Result<HookRequest> HookRequestFromJson(std::string_view json_text) {
       return InvalidArgument("hook request: \"mpsClientPriority\" is not a string");
     }
     request.mps_client_priority = j["mpsClientPriority"].get<std::string>();
+  }
+  for (auto [key, field] :
+       {std::pair{"podNamespace", &request.pod.namespace_name},
+        std::pair{"podName", &request.pod.name}, std::pair{"podUid", &request.pod.uid}}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_string()) {
+      return InvalidArgument(std::string("hook request: \"") + key + "\" is not a string");
+    }
+    *field = j[key].get<std::string>();
   }
   GPUSLICE_RETURN_IF_ERROR(ValidateContainerId(request.container_id));
   return request;
@@ -192,6 +228,7 @@ Result<HookRequest> BuildHookRequest(const HookOptions& options, std::string_vie
                                    std::string(names::kAnnotationPodMpsClientPriority))
             .status());
   }
+  GPUSLICE_ASSIGN_OR_RETURN(request.pod, ReadBundlePodRef(state.bundle));
   const std::string cgroup_file = options.proc_root + "/" + std::to_string(state.pid) + "/cgroup";
   GPUSLICE_ASSIGN_OR_RETURN(std::string text, ReadFile(cgroup_file));
   GPUSLICE_ASSIGN_OR_RETURN(std::string path, ParseCgroupV2Path(text));

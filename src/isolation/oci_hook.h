@@ -40,6 +40,21 @@ Result<std::string> ReadBundleEnv(const std::string& bundle_dir, std::string_vie
 // CRI-O's io.kubernetes.cri-o.Annotations object; "" when absent.
 Result<std::string> ReadBundlePodAnnotation(const std::string& bundle_dir, std::string_view key);
 
+// The pod a container belongs to, as the runtime names it in the bundle's annotations; empty
+// fields when it does not (a container not created through the CRI).
+struct PodRef {
+  std::string namespace_name;
+  std::string name;
+  std::string uid;  // "" when the runtime does not pass it (containerd before 1.6.11)
+  bool empty() const { return namespace_name.empty() || name.empty(); }
+  std::string Describe() const { return namespace_name + "/" + name; }
+};
+
+// The pod named by the bundle's config.json annotations: containerd's
+// io.kubernetes.cri.sandbox-{namespace,name,uid}, else CRI-O's io.kubernetes.pod.{namespace,name,
+// uid}. All empty when neither set is there.
+Result<PodRef> ReadBundlePodRef(const std::string& bundle_dir);
+
 // Container ids become file names: [A-Za-z0-9_.-], 1..128 characters, not starting with '.'.
 Status ValidateContainerId(std::string_view id);
 
@@ -52,6 +67,10 @@ struct HookRequest {
   // The pod's gpuslice.io/mps-client-priority as given ("" = not set); checked by the hook and
   // again by the agent, which refuses a value NVIDIA does not document.
   std::string mps_client_priority = {};
+  // The container's pod (ReadBundlePodRef), so the agent can read the pod's annotations from the
+  // API server when the bundle lacks them. Optional fields in the JSON ("podNamespace",
+  // "podName", "podUid"): an older agent ignores them, a request of an older hook has none.
+  PodRef pod = {};
 };
 
 std::string HookRequestToJson(const HookRequest& request);

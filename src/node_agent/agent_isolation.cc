@@ -77,6 +77,7 @@ Status AgentIsolation::Update(const DriverInfo& driver, const std::vector<GpuInf
   IsolationManagerOptions manager_options;
   manager_options.spool_dir = spool_dir();
   manager_options.state_file = options_.directory + "/state.json";
+  manager_options.pod_annotation_of = options_.pod_annotation_of;
   manager_options.mps_pipe_directory_of = [root = options_.mps_root](const std::string& uuid) {
     return MpsDaemonSupervisor::PipeDirectory(root, uuid);
   };

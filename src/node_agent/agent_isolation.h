@@ -57,6 +57,10 @@ struct AgentIsolationOptions {
   // nothing.
   PodResourcesSource* pod_resources = nullptr;
   std::chrono::milliseconds unclaimed_token_grace{std::chrono::minutes(5)};
+  // The pod annotations in the API server (--node-name mode; unset otherwise): an MPS v3
+  // container whose bundle lacks gpuslice.io/mps-client-priority takes its pod's value from
+  // there (IsolationManagerOptions::pod_annotation_of).
+  PodAnnotationSource pod_annotation_of = {};
 };
 
 class AgentIsolation {

@@ -2,12 +2,67 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+
 #include "kube/kube_client.h"
 #include "kube/kube_config.h"
 #include "node_agent/api_node_labels.h"
 #include "node_agent/atomic_file.h"
 
 namespace gpuslice {
+
+Result<std::string> PodAnnotationFromApi(kube::KubeApi& api, const PodRef& pod,
+                                         const std::string& key) {
+  GPUSLICE_ASSIGN_OR_RETURN(kube::Json object, api.Get(kube::Pod(pod.namespace_name, pod.name)));
+  const kube::Json& metadata = object.value("metadata", kube::Json::object());
+  if (!pod.uid.empty() && metadata.value("uid", std::string()) != pod.uid) {
+    return NotFound("pod " + pod.Describe() + " in the API server has UID " +
+                    metadata.value("uid", std::string()) + ", not the container's " + pod.uid +
+                    " (that pod was deleted and another created under its name)");
+  }
+  const kube::Json annotations = metadata.value("annotations", kube::Json::object());
+  auto it = annotations.find(key);
+  if (it == annotations.end()) return std::string();
+  if (!it->is_string())
+    return InvalidArgument("pod " + pod.Describe() + ": " + key + " is not a string");
+  return it->get<std::string>();
+}
+
+PodAnnotationSource PodLookupWithBackoff(
+    PodAnnotationSource lookup, std::chrono::milliseconds backoff,
+    std::function<std::chrono::steady_clock::time_point()> now) {
+  struct State {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point failed_at{};
+    std::string error;  // "" = the last lookup reached the API server
+  };
+  auto state = std::make_shared<State>();
+  return [lookup = std::move(lookup), backoff, now = std::move(now), state](
+             const PodRef& pod, const std::string& key) -> Result<std::string> {
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (!state->error.empty() && now() - state->failed_at < backoff) {
+        return Unavailable("not asked: the API server failed less than " +
+                           std::to_string(backoff.count()) + " ms ago (" + state->error + ")");
+      }
+    }
+    Result<std::string> value = lookup(pod, key);
+    std::lock_guard<std::mutex> lock(state->mu);
+    const bool failed = !value.ok() && value.status().code() != ErrorCode::kNotFound;
+    state->error = failed ? value.status().ToString() : "";
+    if (failed) state->failed_at = now();
+    return value;
+  };
+}
+
+PodAnnotationSource ClusterSide::MakePodAnnotationSource() {
+  kube::KubeApi* api = lookup_api_ != nullptr ? lookup_api_.get() : api_.get();
+  return PodLookupWithBackoff(
+      [api](const PodRef& pod, const std::string& key) {
+        return PodAnnotationFromApi(*api, pod, key);
+      },
+      options_.pod_lookup_backoff);
+}
 
 Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions options,
                                                          std::unique_ptr<kube::KubeApi> api) {
@@ -23,6 +78,11 @@ Result<std::unique_ptr<ClusterSide>> ClusterSide::Create(ClusterSideOptions opti
     GPUSLICE_ASSIGN_OR_RETURN(std::unique_ptr<kube::KubeClient> client,
                               kube::KubeClient::Create(*config));
     api = std::move(client);
+    // The isolation tier looks pods up from the agent's loop: a client that gives up quickly.
+    kube::KubeConfig lookup = *config;
+    lookup.connect_timeout = side->options_.pod_lookup_connect_timeout;
+    lookup.request_timeout = side->options_.pod_lookup_timeout;
+    GPUSLICE_ASSIGN_OR_RETURN(side->lookup_api_, kube::KubeClient::Create(lookup));
   }
   side->api_ = std::move(api);
   side->publisher_ = std::make_unique<NodeCapacityPublisher>(*side->api_, side->options_.node_name);

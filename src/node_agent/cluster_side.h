@@ -5,10 +5,12 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "core/status.h"
+#include "isolation/isolation_manager.h"
 #include "kube/kube_api.h"
 #include "node_agent/allocation_handoff.h"
 #include "node_agent/config_source.h"
@@ -19,6 +21,19 @@
 
 namespace gpuslice {
 
+// Annotation `key` of `pod` read from the API server: "" when the pod has none. NotFound when
+// the pod does not exist or has another UID than pod.uid (a pod recreated under the same name);
+// the API's error when the server cannot be reached.
+Result<std::string> PodAnnotationFromApi(kube::KubeApi& api, const PodRef& pod,
+                                         const std::string& key);
+
+// `lookup` that, after an unreachable or failing API server (any error but NotFound), answers
+// Unavailable at once for `backoff` instead of asking again: each lookup waits up to its timeout,
+// and the agent's loop must not spend that on every container created meanwhile.
+PodAnnotationSource PodLookupWithBackoff(
+    PodAnnotationSource lookup, std::chrono::milliseconds backoff,
+    std::function<std::chrono::steady_clock::time_point()> now = std::chrono::steady_clock::now);
+
 struct ClusterSideOptions {
   std::string node_name;
   std::string kubeconfig;  // "": in-cluster config, else $KUBECONFIG / ~/.kube/config
@@ -26,6 +41,11 @@ struct ClusterSideOptions {
   HandoffOptions handoff;  // node_name is filled in from node_name
   CgroupDriver cgroup_driver = CgroupDriver::kSystemd;
   std::chrono::milliseconds publish_retry{5000};
+  // Bounds of the pod lookups the isolation tier makes from the agent's loop
+  // (MakePodAnnotationSource): connect and whole-request timeouts of their own client.
+  std::chrono::milliseconds pod_lookup_connect_timeout{1000};
+  std::chrono::milliseconds pod_lookup_timeout{2000};
+  std::chrono::milliseconds pod_lookup_backoff{10000};  // PodLookupWithBackoff
 };
 
 class ClusterSide {
@@ -38,6 +58,10 @@ class ClusterSide {
 
   // The named-config label source backed by the Node's labels in the API server.
   std::unique_ptr<NodeLabelSource> MakeLabelSource();
+  // Pod annotations for the isolation tier (an MPS v3 container's client priority when its
+  // bundle lacks it; docs/isolation.md), read with a client bounded by pod_lookup_*timeout (the
+  // given `api` in tests).
+  PodAnnotationSource MakePodAnnotationSource();
   // Hooks the agent (capacity publishing, the Allocate hand-off); call before agent.Start().
   void Attach(NodeAgent& agent);
   // Registers limited containers with `watchdog` (may be null: not registered), and their pods
@@ -61,6 +85,7 @@ class ClusterSide {
 
   ClusterSideOptions options_;
   std::unique_ptr<kube::KubeApi> api_;
+  std::unique_ptr<kube::KubeApi> lookup_api_;  // short timeouts; null: api_ (tests)
   std::unique_ptr<GrpcPodResources> pod_resources_;
   std::unique_ptr<NodeCapacityPublisher> publisher_;
   std::unique_ptr<AllocationHandoff> handoff_;

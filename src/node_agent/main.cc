@@ -370,6 +370,11 @@ int main(int argc, char** argv) {
   // PodResources no longer lists their devices (a failed List releases nothing).
   gpuslice::GrpcPodResources isolation_pod_resources(cluster.pod_resources_socket);
   options.isolation.pod_resources = &isolation_pod_resources;
+  // An MPS v3 container's client priority, when its bundle lacks the pod's annotation, comes
+  // from the pod in the API server (docs/isolation.md).
+  if (cluster_side != nullptr) {
+    options.isolation.pod_annotation_of = cluster_side->MakePodAnnotationSource();
+  }
   options.isolation.unclaimed_token_grace = std::chrono::milliseconds(unclaimed_grace_ms);
   // MPS v3 (docs/isolation.md): its daemons replace the v2 ones on the GPUs the agent finds
   // capable; the others still get `mps_control`'s.

@@ -264,3 +264,76 @@ TEST(MpsClientPriorityTest, TheHookRefusesABadValueOfASharedContainerOnly) {
 
 }  // namespace
 }  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+// The hook names the container's pod to the agent, from the annotations each runtime writes:
+// containerd's CRI plugin (pkg/cri/annotations: sandbox-namespace/-name/-uid) and CRI-O (the
+// kubelet's io.kubernetes.pod.* labels).
+TEST(BundlePodRefTest, TheHookPassesThePodNamedByEitherRuntime) {
+  struct Row {
+    const char* name;
+    std::map<std::string, std::string> annotations;
+    PodRef want;
+  };
+  const std::string cd_ns(names::kContainerdPodNamespace), cd_name(names::kContainerdPodName),
+      cd_uid(names::kContainerdPodUid), crio_ns(names::kCrioPodNamespace),
+      crio_name(names::kCrioPodName), crio_uid(names::kCrioPodUid);
+  const Row rows[] = {
+      {"containerd",
+       {{cd_ns, "team-a"}, {cd_name, "train-0"}, {cd_uid, "u-1"}},
+       {"team-a", "train-0", "u-1"}},
+      {"containerd_before_1_6_11_no_uid",
+       {{cd_ns, "team-a"}, {cd_name, "train-0"}},
+       {"team-a", "train-0", ""}},
+      {"crio",
+       {{crio_ns, "team-b"}, {crio_name, "infer-1"}, {crio_uid, "u-2"}},
+       {"team-b", "infer-1", "u-2"}},
+      {"neither", {{"io.kubernetes.cri.container-type", "container"}}, {}},
+      {"name_without_namespace", {{cd_name, "train-0"}, {crio_name, "infer-1"}}, {}},
+  };
+  testing::FakeCgroupTree tree;
+  tree.AddCgroup("/kubepods/p/c", {4402});
+  HookOptions options;
+  options.spool_dir = tree.spool();
+  options.proc_root = tree.proc_root();
+  options.cgroup_mount = tree.cgroup_mount();
+  const std::string token = std::string(names::kIsolationTokenEnv) + "=t1";
+  for (const Row& row : rows) {
+    const std::string bundle = tree.AddBundle(row.name, {token}, row.annotations);
+    Result<HookRequest> request =
+        BuildHookRequest(options, testing::FakeCgroupTree::State(row.name, 4402, bundle));
+    ASSERT_TRUE(request.ok()) << row.name << ": " << request.status().ToString();
+    EXPECT_EQ(request->pod.namespace_name, row.want.namespace_name) << row.name;
+    EXPECT_EQ(request->pod.name, row.want.name) << row.name;
+    EXPECT_EQ(request->pod.uid, row.want.uid) << row.name;
+    // Through the spool file to the agent.
+    Result<HookRequest> round = HookRequestFromJson(HookRequestToJson(*request));
+    ASSERT_TRUE(round.ok()) << row.name;
+    EXPECT_EQ(round->pod.Describe(), row.want.Describe()) << row.name;
+    EXPECT_EQ(round->pod.uid, row.want.uid) << row.name;
+  }
+}
+
+// Older and newer hooks and agents read each other's requests: the pod fields are optional, and
+// the required ones are unchanged.
+TEST(BundlePodRefTest, RequestsWithAndWithoutThePodParse) {
+  Result<HookRequest> old_hook =
+      HookRequestFromJson(R"({"id":"c1","pid":7,"cgroup":"/sys/fs/cgroup/x","token":"t"})");
+  ASSERT_TRUE(old_hook.ok()) << old_hook.status().ToString();
+  EXPECT_TRUE(old_hook->pod.empty());
+  const std::string text =
+      HookRequestToJson({"c1", 7, "/sys/fs/cgroup/x", "t", "", PodRef{"team-a", "train-0", "u-1"}});
+  EXPECT_NE(text.find(R"("podNamespace":"team-a")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("podName":"train-0")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("podUid":"u-1")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("token":"t")"), std::string::npos) << text;
+  Result<HookRequest> bad =
+      HookRequestFromJson(R"({"id":"c1","pid":7,"cgroup":"/x","token":"t","podName":7})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("\"podName\" is not a string"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gpuslice

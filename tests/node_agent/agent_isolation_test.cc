@@ -5,21 +5,28 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "backends/simulated_memory_limits.h"
 #include "core/resource_names.h"
+#include "fake_apiserver/fake_apiserver.h"
 #include "fake_cgroup_tree.h"
 #include "fake_mps_v3_control.h"
 #include "isolation/oci_hook.h"
+#include "kube/kube_client.h"
 #include "node_agent/allocation_handoff.h"
+#include "node_agent/cluster_side.h"
 #include "shim/container_limits.h"
 
 namespace gpuslice {
@@ -534,6 +541,209 @@ TEST(AgentIsolationTest, FractionalContainersStayArbitratedWithoutComputeMpsOrMp
     EXPECT_STREQ(reread->devices[0].arbiter_path, "/run/gpuslice-arbiter/gpu0/grant");
     EXPECT_TRUE(mps.servers[isolation.manager()->MpsServerFor(kGpu0)].empty());
   }
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+// Captures the agent's log lines while it lives.
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(text_)) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+  }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+  }
+  std::string text() const { return text_.str(); }
+
+ private:
+  std::ostringstream text_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+};
+
+// An MPS v3 container's client priority when the runtime did not put the pod's annotation in the
+// bundle (containerd without `pod_annotations`): the agent reads it from the pod the bundle names,
+// in the (fake) API server, over HTTP; the bundle's own annotation still wins, without a lookup.
+TEST(AgentIsolationTest, MpsClientPriorityComesFromTheApiServerWhenTheBundleLacksIt) {
+  fake::FakeApiServer apiserver;
+  ASSERT_TRUE(apiserver.Start().ok());
+  kube::KubeConfig config;
+  config.server = apiserver.url();
+  config.request_timeout = std::chrono::milliseconds(2000);
+  Result<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(config);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  const std::string key(names::kAnnotationPodMpsClientPriority);
+  kube::ResourceRef namespaces;
+  namespaces.resource = "namespaces";
+  ASSERT_TRUE((*client)
+                  ->Create(namespaces, {{"apiVersion", "v1"},
+                                        {"kind", "Namespace"},
+                                        {"metadata", {{"name", "team-a"}}}})
+                  .ok());
+  std::map<std::string, std::string> uid_of;  // pod name -> the UID the server gave it
+  auto create_pod = [&](const std::string& name, const std::string& value) {
+    kube::Json pod = {{"apiVersion", "v1"},
+                      {"kind", "Pod"},
+                      {"metadata", {{"name", name}, {"namespace", "team-a"}}},
+                      {"spec", {{"containers", {{{"name", "main"}, {"image", "cuda"}}}}}}};
+    if (!value.empty()) pod["metadata"]["annotations"] = {{key, value}};
+    Result<kube::Json> created = (*client)->Create(kube::Pods("team-a"), pod);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    uid_of[name] = (*created)["metadata"]["uid"].get<std::string>();
+  };
+
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  testing::InMemoryMpsV3 mps;
+  AgentIsolationOptions options;
+  options.directory = tree.root() + "/iso";
+  options.cgroup_mount = tree.cgroup_mount();
+  options.hook_installed = true;
+  options.mps_root = tree.root() + "/mps";
+  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  int lookups = 0;
+  options.pod_annotation_of = [&](const PodRef& pod, const std::string& k) {
+    ++lookups;
+    return PodAnnotationFromApi(**client, pod, k);
+  };
+  AgentIsolation isolation(options, &driver, &mps);
+  GpuInfo gpu;
+  gpu.uuid = kGpu0;
+  gpu.memory_bytes = 40 * kGi;
+  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  const std::string server = isolation.manager()->MpsServerFor(kGpu0);
+  const AdvertisedResource replicas = FourReplicasOfGpu0(SharingStrategy::kMps);
+  HookOptions hook;
+  hook.spool_dir = isolation.spool_dir();
+  hook.proc_root = tree.proc_root();
+  hook.cgroup_mount = tree.cgroup_mount();
+  LogCapture log;
+
+  // One container through Allocate, the hook (containerd's pod annotations in its bundle) and the
+  // agent's loop; returns the reply the hook would read.
+  long next_pid = 6001;
+  auto start = [&](const std::string& id, const std::string& pod,
+                   std::map<std::string, std::string> bundle_annotations,
+                   std::string* namespace_name) {
+    v1beta1::ContainerAllocateResponse response;
+    EXPECT_TRUE(isolation.Decorate(replicas, {gpu}, {kGpu0 + "::0"}, response).ok());
+    const std::string token = response.envs().at(std::string(names::kIsolationTokenEnv));
+    *namespace_name = std::filesystem::path(response.mounts(0).host_path()).filename().string();
+    bundle_annotations[std::string(names::kContainerdPodNamespace)] = "team-a";
+    bundle_annotations[std::string(names::kContainerdPodName)] = pod;
+    // A pod the server does not know, or knows under another UID (deleted and recreated).
+    bundle_annotations[std::string(names::kContainerdPodUid)] =
+        uid_of.count(pod) > 0 ? uid_of[pod] : "00000000-0000-4000-8000-0000000000ff";
+    const long pid = next_pid++;
+    tree.AddCgroup("/kubepods/" + pod + "/" + id, {pid});
+    const std::string bundle = tree.AddBundle(
+        id, {std::string(names::kIsolationTokenEnv) + "=" + token}, bundle_annotations);
+    Result<HookRequest> request = BuildHookRequest(hook, FakeCgroupTree::State(id, pid, bundle));
+    EXPECT_TRUE(request.ok()) << request.status().ToString();
+    std::filesystem::create_directories(hook.spool_dir + "/requests");
+    std::ofstream(SpoolRequestPath(hook.spool_dir, id)) << HookRequestToJson(*request);
+    isolation.RunOnce();
+    std::ifstream reply(SpoolReplyPath(hook.spool_dir, id));
+    return std::string((std::istreambuf_iterator<char>(reply)), {});
+  };
+  auto priority_of = [&](const std::string& ns) { return mps.servers[server][ns].client_priority; };
+
+  create_pod("low", "1");
+  create_pod("wins", "1");
+  create_pod("bad", "high");
+  create_pod("plain", "");
+  create_pod("recreated", "1");
+  uid_of.erase("recreated");  // the container's pod was another one of that name
+  std::string ns;
+  struct Row {
+    const char* name;
+    std::string pod;
+    std::map<std::string, std::string> bundle;
+    int want_priority;
+    int want_lookups;
+  };
+  const Row rows[] = {
+      {"api_says_below_normal", "low", {}, 1, 1},
+      {"bundle_annotation_wins_without_a_lookup", "wins", {{key, "0"}}, 0, 0},
+      {"pod_without_the_annotation", "plain", {}, 0, 1},
+      {"pod_not_found", "missing", {}, 0, 1},
+      {"pod_recreated_with_another_uid", "recreated", {}, 0, 1},
+  };
+  for (const Row& row : rows) {
+    lookups = 0;
+    const std::string reply = start(row.name, row.pod, row.bundle, &ns);
+    EXPECT_NE(reply.find("\"ok\":true"), std::string::npos) << row.name << ": " << reply;
+    ASSERT_EQ(mps.servers[server].count(ns), 1u) << row.name;
+    EXPECT_EQ(priority_of(ns), row.want_priority) << row.name;
+    EXPECT_EQ(lookups, row.want_lookups) << row.name;
+  }
+  EXPECT_NE(log.text().find("cannot read gpuslice.io/mps-client-priority of pod team-a/missing"),
+            std::string::npos)
+      << log.text();
+
+  // An invalid value in the API fails the container's creation with the hook's message.
+  const std::string refused = start("bad-value", "bad", {}, &ns);
+  EXPECT_NE(refused.find("\"ok\":false"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("container bad-value: pod annotation gpuslice.io/mps-client-priority: "
+                         "'high' is not an MPS client priority; accepted: \\\"0\\\" (normal) or "
+                         "\\\"1\\\" (below normal)"),
+            std::string::npos)
+      << refused;
+  EXPECT_EQ(mps.servers[server].count(ns), 0u);
+
+  // The API server is down: the container starts at priority 0, and the agent says why.
+  apiserver.Stop();
+  const std::string down = start("api-down", "low", {}, &ns);
+  EXPECT_NE(down.find("\"ok\":true"), std::string::npos) << down;
+  EXPECT_EQ(priority_of(ns), 0);
+  EXPECT_NE(log.text().find("container api-down: cannot read gpuslice.io/mps-client-priority of "
+                            "pod team-a/low from the API server"),
+            std::string::npos)
+      << log.text();
+}
+
+}  // namespace
+}  // namespace gpuslice
+
+namespace gpuslice {
+namespace {
+
+// After the API server failed, the agent's loop does not wait for it again on every container
+// created during the backoff; a pod not found is an answer, not a failure.
+TEST(PodLookupWithBackoffTest, AFailedApiServerIsNotAskedAgainDuringTheBackoff) {
+  auto now = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  int calls = 0;
+  Status next = Unavailable("connect: refused");
+  PodAnnotationSource lookup = PodLookupWithBackoff(
+      [&](const PodRef&, const std::string&) -> Result<std::string> {
+        ++calls;
+        if (!next.ok()) return next;
+        return std::string("1");
+      },
+      std::chrono::seconds(10), [&] { return now; });
+  const PodRef pod{"team-a", "p", ""};
+  EXPECT_EQ(lookup(pod, "k").status().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(calls, 1);
+  now += std::chrono::seconds(9);
+  Result<std::string> skipped = lookup(pod, "k");
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(skipped.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(skipped.status().message().find("not asked: the API server failed less than 10000 ms "
+                                            "ago (UNAVAILABLE: connect: refused)"),
+            std::string::npos)
+      << skipped.status().message();
+  now += std::chrono::seconds(1);
+  next = NotFound("pods \"p\" not found");
+  EXPECT_EQ(lookup(pod, "k").status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(calls, 2);
+  next = Status::Ok();
+  EXPECT_EQ(lookup(pod, "k").value_or(""), "1");  // NotFound started no backoff
+  EXPECT_EQ(calls, 3);
 }
 
 }  // namespace

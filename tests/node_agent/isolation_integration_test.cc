@@ -824,7 +824,9 @@ using namespace std::chrono_literals;
 // assignment on the pod (fake API server), the kubelet's Allocate and PodResources, the
 // allocation hand-off's limits file, the CDI spec's hook and the fake MPS v3 daemon. Each
 // fractional container reaches only its own namespace, with its gpu-compute as threads and its
-// gpu-memory as pinned memory and driver limit; its shim does not arbitrate.
+// gpu-memory as pinned memory and driver limit; its shim does not arbitrate. The small pod's
+// gpuslice.io/mps-client-priority is only in the API server: the hook passes the pod's names from
+// containerd's annotations and the agent reads the priority from the pod.
 TEST_F(IsolationIntegrationTest, FractionalPodsOnAnMpsV3NodeEachGetTheirOwnNamespace) {
   fake::FakeApiServer apiserver;
   ASSERT_TRUE(apiserver.Start().ok());
@@ -869,10 +871,13 @@ gpuslice:
     std::int64_t memory;
     int compute;
     std::string slot;
+    // The pod's gpuslice.io/mps-client-priority, in the API server only: the bundles below
+    // carry containerd's pod names but not the annotation (no `pod_annotations` list).
+    std::string priority;
     v1beta1::ContainerAllocateResponse response = {};
   };
-  std::vector<Pod> pods = {{"small", 8 * static_cast<std::int64_t>(kGi), 30, gpu0 + "::0"},
-                           {"large", 16 * static_cast<std::int64_t>(kGi), 70, gpu0 + "::1"}};
+  std::vector<Pod> pods = {{"small", 8 * static_cast<std::int64_t>(kGi), 30, gpu0 + "::0", "1"},
+                           {"large", 16 * static_cast<std::int64_t>(kGi), 70, gpu0 + "::1", ""}};
   const std::string token_env(names::kIsolationTokenEnv);
   for (Pod& pod : pods) {
     GpuAssignment assignment;
@@ -881,19 +886,20 @@ gpuslice:
     assignment.gpus = {{0, gpu0}};
     assignment.memory_bytes = pod.memory;
     assignment.compute_percent = pod.compute;
-    ASSERT_TRUE((*api)
-                    ->Create(kube::Pods("default"),
-                             {{"apiVersion", "v1"},
-                              {"kind", "Pod"},
-                              {"metadata",
-                               {{"name", pod.name},
-                                {"annotations",
-                                 {{std::string(names::kAnnotationPodAssignment),
-                                   EncodeAssignment(assignment)}}}}},
-                              {"spec",
-                               {{"nodeName", "iso-node"},
-                                {"containers", {{{"name", "main"}, {"image", "cuda"}}}}}}})
-                    .ok());
+    kube::Json object = {
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata",
+         {{"name", pod.name},
+          {"annotations",
+           {{std::string(names::kAnnotationPodAssignment), EncodeAssignment(assignment)}}}}},
+        {"spec",
+         {{"nodeName", "iso-node"}, {"containers", {{{"name", "main"}, {"image", "cuda"}}}}}}};
+    if (!pod.priority.empty()) {
+      object["metadata"]["annotations"][std::string(names::kAnnotationPodMpsClientPriority)] =
+          pod.priority;
+    }
+    ASSERT_TRUE((*api)->Create(kube::Pods("default"), object).ok());
     v1beta1::AllocateResponse response;
     grpc::Status allocated = slots->Allocate({{pod.slot}}, &response);
     ASSERT_TRUE(allocated.ok()) << allocated.error_message() << agent_->Log();
@@ -909,17 +915,20 @@ gpuslice:
     // The hook waits for the hand-off's limits, then the agent binds the container.
     const std::string cgroup = "/kubepods/" + pod.name + "/main";
     EXPECT_EQ(RunHook(pod.name, 4300 + static_cast<long>(i), cgroup,
-                      {{token_env, pod.response.envs().at(token_env)}}),
+                      {{token_env, pod.response.envs().at(token_env)}},
+                      {{std::string(names::kContainerdPodNamespace), "default"},
+                       {std::string(names::kContainerdPodName), pod.name}}),
               0)
         << agent_->Log();
     const std::string ns = std::filesystem::path(mps_dir->host_path()).filename().string();
     const std::string server =
         std::filesystem::path(mps_dir->host_path()).parent_path().filename().string();
-    EXPECT_EQ(
-        RoutedFrom(mps_dir->host_path()),
-        "server=" + server + " namespace=" + ns +
-            " pinned_memory_limit=" + std::to_string(pod.memory / static_cast<std::int64_t>(kGi)) +
-            "G active_thread_percentage=" + std::to_string(pod.compute) + " client_priority=0\n");
+    EXPECT_EQ(RoutedFrom(mps_dir->host_path()),
+              "server=" + server + " namespace=" + ns + " pinned_memory_limit=" +
+                  std::to_string(pod.memory / static_cast<std::int64_t>(kGi)) +
+                  "G active_thread_percentage=" + std::to_string(pod.compute) +
+                  " client_priority=" + (pod.priority.empty() ? "0" : pod.priority) + "\n")
+        << agent_->Log();
     EXPECT_EQ(Limits(gpu0, cgroup).hard_limit_bytes, static_cast<std::uint64_t>(pod.memory));
     const v1beta1::Mount* limits_dir = testing::MountAt(pod.response, kContainerLimitsDir);
     ASSERT_NE(limits_dir, nullptr);
