@@ -48,26 +48,47 @@ AdvertisedResource FourReplicasOfGpu0(SharingStrategy sharing) {
   return replicas;
 }
 
-TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit) {
-  FakeCgroupTree tree;
-  FileMemoryLimits driver({kGpu0});
+// The agent's isolation options on `tree`: the hook installed, the hand-off's allocations and
+// the MPS pipe directories under the tree, namespaces reconciled on every loop turn.
+AgentIsolationOptions OptionsOn(const FakeCgroupTree& tree) {
   AgentIsolationOptions options;
   options.directory = tree.root() + "/iso";
   options.cgroup_mount = tree.cgroup_mount();
   options.hook_installed = true;
   options.allocations_dir = tree.root() + "/alloc";
+  options.mps_root = tree.root() + "/mps";
   options.namespace_reconcile_interval = std::chrono::milliseconds(0);
-  AgentIsolation isolation(options, &driver, nullptr);
+  return options;
+}
+
+// kGpu0 with 40 GiB.
+GpuInfo Gpu0() {
   GpuInfo gpu;
   gpu.uuid = kGpu0;
   gpu.memory_bytes = 40 * kGi;
-  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  return gpu;
+}
+
+// gpuslice.io/gpu with `count` slots of kGpu0; compute shared by MPS v3 when `mps`.
+AdvertisedResource SlotsOfGpu0(int count, bool mps = false) {
   AdvertisedResource slots;
   slots.name = "gpuslice.io/gpu";
   slots.fractional = true;
-  for (int i = 0; i < 4; ++i) {
+  slots.fractional_mps = mps;
+  for (int i = 0; i < count; ++i) {
     slots.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
   }
+  return slots;
+}
+
+TEST(AgentIsolationTest, FractionalContainerGetsTheHandoffsLimitAsItsDriverLimit) {
+  FakeCgroupTree tree;
+  FileMemoryLimits driver({kGpu0});
+  const AgentIsolationOptions options = OptionsOn(tree);
+  AgentIsolation isolation(options, &driver, nullptr);
+  const GpuInfo gpu = Gpu0();
+  ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
+  const AdvertisedResource slots = SlotsOfGpu0(4);
   const std::vector<std::string> ids = {kGpu0 + "::1", kGpu0 + "::2"};
   v1beta1::ContainerAllocateResponse response;
   ASSERT_TRUE(isolation.Decorate(slots, {gpu}, ids, response).ok());
@@ -189,9 +210,7 @@ TEST(AgentIsolationTest, TokenOfAPodDeletedBeforeItsContainerWasCreatedIsRelease
   options.pod_resources = &pods;
   options.unclaimed_token_grace = std::chrono::milliseconds(200);
   AgentIsolation isolation(options, &driver, nullptr);
-  GpuInfo gpu;
-  gpu.uuid = kGpu0;
-  gpu.memory_bytes = 40 * kGi;
+  const GpuInfo gpu = Gpu0();
   ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
   const AdvertisedResource replicas = FourReplicasOfGpu0(SharingStrategy::kTimeSlicing);
   const std::string env(names::kIsolationTokenEnv);
@@ -335,9 +354,7 @@ TEST(AgentIsolationTest, ReleasedMpsTokenTakesItsEmptyNamespaceDirectoryWithIt) 
   options.pod_resources = &pods;
   options.unclaimed_token_grace = std::chrono::milliseconds(0);
   AgentIsolation isolation(options, &driver, &mps);
-  GpuInfo gpu;
-  gpu.uuid = kGpu0;
-  gpu.memory_bytes = 40 * kGi;
+  const GpuInfo gpu = Gpu0();
   ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
   const AdvertisedResource replicas = FourReplicasOfGpu0(SharingStrategy::kMps);
   v1beta1::ContainerAllocateResponse response;
@@ -389,23 +406,9 @@ TEST(AgentIsolationTest, FractionalContainersOnAnMpsV3GpuEachGetANamespaceWithTh
   FakeCgroupTree tree;
   FileMemoryLimits driver({kGpu0});
   testing::InMemoryMpsV3 mps;
-  AgentIsolationOptions options;
-  options.directory = tree.root() + "/iso";
-  options.cgroup_mount = tree.cgroup_mount();
-  options.hook_installed = true;
-  options.allocations_dir = tree.root() + "/alloc";
-  options.mps_root = tree.root() + "/mps";
-  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
-  GpuInfo gpu;
-  gpu.uuid = kGpu0;
-  gpu.memory_bytes = 40 * kGi;
-  AdvertisedResource slots;
-  slots.name = "gpuslice.io/gpu";
-  slots.fractional = true;
-  slots.fractional_mps = true;
-  for (int i = 0; i < 4; ++i) {
-    slots.devices.push_back({kGpu0 + "::" + std::to_string(i), kGpu0, kGpu0, 0, -1, i});
-  }
+  const AgentIsolationOptions options = OptionsOn(tree);
+  const GpuInfo gpu = Gpu0();
+  const AdvertisedResource slots = SlotsOfGpu0(4, /*mps=*/true);
   const std::string pipe_env(names::kMpsPipeDirectoryEnv);
   const std::string token_env(names::kIsolationTokenEnv);
   auto limits_file = [&](const std::vector<std::string>& ids) {
@@ -510,22 +513,11 @@ TEST(AgentIsolationTest, FractionalContainersStayArbitratedWithoutComputeMpsOrMp
     FakeCgroupTree tree;
     FileMemoryLimits driver({kGpu0});
     testing::InMemoryMpsV3 mps;
-    AgentIsolationOptions options;
-    options.directory = tree.root() + "/iso";
-    options.cgroup_mount = tree.cgroup_mount();
-    options.hook_installed = true;
-    options.allocations_dir = tree.root() + "/alloc";
-    options.mps_root = tree.root() + "/mps";
+    const AgentIsolationOptions options = OptionsOn(tree);
     AgentIsolation isolation(options, &driver, row.with_mps_control ? &mps : nullptr);
-    GpuInfo gpu;
-    gpu.uuid = kGpu0;
-    gpu.memory_bytes = 40 * kGi;
+    const GpuInfo gpu = Gpu0();
     ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
-    AdvertisedResource slots;
-    slots.name = "gpuslice.io/gpu";
-    slots.fractional = true;
-    slots.fractional_mps = row.fractional_mps;
-    slots.devices.push_back({kGpu0 + "::0", kGpu0, kGpu0, 0, -1, 0});
+    const AdvertisedResource slots = SlotsOfGpu0(1, row.fractional_mps);
     EXPECT_FALSE(isolation.FractionalComputeByMps(slots, kGpu0));
     v1beta1::ContainerAllocateResponse out;
     ASSERT_TRUE(isolation.Decorate(slots, {gpu}, {kGpu0 + "::0"}, out).ok());
@@ -600,21 +592,14 @@ TEST(AgentIsolationTest, MpsClientPriorityComesFromTheApiServerWhenTheBundleLack
   FakeCgroupTree tree;
   FileMemoryLimits driver({kGpu0});
   testing::InMemoryMpsV3 mps;
-  AgentIsolationOptions options;
-  options.directory = tree.root() + "/iso";
-  options.cgroup_mount = tree.cgroup_mount();
-  options.hook_installed = true;
-  options.mps_root = tree.root() + "/mps";
-  options.namespace_reconcile_interval = std::chrono::milliseconds(0);
+  AgentIsolationOptions options = OptionsOn(tree);
   int lookups = 0;
   options.pod_annotation_of = [&](const PodRef& pod, const std::string& k) {
     ++lookups;
     return PodAnnotationFromApi(**client, pod, k);
   };
   AgentIsolation isolation(options, &driver, &mps);
-  GpuInfo gpu;
-  gpu.uuid = kGpu0;
-  gpu.memory_bytes = 40 * kGi;
+  const GpuInfo gpu = Gpu0();
   ASSERT_TRUE(isolation.Update({"615.20.03", 13040}, {gpu}).ok());
   const std::string server = isolation.manager()->MpsServerFor(kGpu0);
   const AdvertisedResource replicas = FourReplicasOfGpu0(SharingStrategy::kMps);
