@@ -231,13 +231,19 @@ TEST(MpsClientPriorityTest, OnlyNvidiasValuesAreAccepted) {
   }
 }
 
-TEST(MpsClientPriorityTest, TheHookRefusesABadValueOfASharedContainerOnly) {
-  testing::FakeCgroupTree tree;
-  tree.AddCgroup("/kubepods/p1/c1", {4401});
+// The hook's options over `tree` (its spool, /proc and cgroup mount).
+HookOptions HookOptionsOn(const testing::FakeCgroupTree& tree) {
   HookOptions options;
   options.spool_dir = tree.spool();
   options.proc_root = tree.proc_root();
   options.cgroup_mount = tree.cgroup_mount();
+  return options;
+}
+
+TEST(MpsClientPriorityTest, TheHookRefusesABadValueOfASharedContainerOnly) {
+  testing::FakeCgroupTree tree;
+  tree.AddCgroup("/kubepods/p1/c1", {4401});
+  const HookOptions options = HookOptionsOn(tree);
   const std::string key(names::kAnnotationPodMpsClientPriority);
   const std::string token = std::string(names::kIsolationTokenEnv) + "=t1";
   Result<HookRequest> bad = BuildHookRequest(
@@ -295,10 +301,7 @@ TEST(BundlePodRefTest, TheHookPassesThePodNamedByEitherRuntime) {
   };
   testing::FakeCgroupTree tree;
   tree.AddCgroup("/kubepods/p/c", {4402});
-  HookOptions options;
-  options.spool_dir = tree.spool();
-  options.proc_root = tree.proc_root();
-  options.cgroup_mount = tree.cgroup_mount();
+  const HookOptions options = HookOptionsOn(tree);
   const std::string token = std::string(names::kIsolationTokenEnv) + "=t1";
   for (const Row& row : rows) {
     const std::string bundle = tree.AddBundle(row.name, {token}, row.annotations);
