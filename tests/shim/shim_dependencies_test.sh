@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CTest shim_needs_only_libc: the shims are preloaded (/etc/ld.so.preload) into container images
-# gpuslice does not control, and the dynamic loader ignores a preloaded library whose
-# dependencies it cannot find (the process then runs without the shim). So each shim may need
-# only what every glibc image has: libc, libm, libdl, libpthread, librt and the loader.
+# gpuslice does not control, and a preloaded library whose dependency the loader cannot find
+# stops every process of the container from starting. So each shim may need only what every
+# glibc image has: libc, libm, libdl, libpthread, librt and the loader.
 # Usage: shim_dependencies_test.sh <shim.so>...  Exit 77 (skipped) without readelf.
 set -euo pipefail
 command -v readelf >/dev/null 2>&1 || { echo "skipped: no readelf"; exit 77; }
